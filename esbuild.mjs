@@ -1,0 +1,32 @@
+// Bundles the TypeScript entry points with esbuild (no type checking: `npm run typecheck`):
+//   dist/extension.js  the VS Code extension (external: vscode)
+//   dist/cli.js        the moe-engine CLI used by bin/moe-engine.js
+// Usage: node esbuild.mjs [--watch] [--minify]. Run by `npm install` (postinstall) and `npm run build`.
+import * as esbuild from 'esbuild';
+
+const watch = process.argv.includes('--watch');
+const minify = process.argv.includes('--minify');
+
+const common = {
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  sourcemap: true,
+  minify,
+  logLevel: 'warning',
+  // node-gyp-build finds the addon relative to the package root at run time; keep it a plain require.
+  external: ['vscode', 'node-gyp-build'],
+};
+
+const builds = [
+  { ...common, entryPoints: ['src/extension.ts'], outfile: 'dist/extension.js' },
+  { ...common, entryPoints: ['src/engine/cli.ts'], outfile: 'dist/cli.js' },
+];
+
+if (watch) {
+  for (const options of builds) await (await esbuild.context(options)).watch();
+  console.error('esbuild: watching for changes');
+} else {
+  await Promise.all(builds.map((options) => esbuild.build(options)));
+}

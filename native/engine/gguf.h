@@ -1,0 +1,105 @@
+// GGUF file reader (versions 2 and 3): memory-maps the file, parses every metadata value
+// type, and bounds-checks every count, offset and size against the file before use.
+// Malformed files throw moe::Error("bad_gguf", ...); nothing here aborts.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace moe {
+
+enum class GgufType : uint32_t {
+    U8 = 0, I8 = 1, U16 = 2, I16 = 3, U32 = 4, I32 = 5, F32 = 6, BOOL = 7,
+    STRING = 8, ARRAY = 9, U64 = 10, I64 = 11, F64 = 12,
+};
+const char* gguf_type_name(GgufType t);
+
+struct GgufValue {
+    GgufType type = GgufType::U8;
+    GgufType elem_type = GgufType::U8;  // for ARRAY
+    // scalars (integers in both views when representable), strings, arrays
+    int64_t i = 0;
+    uint64_t u = 0;
+    double f = 0.0;
+    std::string s;
+    std::vector<GgufValue> arr;          // ARRAY of scalars/strings
+    bool is_integer() const;
+    bool is_float() const { return type == GgufType::F32 || type == GgufType::F64; }
+};
+
+struct GgufTensorInfo {
+    std::string name;
+    uint32_t n_dims = 0;
+    int64_t ne[4] = {1, 1, 1, 1};  // fastest dimension first
+    uint32_t type = 0;             // raw ggml type id (may be unsupported)
+    uint64_t offset = 0;           // relative to the data section
+    uint64_t size = 0;             // bytes
+    const uint8_t* data = nullptr; // points into the mapping
+    int64_t n_elements() const { return ne[0] * ne[1] * ne[2] * ne[3]; }
+};
+
+class MappedFile {
+ public:
+    explicit MappedFile(const std::string& path);  // throws moe::Error("io", ...)
+    ~MappedFile();
+    MappedFile(const MappedFile&) = delete;
+    MappedFile& operator=(const MappedFile&) = delete;
+    const uint8_t* data() const { return data_; }
+    uint64_t size() const { return size_; }
+ private:
+    const uint8_t* data_ = nullptr;
+    uint64_t size_ = 0;
+};
+
+class GgufFile {
+ public:
+    // Opens, maps and parses; throws moe::Error with code "io" or "bad_gguf".
+    static std::unique_ptr<GgufFile> open(const std::string& path);
+    // Parses an in-memory buffer (tests, fuzzing); the buffer must outlive the object.
+    static std::unique_ptr<GgufFile> parse(const uint8_t* data, uint64_t size, const std::string& name);
+
+    uint32_t version() const { return version_; }
+    uint64_t alignment() const { return alignment_; }
+    uint64_t data_offset() const { return data_offset_; }
+    uint64_t file_size() const { return size_; }
+    const std::string& path() const { return path_; }
+
+    const std::map<std::string, GgufValue>& kv() const { return kv_; }
+    const GgufValue* find(const std::string& key) const;
+    const std::vector<GgufTensorInfo>& tensors() const { return tensors_; }
+    const GgufTensorInfo* tensor(const std::string& name) const;
+
+    // Typed getters. Missing key: return the default (or throw "bad_gguf" when required).
+    // Wrong type or out of range: throw "bad_gguf" naming the key.
+    bool has(const std::string& key) const { return find(key) != nullptr; }
+    uint32_t get_u32(const std::string& key) const;
+    uint32_t get_u32(const std::string& key, uint32_t def) const;
+    float get_f32(const std::string& key) const;
+    float get_f32(const std::string& key, float def) const;
+    bool get_bool(const std::string& key, bool def) const;
+    std::string get_str(const std::string& key) const;
+    std::string get_str(const std::string& key, const std::string& def) const;
+    int32_t get_i32(const std::string& key, int32_t def) const;
+    std::vector<std::string> get_str_arr(const std::string& key) const;
+    std::vector<int32_t> get_i32_arr(const std::string& key) const;
+    // A key that may be a scalar or a per-layer array (n entries).
+    std::vector<uint32_t> get_u32_or_arr(const std::string& key, size_t n) const;
+    std::vector<bool> get_bool_arr(const std::string& key) const;
+
+ private:
+    GgufFile() = default;
+    void parse_all(const uint8_t* data, uint64_t size);
+    std::unique_ptr<MappedFile> map_;
+    std::string path_;
+    uint32_t version_ = 0;
+    uint64_t alignment_ = 32;
+    uint64_t data_offset_ = 0;
+    uint64_t size_ = 0;
+    std::map<std::string, GgufValue> kv_;
+    std::vector<GgufTensorInfo> tensors_;
+    std::map<std::string, size_t> tensor_index_;
+};
+
+}  // namespace moe

@@ -1,0 +1,412 @@
+// The SmallThinker forward pass over a KV-cache session (ENGINE-SPEC section 4), written as
+// straight-line steps. Numerics mirror llama.cpp's CPU path so logits agree with the oracle:
+// activations are converted to each weight type's paired type before the dot products, K/V
+// are stored as fp16, q is rounded to fp16 before q.k, and attention weights are rounded to
+// fp16 before weighting V (llama.cpp's non-flash-attention path).
+#include "session.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <string>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+
+#include "../kernels/kernels.h"
+#include "common.h"
+#include "threadpool.h"
+
+namespace moe {
+
+namespace {
+
+size_t act_row_bytes(DType wtype, int64_t n) {
+    switch (wtype) {
+        case DType::F32: return static_cast<size_t>(n) * 4;
+        case DType::F16:
+        case DType::BF16: return static_cast<size_t>(n) * 2;
+        case DType::Q8_0:
+        case DType::Q4_0: return static_cast<size_t>(n / QK8_0) * sizeof(block_q8_0);
+        default: throw Error("unsupported_type", strfmt("no kernels for weight type %s", type_name(static_cast<uint32_t>(wtype))));
+    }
+}
+
+void convert_act(const kernels::KernelSet& ks, DType wtype, const float* x, void* dst, int64_t n) {
+    switch (wtype) {
+        case DType::F32: std::memcpy(dst, x, static_cast<size_t>(n) * 4); break;
+        case DType::F16: ks.fp32_to_fp16_row(x, static_cast<uint16_t*>(dst), n); break;
+        case DType::BF16: ks.fp32_to_bf16_row(x, static_cast<uint16_t*>(dst), n); break;
+        case DType::Q8_0:
+        case DType::Q4_0: ks.quantize_row_q8_0(x, static_cast<block_q8_0*>(dst), n); break;
+        default: throw Error("unsupported_type", "no activation conversion for this weight type");
+    }
+}
+
+inline float dot_row(const kernels::KernelSet& ks, DType wtype, int64_t n, const uint8_t* w, const void* a) {
+    switch (wtype) {
+        case DType::F32: return ks.dot_f32(n, reinterpret_cast<const float*>(w), static_cast<const float*>(a));
+        case DType::F16: return ks.dot_f16(n, reinterpret_cast<const uint16_t*>(w), static_cast<const uint16_t*>(a));
+        case DType::BF16: return ks.dot_bf16(n, reinterpret_cast<const uint16_t*>(w), static_cast<const uint16_t*>(a));
+        case DType::Q8_0:
+            return ks.dot_q8_0_q8_0(n, reinterpret_cast<const block_q8_0*>(w), static_cast<const block_q8_0*>(a));
+        case DType::Q4_0:
+            return ks.dot_q4_0_q8_0(n, reinterpret_cast<const block_q4_0*>(w), static_cast<const block_q8_0*>(a));
+        default: return 0.0f;
+    }
+}
+
+// y = x * 1/sqrt(mean(x^2) + eps) * w, as ggml_rms_norm followed by ggml_mul.
+void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps) {
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(x[i] * x[i]);
+    const float mean = static_cast<float>(sum / static_cast<double>(n));
+    const float scale = 1.0f / std::sqrt(mean + eps);
+    for (int64_t i = 0; i < n; ++i) y[i] = (x[i] * scale) * w[i];
+}
+
+// Deliberate bugs, injected only when MOE_INJECT_BUG names one: the fidelity tests use them to
+// show that they fail for real mistakes. Never set in normal use.
+enum class Bug { None, RouteNormed, RopeOnNope, WindowOffByOne, SoftmaxGating, NoRenorm };
+Bug injected_bug() {
+    const char* v = std::getenv("MOE_INJECT_BUG");
+    if (!v || !*v) return Bug::None;
+    const std::string s(v);
+    if (s == "route_normed") return Bug::RouteNormed;
+    if (s == "rope_on_nope") return Bug::RopeOnNope;
+    if (s == "window_off_by_one") return Bug::WindowOffByOne;
+    if (s == "softmax_gating") return Bug::SoftmaxGating;
+    if (s == "no_renorm") return Bug::NoRenorm;
+    return Bug::None;
+}
+
+}  // namespace
+
+struct Session::Impl {
+    const Model& m;
+    const HParams& hp;
+    ThreadPool pool;
+    const kernels::KernelSet& ks;
+    uint32_t n_batch;
+    Bug bug = injected_bug();
+
+    // KV cache per layer: [cap][n_head_kv * head_dim] fp16, slot = pos % cap
+    std::vector<std::unique_ptr<uint16_t[]>> k_cache, v_cache;
+    std::vector<uint32_t> cap;
+
+    // norm weights as f32
+    std::vector<std::vector<float>> attn_norm, ffn_norm;
+    std::vector<float> out_norm;
+
+    // scratch (sized for n_batch tokens)
+    std::vector<float> x, h, q, k, v, att, att_out, router, moe_out, logits_in;
+    std::vector<uint8_t> act;            // converted activations
+    std::vector<float> scores;           // per thread: attention scores
+    std::vector<float> ff_gate, ff_up, ff_down, ff_in;
+
+    Impl(const Model& model, const SessionParams& p)
+        : m(model), hp(model.hparams()), pool(p.n_threads), ks(kernels::active()), n_batch(p.n_batch) {
+        const uint32_t n_ctx = p.n_ctx;
+        const size_t row = hp.n_embd_k_gqa();
+        k_cache.resize(hp.n_layer);
+        v_cache.resize(hp.n_layer);
+        cap.resize(hp.n_layer);
+        for (uint32_t il = 0; il < hp.n_layer; ++il) {
+            cap[il] = hp.is_swa[il] ? std::min<uint32_t>(n_ctx, hp.n_swa + n_batch) : n_ctx;
+            k_cache[il].reset(new uint16_t[static_cast<size_t>(cap[il]) * row]);
+            v_cache[il].reset(new uint16_t[static_cast<size_t>(cap[il]) * row]);
+        }
+        auto load_norm = [&](const Tensor& t) {
+            std::vector<float> out(static_cast<size_t>(t.ne[0]));
+            dequantize_row(t.type, t.data, out.data(), t.ne[0]);
+            return out;
+        };
+        for (const LayerWeights& L : m.layers) {
+            attn_norm.push_back(load_norm(L.attn_norm));
+            ffn_norm.push_back(load_norm(L.ffn_norm));
+        }
+        out_norm = load_norm(m.output_norm);
+        scores.resize(static_cast<size_t>(pool.size()) * n_ctx);
+    }
+
+    // y[t*ldy + r] = dot(W[expert] row r, x[t*ldx ...]) for r < W.ne[1], t < nt.
+    void matmul(const Tensor& W, int64_t expert, const float* xin, int64_t nt, int64_t ldx, float* y, int64_t ldy) {
+        const int64_t K = W.ne[0], R = W.ne[1];
+        const size_t arow = act_row_bytes(W.type, K);
+        if (act.size() < arow * static_cast<size_t>(nt)) act.resize(arow * static_cast<size_t>(nt));
+        uint8_t* a = act.data();
+        if (nt >= 4) {
+            pool.parallel_for(nt, 1, [&](int64_t b, int64_t e, int) {
+                for (int64_t t = b; t < e; ++t) convert_act(ks, W.type, xin + t * ldx, a + arow * t, K);
+            });
+        } else {
+            for (int64_t t = 0; t < nt; ++t) convert_act(ks, W.type, xin + t * ldx, a + arow * t, K);
+        }
+        const uint8_t* base = W.data + static_cast<size_t>(expert) * W.nb2;
+        const int64_t grain = std::max<int64_t>(8, R / (pool.size() * 8));
+        pool.parallel_for(R, grain, [&](int64_t rb, int64_t re, int) {
+            for (int64_t r = rb; r < re; ++r) {
+                const uint8_t* w = base + static_cast<size_t>(r) * W.nb1;
+                for (int64_t t = 0; t < nt; ++t) y[t * ldy + r] = dot_row(ks, W.type, K, w, a + arow * t);
+            }
+        });
+    }
+
+    // NeoX RoPE on n_heads heads of head_dim at position pos (ggml's theta recurrence).
+    static void rope(float* v, int n_heads, int head_dim, int32_t pos, float freq_base) {
+        const float theta_scale = std::pow(freq_base, -2.0f / static_cast<float>(head_dim));
+        const int half = head_dim / 2;
+        float cs[512], sn[512];
+        float theta = static_cast<float>(pos);
+        for (int i = 0; i < half; ++i) {
+            cs[i] = std::cos(theta);
+            sn[i] = std::sin(theta);
+            theta *= theta_scale;
+        }
+        for (int hh = 0; hh < n_heads; ++hh) {
+            float* p = v + static_cast<size_t>(hh) * head_dim;
+            for (int i = 0; i < half; ++i) {
+                const float x0 = p[i], x1 = p[i + half];
+                p[i] = x0 * cs[i] - x1 * sn[i];
+                p[i + half] = x0 * sn[i] + x1 * cs[i];
+            }
+        }
+    }
+
+    void forward(const int32_t* tokens, int64_t n, int32_t pos0, const std::vector<int64_t>& out_rows, float* logits,
+                 std::vector<uint64_t>& expert_counts) {
+        const int64_t E = hp.n_embd, NQ = hp.n_embd_q(), NKV = hp.n_embd_k_gqa();
+        const int D = static_cast<int>(hp.n_embd_head_k);
+        const int n_head = static_cast<int>(hp.n_head), n_head_kv = static_cast<int>(hp.n_head_kv);
+        const int gqa = n_head / n_head_kv;
+        const int64_t NX = hp.n_expert, K = hp.n_expert_used;
+        const float kq_scale = 1.0f / std::sqrt(static_cast<float>(D));
+
+        x.resize(static_cast<size_t>(n * E));
+        h.resize(static_cast<size_t>(n * E));
+        q.resize(static_cast<size_t>(n * NQ));
+        k.resize(static_cast<size_t>(n * NKV));
+        v.resize(static_cast<size_t>(n * NKV));
+        att.resize(static_cast<size_t>(n * NQ));
+        att_out.resize(static_cast<size_t>(n * E));
+        router.resize(static_cast<size_t>(n * NX));
+        moe_out.resize(static_cast<size_t>(n * K * E));
+
+        // x = token_embd[tokens]
+        for (int64_t t = 0; t < n; ++t) dequantize_row(m.tok_embd.type, m.tok_embd.row(tokens[t]), &x[t * E], E);
+
+        std::vector<int32_t> sel(static_cast<size_t>(n * K));
+        std::vector<float> selw(static_cast<size_t>(n * K));
+        std::vector<float> probs(static_cast<size_t>(NX));
+        std::vector<int32_t> order(static_cast<size_t>(NX));
+
+        for (uint32_t il = 0; il < hp.n_layer; ++il) {
+            const LayerWeights& L = m.layers[il];
+            // 1. pre-attention router on the raw residual
+            if (bug != Bug::RouteNormed) matmul(L.gate_inp, 0, x.data(), n, E, router.data(), NX);
+
+            // 2. attention block
+            for (int64_t t = 0; t < n; ++t) rms_norm(&x[t * E], attn_norm[il].data(), &h[t * E], E, hp.rms_eps);
+            if (bug == Bug::RouteNormed) matmul(L.gate_inp, 0, h.data(), n, E, router.data(), NX);
+            matmul(L.wq, 0, h.data(), n, E, q.data(), NQ);
+            matmul(L.wk, 0, h.data(), n, E, k.data(), NKV);
+            matmul(L.wv, 0, h.data(), n, E, v.data(), NKV);
+            if (hp.use_rope[il] || bug == Bug::RopeOnNope) {
+                const float base = hp.is_swa[il] ? hp.rope_freq_base_swa : hp.rope_freq_base;
+                for (int64_t t = 0; t < n; ++t) {
+                    rope(&q[t * NQ], n_head, D, pos0 + static_cast<int32_t>(t), base);
+                    rope(&k[t * NKV], n_head_kv, D, pos0 + static_cast<int32_t>(t), base);
+                }
+            }
+            const uint32_t c = cap[il];
+            uint16_t* kc = k_cache[il].get();
+            uint16_t* vc = v_cache[il].get();
+            for (int64_t t = 0; t < n; ++t) {
+                const size_t slot = static_cast<size_t>(pos0 + t) % c;
+                ks.fp32_to_fp16_row(&k[t * NKV], kc + slot * NKV, NKV);
+                ks.fp32_to_fp16_row(&v[t * NKV], vc + slot * NKV, NKV);
+            }
+            const bool swa = hp.is_swa[il];
+            const int32_t n_swa = static_cast<int32_t>(hp.n_swa) + (bug == Bug::WindowOffByOne ? 1 : 0);
+            pool.parallel_for(n * n_head, 1, [&](int64_t b, int64_t e, int tid) {
+                float* sc = &scores[static_cast<size_t>(tid) * (scores.size() / pool.size())];
+                uint16_t q16[1024];
+                std::vector<float> acc(static_cast<size_t>(D));
+                for (int64_t th = b; th < e; ++th) {
+                    const int64_t t = th / n_head;
+                    const int hd = static_cast<int>(th % n_head);
+                    const int kvh = hd / gqa;
+                    const int32_t p = pos0 + static_cast<int32_t>(t);
+                    const int32_t lo = swa ? std::max<int32_t>(0, p - n_swa + 1) : 0;
+                    ks.fp32_to_fp16_row(&q[t * NQ + hd * D], q16, D);
+                    float mx = -INFINITY;
+                    for (int32_t j = lo; j <= p; ++j) {
+                        const uint16_t* kr = kc + (static_cast<size_t>(j) % c) * NKV + static_cast<size_t>(kvh) * D;
+                        const float s = ks.dot_f16(D, kr, q16) * kq_scale;
+                        sc[j - lo] = s;
+                        mx = std::max(mx, s);
+                    }
+                    double sum = 0.0;
+                    for (int32_t j = lo; j <= p; ++j) {
+                        const float ev = std::exp(sc[j - lo] - mx);
+                        sc[j - lo] = ev;
+                        sum += ev;
+                    }
+                    const float inv = static_cast<float>(1.0 / sum);
+                    std::fill(acc.begin(), acc.end(), 0.0f);
+                    for (int32_t j = lo; j <= p; ++j) {
+                        const float pj = fp16_to_fp32(fp32_to_fp16(sc[j - lo] * inv));
+                        if (pj == 0.0f) continue;
+                        const uint16_t* vr = vc + (static_cast<size_t>(j) % c) * NKV + static_cast<size_t>(kvh) * D;
+                        for (int d = 0; d < D; ++d) acc[d] += pj * fp16_to_fp32(vr[d]);
+                    }
+                    std::memcpy(&att[t * NQ + hd * D], acc.data(), sizeof(float) * D);
+                }
+            });
+            matmul(L.wo, 0, att.data(), n, NQ, att_out.data(), E);
+            for (int64_t i = 0; i < n * E; ++i) x[i] = att_out[i] + x[i];  // ffn_inp
+
+            // 3. MoE block
+            for (int64_t t = 0; t < n; ++t) rms_norm(&x[t * E], ffn_norm[il].data(), &h[t * E], E, hp.rms_eps);
+            for (int64_t t = 0; t < n; ++t) {
+                const float* r = &router[t * NX];
+                if (hp.gating == Gating::Sigmoid && bug != Bug::SoftmaxGating) {
+                    for (int64_t e = 0; e < NX; ++e) probs[e] = 1.0f / (1.0f + std::exp(-r[e]));
+                } else {
+                    float mx = -INFINITY;
+                    for (int64_t e = 0; e < NX; ++e) mx = std::max(mx, r[e]);
+                    double sum = 0.0;
+                    for (int64_t e = 0; e < NX; ++e) {
+                        probs[e] = std::exp(r[e] - mx);
+                        sum += probs[e];
+                    }
+                    const float inv = static_cast<float>(1.0 / sum);
+                    for (int64_t e = 0; e < NX; ++e) probs[e] *= inv;
+                }
+                // Expert choice exactly as ggml_argsort_top_k: std::sort of the ids 0..n-1 with
+                // "greater probability first". Saturated sigmoids give exact ties (1.0f), and the
+                // same algorithm on the same input breaks them the same way llama.cpp does.
+                std::iota(order.begin(), order.end(), 0);
+                std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b2) { return probs[a] > probs[b2]; });
+                double wsum = 0.0;
+                for (int64_t j = 0; j < K; ++j) wsum += probs[order[j]];
+                const float ws = bug == Bug::NoRenorm ? 1.0f : std::max(static_cast<float>(wsum), 6.103515625e-5f);
+                for (int64_t j = 0; j < K; ++j) {
+                    sel[t * K + j] = order[j];
+                    selw[t * K + j] = probs[order[j]] / ws;
+                    expert_counts[static_cast<size_t>(il) * NX + order[j]] += 1;
+                }
+            }
+            const int64_t n_ff = hp.n_ff_exp[il];
+            for (int64_t e = 0; e < NX; ++e) {
+                // tokens routed to expert e, processed together
+                std::vector<std::pair<int64_t, int64_t>> rows;  // (token, slot j)
+                for (int64_t t = 0; t < n; ++t)
+                    for (int64_t j = 0; j < K; ++j)
+                        if (sel[t * K + j] == e) rows.emplace_back(t, j);
+                if (rows.empty()) continue;
+                const int64_t nr = static_cast<int64_t>(rows.size());
+                ff_in.resize(static_cast<size_t>(nr * E));
+                ff_gate.resize(static_cast<size_t>(nr * n_ff));
+                ff_up.resize(static_cast<size_t>(nr * n_ff));
+                ff_down.resize(static_cast<size_t>(nr * E));
+                for (int64_t i = 0; i < nr; ++i) std::memcpy(&ff_in[i * E], &h[rows[i].first * E], sizeof(float) * E);
+                matmul(L.gate_exps, e, ff_in.data(), nr, E, ff_gate.data(), n_ff);
+                matmul(L.up_exps, e, ff_in.data(), nr, E, ff_up.data(), n_ff);
+                for (int64_t i = 0; i < nr * n_ff; ++i) ff_gate[i] = (ff_gate[i] > 0.0f ? ff_gate[i] : 0.0f) * ff_up[i];  // ReGLU
+                matmul(L.down_exps, e, ff_gate.data(), nr, n_ff, ff_down.data(), E);
+                for (int64_t i = 0; i < nr; ++i) {
+                    const int64_t t = rows[i].first, j = rows[i].second;
+                    const float w = selw[t * K + j];
+                    float* dst = &moe_out[(t * K + j) * E];
+                    for (int64_t d = 0; d < E; ++d) dst[d] = ff_down[i * E + d] * w;
+                }
+            }
+            for (int64_t t = 0; t < n; ++t) {
+                float* xt = &x[t * E];
+                for (int64_t d = 0; d < E; ++d) {
+                    float s = moe_out[(t * K) * E + d];
+                    for (int64_t j = 1; j < K; ++j) s += moe_out[(t * K + j) * E + d];
+                    xt[d] = s + xt[d];
+                }
+            }
+        }
+
+        // 4. output norm and logits for the requested rows
+        if (out_rows.empty()) return;
+        const int64_t no = static_cast<int64_t>(out_rows.size());
+        logits_in.resize(static_cast<size_t>(no * E));
+        for (int64_t i = 0; i < no; ++i) rms_norm(&x[out_rows[i] * E], out_norm.data(), &logits_in[i * E], E, hp.rms_eps);
+        matmul(m.output, 0, logits_in.data(), no, E, logits, hp.n_vocab);
+    }
+};
+
+Session::Session(const Model& model, const SessionParams& params) : model_(model), params_(params) {
+    if (params_.n_ctx == 0) params_.n_ctx = 1;
+    if (params_.n_batch == 0) params_.n_batch = 1;
+    if (params_.n_ctx > (1u << 24)) throw Error("bad_input", strfmt("context size %u is too large", params_.n_ctx));
+    params_.n_batch = std::min(params_.n_batch, params_.n_ctx);
+    const HParams& hp = model.hparams();
+    expert_counts_.assign(static_cast<size_t>(hp.n_layer) * hp.n_expert, 0);
+    impl_ = std::make_unique<Impl>(model, params_);
+}
+
+Session::~Session() = default;
+
+size_t Session::kv_bytes() const {
+    size_t total = 0;
+    for (uint32_t c : impl_->cap) total += static_cast<size_t>(c) * model_.hparams().n_embd_k_gqa() * 2 * sizeof(uint16_t);
+    return total;
+}
+
+void Session::decode(const int32_t* tokens, size_t n, LogitsMode mode, std::vector<float>& out, const std::atomic<bool>* cancel) {
+    const HParams& hp = model_.hparams();
+    if (n == 0) throw Error("bad_input", "nothing to evaluate: the token list is empty");
+    for (size_t i = 0; i < n; ++i) {
+        if (tokens[i] < 0 || static_cast<uint32_t>(tokens[i]) >= hp.n_vocab)
+            throw Error("bad_input", strfmt("token id %d at index %zu is out of range (the vocabulary has %u tokens)", tokens[i], i, hp.n_vocab));
+    }
+    if (n_past() + n > params_.n_ctx) {
+        throw Error("bad_input", strfmt("%zu tokens do not fit the context: %u of %u positions are already used", n, n_past(), params_.n_ctx));
+    }
+    out.clear();
+    const size_t nb = params_.n_batch;
+    for (size_t start = 0; start < n; start += nb) {
+        if (cancel && cancel->load()) throw Error("cancelled", "evaluation was cancelled");
+        const size_t cnt = std::min(nb, n - start);
+        std::vector<int64_t> rows;
+        if (mode == LogitsMode::All) {
+            for (size_t i = 0; i < cnt; ++i) rows.push_back(static_cast<int64_t>(i));
+        } else if (mode == LogitsMode::Last && start + cnt == n) {
+            rows.push_back(static_cast<int64_t>(cnt - 1));
+        }
+        const size_t off = out.size();
+        out.resize(off + rows.size() * hp.n_vocab);
+        impl_->forward(tokens + start, static_cast<int64_t>(cnt), static_cast<int32_t>(n_past()), rows, out.data() + off, expert_counts_);
+        tokens_.insert(tokens_.end(), tokens + start, tokens + start + cnt);
+    }
+}
+
+bool Session::can_truncate(uint32_t n_keep) const {
+    if (n_keep >= n_past() || n_keep == 0) return true;
+    const HParams& hp = model_.hparams();
+    for (uint32_t il = 0; il < hp.n_layer; ++il) {
+        if (!hp.is_swa[il]) continue;
+        const uint32_t c = impl_->cap[il];
+        if (c >= params_.n_ctx) continue;  // the ring holds every position
+        // the ring holds positions [n_past - c, n_past); the kept tail needs (n_keep - n_swa, n_keep)
+        if (n_past() - n_keep > c - hp.n_swa) return false;
+    }
+    return true;
+}
+
+void Session::truncate(uint32_t n_keep) {
+    if (n_keep >= n_past()) return;
+    if (!can_truncate(n_keep)) {
+        throw Error("bad_input", strfmt("cannot truncate from %u to %u positions: the sliding-window cache no longer holds them", n_past(), n_keep));
+    }
+    tokens_.resize(n_keep);
+}
+
+void Session::clear() { tokens_.clear(); }
+
+}  // namespace moe

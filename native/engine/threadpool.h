@@ -1,0 +1,47 @@
+// A pool of worker threads that stay alive between forward passes. parallel_for splits
+// [0, n) into chunks taken from a shared atomic counter; the calling thread works too.
+// Workers spin briefly before sleeping so back-to-back ops do not pay a wake-up each time.
+#pragma once
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace moe {
+
+class ThreadPool {
+ public:
+    explicit ThreadPool(int n_threads);  // total threads including the caller; <= 0: hardware concurrency
+    ~ThreadPool();
+    ThreadPool(const ThreadPool&) = delete;
+    ThreadPool& operator=(const ThreadPool&) = delete;
+
+    int size() const { return n_threads_; }
+    // Calls fn(begin, end, thread_index) over chunks of at most `grain` items covering [0, n).
+    // Not re-entrant. Exceptions thrown by fn are rethrown in the caller (first one wins).
+    void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t, int)>& fn);
+
+ private:
+    void worker(int index);
+    void run_chunks(int thread_index);
+
+    int n_threads_;
+    std::vector<std::thread> threads_;
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    std::atomic<uint64_t> generation_{0};
+    std::atomic<int> pending_{0};
+    std::atomic<bool> stop_{false};
+    // current job
+    const std::function<void(int64_t, int64_t, int)>* fn_ = nullptr;
+    int64_t n_ = 0;
+    int64_t grain_ = 1;
+    std::atomic<int64_t> next_{0};
+    std::exception_ptr error_;
+    std::mutex error_mutex_;
+};
+
+}  // namespace moe

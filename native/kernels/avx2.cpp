@@ -1,0 +1,269 @@
+// AVX2 + FMA + F16C kernel set. Only this file is compiled with those instructions enabled
+// (target pragma below), so the rest of the binary stays baseline x86-64; dispatch.cpp only
+// hands this set out when cpu_supports(Isa::Avx2).
+//
+// All standard/project headers are included BEFORE the target pragma: inline functions and
+// templates they define must not be compiled with AVX2 enabled (the linker could otherwise pick
+// an AVX2 copy of a shared inline function for baseline code). Everything compiled under the
+// pragma lives in an anonymous namespace.
+#include <cstdint>
+#include <cstring>
+
+#include "kernels.h"
+
+#if defined(__x86_64__)
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
+#elif defined(__GNUC__)
+#pragma GCC push_options
+// GCC 12's AVX-512 headers trip -W(maybe-)uninitialized on their own _mm512_undefined_*()
+// placeholders once inlined (GCC bug 105593); silence that for this file only.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC target("avx2,fma,f16c")
+#endif
+
+#include <immintrin.h>
+
+namespace moe::kernels {
+namespace {
+
+inline float hsum256(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
+
+// ---- activation conversions ----
+
+void quantize_row_q8_0(const float* x, block_q8_0* y, int64_t n) {
+    const int64_t nb = n / QK8_0;
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for (int64_t i = 0; i < nb; ++i) {
+        const float* xb = x + i * QK8_0;
+        __m256 v0 = _mm256_loadu_ps(xb);
+        __m256 v1 = _mm256_loadu_ps(xb + 8);
+        __m256 v2 = _mm256_loadu_ps(xb + 16);
+        __m256 v3 = _mm256_loadu_ps(xb + 24);
+        __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
+                                 _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
+        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        const float amax = _mm_cvtss_f32(m4);
+        const float d = amax / 127.0f;
+        const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        y[i].d = _cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT);
+        const __m256 mul = _mm256_set1_ps(id);
+        constexpr int kRound = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+        __m256i i0 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v0, mul), kRound));
+        __m256i i1 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v1, mul), kRound));
+        __m256i i2 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v2, mul), kRound));
+        __m256i i3 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v3, mul), kRound));
+        // packs work per 128-bit lane; the permute restores element order.
+        __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(y[i].qs), _mm256_permutevar8x32_epi32(p, perm));
+    }
+}
+
+void fp32_to_fp16_row(const float* x, uint16_t* y, int64_t n) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m128i h0 = _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT);
+        __m128i h1 = _mm256_cvtps_ph(_mm256_loadu_ps(x + i + 8), _MM_FROUND_TO_NEAREST_INT);
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i), h0);
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i + 8), h1);
+    }
+    for (; i + 8 <= n; i += 8) {
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+    }
+    for (; i < n; ++i) y[i] = _cvtss_sh(x[i], _MM_FROUND_TO_NEAREST_INT);
+}
+
+// 8 floats (as bits) -> 8 bf16 in the low 16 bits of each lane: RNE, NaN -> quiet NaN (dtype.h).
+inline __m256i bf16_round8(__m256i u) {
+    const __m256i abs = _mm256_and_si256(u, _mm256_set1_epi32(0x7fffffff));
+    const __m256i is_nan = _mm256_cmpgt_epi32(abs, _mm256_set1_epi32(0x7f800000));
+    const __m256i hi = _mm256_srli_epi32(u, 16);
+    const __m256i lsb = _mm256_and_si256(hi, _mm256_set1_epi32(1));
+    const __m256i rounded = _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7fff)), lsb), 16);
+    const __m256i nan = _mm256_or_si256(hi, _mm256_set1_epi32(64));
+    return _mm256_blendv_epi8(rounded, nan, is_nan);
+}
+
+void fp32_to_bf16_row(const float* x, uint16_t* y, int64_t n) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256i a = bf16_round8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i)));
+        __m256i b = bf16_round8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i + 8)));
+        // values are <= 0xffff, so the unsigned-saturating pack is exact; fix the lane order.
+        __m256i p = _mm256_permute4x64_epi64(_mm256_packus_epi32(a, b), 0xD8);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + i), p);
+    }
+    for (; i < n; ++i) y[i] = fp32_to_bf16(x[i]);
+}
+
+// ---- dots ----
+
+float dot_f32(int64_t n, const float* w, const float* x) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 8), _mm256_loadu_ps(x + i + 8), a1);
+        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 16), _mm256_loadu_ps(x + i + 16), a2);
+        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 24), _mm256_loadu_ps(x + i + 24), a3);
+    }
+    for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), a0);
+    float s = hsum256(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    for (; i < n; ++i) s += w[i] * x[i];
+    return s;
+}
+
+inline __m256 load_f16x8(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+
+float dot_f16(int64_t n, const uint16_t* w, const uint16_t* x) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        a0 = _mm256_fmadd_ps(load_f16x8(w + i), load_f16x8(x + i), a0);
+        a1 = _mm256_fmadd_ps(load_f16x8(w + i + 8), load_f16x8(x + i + 8), a1);
+        a2 = _mm256_fmadd_ps(load_f16x8(w + i + 16), load_f16x8(x + i + 16), a2);
+        a3 = _mm256_fmadd_ps(load_f16x8(w + i + 24), load_f16x8(x + i + 24), a3);
+    }
+    for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(load_f16x8(w + i), load_f16x8(x + i), a0);
+    float s = hsum256(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    for (; i < n; ++i) s += h2f(w[i]) * h2f(x[i]);
+    return s;
+}
+
+// bf16 pairs in 32-bit lanes: the even element is the low half (shift it up), the odd one the
+// high half (mask the low half off). Pairing even with even and odd with odd keeps the dot.
+inline __m256 bf16_even(__m256i v) { return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16)); }
+inline __m256 bf16_odd(__m256i v) { return _mm256_castsi256_ps(_mm256_and_si256(v, _mm256_set1_epi32(static_cast<int>(0xffff0000u)))); }
+
+float dot_bf16(int64_t n, const uint16_t* w, const uint16_t* x) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i));
+        const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i));
+        const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i + 16));
+        const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i + 16));
+        a0 = _mm256_fmadd_ps(bf16_even(w0), bf16_even(x0), a0);
+        a1 = _mm256_fmadd_ps(bf16_odd(w0), bf16_odd(x0), a1);
+        a2 = _mm256_fmadd_ps(bf16_even(w1), bf16_even(x1), a2);
+        a3 = _mm256_fmadd_ps(bf16_odd(w1), bf16_odd(x1), a3);
+    }
+    for (; i + 16 <= n; i += 16) {
+        const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i));
+        const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i));
+        a0 = _mm256_fmadd_ps(bf16_even(w0), bf16_even(x0), a0);
+        a1 = _mm256_fmadd_ps(bf16_odd(w0), bf16_odd(x0), a1);
+    }
+    float s = hsum256(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    for (; i < n; ++i) s += bf16_to_fp32(w[i]) * bf16_to_fp32(x[i]);
+    return s;
+}
+
+// Exact int8 dot of one q8_0 weight block (any byte, -128 included) with one activation block
+// (values in [-127, 127], as quantize_row_q8_0 produces): |w| * (x with w's sign), so the
+// unsigned operand of maddubs is |w| <= 128 and pair sums stay within int16 (<= 2*128*127).
+inline __m256i dot_i8_block(__m256i qw, __m256i qx) {
+    const __m256i p = _mm256_maddubs_epi16(_mm256_abs_epi8(qw), _mm256_sign_epi8(qx, qw));
+    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+}
+
+// Exact dot of one q4_0 block's nibbles (0..15, unsigned) with an activation block (any int8):
+// sum((q - 8) * x) = maddubs(q, x) - maddubs(8, x); both pair sums fit int16 (|.| <= 3840).
+inline __m256i dot_q4_block(__m256i q, __m256i qx) {
+    const __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(q, qx), _mm256_maddubs_epi16(_mm256_set1_epi8(8), qx));
+    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+}
+
+// 16 bytes of q4_0 -> 32 nibbles: low lane = low nibbles (elements 0..15), high lane = high nibbles.
+inline __m256i unpack_q4(const uint8_t* qs) {
+    const __m128i t = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+    const __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(t), _mm_srli_epi16(t, 4), 1);
+    return _mm256_and_si256(v, _mm256_set1_epi8(0x0f));
+}
+
+inline __m256i load256(const int8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+
+// d_w * d_x of one block pair, broadcast. fp16 -> fp32 through dtype's exact lookup table: two
+// broadcast loads and a multiply, much cheaper than F16C conversions of single values (the
+// per-block scale is otherwise the most expensive part of these dots).
+inline __m256 block_scale(uint16_t dw, uint16_t dx) {
+    return _mm256_mul_ps(_mm256_broadcast_ss(g_fp16_table + dw), _mm256_broadcast_ss(g_fp16_table + dx));
+}
+
+float dot_q8_0_q8_0(int64_t n, const block_q8_0* w, const block_q8_0* x) {
+    const int64_t nb = n / QK8_0;
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 2 <= nb; i += 2) {
+        const __m256 d0 = block_scale(w[i].d, x[i].d);
+        const __m256 d1 = block_scale(w[i + 1].d, x[i + 1].d);
+        const __m256i s0 = dot_i8_block(load256(w[i].qs), load256(x[i].qs));
+        const __m256i s1 = dot_i8_block(load256(w[i + 1].qs), load256(x[i + 1].qs));
+        a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s0), d0, a0);
+        a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s1), d1, a1);
+    }
+    if (i < nb) {
+        const __m256 d0 = block_scale(w[i].d, x[i].d);
+        a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_i8_block(load256(w[i].qs), load256(x[i].qs))), d0, a0);
+    }
+    return hsum256(_mm256_add_ps(a0, a1));
+}
+
+float dot_q4_0_q8_0(int64_t n, const block_q4_0* w, const block_q8_0* x) {
+    const int64_t nb = n / QK4_0;
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 2 <= nb; i += 2) {
+        const __m256 d0 = block_scale(w[i].d, x[i].d);
+        const __m256 d1 = block_scale(w[i + 1].d, x[i + 1].d);
+        const __m256i s0 = dot_q4_block(unpack_q4(w[i].qs), load256(x[i].qs));
+        const __m256i s1 = dot_q4_block(unpack_q4(w[i + 1].qs), load256(x[i + 1].qs));
+        a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s0), d0, a0);
+        a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s1), d1, a1);
+    }
+    if (i < nb) {
+        const __m256 d0 = block_scale(w[i].d, x[i].d);
+        a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_q4_block(unpack_q4(w[i].qs), load256(x[i].qs))), d0, a0);
+    }
+    return hsum256(_mm256_add_ps(a0, a1));
+}
+
+const KernelSet kAvx2 = {
+    Isa::Avx2, quantize_row_q8_0, fp32_to_fp16_row, fp32_to_bf16_row, dot_f32,
+    dot_f16,   dot_bf16,          dot_q8_0_q8_0,    dot_q4_0_q8_0,
+};
+
+}  // namespace
+}  // namespace moe::kernels
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#elif defined(__GNUC__)
+#pragma GCC diagnostic pop
+#pragma GCC pop_options
+#endif
+
+namespace moe::kernels {
+const KernelSet* avx2_set() { return &kAvx2; }
+}  // namespace moe::kernels
+
+#else  // !__x86_64__
+
+namespace moe::kernels {
+const KernelSet* avx2_set() { return nullptr; }
+}  // namespace moe::kernels
+
+#endif

@@ -1,0 +1,309 @@
+// AVX-512 (F/BW/DQ/VL) kernel set, plus the AVX-512 VNNI set, which shares everything but the
+// int8 dots (those live in avx512vnni.cpp). Only this file is compiled with AVX-512 enabled
+// (target pragma below); dispatch.cpp only hands this set out when cpu_supports(Isa::Avx512).
+//
+// All standard/project headers are included BEFORE the target pragma (see avx2.cpp for why);
+// everything compiled under the pragma lives in an anonymous namespace.
+#include <cstdint>
+#include <cstring>
+
+#include "kernels.h"
+
+#if defined(__x86_64__)
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512dq,avx512vl"))), apply_to = function)
+#elif defined(__GNUC__)
+#pragma GCC push_options
+// GCC 12's AVX-512 headers trip -W(maybe-)uninitialized on their own _mm512_undefined_*()
+// placeholders once inlined (GCC bug 105593); silence that for this file only.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512dq,avx512vl")
+#endif
+
+#include <immintrin.h>
+
+namespace moe::kernels {
+namespace {
+
+// Mask of the first r (< 16 or < 32) lanes.
+inline __mmask16 tail16(int64_t r) { return static_cast<__mmask16>((1u << r) - 1u); }
+inline __mmask32 tail32(int64_t r) { return static_cast<__mmask32>((1ull << r) - 1ull); }
+
+// ---- activation conversions ----
+
+void quantize_row_q8_0(const float* x, block_q8_0* y, int64_t n) {
+    const int64_t nb = n / QK8_0;
+    for (int64_t i = 0; i < nb; ++i) {
+        const float* xb = x + i * QK8_0;
+        const __m512 v0 = _mm512_loadu_ps(xb);
+        const __m512 v1 = _mm512_loadu_ps(xb + 16);
+        const __m512 m = _mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1));
+        __m256 m8 = _mm256_max_ps(_mm512_castps512_ps256(m), _mm512_extractf32x8_ps(m, 1));
+        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m8), _mm256_extractf128_ps(m8, 1));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        const float amax = _mm_cvtss_f32(m4);
+        const float d = amax / 127.0f;
+        const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        y[i].d = _cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT);
+        const __m512 mul = _mm512_set1_ps(id);
+        // Conversion with embedded round-to-nearest-even == nearbyint in the default mode.
+        const __m512i i0 = _mm512_cvt_roundps_epi32(_mm512_mul_ps(v0, mul), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        const __m512i i1 = _mm512_cvt_roundps_epi32(_mm512_mul_ps(v1, mul), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(y[i].qs), _mm512_cvtsepi32_epi8(i0));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(y[i].qs + 16), _mm512_cvtsepi32_epi8(i1));
+    }
+}
+
+void fp32_to_fp16_row(const float* x, uint16_t* y, int64_t n) {
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        const __m256i h0 = _mm512_cvtps_ph(_mm512_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT);
+        const __m256i h1 = _mm512_cvtps_ph(_mm512_loadu_ps(x + i + 16), _MM_FROUND_TO_NEAREST_INT);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + i), h0);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + i + 16), h1);
+    }
+    for (; i < n; i += 16) {
+        const __mmask16 k = n - i >= 16 ? static_cast<__mmask16>(0xffff) : tail16(n - i);
+        const __m256i h = _mm512_cvtps_ph(_mm512_maskz_loadu_ps(k, x + i), _MM_FROUND_TO_NEAREST_INT);
+        _mm256_mask_storeu_epi16(y + i, k, h);
+    }
+}
+
+// 16 floats (as bits) -> 16 bf16: RNE, NaN -> quiet NaN (dtype.h).
+inline __m256i bf16_round16(__m512i u) {
+    const __m512i abs = _mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff));
+    const __mmask16 is_nan = _mm512_cmpgt_epu32_mask(abs, _mm512_set1_epi32(0x7f800000));
+    const __m512i hi = _mm512_srli_epi32(u, 16);
+    const __m512i lsb = _mm512_and_si512(hi, _mm512_set1_epi32(1));
+    const __m512i rounded = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), lsb), 16);
+    const __m512i r = _mm512_mask_or_epi32(rounded, is_nan, hi, _mm512_set1_epi32(64));
+    return _mm512_cvtepi32_epi16(r);
+}
+
+void fp32_to_bf16_row(const float* x, uint16_t* y, int64_t n) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + i), bf16_round16(_mm512_loadu_si512(x + i)));
+    }
+    if (i < n) {
+        const __mmask16 k = tail16(n - i);
+        _mm256_mask_storeu_epi16(y + i, k, bf16_round16(_mm512_maskz_loadu_epi32(k, x + i)));
+    }
+}
+
+// ---- dots ----
+
+float dot_f32(int64_t n, const float* w, const float* x) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i), _mm512_loadu_ps(x + i), a0);
+        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i + 16), _mm512_loadu_ps(x + i + 16), a1);
+        a2 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i + 32), _mm512_loadu_ps(x + i + 32), a2);
+        a3 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i + 48), _mm512_loadu_ps(x + i + 48), a3);
+    }
+    for (; i + 16 <= n; i += 16) a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i), _mm512_loadu_ps(x + i), a0);
+    if (i < n) {
+        const __mmask16 k = tail16(n - i);
+        a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, w + i), _mm512_maskz_loadu_ps(k, x + i), a1);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+
+inline __m512 load_f16x16(const uint16_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+
+float dot_f16(int64_t n, const uint16_t* w, const uint16_t* x) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        a0 = _mm512_fmadd_ps(load_f16x16(w + i), load_f16x16(x + i), a0);
+        a1 = _mm512_fmadd_ps(load_f16x16(w + i + 16), load_f16x16(x + i + 16), a1);
+        a2 = _mm512_fmadd_ps(load_f16x16(w + i + 32), load_f16x16(x + i + 32), a2);
+        a3 = _mm512_fmadd_ps(load_f16x16(w + i + 48), load_f16x16(x + i + 48), a3);
+    }
+    for (; i + 16 <= n; i += 16) a0 = _mm512_fmadd_ps(load_f16x16(w + i), load_f16x16(x + i), a0);
+    if (i < n) {
+        const __mmask16 k = tail16(n - i);
+        const __m512 wv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, w + i));
+        const __m512 xv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, x + i));
+        a1 = _mm512_fmadd_ps(wv, xv, a1);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+
+// bf16 pairs in 32-bit lanes: even element = low half (shift up), odd = high half (mask).
+inline __m512 bf16_even(__m512i v) { return _mm512_castsi512_ps(_mm512_slli_epi32(v, 16)); }
+inline __m512 bf16_odd(__m512i v) { return _mm512_castsi512_ps(_mm512_and_si512(v, _mm512_set1_epi32(static_cast<int>(0xffff0000u)))); }
+
+float dot_bf16(int64_t n, const uint16_t* w, const uint16_t* x) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        const __m512i w0 = _mm512_loadu_si512(w + i), x0 = _mm512_loadu_si512(x + i);
+        const __m512i w1 = _mm512_loadu_si512(w + i + 32), x1 = _mm512_loadu_si512(x + i + 32);
+        a0 = _mm512_fmadd_ps(bf16_even(w0), bf16_even(x0), a0);
+        a1 = _mm512_fmadd_ps(bf16_odd(w0), bf16_odd(x0), a1);
+        a2 = _mm512_fmadd_ps(bf16_even(w1), bf16_even(x1), a2);
+        a3 = _mm512_fmadd_ps(bf16_odd(w1), bf16_odd(x1), a3);
+    }
+    for (; i < n; i += 32) {
+        const __mmask32 k = n - i >= 32 ? static_cast<__mmask32>(0xffffffffu) : tail32(n - i);
+        const __m512i w0 = _mm512_maskz_loadu_epi16(k, w + i), x0 = _mm512_maskz_loadu_epi16(k, x + i);
+        a0 = _mm512_fmadd_ps(bf16_even(w0), bf16_even(x0), a0);
+        a1 = _mm512_fmadd_ps(bf16_odd(w0), bf16_odd(x0), a1);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+
+// ---- int8 dots: two blocks per 512-bit vector ----
+// Int32 lanes 0..7 of a pair's result hold block i's partial sums, lanes 8..15 block i+1's;
+// scale_pair() makes the matching {d_i x8, d_{i+1} x8} vector.
+
+// {d_w*d_x of block a x8, of block b x8}. fp16 -> fp32 through dtype's exact lookup table
+// (broadcast loads; much cheaper than F16C conversions of single values, which otherwise make
+// the per-block scales the most expensive part of these dots).
+inline __m512 half_pair(uint16_t a, uint16_t b) {
+    return _mm512_mask_broadcastss_ps(_mm512_set1_ps(g_fp16_table[a]), 0xff00, _mm_load_ss(g_fp16_table + b));
+}
+template <typename BW>
+inline __m512 scale_pair(const BW* w, const block_q8_0* x) {
+    return _mm512_mul_ps(half_pair(w[0].d, w[1].d), half_pair(x[0].d, x[1].d));
+}
+inline __m256 block_scale(uint16_t dw, uint16_t dx) {
+    return _mm256_mul_ps(_mm256_broadcast_ss(g_fp16_table + dw), _mm256_broadcast_ss(g_fp16_table + dx));
+}
+
+inline __m512i load_pair(const int8_t* a, const int8_t* b) {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a))),
+                              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b)), 1);
+}
+
+// Two q4_0 blocks' nibbles laid out like two consecutive q8_0 blocks' qs:
+// 128-bit lanes {a low nibbles, a high nibbles, b low nibbles, b high nibbles}.
+inline __m512i unpack_q4_pair(const uint8_t* a, const uint8_t* b) {
+    const __m512i v = _mm512_inserti64x4(
+        _mm512_castsi256_si512(_mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a)))),
+        _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b))), 1);
+    // shift right by 4 in 128-bit lanes 1 and 3 (16-bit elements 8..15 and 24..31)
+    return _mm512_and_si512(_mm512_mask_srli_epi16(v, 0xff00ff00u, v, 4), _mm512_set1_epi8(0x0f));
+}
+
+// Exact int8 dots, 8 int32 partial sums per block (see avx2.cpp for the ranges):
+// q8_0: |w| * (x with w's sign); activations must be in [-127, 127] (quantize_row_q8_0 output).
+inline __m512i dot_i8_pair(__m512i qw, __m512i qx) {
+    const __m512i sx = _mm512_mask_sub_epi8(qx, _mm512_movepi8_mask(qw), _mm512_setzero_si512(), qx);
+    return _mm512_madd_epi16(_mm512_maddubs_epi16(_mm512_abs_epi8(qw), sx), _mm512_set1_epi16(1));
+}
+// q4_0: nibbles q in 0..15: maddubs(q, x) - maddubs(8, x); exact for any int8 x.
+inline __m512i dot_q4_pair(__m512i q, __m512i qx) {
+    const __m512i p = _mm512_sub_epi16(_mm512_maddubs_epi16(q, qx), _mm512_maddubs_epi16(_mm512_set1_epi8(8), qx));
+    return _mm512_madd_epi16(p, _mm512_set1_epi16(1));
+}
+
+// 256-bit versions for an odd last block.
+inline __m256i dot_i8_block(__m256i qw, __m256i qx) {
+    const __m256i p = _mm256_maddubs_epi16(_mm256_abs_epi8(qw), _mm256_sign_epi8(qx, qw));
+    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+}
+inline __m256i dot_q4_block(__m256i q, __m256i qx) {
+    const __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(q, qx), _mm256_maddubs_epi16(_mm256_set1_epi8(8), qx));
+    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+}
+inline __m256i unpack_q4(const uint8_t* qs) {
+    const __m128i t = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+    const __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(t), _mm_srli_epi16(t, 4), 1);
+    return _mm256_and_si256(v, _mm256_set1_epi8(0x0f));
+}
+inline __m256i load256(const int8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+
+inline float sum_with_tail(__m512 a0, __m512 a1, __m256 t) {
+    const __m512 s = _mm512_add_ps(a0, a1);
+    const __m256 h = _mm256_add_ps(_mm256_add_ps(_mm512_castps512_ps256(s), _mm512_extractf32x8_ps(s, 1)), t);
+    __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    q = _mm_add_ps(q, _mm_movehl_ps(q, q));
+    q = _mm_add_ss(q, _mm_movehdup_ps(q));
+    return _mm_cvtss_f32(q);
+}
+
+float dot_q8_0_q8_0(int64_t n, const block_q8_0* w, const block_q8_0* x) {
+    const int64_t nb = n / QK8_0;
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 4 <= nb; i += 4) {
+        const __m512 d0 = scale_pair(w + i, x + i);
+        const __m512 d1 = scale_pair(w + i + 2, x + i + 2);
+        const __m512i s0 = dot_i8_pair(load_pair(w[i].qs, w[i + 1].qs), load_pair(x[i].qs, x[i + 1].qs));
+        const __m512i s1 = dot_i8_pair(load_pair(w[i + 2].qs, w[i + 3].qs), load_pair(x[i + 2].qs, x[i + 3].qs));
+        a0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), d0, a0);
+        a1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), d1, a1);
+    }
+    if (i + 2 <= nb) {
+        const __m512 d0 = scale_pair(w + i, x + i);
+        const __m512i s0 = dot_i8_pair(load_pair(w[i].qs, w[i + 1].qs), load_pair(x[i].qs, x[i + 1].qs));
+        a0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), d0, a0);
+        i += 2;
+    }
+    __m256 t = _mm256_setzero_ps();
+    if (i < nb) {
+        t = _mm256_mul_ps(_mm256_cvtepi32_ps(dot_i8_block(load256(w[i].qs), load256(x[i].qs))),
+                          block_scale(w[i].d, x[i].d));
+    }
+    return sum_with_tail(a0, a1, t);
+}
+
+float dot_q4_0_q8_0(int64_t n, const block_q4_0* w, const block_q8_0* x) {
+    const int64_t nb = n / QK4_0;
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 4 <= nb; i += 4) {
+        const __m512 d0 = scale_pair(w + i, x + i);
+        const __m512 d1 = scale_pair(w + i + 2, x + i + 2);
+        const __m512i s0 = dot_q4_pair(unpack_q4_pair(w[i].qs, w[i + 1].qs), load_pair(x[i].qs, x[i + 1].qs));
+        const __m512i s1 = dot_q4_pair(unpack_q4_pair(w[i + 2].qs, w[i + 3].qs), load_pair(x[i + 2].qs, x[i + 3].qs));
+        a0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), d0, a0);
+        a1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), d1, a1);
+    }
+    if (i + 2 <= nb) {
+        const __m512 d0 = scale_pair(w + i, x + i);
+        const __m512i s0 = dot_q4_pair(unpack_q4_pair(w[i].qs, w[i + 1].qs), load_pair(x[i].qs, x[i + 1].qs));
+        a0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), d0, a0);
+        i += 2;
+    }
+    __m256 t = _mm256_setzero_ps();
+    if (i < nb) {
+        t = _mm256_mul_ps(_mm256_cvtepi32_ps(dot_q4_block(unpack_q4(w[i].qs), load256(x[i].qs))),
+                          block_scale(w[i].d, x[i].d));
+    }
+    return sum_with_tail(a0, a1, t);
+}
+
+const KernelSet kAvx512 = {
+    Isa::Avx512, quantize_row_q8_0, fp32_to_fp16_row, fp32_to_bf16_row, dot_f32,
+    dot_f16,     dot_bf16,          dot_q8_0_q8_0,    dot_q4_0_q8_0,
+};
+
+}  // namespace
+}  // namespace moe::kernels
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#elif defined(__GNUC__)
+#pragma GCC diagnostic pop
+#pragma GCC pop_options
+#endif
+
+namespace moe::kernels {
+const KernelSet* avx512_set() { return &kAvx512; }
+}  // namespace moe::kernels
+
+#else  // !__x86_64__
+
+namespace moe::kernels {
+const KernelSet* avx512_set() { return nullptr; }
+}  // namespace moe::kernels
+
+#endif

@@ -1,0 +1,182 @@
+// AVX-512 VNNI kernel set: the AVX-512 set (avx512.cpp) with the int8 dots done by vpdpbusd.
+// Only this file is compiled with AVX-512 VNNI enabled (target pragma below); dispatch.cpp only
+// hands this set out when cpu_supports(Isa::Avx512Vnni).
+//
+// All standard/project headers are included BEFORE the target pragma (see avx2.cpp for why);
+// everything compiled under the pragma lives in an anonymous namespace.
+#include <cstdint>
+#include <cstring>
+
+#include "kernels.h"
+
+#if defined(__x86_64__)
+
+namespace moe::kernels {
+const KernelSet* avx512_set();
+}
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512dq,avx512vl,avx512vnni"))), apply_to = function)
+#elif defined(__GNUC__)
+#pragma GCC push_options
+// GCC 12's AVX-512 headers trip -W(maybe-)uninitialized on their own _mm512_undefined_*()
+// placeholders once inlined (GCC bug 105593); silence that for this file only.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")
+#endif
+
+#include <immintrin.h>
+
+namespace moe::kernels {
+namespace {
+
+// Two blocks per 512-bit vector: int32 lanes 0..7 belong to block i, 8..15 to block i+1.
+// {d_w*d_x of block a x8, of block b x8}. fp16 -> fp32 through dtype's exact lookup table
+// (broadcast loads; much cheaper than F16C conversions of single values, which otherwise make
+// the per-block scales the most expensive part of these dots).
+inline __m512 half_pair(uint16_t a, uint16_t b) {
+    return _mm512_mask_broadcastss_ps(_mm512_set1_ps(g_fp16_table[a]), 0xff00, _mm_load_ss(g_fp16_table + b));
+}
+template <typename BW>
+inline __m512 scale_pair(const BW* w, const block_q8_0* x) {
+    return _mm512_mul_ps(half_pair(w[0].d, w[1].d), half_pair(x[0].d, x[1].d));
+}
+inline __m256 block_scale(uint16_t dw, uint16_t dx) {
+    return _mm256_mul_ps(_mm256_broadcast_ss(g_fp16_table + dw), _mm256_broadcast_ss(g_fp16_table + dx));
+}
+
+inline __m512i load_pair(const int8_t* a, const int8_t* b) {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a))),
+                              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b)), 1);
+}
+
+// Two q4_0 blocks' nibbles laid out like two consecutive q8_0 blocks' qs:
+// 128-bit lanes {a low nibbles, a high nibbles, b low nibbles, b high nibbles}.
+inline __m512i unpack_q4_pair(const uint8_t* a, const uint8_t* b) {
+    const __m512i v = _mm512_inserti64x4(
+        _mm512_castsi256_si512(_mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a)))),
+        _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b))), 1);
+    return _mm512_and_si512(_mm512_mask_srli_epi16(v, 0xff00ff00u, v, 4), _mm512_set1_epi8(0x0f));
+}
+
+// Exact int8 dots (ranges: see avx2.cpp). q8_0: |w| * (x with w's sign), activations in
+// [-127, 127] (quantize_row_q8_0 output), weights any int8.
+inline __m512i dot_i8_pair(__m512i qw, __m512i qx) {
+    const __m512i sx = _mm512_mask_sub_epi8(qx, _mm512_movepi8_mask(qw), _mm512_setzero_si512(), qx);
+    return _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(qw), sx);
+}
+// q4_0: nibbles q in 0..15: dpbusd(q, x) - dpbusd(8, x); exact for any int8 x.
+inline __m512i dot_q4_pair(__m512i q, __m512i qx) {
+    const __m512i z = _mm512_setzero_si512();
+    return _mm512_sub_epi32(_mm512_dpbusd_epi32(z, q, qx), _mm512_dpbusd_epi32(z, _mm512_set1_epi8(8), qx));
+}
+
+// 256-bit versions for an odd last block.
+inline __m256i dot_i8_block(__m256i qw, __m256i qx) {
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(qw), _mm256_sign_epi8(qx, qw));
+}
+inline __m256i dot_q4_block(__m256i q, __m256i qx) {
+    const __m256i z = _mm256_setzero_si256();
+    return _mm256_sub_epi32(_mm256_dpbusd_epi32(z, q, qx), _mm256_dpbusd_epi32(z, _mm256_set1_epi8(8), qx));
+}
+inline __m256i unpack_q4(const uint8_t* qs) {
+    const __m128i t = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+    const __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(t), _mm_srli_epi16(t, 4), 1);
+    return _mm256_and_si256(v, _mm256_set1_epi8(0x0f));
+}
+inline __m256i load256(const int8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+
+inline float sum_with_tail(__m512 a0, __m512 a1, __m256 t) {
+    const __m512 s = _mm512_add_ps(a0, a1);
+    const __m256 h = _mm256_add_ps(_mm256_add_ps(_mm512_castps512_ps256(s), _mm512_extractf32x8_ps(s, 1)), t);
+    __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    q = _mm_add_ps(q, _mm_movehl_ps(q, q));
+    q = _mm_add_ss(q, _mm_movehdup_ps(q));
+    return _mm_cvtss_f32(q);
+}
+
+float dot_q8_0_q8_0(int64_t n, const block_q8_0* w, const block_q8_0* x) {
+    const int64_t nb = n / QK8_0;
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 4 <= nb; i += 4) {
+        const __m512 d0 = scale_pair(w + i, x + i);
+        const __m512 d1 = scale_pair(w + i + 2, x + i + 2);
+        const __m512i s0 = dot_i8_pair(load_pair(w[i].qs, w[i + 1].qs), load_pair(x[i].qs, x[i + 1].qs));
+        const __m512i s1 = dot_i8_pair(load_pair(w[i + 2].qs, w[i + 3].qs), load_pair(x[i + 2].qs, x[i + 3].qs));
+        a0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), d0, a0);
+        a1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), d1, a1);
+    }
+    if (i + 2 <= nb) {
+        const __m512 d0 = scale_pair(w + i, x + i);
+        const __m512i s0 = dot_i8_pair(load_pair(w[i].qs, w[i + 1].qs), load_pair(x[i].qs, x[i + 1].qs));
+        a0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), d0, a0);
+        i += 2;
+    }
+    __m256 t = _mm256_setzero_ps();
+    if (i < nb) {
+        t = _mm256_mul_ps(_mm256_cvtepi32_ps(dot_i8_block(load256(w[i].qs), load256(x[i].qs))),
+                          block_scale(w[i].d, x[i].d));
+    }
+    return sum_with_tail(a0, a1, t);
+}
+
+float dot_q4_0_q8_0(int64_t n, const block_q4_0* w, const block_q8_0* x) {
+    const int64_t nb = n / QK4_0;
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 4 <= nb; i += 4) {
+        const __m512 d0 = scale_pair(w + i, x + i);
+        const __m512 d1 = scale_pair(w + i + 2, x + i + 2);
+        const __m512i s0 = dot_q4_pair(unpack_q4_pair(w[i].qs, w[i + 1].qs), load_pair(x[i].qs, x[i + 1].qs));
+        const __m512i s1 = dot_q4_pair(unpack_q4_pair(w[i + 2].qs, w[i + 3].qs), load_pair(x[i + 2].qs, x[i + 3].qs));
+        a0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), d0, a0);
+        a1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), d1, a1);
+    }
+    if (i + 2 <= nb) {
+        const __m512 d0 = scale_pair(w + i, x + i);
+        const __m512i s0 = dot_q4_pair(unpack_q4_pair(w[i].qs, w[i + 1].qs), load_pair(x[i].qs, x[i + 1].qs));
+        a0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), d0, a0);
+        i += 2;
+    }
+    __m256 t = _mm256_setzero_ps();
+    if (i < nb) {
+        t = _mm256_mul_ps(_mm256_cvtepi32_ps(dot_q4_block(unpack_q4(w[i].qs), load256(x[i].qs))),
+                          block_scale(w[i].d, x[i].d));
+    }
+    return sum_with_tail(a0, a1, t);
+}
+
+}  // namespace
+}  // namespace moe::kernels
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#elif defined(__GNUC__)
+#pragma GCC diagnostic pop
+#pragma GCC pop_options
+#endif
+
+namespace moe::kernels {
+// The AVX-512 set with the int8 dots replaced (the other kernels gain nothing from VNNI).
+const KernelSet* avx512vnni_set() {
+    static const KernelSet ks = [] {
+        KernelSet k = *avx512_set();
+        k.isa = Isa::Avx512Vnni;
+        k.dot_q8_0_q8_0 = dot_q8_0_q8_0;
+        k.dot_q4_0_q8_0 = dot_q4_0_q8_0;
+        return k;
+    }();
+    return &ks;
+}
+}  // namespace moe::kernels
+
+#else  // !__x86_64__
+
+namespace moe::kernels {
+const KernelSet* avx512vnni_set() { return nullptr; }
+}  // namespace moe::kernels
+
+#endif

@@ -1,0 +1,46 @@
+// Compute kernels behind one table per instruction set, chosen at run time so one binary
+// runs on any x86-64 CPU. The scalar set in ref.cpp is the reference every SIMD set is
+// tested against (test/native/kernels_test.cpp). To add an ISA: write <isa>.cpp filling a
+// KernelSet (compiled with that ISA's flags only in that file), register it in dispatch.cpp.
+//
+// Pairing (as ggml): a weight row of type W is dotted with activations converted to W's
+// "activation type": f32->f32, f16->f16, bf16->bf16, q8_0->q8_0, q4_0->q8_0.
+#pragma once
+#include <cstdint>
+
+#include "../engine/dtype.h"
+
+namespace moe::kernels {
+
+enum class Isa : int { Scalar = 0, Avx2 = 1, Avx512 = 2, Avx512Vnni = 3 };
+constexpr int kIsaCount = 4;
+const char* isa_name(Isa isa);
+bool parse_isa(const char* name, Isa* out);
+
+struct KernelSet {
+    Isa isa;
+    // activations -> activation type (n: elements; for q8_0 a multiple of 32).
+    // q8_0 follows ggml's x86 path: d = amax/127, id = 127/amax, round half to even.
+    void (*quantize_row_q8_0)(const float* x, block_q8_0* y, int64_t n);
+    void (*fp32_to_fp16_row)(const float* x, uint16_t* y, int64_t n);
+    void (*fp32_to_bf16_row)(const float* x, uint16_t* y, int64_t n);
+    // dot(weight row, activation row) over n elements.
+    float (*dot_f32)(int64_t n, const float* w, const float* x);
+    float (*dot_f16)(int64_t n, const uint16_t* w, const uint16_t* x);
+    float (*dot_bf16)(int64_t n, const uint16_t* w, const uint16_t* x);
+    float (*dot_q8_0_q8_0)(int64_t n, const block_q8_0* w, const block_q8_0* x);
+    float (*dot_q4_0_q8_0)(int64_t n, const block_q4_0* w, const block_q8_0* x);
+};
+
+const KernelSet& scalar_set();
+// nullptr when that ISA was not compiled into this binary.
+const KernelSet* compiled_set(Isa isa);
+// What the CPU (and OS, for AVX-512 state) supports.
+bool cpu_supports(Isa isa);
+// The best set the CPU supports, or the one named by MOE_FORCE_ISA (scalar|avx2|avx512|avx512vnni)
+// when set; forcing an ISA the CPU lacks falls back to the best supported one with a warning.
+const KernelSet& active();
+// Override for tests (returns false if the ISA is unsupported/not compiled).
+bool set_active(Isa isa);
+
+}  // namespace moe::kernels

@@ -1,0 +1,81 @@
+// Scalar reference kernels: the definition every SIMD kernel is tested against.
+#include <cmath>
+
+#include "kernels.h"
+
+namespace moe::kernels {
+
+namespace {
+
+void quantize_row_q8_0_ref(const float* x, block_q8_0* y, int64_t n) {
+    const int64_t nb = n / QK8_0;
+    for (int64_t i = 0; i < nb; ++i) {
+        const float* xb = x + i * QK8_0;
+        float amax = 0.0f;
+        for (int j = 0; j < QK8_0; ++j) amax = std::fmax(amax, std::fabs(xb[j]));
+        const float d = amax / 127.0f;
+        const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        y[i].d = fp32_to_fp16(d);
+        for (int j = 0; j < QK8_0; ++j) y[i].qs[j] = static_cast<int8_t>(std::nearbyint(xb[j] * id));
+    }
+}
+
+void fp32_to_fp16_row_ref(const float* x, uint16_t* y, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) y[i] = fp32_to_fp16(x[i]);
+}
+
+void fp32_to_bf16_row_ref(const float* x, uint16_t* y, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) y[i] = fp32_to_bf16(x[i]);
+}
+
+float dot_f32_ref(int64_t n, const float* w, const float* x) {
+    double s = 0.0;
+    for (int64_t i = 0; i < n; ++i) s += static_cast<double>(w[i]) * x[i];
+    return static_cast<float>(s);
+}
+
+float dot_f16_ref(int64_t n, const uint16_t* w, const uint16_t* x) {
+    double s = 0.0;
+    for (int64_t i = 0; i < n; ++i) s += static_cast<double>(fp16_to_fp32(w[i])) * fp16_to_fp32(x[i]);
+    return static_cast<float>(s);
+}
+
+float dot_bf16_ref(int64_t n, const uint16_t* w, const uint16_t* x) {
+    double s = 0.0;
+    for (int64_t i = 0; i < n; ++i) s += static_cast<double>(bf16_to_fp32(w[i])) * bf16_to_fp32(x[i]);
+    return static_cast<float>(s);
+}
+
+float dot_q8_0_q8_0_ref(int64_t n, const block_q8_0* w, const block_q8_0* x) {
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / QK8_0; ++i) {
+        int32_t s = 0;
+        for (int j = 0; j < QK8_0; ++j) s += static_cast<int32_t>(w[i].qs[j]) * x[i].qs[j];
+        sum += static_cast<float>(s) * (fp16_to_fp32(w[i].d) * fp16_to_fp32(x[i].d));
+    }
+    return sum;
+}
+
+float dot_q4_0_q8_0_ref(int64_t n, const block_q4_0* w, const block_q8_0* x) {
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / QK4_0; ++i) {
+        int32_t s = 0;
+        for (int j = 0; j < 16; ++j) {
+            s += ((w[i].qs[j] & 0x0f) - 8) * x[i].qs[j];
+            s += ((w[i].qs[j] >> 4) - 8) * x[i].qs[j + 16];
+        }
+        sum += static_cast<float>(s) * (fp16_to_fp32(w[i].d) * fp16_to_fp32(x[i].d));
+    }
+    return sum;
+}
+
+const KernelSet kScalar = {
+    Isa::Scalar,        quantize_row_q8_0_ref, fp32_to_fp16_row_ref, fp32_to_bf16_row_ref, dot_f32_ref,
+    dot_f16_ref,        dot_bf16_ref,          dot_q8_0_q8_0_ref,    dot_q4_0_q8_0_ref,
+};
+
+}  // namespace
+
+const KernelSet& scalar_set() { return kScalar; }
+
+}  // namespace moe::kernels

@@ -1,0 +1,257 @@
+// Typed loader for the native engine addon (native/addon/addon.cpp): finds the package root,
+// loads build/Release/moe_engine.node or a prebuild through node-gyp-build, and describes the
+// addon's API in TypeScript. Every engine error is an Error with a string `code`.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+// ---------------------------------------------------------------- types
+
+export type LogitsMode = 'none' | 'last' | 'all';
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
+export type StopReason = 'eog' | 'length' | 'cancelled';
+export type ChatRole = 'system' | 'user' | 'assistant';
+
+/** Codes seen so far; the engine may add more. */
+export type EngineErrorCode =
+  | 'io'
+  | 'bad_gguf'
+  | 'unsupported_arch'
+  | 'unsupported_type'
+  | 'unsupported_model'
+  | 'bad_input'
+  | 'bad_token'
+  | 'cancelled'
+  | 'busy'
+  | 'disposed'
+  | 'bad_state'
+  | 'out_of_memory'
+  | 'internal'
+  | (string & {});
+
+export interface EngineError extends Error {
+  code: EngineErrorCode;
+}
+
+export interface EngineInfo {
+  version: string;
+  /** The kernel set in use (MOE_FORCE_ISA can choose another supported one). */
+  isa: string;
+  /** Kernel sets this CPU can run. */
+  isas: string[];
+  /** Kernel sets compiled into the addon. */
+  compiledIsas: string[];
+}
+
+export interface LoadOptions {
+  /** Tokenizer and metadata only: fast, and enough for tokenize/detokenize. */
+  vocabOnly?: boolean;
+}
+
+export interface LayerInfo {
+  attention: 'global' | 'window';
+  rope: boolean;
+  n_ff_exp: number;
+}
+
+/** Model.info(): parsed from the engine's info JSON (see Model::info_json in model.cpp). */
+export interface ModelInfo {
+  architecture: string;
+  name: string;
+  file: string;
+  file_size: number;
+  gguf_version: number;
+  hparams: Record<string, number | boolean | string | number[]>;
+  layers: LayerInfo[];
+  tensor_types: Record<string, number>;
+  tensors: { name: string; type: string; shape: number[] }[];
+  chat_template: boolean;
+  [key: string]: unknown;
+}
+
+export interface ChatMessage {
+  role: ChatRole;
+  content: string;
+}
+
+export interface SessionOptions {
+  /** Maximum positions (default 4096). */
+  nCtx?: number;
+  /** Tokens per forward pass during prompt evaluation (default 512). */
+  nBatch?: number;
+  /** Worker threads; 0 or absent: hardware concurrency. */
+  threads?: number;
+}
+
+/** Defaults are the published SmallThinker chat settings (native/engine/sampler.h). */
+export interface SamplingOptions {
+  /** Default 0.6; <= 0 is greedy (argmax, lowest id on ties). */
+  temperature?: number;
+  /** Default 20; <= 0 keeps all. */
+  topK?: number;
+  /** Default 0.95; 1 is off. */
+  topP?: number;
+  /** Default 0 (off). */
+  minP?: number;
+  /** Default 1 (off). */
+  repeatPenalty?: number;
+  /** Default 0 (off). */
+  frequencyPenalty?: number;
+  /** Default 0 (off). */
+  presencePenalty?: number;
+  /** Recent tokens the penalties look at; default 64, -1 all. */
+  penaltyLastN?: number;
+  /** Integer up to 2^53-1; absent: a random seed, returned in the result. */
+  seed?: number;
+}
+
+export type TokenInput = Int32Array | Uint32Array | readonly number[];
+
+export interface GenerateOptions extends SamplingOptions {
+  /** Text (tokenized with `special`) or token ids, appended after the session's cached tokens. */
+  prompt?: string | TokenInput;
+  /** Chat messages, formatted as ChatML with the assistant generation prompt (instead of prompt). */
+  messages?: ChatMessage[];
+  /** Parse special-token text such as <|im_start|> in a text prompt (default false). */
+  special?: boolean;
+  /** Maximum new tokens (default 256; 0 evaluates the prompt only). */
+  maxTokens?: number;
+  /** Stop at an end-of-generation token (default true). */
+  stopOnEog?: boolean;
+}
+
+export interface GenerateTimings {
+  nPrompt: number;
+  nGenerated: number;
+  promptMs: number;
+  generateMs: number;
+  promptTokensPerS: number;
+  tokensPerS: number;
+}
+
+export interface GenerateResult {
+  /** Generated ids (an end-of-generation token is not included). */
+  tokens: Int32Array;
+  text: string;
+  stopReason: StopReason;
+  seed: number;
+  timings: GenerateTimings;
+}
+
+/**
+ * Called for every generated token with the complete UTF-8 text it finishes (may be '' while
+ * a multi-byte character is still open), and once with id -1 for leftover bytes at the end.
+ * Throwing stops the generation and rejects its promise with the thrown error.
+ */
+export type OnToken = (text: string, tokenId: number) => void;
+
+export interface Session {
+  /** Evaluates tokens after the cached ones; resolves with n_vocab floats per returned position. */
+  eval(tokens: TokenInput, options?: { logits?: LogitsMode }): Promise<Float32Array>;
+  generate(options: GenerateOptions, onToken?: OnToken): Promise<GenerateResult>;
+  /** Stops the running eval (rejects with code 'cancelled') or generate (resolves, stopReason 'cancelled'). */
+  cancel(): void;
+  /** Drops cached positions >= n. Throws code 'bad_input' if a sliding-window cache cannot go back that far. */
+  truncate(n: number): void;
+  canTruncate(n: number): boolean;
+  clear(): void;
+  /** The cached token ids. */
+  tokens(): Int32Array;
+  /** Routing counts so far: [layer * n_expert + expert]. */
+  expertCounts(): Float64Array;
+  /** Frees the KV cache now (after the running operation, which is cancelled). */
+  dispose(): void;
+  readonly nPast: number;
+  readonly nCtx: number;
+  readonly kvBytes: number;
+  readonly busy: boolean;
+  readonly disposed: boolean;
+}
+
+export interface Model {
+  info(): ModelInfo;
+  tokenize(text: string, options?: { special?: boolean }): Int32Array;
+  detokenize(ids: TokenInput, options?: { special?: boolean }): string;
+  /** Exact vocabulary lookup; -1 if absent. */
+  tokenId(text: string): number;
+  isEog(id: number): boolean;
+  /** ChatML tokens for the messages; message text never becomes special tokens. */
+  formatChat(messages: ChatMessage[], options?: { addGenerationPrompt?: boolean }): Int32Array;
+  createSession(options?: SessionOptions): Session;
+  /** Frees the model and disposes its sessions (busy ones after their operation is cancelled). */
+  dispose(): void;
+  readonly nVocab: number;
+  readonly nCtxTrain: number;
+  readonly disposed: boolean;
+}
+
+export interface Addon {
+  loadModel(path: string, options?: LoadOptions): Promise<Model>;
+  engineInfo(): EngineInfo;
+  /** Engine log lines go to stderr at or above this level (default 'warn', or $MOE_LOG_LEVEL). */
+  setLogLevel(level: LogLevel): void;
+  /** Kernel set for sessions created from now on (one of engineInfo().isas); returns the set in use. */
+  setIsa(isa: string): string;
+}
+
+// ---------------------------------------------------------------- loading
+
+const PACKAGE_NAME = 'smallthinker-code';
+
+/** The package root: the nearest ancestor of this file with our package.json and binding.gyp. */
+export function packageRoot(start: string = __dirname): string {
+  for (let dir = start; ; dir = path.dirname(dir)) {
+    const pkg = path.join(dir, 'package.json');
+    if (fs.existsSync(pkg) && fs.existsSync(path.join(dir, 'binding.gyp'))) {
+      try {
+        if ((JSON.parse(fs.readFileSync(pkg, 'utf8')) as { name?: string }).name === PACKAGE_NAME) return dir;
+      } catch {
+        // unreadable package.json: keep looking
+      }
+    }
+    if (path.dirname(dir) === dir) throw new Error(`Cannot find the ${PACKAGE_NAME} package root above ${start}.`);
+  }
+}
+
+export function packageVersion(): string {
+  const pkg = JSON.parse(fs.readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+let cached: Addon | undefined;
+
+/**
+ * Loads the addon once. $MOE_ENGINE_ADDON may name a .node file to use instead of the
+ * package's build/ or prebuilds/.
+ */
+export function loadAddon(): Addon {
+  if (cached) return cached;
+  const override = process.env.MOE_ENGINE_ADDON;
+  if (override) {
+    cached = require(path.resolve(override)) as Addon;
+    return cached;
+  }
+  const root = packageRoot();
+  try {
+    const nodeGypBuild = require('node-gyp-build') as (dir: string) => unknown;
+    cached = nodeGypBuild(root) as Addon;
+  } catch (err) {
+    const e = new Error(
+      `The native engine is not built (${(err as Error).message.split('\n')[0]}); run "npm install" or "npm run build:native" in ${root}.`,
+    ) as EngineError;
+    e.code = 'not_built';
+    throw e;
+  }
+  return cached;
+}
+
+export function isEngineError(err: unknown): err is EngineError {
+  return err instanceof Error && typeof (err as { code?: unknown }).code === 'string';
+}
+
+export function loadModel(file: string, options?: LoadOptions): Promise<Model> {
+  return loadAddon().loadModel(file, options);
+}
+
+export function engineInfo(): EngineInfo {
+  return loadAddon().engineInfo();
+}

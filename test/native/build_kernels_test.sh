@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Builds the kernel test program.
+#   test/native/build_kernels_test.sh            -> build/test/kernels_test (ASan+UBSan, -O1 -g)
+#   test/native/build_kernels_test.sh --plain    -> build/test/kernels_test_plain (-O1 -g, no sanitizers; for valgrind)
+#   test/native/build_kernels_test.sh --release  -> build/test/kernels_test_release (-O3; for --bench numbers)
+# Run: build/test/kernels_test [--seed=N]; build/test/kernels_test_release --bench;
+#      MOE_UNDER_VALGRIND=1 valgrind --error-exitcode=9 build/test/kernels_test_plain
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+mkdir -p build/test
+SRCS=(native/kernels/*.cpp native/engine/dtype.cpp native/engine/common.cpp test/native/kernels_test.cpp)
+case "${1:-}" in
+  "")
+    g++ -std=c++17 -O1 -g -Wall -Wextra -fsanitize=address,undefined -fno-omit-frame-pointer "${SRCS[@]}" -o build/test/kernels_test
+    echo "built build/test/kernels_test" ;;
+  --plain)
+    g++ -std=c++17 -O1 -g -Wall -Wextra "${SRCS[@]}" -o build/test/kernels_test_plain
+    echo "built build/test/kernels_test_plain" ;;
+  --release)
+    g++ -std=c++17 -O3 -Wall -Wextra "${SRCS[@]}" -o build/test/kernels_test_release
+    echo "built build/test/kernels_test_release" ;;
+  *) echo "usage: $0 [--plain|--release]" >&2; exit 2 ;;
+esac
