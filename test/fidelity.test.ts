@@ -227,18 +227,24 @@ describe("fidelity: greedy generation", () => {
 describe("fidelity: real SmallThinker-4B-A0.6B shapes in Q4_0", { timeout: 900_000 }, () => {
   const CODE = "function fib(n) {\n  return n < 2 ? n : fib(n - 1) + fib(n - 2);\n}\nconsole.log(fib(10));";
 
-  test("every 4B layer shape, two layers deep: tight at the first position, within our own noise after", async () => {
-    const spec: ModelSpec = { ...SMALLTHINKER_4B, n_layer: 2, routing: "varied" };
+  /** llama.cpp vs us, and us vs ourselves on another kernel set, on a code prompt. */
+  async function measure(spec: ModelSpec, label: string) {
     const path = await ensureModel(spec);
     const oracle = await oracleFor(path, 64);
     const tokens = oracle.tokenize(CODE, { special: false });
     const ref = await oracle.logits(tokens, { all: true });
     const ours = await ourLogits(path, tokens, { all: true, nCtx: 64 });
     const alt = await ourLogits(path, tokens, { all: true, nCtx: 64, isa: kernelSets().alt });
+    await oracle.close();
+    oracles.delete(`${path}#64`);
     const s = compareRows(ours, ref);
-    report("4B shapes, 2 layers", s);
+    report(label, s);
+    return { s, cal: judgeCalibrated(s, compareRows(ours, alt), REL_MAX.Q4_0) };
+  }
+
+  test("every 4B layer shape, two layers deep: tight at the first position, within our own noise after", async () => {
+    const { s, cal } = await measure({ ...SMALLTHINKER_4B, n_layer: 2, routing: "varied" }, "4B shapes, 2 layers");
     assert.ok(s.positions[0].relMax < REL_MAX.Q4_0, `position 0: ${s.positions[0].relMax}`);
-    const cal = judgeCalibrated(s, compareRows(ours, alt), REL_MAX.Q4_0);
     assert.ok(cal.ok, cal.reason);
     assert.equal(s.top1Mismatches, 0, describeSummary(s));
   });
@@ -248,18 +254,7 @@ describe("fidelity: real SmallThinker-4B-A0.6B shapes in Q4_0", { timeout: 900_0
     // rounding, and depth turns that into a different token within a few positions: measured,
     // our AVX-512 and AVX2 kernels disagree with each other at ~60% of positions' top-1, exactly
     // as much as either disagrees with llama.cpp. So here the oracle is held to that noise floor.
-    const spec: ModelSpec = { ...SMALLTHINKER_4B, routing: "varied" };
-    const path = await ensureModel(spec);
-    const oracle = await oracleFor(path, 64);
-    const tokens = oracle.tokenize(CODE, { special: false });
-    const ref = await oracle.logits(tokens, { all: true });
-    const ours = await ourLogits(path, tokens, { all: true, nCtx: 64 });
-    const alt = await ourLogits(path, tokens, { all: true, nCtx: 64, isa: kernelSets().alt });
-    const s = compareRows(ours, ref);
-    report("4B Q4_0 32 layers", s);
-    const cal = judgeCalibrated(s, compareRows(ours, alt), REL_MAX.Q4_0);
+    const { cal } = await measure({ ...SMALLTHINKER_4B, routing: "varied" }, "4B Q4_0 32 layers");
     assert.ok(cal.ok, cal.reason);
-    await (await oracle).close();
-    oracles.delete(`${path}#64`);
   });
 });
