@@ -154,7 +154,9 @@ describe("fidelity: sliding-window layouts", () => {
     assert.ok(v.ok, v.reason);
     // and past the window specifically: the median position after 4096 agrees tightly
     const late = s.positions.slice(4096).map((p) => p.relMax).sort((a, b) => a - b);
-    assert.ok(late[Math.floor(late.length / 2)] < REL_MAX.F16, `median past the window: ${late[Math.floor(late.length / 2)]}`);
+    const lateMedian = late[Math.floor(late.length / 2)];
+    console.log(`fidelity window: median relative error past position 4096: ${lateMedian.toExponential(2)}`);
+    assert.ok(lateMedian < REL_MAX.F16, `median past the window: ${lateMedian}`);
   });
 
   test("window boundary is exact: with every layer sliding, the token 4096 back has no influence", async () => {

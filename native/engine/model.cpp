@@ -245,6 +245,13 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
         }
         L.down_exps = b.get(tn("ffn_down_exps"), {n_ff, n_embd, hp.n_expert});
     }
+    auto to_f32 = [](const Tensor& t) {
+        std::vector<float> out(static_cast<size_t>(t.ne[0]));
+        dequantize_row(t.type, t.data, out.data(), t.ne[0]);
+        return out;
+    };
+    for (const LayerWeights& L : m->layers) m->norms.push_back({to_f32(L.attn_norm), to_f32(L.ffn_norm)});
+    m->output_norm_f32 = to_f32(m->output_norm);
     for (const GgufTensorInfo& ti : f.tensors()) {
         if (!b.used().count(ti.name)) {
             log(LogLevel::Info, strfmt("%s: ignoring tensor '%s' (not used by the smallthinker forward pass)", path.c_str(), ti.name.c_str()));

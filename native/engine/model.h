@@ -89,6 +89,13 @@ class Model {
     bool tied_output = false;
     std::vector<LayerWeights> layers;
 
+    // Norm weights as f32, dequantized once at load (every session reads them).
+    struct LayerNorms {
+        std::vector<float> attn, ffn;  // {n_embd}
+    };
+    std::vector<LayerNorms> norms;
+    std::vector<float> output_norm_f32;  // {n_embd}
+
  private:
     Model() = default;
     std::unique_ptr<GgufFile> file_;

@@ -93,15 +93,12 @@ struct Session::Impl {
     std::vector<std::unique_ptr<uint16_t[]>> k_cache, v_cache;
     std::vector<uint32_t> cap;
 
-    // norm weights as f32
-    std::vector<std::vector<float>> attn_norm, ffn_norm;
-    std::vector<float> out_norm;
-
     // scratch (sized for n_batch tokens)
     std::vector<float> x, h, q, k, v, att, att_out, router, moe_out, logits_in;
     std::vector<uint8_t> act;            // converted activations
     std::vector<float> scores;           // per thread: attention scores
     std::vector<float> ff_gate, ff_up, ff_down, ff_in;
+    std::vector<std::vector<std::pair<int64_t, int64_t>>> by_expert;  // (token, slot) per expert
 
     Impl(const Model& model, const SessionParams& p)
         : m(model), hp(model.hparams()), pool(p.n_threads), ks(kernels::active()), n_batch(p.n_batch) {
@@ -115,31 +112,26 @@ struct Session::Impl {
             k_cache[il].reset(new uint16_t[static_cast<size_t>(cap[il]) * row]);
             v_cache[il].reset(new uint16_t[static_cast<size_t>(cap[il]) * row]);
         }
-        auto load_norm = [&](const Tensor& t) {
-            std::vector<float> out(static_cast<size_t>(t.ne[0]));
-            dequantize_row(t.type, t.data, out.data(), t.ne[0]);
-            return out;
-        };
-        for (const LayerWeights& L : m.layers) {
-            attn_norm.push_back(load_norm(L.attn_norm));
-            ffn_norm.push_back(load_norm(L.ffn_norm));
-        }
-        out_norm = load_norm(m.output_norm);
         scores.resize(static_cast<size_t>(pool.size()) * n_ctx);
     }
 
     // y[t*ldy + r] = dot(W[expert] row r, x[t*ldx ...]) for r < W.ne[1], t < nt.
     void matmul(const Tensor& W, int64_t expert, const float* xin, int64_t nt, int64_t ldx, float* y, int64_t ldy) {
         const int64_t K = W.ne[0], R = W.ne[1];
-        const size_t arow = act_row_bytes(W.type, K);
-        if (act.size() < arow * static_cast<size_t>(nt)) act.resize(arow * static_cast<size_t>(nt));
-        uint8_t* a = act.data();
-        if (nt >= 4) {
+        // f32 weights pair with f32 activations: read them in place; other types convert once
+        const bool in_place = W.type == DType::F32;
+        const size_t arow = in_place ? static_cast<size_t>(ldx) * sizeof(float) : act_row_bytes(W.type, K);
+        if (!in_place && act.size() < arow * static_cast<size_t>(nt)) act.resize(arow * static_cast<size_t>(nt));
+        const uint8_t* a = in_place ? reinterpret_cast<const uint8_t*>(xin) : act.data();
+        uint8_t* aw = act.data();
+        if (in_place) {
+            // nothing to convert
+        } else if (nt >= 4) {
             pool.parallel_for(nt, 1, [&](int64_t b, int64_t e, int) {
-                for (int64_t t = b; t < e; ++t) convert_act(ks, W.type, xin + t * ldx, a + arow * t, K);
+                for (int64_t t = b; t < e; ++t) convert_act(ks, W.type, xin + t * ldx, aw + arow * t, K);
             });
         } else {
-            for (int64_t t = 0; t < nt; ++t) convert_act(ks, W.type, xin + t * ldx, a + arow * t, K);
+            for (int64_t t = 0; t < nt; ++t) convert_act(ks, W.type, xin + t * ldx, aw + arow * t, K);
         }
         const uint8_t* base = W.data + static_cast<size_t>(expert) * W.nb2;
         const int64_t grain = std::max<int64_t>(8, R / (pool.size() * 8));
@@ -151,17 +143,20 @@ struct Session::Impl {
         });
     }
 
-    // NeoX RoPE on n_heads heads of head_dim at position pos (ggml's theta recurrence).
-    static void rope(float* v, int n_heads, int head_dim, int32_t pos, float freq_base) {
+    // cos/sin of NeoX RoPE at position pos (ggml's theta recurrence), head_dim/2 pairs.
+    static void rope_angles(int head_dim, int32_t pos, float freq_base, float* cs, float* sn) {
         const float theta_scale = std::pow(freq_base, -2.0f / static_cast<float>(head_dim));
-        const int half = head_dim / 2;
-        float cs[512], sn[512];
         float theta = static_cast<float>(pos);
-        for (int i = 0; i < half; ++i) {
+        for (int i = 0; i < head_dim / 2; ++i) {
             cs[i] = std::cos(theta);
             sn[i] = std::sin(theta);
             theta *= theta_scale;
         }
+    }
+
+    // Rotates n_heads heads of head_dim by the angles of rope_angles.
+    static void rope(float* v, int n_heads, int head_dim, const float* cs, const float* sn) {
+        const int half = head_dim / 2;
         for (int hh = 0; hh < n_heads; ++hh) {
             float* p = v + static_cast<size_t>(hh) * head_dim;
             for (int i = 0; i < half; ++i) {
@@ -205,16 +200,18 @@ struct Session::Impl {
             if (bug != Bug::RouteNormed) matmul(L.gate_inp, 0, x.data(), n, E, router.data(), NX);
 
             // 2. attention block
-            for (int64_t t = 0; t < n; ++t) rms_norm(&x[t * E], attn_norm[il].data(), &h[t * E], E, hp.rms_eps);
+            for (int64_t t = 0; t < n; ++t) rms_norm(&x[t * E], m.norms[il].attn.data(), &h[t * E], E, hp.rms_eps);
             if (bug == Bug::RouteNormed) matmul(L.gate_inp, 0, h.data(), n, E, router.data(), NX);
             matmul(L.wq, 0, h.data(), n, E, q.data(), NQ);
             matmul(L.wk, 0, h.data(), n, E, k.data(), NKV);
             matmul(L.wv, 0, h.data(), n, E, v.data(), NKV);
             if (hp.use_rope[il] || bug == Bug::RopeOnNope) {
                 const float base = hp.is_swa[il] ? hp.rope_freq_base_swa : hp.rope_freq_base;
+                float cs[512], sn[512];  // head_dim <= 1024 (checked at load)
                 for (int64_t t = 0; t < n; ++t) {
-                    rope(&q[t * NQ], n_head, D, pos0 + static_cast<int32_t>(t), base);
-                    rope(&k[t * NKV], n_head_kv, D, pos0 + static_cast<int32_t>(t), base);
+                    rope_angles(D, pos0 + static_cast<int32_t>(t), base, cs, sn);
+                    rope(&q[t * NQ], n_head, D, cs, sn);
+                    rope(&k[t * NKV], n_head_kv, D, cs, sn);
                 }
             }
             const uint32_t c = cap[il];
@@ -229,8 +226,8 @@ struct Session::Impl {
             const int32_t n_swa = static_cast<int32_t>(hp.n_swa) + (bug == Bug::WindowOffByOne ? 1 : 0);
             pool.parallel_for(n * n_head, 1, [&](int64_t b, int64_t e, int tid) {
                 float* sc = &scores[static_cast<size_t>(tid) * (scores.size() / pool.size())];
-                uint16_t q16[1024];
-                std::vector<float> acc(static_cast<size_t>(D));
+                uint16_t q16[1024];  // head_dim <= 1024 (checked at load)
+                float acc[1024];
                 for (int64_t th = b; th < e; ++th) {
                     const int64_t t = th / n_head;
                     const int hd = static_cast<int>(th % n_head);
@@ -252,21 +249,21 @@ struct Session::Impl {
                         sum += ev;
                     }
                     const float inv = static_cast<float>(1.0 / sum);
-                    std::fill(acc.begin(), acc.end(), 0.0f);
+                    std::fill(acc, acc + D, 0.0f);
                     for (int32_t j = lo; j <= p; ++j) {
                         const float pj = fp16_to_fp32(fp32_to_fp16(sc[j - lo] * inv));
                         if (pj == 0.0f) continue;
                         const uint16_t* vr = vc + (static_cast<size_t>(j) % c) * NKV + static_cast<size_t>(kvh) * D;
                         for (int d = 0; d < D; ++d) acc[d] += pj * fp16_to_fp32(vr[d]);
                     }
-                    std::memcpy(&att[t * NQ + hd * D], acc.data(), sizeof(float) * D);
+                    std::memcpy(&att[t * NQ + hd * D], acc, sizeof(float) * D);
                 }
             });
             matmul(L.wo, 0, att.data(), n, NQ, att_out.data(), E);
             for (int64_t i = 0; i < n * E; ++i) x[i] = att_out[i] + x[i];  // ffn_inp
 
             // 3. MoE block
-            for (int64_t t = 0; t < n; ++t) rms_norm(&x[t * E], ffn_norm[il].data(), &h[t * E], E, hp.rms_eps);
+            for (int64_t t = 0; t < n; ++t) rms_norm(&x[t * E], m.norms[il].ffn.data(), &h[t * E], E, hp.rms_eps);
             for (int64_t t = 0; t < n; ++t) {
                 const float* r = &router[t * NX];
                 if (hp.gating == Gating::Sigmoid && bug != Bug::SoftmaxGating) {
@@ -282,9 +279,9 @@ struct Session::Impl {
                     const float inv = static_cast<float>(1.0 / sum);
                     for (int64_t e = 0; e < NX; ++e) probs[e] *= inv;
                 }
-                // Expert choice exactly as ggml_argsort_top_k: std::sort of the ids 0..n-1 with
-                // "greater probability first". Saturated sigmoids give exact ties (1.0f), and the
-                // same algorithm on the same input breaks them the same way llama.cpp does.
+                // Expert choice as ggml_argsort_top_k does it: std::sort of the ids 0..n-1 with
+                // "greater probability first", so exact ties (e.g. sigmoids saturated at 1.0f)
+                // would break the same way as in llama.cpp.
                 std::iota(order.begin(), order.end(), 0);
                 std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b2) { return probs[a] > probs[b2]; });
                 double wsum = 0.0;
@@ -297,12 +294,13 @@ struct Session::Impl {
                 }
             }
             const int64_t n_ff = hp.n_ff_exp[il];
+            // (token, slot) pairs routed to each expert, so an expert's tokens are processed together
+            for (auto& b : by_expert) b.clear();
+            by_expert.resize(static_cast<size_t>(NX));
+            for (int64_t t = 0; t < n; ++t)
+                for (int64_t j = 0; j < K; ++j) by_expert[sel[t * K + j]].emplace_back(t, j);
             for (int64_t e = 0; e < NX; ++e) {
-                // tokens routed to expert e, processed together
-                std::vector<std::pair<int64_t, int64_t>> rows;  // (token, slot j)
-                for (int64_t t = 0; t < n; ++t)
-                    for (int64_t j = 0; j < K; ++j)
-                        if (sel[t * K + j] == e) rows.emplace_back(t, j);
+                const std::vector<std::pair<int64_t, int64_t>>& rows = by_expert[e];
                 if (rows.empty()) continue;
                 const int64_t nr = static_cast<int64_t>(rows.size());
                 ff_in.resize(static_cast<size_t>(nr * E));
@@ -335,7 +333,7 @@ struct Session::Impl {
         if (out_rows.empty()) return;
         const int64_t no = static_cast<int64_t>(out_rows.size());
         logits_in.resize(static_cast<size_t>(no * E));
-        for (int64_t i = 0; i < no; ++i) rms_norm(&x[out_rows[i] * E], out_norm.data(), &logits_in[i * E], E, hp.rms_eps);
+        for (int64_t i = 0; i < no; ++i) rms_norm(&x[out_rows[i] * E], m.output_norm_f32.data(), &logits_in[i * E], E, hp.rms_eps);
         matmul(m.output, 0, logits_in.data(), no, E, logits, hp.n_vocab);
     }
 };
