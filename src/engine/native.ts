@@ -144,7 +144,61 @@ export interface GenerateResult {
  */
 export type OnToken = (text: string, tokenId: number) => void;
 
+/**
+ * How prefill() reuses what the session already holds.
+ * - 'none': recompute everything (the cache is cleared first);
+ * - 'prefix': keep the longest common prefix of the cached and new tokens (llama.cpp's cache_prompt);
+ * - 'moves' (default): also move cached runs of at least `minRun` equal tokens to their new
+ *   positions (re-rotating K on RoPE layers; NoPE layers as they are), for insertions, deletions
+ *   and replacements anywhere. The first `boundary` tokens of a moved run that follows new tokens
+ *   are recomputed. Moved entries keep the conditioning of their old left context.
+ */
+export interface ReuseOptions {
+  mode?: 'none' | 'prefix' | 'moves';
+  minRun?: number;
+  boundary?: number;
+}
+
+export interface PrefillStats {
+  /** Tokens of the new prompt. */
+  nPrompt: number;
+  /** Leading tokens kept exactly (the common prefix). */
+  nPrefix: number;
+  /** Tokens whose cached entries were moved to a new position (or kept past an edit). */
+  nMoved: number;
+  /** Tokens evaluated by the model. */
+  nEvaluated: number;
+  /** Runs of moved tokens. */
+  nMovedRuns: number;
+  planMs: number;
+  moveMs: number;
+  evalMs: number;
+  totalMs: number;
+}
+
+/** A sampler: sampling settings plus its own random state (so a paused generation resumes identically). */
+export interface Sampler {
+  readonly seed: number;
+}
+
 export interface Session {
+  /**
+   * Makes the session hold exactly `tokens` and the logits of the last one, reusing the cache as
+   * `options.reuse` says. Rejects with code 'cancelled' on cancel() (checked between batches);
+   * the session then holds a valid prefix of `tokens`, so calling prefill() again continues.
+   */
+  prefill(tokens: TokenInput, options?: { reuse?: ReuseOptions }): Promise<PrefillStats>;
+  /**
+   * Appends `token`, evaluates it, and (with a sampler) samples the next token from its logits,
+   * penalties looking at the session's tokens. Resolves with that id, or -1 without a sampler.
+   */
+  step(token: number, sampler?: Sampler): Promise<number>;
+  /** Samples from the logits of the last evaluated position (throws 'bad_state' if there are none). */
+  sample(sampler: Sampler): number;
+  /** The k highest logits of the last evaluated position, best first (ties: lower id first). */
+  topTokens(k: number): { ids: Int32Array; logits: Float32Array };
+  /** A copy of the logits of the last evaluated position, or null if there are none. */
+  lastLogits(): Float32Array | null;
   /** Evaluates tokens after the cached ones; resolves with n_vocab floats per returned position. */
   eval(tokens: TokenInput, options?: { logits?: LogitsMode }): Promise<Float32Array>;
   generate(options: GenerateOptions, onToken?: OnToken): Promise<GenerateResult>;
@@ -191,6 +245,8 @@ export interface Addon {
   setLogLevel(level: LogLevel): void;
   /** Kernel set for sessions created from now on (one of engineInfo().isas); returns the set in use. */
   setIsa(isa: string): string;
+  /** A sampler with these settings (no seed: a random one, readable as sampler.seed). */
+  createSampler(options?: SamplingOptions): Sampler;
 }
 
 // ---------------------------------------------------------------- loading
