@@ -9,7 +9,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <new>
 #include <random>
 #include <string>
@@ -19,7 +21,10 @@
 #include "../engine/common.h"
 #include "../engine/generate.h"
 #include "../engine/model.h"
+#include "../engine/reuse.h"
+#include "../engine/sampler.h"
 #include "../engine/session.h"
+#include "../engine/threadpool.h"
 #include "../engine/tokenizer.h"
 #include "../kernels/kernels.h"
 
@@ -232,6 +237,9 @@ struct SessionCore {
 
 struct ModelCore {
     std::shared_ptr<moe::Model> model;
+    // Worker threads shared by the sessions that ask for the same thread count as the first one.
+    std::shared_ptr<moe::ThreadPool> pool;
+    int pool_threads = -1;
     std::vector<std::weak_ptr<SessionCore>> sessions;
     bool disposed = false;
 };
@@ -239,6 +247,66 @@ struct ModelCore {
 struct AddonData {
     Napi::FunctionReference model_ctor;
     Napi::FunctionReference session_ctor;
+    Napi::FunctionReference sampler_ctor;
+};
+
+// A sampler's settings and random state; a step on a worker thread and sample() on the JS thread
+// never use it at the same time (the mutex makes misuse safe anyway).
+struct SamplerCore {
+    moe::SamplingParams params;
+    moe::Rng rng;
+    moe::Candidates scratch;
+    std::mutex mu;
+    explicit SamplerCore(const moe::SamplingParams& p) : params(p), rng(p.seed) {}
+    int32_t sample(const moe::Session& session) {
+        std::lock_guard<std::mutex> lock(mu);
+        const auto& logits = session.last_logits();
+        return moe::sample_token(logits.data(), static_cast<int32_t>(logits.size()), session.tokens(), params, rng, scratch);
+    }
+};
+
+// Reads SamplingOptions (see src/engine/native.ts) into `s`; no seed: a fresh random one.
+void parse_sampling(const Napi::Object& o, moe::SamplingParams& s) {
+    s.temperature = static_cast<float>(number_opt(o, "temperature", s.temperature, -1e9, 1e9, false));
+    s.top_k = static_cast<int32_t>(number_opt(o, "topK", s.top_k, -1, 1e9, true));
+    s.top_p = static_cast<float>(number_opt(o, "topP", s.top_p, 0, 1, false));
+    s.min_p = static_cast<float>(number_opt(o, "minP", s.min_p, 0, 1, false));
+    s.repeat_penalty = static_cast<float>(number_opt(o, "repeatPenalty", s.repeat_penalty, 0, 1e9, false));
+    s.frequency_penalty = static_cast<float>(number_opt(o, "frequencyPenalty", s.frequency_penalty, -1e9, 1e9, false));
+    s.presence_penalty = static_cast<float>(number_opt(o, "presencePenalty", s.presence_penalty, -1e9, 1e9, false));
+    s.penalty_last_n = static_cast<int32_t>(number_opt(o, "penaltyLastN", s.penalty_last_n, -1, 1e9, true));
+    if (has(o, "seed")) {
+        s.seed = static_cast<uint64_t>(number_opt(o, "seed", 0, 0, 9007199254740991.0, true));
+    } else {
+        std::random_device rd;  // no seed given: a fresh one (readable back)
+        s.seed = ((static_cast<uint64_t>(rd()) << 32) | rd()) & 0x1fffffffffffffull;
+    }
+}
+
+class SamplerWrap : public Napi::ObjectWrap<SamplerWrap> {
+ public:
+    static Napi::Function define(Napi::Env env) {
+        return DefineClass(env, "Sampler", {InstanceAccessor<&SamplerWrap::seed>("seed")});
+    }
+    explicit SamplerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SamplerWrap>(info) {}
+    void attach(std::shared_ptr<SamplerCore> c) { core_ = std::move(c); }
+    const std::shared_ptr<SamplerCore>& core() const { return core_; }
+
+    // The sampler behind a JS value, or a TypeError.
+    static std::shared_ptr<SamplerCore> from(Napi::Env env, const Napi::Value& v) {
+        auto* data = env.GetInstanceData<AddonData>();
+        if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(data->sampler_ctor.Value()))
+            throw type_error(env, "Expected a Sampler made by createSampler().");
+        SamplerWrap* w = SamplerWrap::Unwrap(v.As<Napi::Object>());
+        if (!w->core_) throw type_error(env, "Expected a Sampler made by createSampler().");
+        return w->core_;
+    }
+
+ private:
+    Napi::Value seed(const Napi::CallbackInfo& info) {
+        return Napi::Number::New(info.Env(), core_ ? static_cast<double>(core_->params.seed) : 0.0);
+    }
+    std::shared_ptr<SamplerCore> core_;
 };
 
 // ============================================================== Model
@@ -356,23 +424,23 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
 
 // ============================================================== Session workers
 
-class EvalWorker : public Napi::AsyncWorker {
+// A session operation: run() on a worker thread, then result() on the JS thread.
+class TaskWorker : public Napi::AsyncWorker {
  public:
-    EvalWorker(Napi::Env env, std::shared_ptr<SessionCore> core, Napi::Object self, std::vector<int32_t> tokens,
-               moe::LogitsMode mode)
-        : Napi::AsyncWorker(env, "moe.eval"),
+    TaskWorker(Napi::Env env, const char* name, std::shared_ptr<SessionCore> core, Napi::Object self,
+               std::function<void()> run, std::function<Napi::Value(Napi::Env)> result)
+        : Napi::AsyncWorker(env, name),
           deferred_(Napi::Promise::Deferred::New(env)),
           core_(std::move(core)),
           self_(Napi::Persistent(self)),
-          tokens_(std::move(tokens)),
-          mode_(mode) {}
+          run_(std::move(run)),
+          result_(std::move(result)) {}
     Napi::Promise promise() const { return deferred_.Promise(); }
 
  protected:
     void Execute() override {
         try {
-            if (tokens_.empty() && mode_ == moe::LogitsMode::None) return;  // nothing to do
-            core_->session->decode(tokens_.data(), tokens_.size(), mode_, logits_, &core_->cancel);
+            run_();
         } catch (...) {
             error_.capture();
         }
@@ -384,9 +452,11 @@ class EvalWorker : public Napi::AsyncWorker {
             deferred_.Reject(error_.value(env));
             return;
         }
-        Napi::Float32Array out = Napi::Float32Array::New(env, logits_.size());
-        if (!logits_.empty()) std::memcpy(out.Data(), logits_.data(), logits_.size() * sizeof(float));
-        deferred_.Resolve(out);
+        try {
+            deferred_.Resolve(result_(env));
+        } catch (const Napi::Error& e) {
+            deferred_.Reject(e.Value());
+        }
     }
     void OnError(const Napi::Error& e) override {
         core_->finish();
@@ -397,9 +467,8 @@ class EvalWorker : public Napi::AsyncWorker {
     Napi::Promise::Deferred deferred_;
     std::shared_ptr<SessionCore> core_;
     Napi::ObjectReference self_;  // keeps the JS Session alive while we run
-    std::vector<int32_t> tokens_;
-    moe::LogitsMode mode_;
-    std::vector<float> logits_;
+    std::function<void()> run_;
+    std::function<Napi::Value(Napi::Env)> result_;
     CaughtError error_;
 };
 
@@ -520,6 +589,11 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
         return DefineClass(env, "Session",
                            {
                                InstanceMethod<&SessionWrap::eval>("eval"),
+                               InstanceMethod<&SessionWrap::prefill>("prefill"),
+                               InstanceMethod<&SessionWrap::step>("step"),
+                               InstanceMethod<&SessionWrap::sample>("sample"),
+                               InstanceMethod<&SessionWrap::top_tokens>("topTokens"),
+                               InstanceMethod<&SessionWrap::last_logits>("lastLogits"),
                                InstanceMethod<&SessionWrap::generate>("generate"),
                                InstanceMethod<&SessionWrap::cancel>("cancel"),
                                InstanceMethod<&SessionWrap::truncate>("truncate"),
@@ -564,9 +638,9 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
     Napi::Value eval(const Napi::CallbackInfo& info) {
         Napi::Env env = info.Env();
         return as_promise(env, [&]() -> Napi::Value {
-            SessionCore& c = core(env, true);
+            core(env, true);
             if (info.Length() < 1) throw type_error(env, "Expected tokens.");
-            auto tokens = tokens_from(env, info[0], "tokens");
+            auto tokens = std::make_shared<std::vector<int32_t>>(tokens_from(env, info[0], "tokens"));
             Napi::Object opts = options_arg(info, 1);
             moe::LogitsMode mode = moe::LogitsMode::Last;
             if (has(opts, "logits")) {
@@ -577,13 +651,146 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
                 else if (s == "all") mode = moe::LogitsMode::All;
                 else throw_error(env, "bad_input", "Option logits must be 'none', 'last' or 'all'.");
             }
-            auto* w = new EvalWorker(env, core_, info.This().As<Napi::Object>(), std::move(tokens), mode);
-            Napi::Promise p = w->promise();
-            c.cancel = false;
-            c.busy = true;
-            w->Queue();
-            return p;
+            auto logits = std::make_shared<std::vector<float>>();
+            std::shared_ptr<SessionCore> sc = core_;
+            return start_task(
+                env, info, "moe.eval",
+                [sc, tokens, mode, logits] {
+                    if (tokens->empty() && mode == moe::LogitsMode::None) return;  // nothing to do
+                    sc->session->decode(tokens->data(), tokens->size(), mode, *logits, &sc->cancel);
+                },
+                [logits](Napi::Env e) -> Napi::Value {
+                    Napi::Float32Array out = Napi::Float32Array::New(e, logits->size());
+                    if (!logits->empty()) std::memcpy(out.Data(), logits->data(), logits->size() * sizeof(float));
+                    return out;
+                });
         });
+    }
+
+    // Queues `run` as a session operation whose promise resolves with `result`.
+    Napi::Value start_task(Napi::Env env, const Napi::CallbackInfo& info, const char* name, std::function<void()> run,
+                           std::function<Napi::Value(Napi::Env)> result) {
+        SessionCore& c = core(env, true);
+        auto* w = new TaskWorker(env, name, core_, info.This().As<Napi::Object>(), std::move(run), std::move(result));
+        Napi::Promise p = w->promise();
+        c.cancel = false;
+        c.busy = true;
+        w->Queue();
+        return p;
+    }
+
+    Napi::Value prefill(const Napi::CallbackInfo& info) {
+        Napi::Env env = info.Env();
+        return as_promise(env, [&]() -> Napi::Value {
+            core(env, true);
+            if (info.Length() < 1) throw type_error(env, "Expected tokens.");
+            auto tokens = std::make_shared<std::vector<int32_t>>(tokens_from(env, info[0], "tokens"));
+            if (tokens->empty()) throw_error(env, "bad_input", "The prompt is empty: give at least one token.");
+            Napi::Object opts = options_arg(info, 1);
+            moe::ReusePolicy pol;
+            if (has(opts, "reuse")) {
+                Napi::Value rv = opts.Get("reuse");
+                if (!rv.IsObject()) throw type_error(env, "Option reuse must be an object {mode, minRun, boundary}.");
+                Napi::Object r = rv.As<Napi::Object>();
+                if (has(r, "mode")) {
+                    Napi::Value mv = r.Get("mode");
+                    if (!mv.IsString() || !moe::parse_reuse_mode(mv.As<Napi::String>().Utf8Value(), &pol.mode))
+                        throw_error(env, "bad_input", "Option reuse.mode must be 'none', 'prefix' or 'moves'.");
+                }
+                pol.min_run = static_cast<uint32_t>(number_opt(r, "minRun", pol.min_run, 1, 1e6, true));
+                pol.boundary = static_cast<uint32_t>(number_opt(r, "boundary", pol.boundary, 0, 1e6, true));
+            }
+            auto stats = std::make_shared<moe::PrefillStats>();
+            std::shared_ptr<SessionCore> sc = core_;
+            return start_task(
+                env, info, "moe.prefill",
+                [sc, tokens, pol, stats] { *stats = sc->session->prefill(tokens->data(), tokens->size(), pol, &sc->cancel); },
+                [stats](Napi::Env e) -> Napi::Value {
+                    Napi::Object o = Napi::Object::New(e);
+                    o.Set("nPrompt", stats->n_prompt);
+                    o.Set("nPrefix", stats->n_prefix);
+                    o.Set("nMoved", stats->n_moved);
+                    o.Set("nEvaluated", stats->n_evaluated);
+                    o.Set("nMovedRuns", stats->n_moved_runs);
+                    o.Set("planMs", stats->plan_ms);
+                    o.Set("moveMs", stats->move_ms);
+                    o.Set("evalMs", stats->eval_ms);
+                    o.Set("totalMs", stats->total_ms);
+                    o.Set("plan", stats->plan);
+                    return o;
+                });
+        });
+    }
+
+    Napi::Value step(const Napi::CallbackInfo& info) {
+        Napi::Env env = info.Env();
+        return as_promise(env, [&]() -> Napi::Value {
+            SessionCore& c = core(env, true);
+            const double d = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : -1;
+            const double n_vocab = c.session->model().hparams().n_vocab;
+            if (!(d >= 0 && d < n_vocab && d == std::floor(d)))
+                throw_error(env, "bad_input", moe::strfmt("step() needs a token id between 0 and %g.", n_vocab - 1));
+            const int32_t token = static_cast<int32_t>(d);
+            std::shared_ptr<SamplerCore> sampler;
+            if (info.Length() > 1 && !info[1].IsUndefined() && !info[1].IsNull()) sampler = SamplerWrap::from(env, info[1]);
+            auto next = std::make_shared<int32_t>(-1);
+            std::shared_ptr<SessionCore> sc = core_;
+            return start_task(
+                env, info, "moe.step",
+                [sc, token, sampler, next] {
+                    if (sc->cancel.load()) throw moe::Error("cancelled", "evaluation was cancelled");
+                    std::vector<float> logits;
+                    sc->session->decode(&token, 1, moe::LogitsMode::Last, logits, nullptr);
+                    if (sampler) *next = sampler->sample(*sc->session);
+                },
+                [next](Napi::Env e) -> Napi::Value { return Napi::Number::New(e, *next); });
+        });
+    }
+
+    const std::vector<float>& logits_or_throw(Napi::Env env, SessionCore& c) {
+        if (!c.session->has_logits())
+            throw_error(env, "bad_state", "There are no logits: evaluate or prefill something first.");
+        return c.session->last_logits();
+    }
+
+    Napi::Value sample(const Napi::CallbackInfo& info) {
+        Napi::Env env = info.Env();
+        SessionCore& c = core(env, true);
+        if (info.Length() < 1) throw type_error(env, "Expected a Sampler made by createSampler().");
+        auto sampler = SamplerWrap::from(env, info[0]);
+        logits_or_throw(env, c);
+        return Napi::Number::New(env, guarded(env, [&] { return sampler->sample(*c.session); }));
+    }
+
+    Napi::Value top_tokens(const Napi::CallbackInfo& info) {
+        Napi::Env env = info.Env();
+        SessionCore& c = core(env, true);
+        const double k = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : -1;
+        if (!(k >= 1 && k <= 1e6 && k == std::floor(k))) throw_error(env, "bad_input", "topTokens() needs a count of at least 1.");
+        const std::vector<float>& logits = logits_or_throw(env, c);
+        const size_t n = std::min(logits.size(), static_cast<size_t>(k));
+        std::vector<int32_t> ids(logits.size());
+        for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>(i);
+        std::partial_sort(ids.begin(), ids.begin() + static_cast<long>(n), ids.end(), [&](int32_t a, int32_t b) {
+            return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+        });
+        ids.resize(n);
+        Napi::Float32Array vals = Napi::Float32Array::New(env, n);
+        for (size_t i = 0; i < n; ++i) vals[i] = logits[ids[i]];
+        Napi::Object out = Napi::Object::New(env);
+        out.Set("ids", int32_array(env, ids));
+        out.Set("logits", vals);
+        return out;
+    }
+
+    Napi::Value last_logits(const Napi::CallbackInfo& info) {
+        Napi::Env env = info.Env();
+        SessionCore& c = core(env, true);
+        if (!c.session->has_logits()) return env.Null();
+        const std::vector<float>& logits = c.session->last_logits();
+        Napi::Float32Array out = Napi::Float32Array::New(env, logits.size());
+        std::memcpy(out.Data(), logits.data(), logits.size() * sizeof(float));
+        return out;
     }
 
     Napi::Value generate(const Napi::CallbackInfo& info) {
@@ -613,20 +820,7 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
             moe::SamplingParams& s = p.sampling;
             p.max_tokens = static_cast<uint32_t>(number_opt(o, "maxTokens", p.max_tokens, 0, 1e9, true));
             p.stop_on_eog = bool_opt(o, "stopOnEog", p.stop_on_eog);
-            s.temperature = static_cast<float>(number_opt(o, "temperature", s.temperature, -1e9, 1e9, false));
-            s.top_k = static_cast<int32_t>(number_opt(o, "topK", s.top_k, -1, 1e9, true));
-            s.top_p = static_cast<float>(number_opt(o, "topP", s.top_p, 0, 1, false));
-            s.min_p = static_cast<float>(number_opt(o, "minP", s.min_p, 0, 1, false));
-            s.repeat_penalty = static_cast<float>(number_opt(o, "repeatPenalty", s.repeat_penalty, 0, 1e9, false));
-            s.frequency_penalty = static_cast<float>(number_opt(o, "frequencyPenalty", s.frequency_penalty, -1e9, 1e9, false));
-            s.presence_penalty = static_cast<float>(number_opt(o, "presencePenalty", s.presence_penalty, -1e9, 1e9, false));
-            s.penalty_last_n = static_cast<int32_t>(number_opt(o, "penaltyLastN", s.penalty_last_n, -1, 1e9, true));
-            if (has(o, "seed")) {
-                s.seed = static_cast<uint64_t>(number_opt(o, "seed", 0, 0, 9007199254740991.0, true));
-            } else {
-                std::random_device rd;  // no seed given: a fresh one (returned in the result)
-                s.seed = ((static_cast<uint64_t>(rd()) << 32) | rd()) & 0x1fffffffffffffull;
-            }
+            parse_sampling(o, s);
             auto* w = new GenerateWorker(env, core_, info.This().As<Napi::Object>(), std::move(req), on_token);
             Napi::Promise promise = w->promise();
             c.cancel = false;
@@ -724,6 +918,11 @@ Napi::Value ModelWrap::create_session(const Napi::CallbackInfo& info) {
     sp.n_ctx = static_cast<uint32_t>(number_opt(o, "nCtx", sp.n_ctx, 1, 16777216, true));
     sp.n_batch = static_cast<uint32_t>(number_opt(o, "nBatch", sp.n_batch, 1, 65536, true));
     sp.n_threads = static_cast<int>(number_opt(o, "threads", sp.n_threads, 0, 1024, true));
+    if (!core_->pool) {
+        core_->pool = guarded(env, [&] { return std::make_shared<moe::ThreadPool>(sp.n_threads); });
+        core_->pool_threads = sp.n_threads;
+    }
+    if (sp.n_threads == core_->pool_threads) sp.pool = core_->pool;
     auto core = std::make_shared<SessionCore>();
     core->model = core_->model;
     core->session = guarded(env, [&] { return std::make_unique<moe::Session>(m, sp); });
@@ -836,6 +1035,16 @@ Napi::Value set_isa(const Napi::CallbackInfo& info) {
     });
 }
 
+Napi::Value create_sampler(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    moe::SamplingParams p;
+    parse_sampling(options_arg(info, 0), p);
+    auto* data = env.GetInstanceData<AddonData>();
+    Napi::Object obj = data->sampler_ctor.New({});
+    SamplerWrap::Unwrap(obj)->attach(std::make_shared<SamplerCore>(p));
+    return obj;
+}
+
 Napi::Value set_log_level(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     int level = 0;
@@ -857,6 +1066,8 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
     Napi::Function session_ctor = SessionWrap::define(env);
     data->model_ctor = Napi::Persistent(model_ctor);
     data->session_ctor = Napi::Persistent(session_ctor);
+    Napi::Function sampler_ctor = SamplerWrap::define(env);
+    data->sampler_ctor = Napi::Persistent(sampler_ctor);
     env.SetInstanceData<AddonData>(data);
 
     exports.Set("Model", model_ctor);
@@ -865,6 +1076,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
     exports.Set("engineInfo", Napi::Function::New<engine_info>(env, "engineInfo"));
     exports.Set("setLogLevel", Napi::Function::New<set_log_level>(env, "setLogLevel"));
     exports.Set("setIsa", Napi::Function::New<set_isa>(env, "setIsa"));
+    exports.Set("createSampler", Napi::Function::New<create_sampler>(env, "createSampler"));
     return exports;
 }
 

@@ -6,6 +6,7 @@
 #include "session.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <string>
 #include <cmath>
@@ -84,7 +85,8 @@ Bug injected_bug() {
 struct Session::Impl {
     const Model& m;
     const HParams& hp;
-    ThreadPool pool;
+    std::shared_ptr<ThreadPool> pool_owner;
+    ThreadPool& pool;
     const kernels::KernelSet& ks;
     uint32_t n_batch;
     Bug bug = injected_bug();
@@ -101,7 +103,12 @@ struct Session::Impl {
     std::vector<std::vector<std::pair<int64_t, int64_t>>> by_expert;  // (token, slot) per expert
 
     Impl(const Model& model, const SessionParams& p)
-        : m(model), hp(model.hparams()), pool(p.n_threads), ks(kernels::active()), n_batch(p.n_batch) {
+        : m(model),
+          hp(model.hparams()),
+          pool_owner(p.pool ? p.pool : std::make_shared<ThreadPool>(p.n_threads)),
+          pool(*pool_owner),
+          ks(kernels::active()),
+          n_batch(p.n_batch) {
         const uint32_t n_ctx = p.n_ctx;
         const size_t row = hp.n_embd_k_gqa();
         k_cache.resize(hp.n_layer);
@@ -165,6 +172,90 @@ struct Session::Impl {
                 p[i + half] = x0 * sn[i] + x1 * cs[i];
             }
         }
+    }
+
+    // ---- moving cached entries (Session::prefill)
+
+    // Rows of the move sources that later writes would overwrite, per layer, in segment order.
+    std::vector<std::vector<uint16_t>> snap_k, snap_v;
+
+    // True when some sliding-window layer keeps a ring smaller than the context.
+    bool has_ring(uint32_t n_ctx) const {
+        for (uint32_t il = 0; il < hp.n_layer; ++il)
+            if (cap[il] < n_ctx) return true;
+        return false;
+    }
+    uint32_t min_cap() const { return *std::min_element(cap.begin(), cap.end()); }
+
+    // Copies the rows of `segs` (cached positions src..src+len) into the snapshot.
+    void snapshot(const std::vector<const ReuseSegment*>& segs) {
+        const size_t NKV = hp.n_embd_k_gqa();
+        size_t rows = 0;
+        for (const ReuseSegment* g : segs) rows += g->len;
+        snap_k.resize(hp.n_layer);
+        snap_v.resize(hp.n_layer);
+        pool.parallel_for(hp.n_layer, 1, [&](int64_t b, int64_t e, int) {
+            for (int64_t il = b; il < e; ++il) {
+                snap_k[il].resize(rows * NKV);
+                snap_v[il].resize(rows * NKV);
+                size_t r = 0;
+                for (const ReuseSegment* g : segs)
+                    for (uint32_t i = 0; i < g->len; ++i, ++r) {
+                        const size_t slot = static_cast<size_t>(g->src + i) % cap[il];
+                        std::memcpy(&snap_k[il][r * NKV], k_cache[il].get() + slot * NKV, NKV * sizeof(uint16_t));
+                        std::memcpy(&snap_v[il][r * NKV], v_cache[il].get() + slot * NKV, NKV * sizeof(uint16_t));
+                    }
+            }
+        });
+    }
+    void drop_snapshot() {
+        snap_k.clear();
+        snap_v.clear();
+    }
+
+    // Writes the entries of `g` at positions dst.. from the snapshot (rows from snap_row on) or,
+    // when snap_row < 0, from the cache itself (then src >= dst, so reading ahead of the writes is
+    // safe). Keys on RoPE layers are rotated by dst - src. Sliding-window layers skip entries no
+    // position >= q_next can see.
+    void place(const ReuseSegment& g, int64_t snap_row, uint32_t q_next) {
+        const size_t NKV = hp.n_embd_k_gqa();
+        const int D = static_cast<int>(hp.n_embd_head_k);
+        const int n_head_kv = static_cast<int>(hp.n_head_kv);
+        const int32_t delta = static_cast<int32_t>(static_cast<int64_t>(g.dst) - g.src);
+        pool.parallel_for(hp.n_layer, 1, [&](int64_t b, int64_t e, int) {
+            std::vector<float> row(NKV);
+            float cs[512], sn[512];
+            for (int64_t il = b; il < e; ++il) {
+                const uint32_t c = cap[il];
+                const bool rotate = delta != 0 && (hp.use_rope[il] || bug == Bug::RopeOnNope);
+                if (rotate) rope_angles(D, delta, hp.is_swa[il] ? hp.rope_freq_base_swa : hp.rope_freq_base, cs, sn);
+                uint16_t* kc = k_cache[il].get();
+                uint16_t* vc = v_cache[il].get();
+                for (uint32_t i = 0; i < g.len; ++i) {
+                    const uint32_t p = g.dst + i;
+                    if (hp.is_swa[il] && static_cast<uint64_t>(p) + hp.n_swa <= q_next) continue;  // out of every later window
+                    const uint16_t* ksrc;
+                    const uint16_t* vsrc;
+                    if (snap_row >= 0) {
+                        ksrc = &snap_k[il][(static_cast<size_t>(snap_row) + i) * NKV];
+                        vsrc = &snap_v[il][(static_cast<size_t>(snap_row) + i) * NKV];
+                    } else {
+                        const size_t slot = static_cast<size_t>(g.src + i) % c;
+                        ksrc = kc + slot * NKV;
+                        vsrc = vc + slot * NKV;
+                    }
+                    uint16_t* kd = kc + (static_cast<size_t>(p) % c) * NKV;
+                    uint16_t* vd = vc + (static_cast<size_t>(p) % c) * NKV;
+                    if (kd != ksrc) std::memmove(kd, ksrc, NKV * sizeof(uint16_t));
+                    if (vd != vsrc) std::memmove(vd, vsrc, NKV * sizeof(uint16_t));
+                    if (rotate) {
+                        for (size_t d = 0; d < NKV; ++d) row[d] = fp16_to_fp32(kd[d]);
+                        rope(row.data(), n_head_kv, D, cs, sn);
+                        ks.fp32_to_fp16_row(row.data(), kd, static_cast<int64_t>(NKV));
+                    }
+                }
+            }
+        });
     }
 
     void forward(const int32_t* tokens, int64_t n, int32_t pos0, const std::vector<int64_t>& out_rows, float* logits,
@@ -379,9 +470,110 @@ void Session::decode(const int32_t* tokens, size_t n, LogitsMode mode, std::vect
         }
         const size_t off = out.size();
         out.resize(off + rows.size() * hp.n_vocab);
+        has_logits_ = false;
         impl_->forward(tokens + start, static_cast<int64_t>(cnt), static_cast<int32_t>(n_past()), rows, out.data() + off, expert_counts_);
         tokens_.insert(tokens_.end(), tokens + start, tokens + start + cnt);
     }
+    if (mode != LogitsMode::None && out.size() >= hp.n_vocab) {
+        last_logits_.assign(out.end() - hp.n_vocab, out.end());
+        has_logits_ = true;
+    }
+}
+
+PrefillStats Session::prefill(const int32_t* tokens, size_t n, const ReusePolicy& policy, const std::atomic<bool>* cancel) {
+    using Clock = std::chrono::steady_clock;
+    const auto ms = [](Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
+    const auto t0 = Clock::now();
+    const HParams& hp = model_.hparams();
+    if (n == 0) throw Error("bad_input", "nothing to evaluate: the token list is empty");
+    for (size_t i = 0; i < n; ++i) {
+        if (tokens[i] < 0 || static_cast<uint32_t>(tokens[i]) >= hp.n_vocab)
+            throw Error("bad_input", strfmt("token id %d at index %zu is out of range (the vocabulary has %u tokens)", tokens[i], i, hp.n_vocab));
+    }
+    if (n > params_.n_ctx)
+        throw Error("bad_input", strfmt("the prompt has %zu tokens but the context holds %u", n, params_.n_ctx));
+    PrefillStats st;
+    st.n_prompt = static_cast<uint32_t>(n);
+    const size_t M = tokens_.size();
+
+    // the same prompt again with its logits still here: nothing to do
+    if (policy.mode != ReusePolicy::Mode::None && M == n && has_logits_ && std::equal(tokens, tokens + n, tokens_.begin())) {
+        st.n_prefix = static_cast<uint32_t>(n);
+        st.plan = strfmt("prefix %zu (logits cached)", n);
+        st.total_ms = ms(t0, Clock::now());
+        return st;
+    }
+    if (policy.mode == ReusePolicy::Mode::None) clear();
+
+    // What a sliding-window ring still holds: sources below src_lo are gone, and the prefix can
+    // only be kept where truncating to it is possible.
+    const bool ring = impl_->has_ring(params_.n_ctx);
+    const size_t src_lo = ring && M > impl_->min_cap() ? M - impl_->min_cap() : 0;
+    size_t common = 0;
+    while (common < std::min(M, n) && tokens_[common] == tokens[common]) ++common;
+    common = std::min(common, n - 1);
+    const size_t max_prefix = can_truncate(static_cast<uint32_t>(common)) ? SIZE_MAX : 0;
+    ReusePlan plan = plan_reuse(tokens_.data(), M, tokens, n, policy, src_lo, max_prefix, true);
+    st.n_prefix = plan.n_prefix;
+    st.n_moved = plan.n_moved;
+    st.n_evaluated = plan.n_evaluated;
+    st.n_moved_runs = plan.n_moved_runs;
+    st.plan = describe_plan(plan);
+    const auto t1 = Clock::now();
+    st.plan_ms = ms(t0, t1);
+
+    // Sources that writes before them would overwrite: everything in a ring, else runs moving right.
+    std::vector<const ReuseSegment*> to_snap;
+    std::vector<int64_t> snap_row(plan.segments.size(), -1);
+    int64_t rows = 0;
+    for (size_t s = 0; s < plan.segments.size(); ++s) {
+        const ReuseSegment& g = plan.segments[s];
+        const bool is_prefix = s == 0 && g.src == 0 && g.dst == 0 && plan.n_prefix > 0;
+        if (g.src < 0 || is_prefix) continue;
+        if (ring || g.src < static_cast<int64_t>(g.dst)) {
+            to_snap.push_back(&g);
+            snap_row[s] = rows;
+            rows += g.len;
+        }
+    }
+    if (!to_snap.empty()) impl_->snapshot(to_snap);
+    if (plan.n_prefix < tokens_.size()) truncate(plan.n_prefix);
+    else if (plan.n_prefix == 0) clear();
+    has_logits_ = false;
+
+    double move_ms = 0, eval_ms = 0;
+    std::vector<float> logits;
+    try {
+        for (size_t s = 0; s < plan.segments.size(); ++s) {
+            const ReuseSegment& g = plan.segments[s];
+            if (g.dst < tokens_.size()) continue;  // the prefix
+            if (cancel && cancel->load()) throw Error("cancelled", "evaluation was cancelled");
+            const auto a = Clock::now();
+            if (g.src >= 0) {
+                uint32_t q_next = static_cast<uint32_t>(n);
+                for (size_t s2 = s + 1; s2 < plan.segments.size(); ++s2)
+                    if (plan.segments[s2].src < 0) {
+                        q_next = plan.segments[s2].dst;
+                        break;
+                    }
+                impl_->place(g, snap_row[s], q_next);
+                tokens_.insert(tokens_.end(), tokens + g.dst, tokens + g.dst + g.len);
+                move_ms += ms(a, Clock::now());
+            } else {
+                const bool last = g.dst + g.len == n;
+                decode(tokens + g.dst, g.len, last ? LogitsMode::Last : LogitsMode::None, logits, cancel);
+                eval_ms += ms(a, Clock::now());
+            }
+        }
+    } catch (...) {
+        impl_->drop_snapshot();
+        throw;
+    }
+    impl_->drop_snapshot();
+    st.move_ms = move_ms;
+    st.eval_ms = eval_ms;
+    st.total_ms = ms(t0, Clock::now());
+    return st;
 }
 
 bool Session::can_truncate(uint32_t n_keep) const {
@@ -391,8 +583,11 @@ bool Session::can_truncate(uint32_t n_keep) const {
         if (!hp.is_swa[il]) continue;
         const uint32_t c = impl_->cap[il];
         if (c >= params_.n_ctx) continue;  // the ring holds every position
-        // the ring holds positions [n_past - c, n_past); the kept tail needs (n_keep - n_swa, n_keep)
-        if (n_past() - n_keep > c - hp.n_swa) return false;
+        // the ring holds positions [n_past - c, n_past); the next position n_keep needs
+        // (n_keep - n_swa, n_keep)
+        const uint32_t held_lo = n_past() > c ? n_past() - c : 0;
+        const uint32_t needed_lo = n_keep >= hp.n_swa ? n_keep - hp.n_swa + 1 : 0;
+        if (needed_lo < held_lo) return false;
     }
     return true;
 }
@@ -403,8 +598,12 @@ void Session::truncate(uint32_t n_keep) {
         throw Error("bad_input", strfmt("cannot truncate from %u to %u positions: the sliding-window cache no longer holds them", n_past(), n_keep));
     }
     tokens_.resize(n_keep);
+    has_logits_ = false;
 }
 
-void Session::clear() { tokens_.clear(); }
+void Session::clear() {
+    tokens_.clear();
+    has_logits_ = false;
+}
 
 }  // namespace moe

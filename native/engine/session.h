@@ -7,9 +7,11 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "model.h"
+#include "reuse.h"
 
 namespace moe {
 
@@ -18,7 +20,20 @@ class ThreadPool;
 struct SessionParams {
     uint32_t n_ctx = 4096;    // maximum positions (clamped to >= 1)
     uint32_t n_batch = 512;   // tokens evaluated per forward pass
-    int n_threads = 0;        // 0: hardware concurrency
+    int n_threads = 0;        // 0: hardware concurrency (ignored when `pool` is given)
+    // Worker threads shared with other sessions of the same model (optional). Operations of
+    // sessions sharing a pool take turns per parallel section; they are never wrong, only slower.
+    std::shared_ptr<ThreadPool> pool;
+};
+
+struct PrefillStats {
+    uint32_t n_prompt = 0;      // tokens of the new prompt
+    uint32_t n_prefix = 0;      // kept exactly
+    uint32_t n_moved = 0;       // taken from the cache at another position (or past an edit)
+    uint32_t n_evaluated = 0;   // run through the model
+    uint32_t n_moved_runs = 0;
+    double plan_ms = 0, move_ms = 0, eval_ms = 0, total_ms = 0;
+    std::string plan;           // describe_plan()
 };
 
 // Which positions' logits decode() returns.
@@ -38,6 +53,19 @@ class Session {
     // holds the batches completed so far).
     void decode(const int32_t* tokens, size_t n, LogitsMode mode, std::vector<float>& out,
                 const std::atomic<bool>* cancel = nullptr);
+
+    // Makes the session hold exactly `tokens` plus the logits of the last one (last_logits()),
+    // reusing cached entries as `policy` says (reuse.h): the common prefix stays; with
+    // Mode::Moves cached runs found elsewhere are moved to their new positions, K re-rotated by the
+    // position change on RoPE layers (NoPE layers copy as they are; sliding-window layers copy only
+    // entries a later evaluated position can still see). Throws like decode(); on Error("cancelled")
+    // the session holds a valid prefix of `tokens`.
+    PrefillStats prefill(const int32_t* tokens, size_t n, const ReusePolicy& policy, const std::atomic<bool>* cancel = nullptr);
+
+    // Logits of the last evaluated position (n_vocab floats), when the last operation left them:
+    // decode() with LogitsMode Last/All or prefill(); decode(None), truncate() and clear() drop them.
+    bool has_logits() const { return has_logits_; }
+    const std::vector<float>& last_logits() const { return last_logits_; }
 
     // Drops cached positions >= n_keep. Throws Error("bad_input") if the sliding-window ring no
     // longer holds what the kept positions need (then call clear()).
@@ -60,6 +88,8 @@ class Session {
     SessionParams params_;
     std::vector<int32_t> tokens_;
     std::vector<uint64_t> expert_counts_;
+    std::vector<float> last_logits_;
+    bool has_logits_ = false;
     std::unique_ptr<Impl> impl_;
 };
 

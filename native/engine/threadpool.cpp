@@ -71,6 +71,7 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void
         fn(0, n, 0);
         return;
     }
+    std::lock_guard<std::mutex> run_lock(run_mutex_);
     fn_ = &fn;
     n_ = n;
     grain_ = grain;

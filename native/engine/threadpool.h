@@ -21,7 +21,8 @@ class ThreadPool {
 
     int size() const { return n_threads_; }
     // Calls fn(begin, end, thread_index) over chunks of at most `grain` items covering [0, n).
-    // Not re-entrant. Exceptions thrown by fn are rethrown in the caller (first one wins).
+    // Not re-entrant. Callers on different threads (sessions sharing the pool) take turns.
+    // Exceptions thrown by fn are rethrown in the caller (first one wins).
     void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t, int)>& fn);
 
  private:
@@ -31,6 +32,7 @@ class ThreadPool {
     int n_threads_;
     std::vector<std::thread> threads_;
     std::mutex mutex_;
+    std::mutex run_mutex_;  // one parallel_for at a time
     std::condition_variable cv_;
     std::atomic<uint64_t> generation_{0};
     std::atomic<int> pending_{0};

@@ -174,6 +174,8 @@ export interface PrefillStats {
   moveMs: number;
   evalMs: number;
   totalMs: number;
+  /** The plan in words, e.g. "prefix 120, eval 7, move 57@+5, eval 1". */
+  plan: string;
 }
 
 /** A sampler: sampling settings plus its own random state (so a paused generation resumes identically). */

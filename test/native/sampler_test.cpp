@@ -10,19 +10,10 @@
 #include "chat.h"
 #include "common.h"
 #include "sampler.h"
+#include "check.h"
 
 using namespace moe;
 
-static int g_pass = 0, g_fail = 0;
-#define CHECK(cond)                                                              \
-    do {                                                                         \
-        if (cond) {                                                              \
-            ++g_pass;                                                            \
-        } else {                                                                 \
-            ++g_fail;                                                            \
-            std::printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);          \
-        }                                                                        \
-    } while (0)
 
 static Candidates make(const std::vector<float>& logits) {
     Candidates c;
