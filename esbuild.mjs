@@ -1,6 +1,7 @@
 // Bundles the TypeScript entry points with esbuild (no type checking: `npm run typecheck`):
 //   dist/extension.js  the VS Code extension (external: vscode)
 //   dist/cli.js        the moe-engine CLI used by bin/moe-engine.js
+//   dist/engineHost.js the engine process the extension spawns (src/engineHost/main.ts)
 // Usage: node esbuild.mjs [--watch] [--minify]. Run by `npm install` (postinstall) and `npm run build`.
 import * as esbuild from 'esbuild';
 
@@ -22,6 +23,7 @@ const common = {
 const builds = [
   { ...common, entryPoints: ['src/extension.ts'], outfile: 'dist/extension.js' },
   { ...common, entryPoints: ['src/engine/cli.ts'], outfile: 'dist/cli.js' },
+  { ...common, entryPoints: ['src/engineHost/main.ts'], outfile: 'dist/engineHost.js' },
 ];
 
 if (watch) {

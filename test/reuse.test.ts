@@ -10,24 +10,12 @@ import * as assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
 import { loadAddon, loadModel, type Model, type ReuseOptions, type Session } from '../src/engine/native';
+import { relToSpread } from './support/compare';
 import { TINY, ensureModel, type ModelSpec } from './support/fixtures';
 import { Rng } from './support/rng';
 
 function randomTokens(rng: Rng, n: number, vocab: number): number[] {
   return Array.from({ length: n }, () => rng.nextInt(vocab));
-}
-
-/** max |a-b| / (max(b) - min(b)) */
-function relError(a: Float32Array, b: Float32Array): number {
-  let mx = -Infinity;
-  let mn = Infinity;
-  let err = 0;
-  for (let i = 0; i < b.length; i++) {
-    mx = Math.max(mx, b[i]);
-    mn = Math.min(mn, b[i]);
-    err = Math.max(err, Math.abs(a[i] - b[i]));
-  }
-  return err / (mx - mn);
 }
 
 function argmax(a: Float32Array): number {
@@ -129,7 +117,7 @@ describe('KV reuse', () => {
         const ref = await fresh(model, second);
         const { logits, stats } = await reused(model, first, second, { mode: 'moves', boundary: 0, minRun: 4 });
         assert.ok(stats.nMoved > 50, `${what}: ${stats.plan}`);
-        const err = relError(logits, ref);
+        const err = relToSpread(logits, ref);
         console.log(`reuse: one ${name} layer, ${what}: relative error ${err.toExponential(2)} (${stats.plan})`);
         // measured: about 5e-6 with RoPE (fp16 rounding of the re-rotated keys), exactly 0 without;
         // skipping the re-rotation gives 8e-3
@@ -137,7 +125,7 @@ describe('KV reuse', () => {
         // without the re-rotation the RoPE error would be large: a shifted position is a different key
         if (spec === 'rope' && what === 'insertion') {
           const shifted = await fresh(model, [...head, ...ins.map(() => head[0]), ...mid, ...tail]);
-          assert.ok(relError(shifted, ref) > 20 * err, 'the check can tell a different cache apart');
+          assert.ok(relToSpread(shifted, ref) > 20 * err, 'the check can tell a different cache apart');
         }
       }
     });
@@ -157,7 +145,7 @@ describe('KV reuse', () => {
     assert.equal(stats.nPrefix, 0, stats.plan);
     assert.ok(stats.nMoved > 4000, stats.plan);
     assert.ok(stats.nEvaluated >= 240, stats.plan);
-    assert.ok(relError(logits, ref) < 2e-3, `relative error ${relError(logits, ref)}`);
+    assert.ok(relToSpread(logits, ref) < 2e-3, `relative error ${relToSpread(logits, ref)}`);
   });
 
   it('deep models: moved entries are an approximation close to a recomputation', async () => {
@@ -175,7 +163,7 @@ describe('KV reuse', () => {
     for (const boundary of [0, 4, 16]) {
       const { logits, stats } = await reused(deep, first, second, { mode: 'moves', boundary });
       assert.equal(stats.nEvaluated, 6 + boundary + 1, stats.plan);
-      errs.push(relError(logits, ref));
+      errs.push(relToSpread(logits, ref));
     }
     console.log(`reuse: 6 layers, insertion, boundary 0/4/16: relative error ${errs.map((e) => e.toFixed(4)).join(' / ')}`);
     // a bigger boundary recomputes more of what the edit touched: never much worse

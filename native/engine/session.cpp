@@ -345,7 +345,7 @@ struct Session::Impl {
                         const float pj = fp16_to_fp32(fp32_to_fp16(sc[j - lo] * inv));
                         if (pj == 0.0f) continue;
                         const uint16_t* vr = vc + (static_cast<size_t>(j) % c) * NKV + static_cast<size_t>(kvh) * D;
-                        for (int d = 0; d < D; ++d) acc[d] += pj * fp16_to_fp32(vr[d]);
+                        ks.axpy_f16(D, pj, vr, acc);
                     }
                     std::memcpy(&att[t * NQ + hd * D], acc, sizeof(float) * D);
                 }

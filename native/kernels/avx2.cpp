@@ -241,9 +241,19 @@ float dot_q4_0_q8_0(int64_t n, const block_q4_0* w, const block_q8_0* x) {
     return hsum256(_mm256_add_ps(a0, a1));
 }
 
+void axpy_f16(int64_t n, float a, const uint16_t* x, float* y) {
+    const __m256 av = _mm256_set1_ps(a);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 xv = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i)));
+        _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(y + i), _mm256_mul_ps(av, xv)));
+    }
+    for (; i < n; ++i) y[i] += a * fp16_to_fp32(x[i]);
+}
+
 const KernelSet kAvx2 = {
     Isa::Avx2, quantize_row_q8_0, fp32_to_fp16_row, fp32_to_bf16_row, dot_f32,
-    dot_f16,   dot_bf16,          dot_q8_0_q8_0,    dot_q4_0_q8_0,
+    dot_f16,   dot_bf16,          dot_q8_0_q8_0,    dot_q4_0_q8_0,    axpy_f16,
 };
 
 }  // namespace

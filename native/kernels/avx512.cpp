@@ -281,9 +281,21 @@ float dot_q4_0_q8_0(int64_t n, const block_q4_0* w, const block_q8_0* x) {
     return sum_with_tail(a0, a1, t);
 }
 
+void axpy_f16(int64_t n, float a, const uint16_t* x, float* y) {
+    const __m512 av = _mm512_set1_ps(a);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(y + i, _mm512_add_ps(_mm512_loadu_ps(y + i), _mm512_mul_ps(av, load_f16x16(x + i))));
+    if (i < n) {
+        const __mmask16 k = tail16(n - i);
+        const __m512 xv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, x + i));
+        _mm512_mask_storeu_ps(y + i, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, y + i), _mm512_mul_ps(av, xv)));
+    }
+}
+
 const KernelSet kAvx512 = {
     Isa::Avx512, quantize_row_q8_0, fp32_to_fp16_row, fp32_to_bf16_row, dot_f32,
-    dot_f16,     dot_bf16,          dot_q8_0_q8_0,    dot_q4_0_q8_0,
+    dot_f16,     dot_bf16,          dot_q8_0_q8_0,    dot_q4_0_q8_0,    axpy_f16,
 };
 
 }  // namespace

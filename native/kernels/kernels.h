@@ -30,6 +30,9 @@ struct KernelSet {
     float (*dot_bf16)(int64_t n, const uint16_t* w, const uint16_t* x);
     float (*dot_q8_0_q8_0)(int64_t n, const block_q8_0* w, const block_q8_0* x);
     float (*dot_q4_0_q8_0)(int64_t n, const block_q4_0* w, const block_q8_0* x);
+    // y[i] += a * x[i] for fp16 x, as a multiply then an add (no fused rounding), so every set
+    // gives the reference's bits (attention's weighted sum of V rows).
+    void (*axpy_f16)(int64_t n, float a, const uint16_t* x, float* y);
 };
 
 const KernelSet& scalar_set();

@@ -40,6 +40,10 @@ float dot_f16_ref(int64_t n, const uint16_t* w, const uint16_t* x) {
     return static_cast<float>(s);
 }
 
+void axpy_f16_ref(int64_t n, float a, const uint16_t* x, float* y) {
+    for (int64_t i = 0; i < n; ++i) y[i] += a * fp16_to_fp32(x[i]);
+}
+
 float dot_bf16_ref(int64_t n, const uint16_t* w, const uint16_t* x) {
     double s = 0.0;
     for (int64_t i = 0; i < n; ++i) s += static_cast<double>(bf16_to_fp32(w[i])) * bf16_to_fp32(x[i]);
@@ -72,6 +76,7 @@ float dot_q4_0_q8_0_ref(int64_t n, const block_q4_0* w, const block_q8_0* x) {
 const KernelSet kScalar = {
     Isa::Scalar,        quantize_row_q8_0_ref, fp32_to_fp16_row_ref, fp32_to_bf16_row_ref, dot_f32_ref,
     dot_f16_ref,        dot_bf16_ref,          dot_q8_0_q8_0_ref,    dot_q4_0_q8_0_ref,
+axpy_f16_ref,
 };
 
 }  // namespace

@@ -4,6 +4,7 @@
 import { once } from 'node:events';
 import * as fs from 'node:fs';
 
+import { runEngineHost } from '../engineHost/host';
 import { isEngineError, loadAddon, packageVersion, type Model } from './native';
 
 const USAGE = `moe-engine: run SmallThinker MoE GGUF models on the native engine.
@@ -14,6 +15,7 @@ Usage:
   moe-engine logits --model F --tokens 1,2,3 [--all] [--threads N]
   moe-engine generate --model F --prompt T -n N [--temp 0] [--seed S] [--top-k K]
                       [--top-p P] [--min-p M] [--chat] [--json] [--threads N] [--ctx N]
+  moe-engine serve --stdio [--parent-pid P]
   moe-engine --help | --version
 
 Commands:
@@ -29,6 +31,10 @@ Commands:
             Defaults: -n 128, --temp 0.6, --top-k 20, --top-p 0.95, --min-p 0, a random
             seed, --ctx 4096 (or what prompt + n need, up to the model's training context).
             --temp 0 is greedy. Ctrl-C stops the generation and keeps what was produced.
+  serve     The engine as a JSON-RPC server (the protocol of the editor extension,
+            src/common/protocol.ts) on stdin/stdout; stdout carries protocol frames
+            only, logs go to stderr. Ends on the exit notification, when stdin
+            closes, or when process P (--parent-pid) is gone.
 
 Options for every command: --threads N (default: all cores), --verbose (engine log to stderr).
 
@@ -276,6 +282,16 @@ const commands: Record<string, Command> = {
       } finally {
         model.dispose();
       }
+    },
+  },
+
+  serve: {
+    options: { stdio: 'boolean', 'parent-pid': 'string' },
+    async run(args) {
+      if (args.get('stdio') !== true) throw new UsageError('serve needs --stdio (the only transport).');
+      const parentPid = num(args, 'parent-pid', { integer: true, min: 1 });
+      const code = await runEngineHost({ parentPid });
+      process.exit(code);
     },
   },
 };

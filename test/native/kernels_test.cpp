@@ -592,9 +592,40 @@ void check_dot_quant(const KernelSet& ks, QCase c) {
 
 // ---------------------------------------------------------------------------------------------
 
+// axpy_f16 multiplies then adds like the reference, so every set must give its exact bits
+// (random fp16 patterns include infinities and NaNs; NaN payloads only need to stay NaN).
+void check_axpy_f16(const KernelSet& ks) {
+    bool ok = true;
+    std::string detail;
+    for (int64_t n : float_lengths()) {
+        for (int round = 0; round < 3 && ok; ++round) {
+            auto r = rng_for(fmt("axpy_f16 %d", round), n);
+            std::vector<uint16_t> x(static_cast<size_t>(n));
+            std::vector<float> y0(static_cast<size_t>(n));
+            for (int64_t i = 0; i < n; ++i) {
+                x[static_cast<size_t>(i)] = round == 2 ? static_cast<uint16_t>(r()) : fp32_to_fp16(static_cast<float>(static_cast<int64_t>(r() % 20001) - 10000) / 1000.0f);
+                y0[static_cast<size_t>(i)] = static_cast<float>(static_cast<int64_t>(r() % 20001) - 10000) / 777.0f;
+            }
+            const float a = round == 1 ? 0.0f : static_cast<float>(r() % 1000) / 997.0f;
+            std::vector<float> want = y0, got = y0;
+            scalar_set().axpy_f16(n, a, x.data(), want.data());
+            ks.axpy_f16(n, a, x.data(), got.data());
+            for (int64_t i = 0; i < n && ok; ++i) {
+                const float w = want[static_cast<size_t>(i)], g = got[static_cast<size_t>(i)];
+                const bool same = (std::isnan(w) && std::isnan(g)) || std::memcmp(&w, &g, sizeof w) == 0;
+                if (!same) {
+                    ok = false;
+                    detail = fmt("n=%" PRId64 " i=%" PRId64 ": want %.9g got %.9g", n, i, w, g);
+                }
+            }
+        }
+    }
+    report(ok, fmt("%s axpy_f16 bit-exact", isa_name(ks.isa)), detail);
+}
+
 void check_set(const KernelSet& ks) {
     const bool complete = ks.quantize_row_q8_0 && ks.fp32_to_fp16_row && ks.fp32_to_bf16_row && ks.dot_f32 && ks.dot_f16 &&
-                          ks.dot_bf16 && ks.dot_q8_0_q8_0 && ks.dot_q4_0_q8_0;
+                          ks.dot_bf16 && ks.dot_q8_0_q8_0 && ks.dot_q4_0_q8_0 && ks.axpy_f16;
     report(complete, fmt("%s table complete", isa_name(ks.isa)), complete ? "" : "a kernel pointer is null");
     if (!complete) return;
 
@@ -610,6 +641,7 @@ void check_set(const KernelSet& ks) {
     check_conversion(ks, "fp32_to_bf16_row", "specials", gen_specials, bf16);
     check_conversion(ks, "fp32_to_bf16_row", "ties", gen_bf16_ties, bf16);
 
+    check_axpy_f16(ks);
     check_quantize(ks, "normal", qgen_normal);
     check_quantize(ks, "block-scales", qgen_block_scales);
     check_quantize(ks, "edge-blocks", qgen_edges);

@@ -99,6 +99,19 @@ export function comparePosition(ours: Float32Array, ref: Float32Array): Position
 /** Near-tie: llama.cpp's top two within 1% of the logit spread; either order is correct. */
 export const NEAR_TIE = 0.01;
 
+/** max |a - b| over the spread (max - min) of b: how far a cache's logits are from a recomputation's. */
+export function relToSpread(a: Float32Array, b: Float32Array): number {
+  let mx = -Infinity;
+  let mn = Infinity;
+  let err = 0;
+  for (let i = 0; i < b.length; i++) {
+    mx = Math.max(mx, b[i]);
+    mn = Math.min(mn, b[i]);
+    err = Math.max(err, Math.abs(a[i] - b[i]));
+  }
+  return err / (mx - mn);
+}
+
 export function compareRows(ours: Float32Array[], ref: Float32Array[]): CompareSummary {
   if (ours.length !== ref.length) throw new Error(`position counts differ: ${ours.length} vs ${ref.length}`);
   const positions = ours.map((row, i) => comparePosition(row, ref[i]));

@@ -1,0 +1,147 @@
+// chat/create in the engine process: messages → ChatML tokens → prefill in the conversation's
+// KV session (reusing what the previous turn left there) → sampling token by token, with a
+// pre-emption point between tokens, each piece of text streamed as a partial result.
+import { ResponseError } from 'vscode-jsonrpc';
+
+import { EngineErrorCodes, type ChatMessage, type ChatParams, type ChatResult, type ChatStopReason } from '../common/protocol';
+import type { Addon, SamplingOptions } from '../engine/native';
+import type { LoadedModel } from './model';
+import { ParamChecker } from './params';
+import type { JobContext } from './scheduler';
+import { prefill } from './sessions';
+import { TextStream } from './textStream';
+
+export const DEFAULT_CHAT_MAX_TOKENS = 1024;
+
+/** Checks chat/create params; throws InvalidParams. */
+export function checkChatParams(raw: unknown): ChatParams {
+  const c: ParamChecker = new ParamChecker('chat/create');
+  const p = c.object(raw);
+  const list = p.messages;
+  if (!Array.isArray(list) || list.length === 0) c.fail('messages must be a non-empty list of {role, content}.');
+  const messages: ChatMessage[] = list.map((m: unknown, i: number) => {
+    const o = c.object(m, `messages[${i}]`);
+    const role = c.oneOf(o.role, `messages[${i}].role`, ['system', 'user', 'assistant'] as const);
+    if (role === undefined) c.fail(`messages[${i}].role is missing.`);
+    return { role, content: c.string(o.content, `messages[${i}].content`) };
+  });
+  let sampling: ChatParams['sampling'];
+  if (p.sampling !== undefined) {
+    const s = c.object(p.sampling, 'sampling');
+    sampling = {
+      temperature: c.optionalNumber(s.temperature, 'sampling.temperature', { min: 0 }),
+      topK: c.optionalNumber(s.topK, 'sampling.topK', { integer: true, min: 0 }),
+      topP: c.optionalNumber(s.topP, 'sampling.topP', { min: 0, max: 1 }),
+      minP: c.optionalNumber(s.minP, 'sampling.minP', { min: 0, max: 1 }),
+      repeatPenalty: c.optionalNumber(s.repeatPenalty, 'sampling.repeatPenalty', { min: 0 }),
+      seed: c.optionalNumber(s.seed, 'sampling.seed', { integer: true, min: 0, max: Number.MAX_SAFE_INTEGER }),
+    };
+  }
+  const conversationId = c.optionalString(p.conversationId, 'conversationId');
+  return {
+    conversationId,
+    messages,
+    sampling,
+    maxTokens: c.optionalNumber(p.maxTokens, 'maxTokens', { integer: true, min: 1 }),
+    stop: c.optionalStrings(p.stop, 'stop'),
+    partialResultToken: p.partialResultToken as ChatParams['partialResultToken'],
+  };
+}
+
+/** Only the fields that were given, so the engine's defaults apply to the others. */
+function samplingOptions(s: ChatParams['sampling']): SamplingOptions {
+  const out: SamplingOptions = {};
+  if (!s) return out;
+  for (const key of ['temperature', 'topK', 'topP', 'minP', 'repeatPenalty', 'seed'] as const) {
+    if (s[key] !== undefined) out[key] = s[key];
+  }
+  return out;
+}
+
+/**
+ * Runs one chat request as a scheduler job. `onDelta` gets the text as it is produced; the
+ * pieces concatenate to the result's text. `receivedAt` is when the request arrived.
+ */
+export async function runChat(
+  ctx: JobContext,
+  lm: LoadedModel,
+  addon: Addon,
+  params: ChatParams,
+  onDelta: (text: string) => void,
+  receivedAt: number,
+): Promise<ChatResult> {
+  ctx.throwIfStopped();
+  const { model, pool } = lm;
+  const tokens = model.formatChat(params.messages);
+  const nCtx = pool.options.nCtx;
+  if (tokens.length >= nCtx) {
+    throw new ResponseError(
+      EngineErrorCodes.ContextOverflow,
+      `The conversation is ${tokens.length} tokens long, but the context holds ${nCtx}; start a new conversation or shorten the messages.`,
+    );
+  }
+  const maxNew = Math.min(params.maxTokens ?? DEFAULT_CHAT_MAX_TOKENS, nCtx - tokens.length);
+  const entry = pool.acquire(params.conversationId === undefined ? 'request' : 'chat', params.conversationId);
+  const { session } = entry;
+  try {
+    const stats = await prefill(ctx, session, tokens, 'moves');
+    const sampler = addon.createSampler(samplingOptions(params.sampling));
+    const stream = new TextStream(model, params.stop ?? []);
+    let text = '';
+    const emit = (piece: string): void => {
+      if (piece.length === 0) return;
+      text += piece;
+      onDelta(piece);
+    };
+
+    let token = session.sample(sampler);
+    const firstTokenAt = Date.now();
+    let stopReason: ChatStopReason;
+    let decodeMs = 0;
+    let steps = 0;
+    try {
+      for (;;) {
+        if (model.isEog(token)) {
+          stopReason = 'eog';
+          break;
+        }
+        emit(stream.push(token));
+        if (stream.hitStop) {
+          stopReason = 'stop';
+          break;
+        }
+        if (stream.length >= maxNew) {
+          stopReason = 'length';
+          break;
+        }
+        await ctx.checkpoint();
+        const t0 = Date.now();
+        token = await session.step(token, sampler);
+        decodeMs += Date.now() - t0;
+        steps++;
+      }
+    } catch (err) {
+      // The engine stopped the generation itself (model unloaded, shutdown): the text so far is the answer.
+      const reason = ctx.stopReason;
+      if (!reason || reason.code === EngineErrorCodes.RequestCancelled) throw err;
+      stopReason = 'cancelled';
+    }
+    emit(stream.finish());
+    return {
+      text,
+      stopReason,
+      seed: sampler.seed,
+      stats: {
+        promptTokens: tokens.length,
+        reusedTokens: stats.nPrefix + stats.nMoved,
+        evaluatedTokens: stats.nEvaluated,
+        prefillMs: stats.totalMs,
+        timeToFirstTokenMs: firstTokenAt - receivedAt,
+        decodeTokens: stream.length,
+        decodeTokensPerS: decodeMs > 0 ? (steps * 1000) / decodeMs : 0,
+      },
+    };
+  } finally {
+    pool.release(entry);
+  }
+}

@@ -1,0 +1,82 @@
+// The engine process around the server: run by main.ts (dist/engineHost.js) and by `moe-engine
+// serve --stdio`. stdout carries JSON-RPC frames only: console output and stray stdout writes go to
+// stderr. The process ends on `exit`, when stdin closes, or when its parent process is gone
+// (its pid from --parent-pid or $MOE_ENGINE_PARENT_PID, checked every second).
+import { Writable } from 'node:stream';
+
+import { PARENT_PID_ENV } from '../common/protocol';
+import { serveStreams } from './server';
+
+const PARENT_POLL_MS = 1000;
+
+export interface EngineHostOptions {
+  /** Exit when this process is gone (default: --parent-pid N in argv, or $MOE_ENGINE_PARENT_PID). */
+  parentPid?: number;
+}
+
+function log(line: string): void {
+  process.stderr.write(line.endsWith('\n') ? line : line + '\n');
+}
+
+function parentPidFromEnvironment(argv: readonly string[]): number | undefined {
+  const i = argv.indexOf('--parent-pid');
+  const raw = i >= 0 ? argv[i + 1] : process.env[PARENT_PID_ENV];
+  const pid = Number(raw);
+  return raw !== undefined && Number.isInteger(pid) && pid > 0 ? pid : undefined;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it exists but belongs to someone else.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Serves the protocol on stdin/stdout until the process should end; resolves with the exit
+ * code (0 after shutdown + exit, 1 otherwise). The caller exits the process with it.
+ */
+export function runEngineHost(options: EngineHostOptions = {}): Promise<number> {
+  // Protocol frames go through the original stdout write; everything else that writes to stdout
+  // (console.log, a library) lands on stderr instead of corrupting the stream.
+  const stdoutWrite = process.stdout.write.bind(process.stdout);
+  const protocolOut = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      stdoutWrite(chunk, (err) => callback(err ?? null));
+    },
+  });
+  process.stdout.write = process.stderr.write.bind(process.stderr) as typeof process.stdout.write;
+  for (const method of ['log', 'info', 'warn', 'error', 'debug', 'trace'] as const) {
+    console[method] = (...args: unknown[]) => log(args.map((a) => (typeof a === 'string' ? a : String(a))).join(' '));
+  }
+  process.on('unhandledRejection', (reason) => log(`engine: unhandled rejection: ${reason instanceof Error ? (reason.stack ?? reason.message) : String(reason)}`));
+
+  return new Promise<number>((resolve) => {
+    let done = false;
+    const finish = (code: number, why: string): void => {
+      if (done) return;
+      done = true;
+      if (why) log(`engine: ${why}; exiting.`);
+      resolve(code);
+    };
+    process.on('uncaughtException', (err) => {
+      log(`engine: uncaught exception: ${err.stack ?? err.message}`);
+      finish(1, 'an unexpected error left the engine in an unknown state');
+    });
+    process.stdout.on('error', (err: NodeJS.ErrnoException) => finish(1, `stdout failed (${err.code ?? err.message})`));
+
+    const { connection } = serveStreams(process.stdin, protocolOut, { log, onExit: (code) => finish(code, '') });
+    connection.onClose(() => finish(1, 'stdin closed'));
+
+    const parentPid = options.parentPid ?? parentPidFromEnvironment(process.argv);
+    if (parentPid !== undefined) {
+      const timer = setInterval(() => {
+        if (!isAlive(parentPid)) finish(1, `the parent process ${parentPid} is gone`);
+      }, PARENT_POLL_MS);
+      timer.unref();
+    }
+  });
+}

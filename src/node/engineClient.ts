@@ -1,0 +1,158 @@
+// The client side of the engine protocol: one typed method per request (src/common/protocol.ts),
+// with progress and partial results delivered to callbacks. EngineApi holds the methods over an
+// abstract send(); EngineClient sends on a fixed connection, EngineProcess (engineProcess.ts) on
+// the connection of a supervised child process.
+import {
+  type CancellationToken,
+  type MessageConnection,
+  type ProgressToken,
+  type ProgressType,
+  type RequestType,
+  type RequestType0,
+} from 'vscode-jsonrpc';
+
+import {
+  ChatDeltaProgressType,
+  ChatRequest,
+  CompletionRequest,
+  EngineStatsRequest,
+  ExitNotification,
+  InitializeRequest,
+  ModelInfoRequest,
+  ModelLoadRequest,
+  ModelUnloadRequest,
+  PROTOCOL_VERSION,
+  ShutdownRequest,
+  TokenizeRequest,
+  WarmRequest,
+  WorkDoneProgressType,
+  type ChatParams,
+  type ChatResult,
+  type CompletionParams,
+  type CompletionResult,
+  type EngineStatsResult,
+  type InitializeParams,
+  type InitializeResult,
+  type ModelInfoResult,
+  type ModelLoadParams,
+  type ModelLoadResult,
+  type TokenizeResult,
+  type WarmParams,
+  type WarmResult,
+  type WorkDoneProgress,
+} from '../common/protocol';
+
+/** `$/progress` notifications on `token` go to `handler` while the request runs. */
+export interface ProgressListener<T> {
+  type: ProgressType<T>;
+  token: ProgressToken;
+  handler: (value: T) => void;
+}
+
+export type AnyRequestType<P, R> = RequestType<P, R, void> | RequestType0<R, void>;
+
+let nextProgressToken = 1;
+function progressToken(kind: string): string {
+  return `${kind}-${process.pid}-${nextProgressToken++}`;
+}
+
+/** Sends one request on `connection`, with `progress` registered for its duration. */
+export async function sendOn<P, R>(
+  connection: MessageConnection,
+  type: AnyRequestType<P, R>,
+  params: P | undefined,
+  token?: CancellationToken,
+  progress?: ProgressListener<unknown>,
+): Promise<R> {
+  const subscription = progress ? connection.onProgress(progress.type, progress.token, progress.handler) : undefined;
+  try {
+    // (Untyped call: sendRequest's NoInfer'd parameter types cannot be met with a generic P.)
+    const sendRequest = connection.sendRequest as (type: AnyRequestType<P, R>, ...args: unknown[]) => Promise<R>;
+    return await (type.numberOfParams === 0 ? sendRequest(type, token) : sendRequest(type, params, token));
+  } finally {
+    subscription?.dispose();
+  }
+}
+
+export interface ChatCallbacks {
+  /** Text as it is generated; the pieces concatenate to the result's text. */
+  onDelta?: (text: string) => void;
+  token?: CancellationToken;
+}
+
+/** The protocol's requests as methods. */
+export abstract class EngineApi {
+  protected abstract send<P, R>(
+    type: AnyRequestType<P, R>,
+    params: P | undefined,
+    token?: CancellationToken,
+    progress?: ProgressListener<unknown>,
+  ): Promise<R>;
+
+  loadModel(params: Omit<ModelLoadParams, 'workDoneToken'>, onProgress?: (value: WorkDoneProgress) => void): Promise<ModelLoadResult> {
+    if (!onProgress) return this.send(ModelLoadRequest, params);
+    const token = progressToken('load');
+    return this.send(ModelLoadRequest, { ...params, workDoneToken: token }, undefined, {
+      type: WorkDoneProgressType,
+      token,
+      handler: onProgress as (value: unknown) => void,
+    });
+  }
+
+  unloadModel(): Promise<void> {
+    return this.send(ModelUnloadRequest, undefined).then(() => undefined);
+  }
+
+  modelInfo(): Promise<ModelInfoResult> {
+    return this.send(ModelInfoRequest, undefined);
+  }
+
+  complete(params: CompletionParams, token?: CancellationToken): Promise<CompletionResult> {
+    return this.send(CompletionRequest, params, token);
+  }
+
+  /** chat/create; `onDelta` gets the text as it streams. */
+  chat(params: Omit<ChatParams, 'partialResultToken'>, callbacks: ChatCallbacks = {}): Promise<ChatResult> {
+    const { onDelta, token } = callbacks;
+    if (!onDelta) return this.send(ChatRequest, params, token);
+    const progress = progressToken('chat');
+    return this.send(ChatRequest, { ...params, partialResultToken: progress }, token, {
+      type: ChatDeltaProgressType,
+      token: progress,
+      handler: (value) => onDelta((value as { text: string }).text),
+    });
+  }
+
+  warm(params: WarmParams, token?: CancellationToken): Promise<WarmResult> {
+    return this.send(WarmRequest, params, token);
+  }
+
+  tokenize(text: string, special = false): Promise<number[]> {
+    return this.send(TokenizeRequest, { text, special }).then((r: TokenizeResult) => r.tokens);
+  }
+
+  stats(): Promise<EngineStatsResult> {
+    return this.send(EngineStatsRequest, undefined);
+  }
+}
+
+/** EngineApi over one connection (the in-process engine of tests, or a child's stdio). */
+export class EngineClient extends EngineApi {
+  constructor(readonly connection: MessageConnection) {
+    super();
+  }
+
+  protected send<P, R>(type: AnyRequestType<P, R>, params: P | undefined, token?: CancellationToken, progress?: ProgressListener<unknown>): Promise<R> {
+    return sendOn(this.connection, type, params, token, progress);
+  }
+
+  initialize(clientInfo?: InitializeParams['clientInfo']): Promise<InitializeResult> {
+    return this.send(InitializeRequest, { protocolVersion: PROTOCOL_VERSION, clientInfo });
+  }
+
+  /** `shutdown`, then `exit`. */
+  async shutdown(): Promise<void> {
+    await this.send(ShutdownRequest, undefined);
+    await this.connection.sendNotification(ExitNotification);
+  }
+}

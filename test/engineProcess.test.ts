@@ -1,0 +1,266 @@
+// The engine as a real child process: EngineProcess (src/node/engineProcess.ts) spawning the
+// bundled host (dist/engineHost.js): handshake, model and completion, a SIGKILLed child restarted
+// with its model reloaded, giving up after repeated crashes, clean shutdown, exit when the parent
+// dies, malformed bytes on stdin, and `moe-engine serve --stdio`.
+import * as assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { describe, it, before } from 'node:test';
+
+import { ResponseError } from 'vscode-jsonrpc';
+import { StreamMessageReader, StreamMessageWriter, createMessageConnection } from 'vscode-jsonrpc/node';
+
+import { EngineErrorCodes, PARENT_PID_ENV, PROTOCOL_VERSION, type CompletionParams } from '../src/common/protocol';
+import { EngineClient } from '../src/node/engineClient';
+import { EngineProcess, type EngineState, type EngineStateChange } from '../src/node/engineProcess';
+import { TINY, ensureModel } from './support/fixtures';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const HOST = path.join(ROOT, 'dist', 'engineHost.js');
+const BIN = path.join(ROOT, 'bin', 'moe-engine.js');
+
+const COMPLETION: CompletionParams = {
+  documentId: 'file:///main.py',
+  prompt: { prefix: 'def main():\n    print(', suffix: ')\n', fileName: 'main.py', languageId: 'python' },
+  maxTokens: 6,
+};
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function waitUntil(what: string, condition: () => boolean, timeoutMs: number): Promise<number> {
+  const t0 = Date.now();
+  while (!condition()) {
+    if (Date.now() - t0 > timeoutMs) assert.fail(`${what}: not within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  return Date.now() - t0;
+}
+
+function nextState(engine: EngineProcess, state: EngineState): Promise<EngineStateChange> {
+  return new Promise((resolve) => {
+    const sub = engine.onDidChangeState((change) => {
+      if (change.state === state) {
+        sub.dispose();
+        resolve(change);
+      }
+    });
+  });
+}
+
+function exited(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
+  return new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+}
+
+function newEngine(options: { maxRestarts?: number } = {}): { engine: EngineProcess; logs: string[]; states: EngineStateChange[] } {
+  const engine = new EngineProcess({ hostScript: HOST, clientInfo: { name: 'engineProcess.test' }, ...options });
+  const logs: string[] = [];
+  const states: EngineStateChange[] = [];
+  engine.onLog((line) => logs.push(line));
+  engine.onDidChangeState((change) => states.push(change));
+  return { engine, logs, states };
+}
+
+describe('engine process', () => {
+  let modelPath: string;
+  before(async () => {
+    assert.ok(fs.existsSync(HOST), `${HOST} is missing: run node esbuild.mjs`);
+    modelPath = await ensureModel({ ...TINY, vocab: 'qwen' });
+  });
+
+  it('starts the engine in a child process, loads a model, completes, and shuts down cleanly', async () => {
+    const { engine, logs, states } = newEngine();
+    const init = await engine.start();
+    const pid = engine.pid!;
+    assert.equal(init.pid, pid);
+    assert.notEqual(pid, process.pid);
+    assert.equal(init.protocolVersion, PROTOCOL_VERSION);
+    assert.deepEqual(
+      states.map((s) => s.state),
+      ['starting', 'ready'],
+    );
+    const loaded = await engine.loadModel({ path: modelPath, threads: 2 });
+    assert.equal(loaded.info.fim, true);
+    const result = await engine.complete(COMPLETION);
+    assert.equal(result.candidates.length, 1);
+    assert.ok(result.stats.promptTokens > 0);
+
+    await engine.dispose();
+    assert.equal(engine.state, 'stopped');
+    await waitUntil('the engine process exits', () => !isAlive(pid), 5000);
+    assert.ok(!logs.some((l) => /killing it/.test(l)), `the engine had to be killed: ${logs.join('\n')}`);
+    await assert.rejects(engine.complete(COMPLETION), (err: ResponseError<unknown>) => err.code === EngineErrorCodes.EngineStopped);
+  });
+
+  it('rejects the request in flight when the child is killed, restarts it, and reloads the model', async () => {
+    const { engine, states } = newEngine();
+    try {
+      await engine.start();
+      await engine.loadModel({ path: modelPath, threads: 2 });
+      const firstPid = engine.pid!;
+      let killed = false;
+      const restarted = nextState(engine, 'crashed').then(() => nextState(engine, 'ready'));
+      const chat = engine.chat(
+        { messages: [{ role: 'user', content: 'Talk for a long time.' }], maxTokens: 4000 },
+        {
+          onDelta: () => {
+            if (!killed) {
+              killed = true;
+              process.kill(firstPid, 'SIGKILL');
+            }
+          },
+        },
+      );
+      await assert.rejects(chat, (err: ResponseError<unknown>) => {
+        assert.equal(err.code, EngineErrorCodes.EngineStopped);
+        assert.equal(err.message, 'The engine process stopped unexpectedly (signal SIGKILL); restarting it.');
+        return true;
+      });
+      await restarted;
+      assert.notEqual(engine.pid, firstPid);
+      assert.deepEqual(
+        states.map((s) => s.state),
+        ['starting', 'ready', 'crashed', 'starting', 'ready'],
+      );
+      const crashed = states.find((s) => s.state === 'crashed')!;
+      assert.match(crashed.message!, /signal SIGKILL/);
+      const info = await engine.modelInfo();
+      assert.equal(info.loaded, true, 'the model was loaded again');
+      assert.equal(info.path, modelPath);
+      const result = await engine.complete(COMPLETION);
+      assert.equal(result.candidates.length, 1);
+    } finally {
+      await engine.dispose();
+    }
+  });
+
+  it('gives up with a readable message after repeated crashes', async () => {
+    const { engine, states } = newEngine({ maxRestarts: 2 });
+    try {
+      await engine.start();
+      for (let i = 0; i < 2; i++) {
+        const ready = nextState(engine, 'crashed').then(() => nextState(engine, 'ready'));
+        process.kill(engine.pid!, 'SIGKILL');
+        await ready;
+      }
+      const failed = nextState(engine, 'failed');
+      const pending = engine.stats();
+      process.kill(engine.pid!, 'SIGKILL');
+      const change = await failed;
+      assert.match(
+        change.message!,
+        /^The engine process stopped unexpectedly 3 times within 3 minutes \(last: signal SIGKILL\); it will not be restarted\. See the engine log/,
+      );
+      assert.equal(engine.state, 'failed');
+      assert.equal(states.filter((s) => s.state === 'crashed').length, 2);
+      await assert.rejects(pending, (err: ResponseError<unknown>) => err.code === EngineErrorCodes.EngineStopped);
+      await assert.rejects(engine.tokenize('x'), (err: ResponseError<unknown>) => {
+        assert.equal(err.code, EngineErrorCodes.EngineStopped);
+        assert.equal(err.message, change.message);
+        return true;
+      });
+    } finally {
+      await engine.dispose();
+    }
+  });
+
+  it('exits when its parent process dies', async () => {
+    // An intermediate process spawns the engine (as the extension host would), then is SIGKILLed.
+    const script = path.join(os.tmpdir(), `engine-parent-${process.pid}.js`);
+    fs.writeFileSync(
+      script,
+      `const { spawn } = require('node:child_process');
+       const child = spawn(process.execPath, [${JSON.stringify(HOST)}], {
+         stdio: ['pipe', 'pipe', 'ignore'], env: { ...process.env, ${PARENT_PID_ENV}: String(process.pid) } });
+       process.stdout.write(child.pid + '\\n');
+       setInterval(() => {}, 1000);`,
+    );
+    try {
+      const parent = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const pid = await new Promise<number>((resolve) => parent.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))));
+      assert.ok(isAlive(pid));
+      parent.kill('SIGKILL');
+      await exited(parent);
+      await waitUntil('the engine exits after its parent', () => !isAlive(pid), 5000);
+    } finally {
+      fs.rmSync(script, { force: true });
+    }
+
+    // With stdin still open, the parent-pid watch alone ends it.
+    const sleeper = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+    const host = spawn(process.execPath, [HOST], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, [PARENT_PID_ENV]: String(sleeper.pid) } });
+    let stderr = '';
+    host.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.equal(host.exitCode, null, 'the engine runs while its parent lives');
+      sleeper.kill('SIGKILL');
+      const ms = await waitUntil('the engine notices its parent is gone', () => host.exitCode !== null, 5000);
+      assert.ok(ms < 3000, `took ${ms} ms`);
+      assert.match(stderr, new RegExp(`the parent process ${sleeper.pid} is gone`));
+    } finally {
+      host.kill('SIGKILL');
+      sleeper.kill('SIGKILL');
+    }
+  });
+
+  it('answers malformed bytes on stdin with an error and keeps serving; stdout carries only frames', async () => {
+    const host = spawn(process.execPath, [HOST], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let raw = '';
+    host.stdout!.on('data', (d: Buffer) => (raw += d.toString('utf8')));
+    const connection = createMessageConnection(new StreamMessageReader(host.stdout!), new StreamMessageWriter(host.stdin!));
+    connection.listen();
+    try {
+      const body = '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{';
+      host.stdin!.write(`Content-Length: ${body.length}\r\n\r\n${body}`);
+      const client = new EngineClient(connection);
+      const init = await client.initialize({ name: 'raw' });
+      assert.equal(init.pid, host.pid);
+      assert.deepEqual(await client.modelInfo(), { loaded: false });
+      // Every byte on stdout belongs to a frame.
+      const frames = raw.split(/Content-Length: \d+\r\n\r\n/);
+      assert.equal(frames[0], '');
+      const replies = frames.slice(1).map((f) => JSON.parse(f) as { id: unknown; error?: { code: number } });
+      assert.ok(replies.some((r) => r.id === null && r.error?.code === EngineErrorCodes.ParseError), raw);
+      await client.shutdown();
+      assert.deepEqual(await exited(host), { code: 0, signal: null });
+    } finally {
+      connection.dispose();
+      host.kill('SIGKILL');
+    }
+  });
+
+  it('serves the protocol from `moe-engine serve --stdio`', async () => {
+    const child = spawn(process.execPath, [BIN, 'serve', '--stdio'], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+    const connection = createMessageConnection(new StreamMessageReader(child.stdout!), new StreamMessageWriter(child.stdin!));
+    connection.listen();
+    try {
+      const client = new EngineClient(connection);
+      const init = await client.initialize({ name: 'cli' });
+      assert.equal(init.pid, child.pid);
+      assert.deepEqual(init.architectures, ['smallthinker']);
+      await client.loadModel({ path: modelPath });
+      assert.deepEqual(await client.tokenize('Hello world'), [9707, 1879]);
+      await client.shutdown();
+      assert.deepEqual(await exited(child), { code: 0, signal: null });
+    } finally {
+      connection.dispose();
+      child.kill('SIGKILL');
+    }
+    // Without --stdio it is a usage error.
+    const usage = spawn(process.execPath, [BIN, 'serve'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    usage.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    assert.deepEqual(await exited(usage), { code: 2, signal: null });
+    assert.match(stderr, /serve needs --stdio/);
+  });
+});
