@@ -55,6 +55,54 @@ export function checkWarmParams(raw: unknown): WarmParams {
 
 // ---------------------------------------------------------------- prompt
 
+/**
+ * Lines around the cursor the prompt may hold before the token budget trims it. Generous on
+ * purpose: with KV reuse, text already in the cache costs nothing, and a prompt that holds the
+ * whole file (when it fits) turns a cursor jump into moved cache entries instead of new tokens.
+ */
+export const COMPLETION_WINDOW = { maxPrefixLines: 1024, maxSuffixLines: 512 } as const;
+
+/**
+ * Tokens of recent prompt pieces, so that the pieces a keystroke did not touch (and the window
+ * sizes trimToBudget tries) are not tokenized again on every request. Least recently used first
+ * out, bounded by the characters it holds.
+ */
+class TokenCache {
+  private readonly entries = new Map<string, Int32Array>();
+  private chars = 0;
+  constructor(
+    private readonly model: Model,
+    private readonly maxChars = 4 * 1024 * 1024,
+  ) {}
+  get(text: string): Int32Array {
+    let ids = this.entries.get(text);
+    if (ids) {
+      this.entries.delete(text);
+      this.entries.set(text, ids);
+      return ids;
+    }
+    ids = this.model.tokenize(text);
+    this.entries.set(text, ids);
+    this.chars += text.length;
+    for (const [key] of this.entries) {
+      if (this.chars <= this.maxChars || this.entries.size <= 1) break;
+      this.entries.delete(key);
+      this.chars -= key.length;
+    }
+    return ids;
+  }
+}
+
+const tokenCaches = new WeakMap<Model, TokenCache>();
+function tokenCacheFor(model: Model): TokenCache {
+  let c = tokenCaches.get(model);
+  if (!c) {
+    c = new TokenCache(model);
+    tokenCaches.set(model, c);
+  }
+  return c;
+}
+
 export interface PromptTokens {
   tokens: Int32Array;
   layout: BudgetedPrompt;
@@ -67,16 +115,9 @@ export interface PromptTokens {
  * left out. Throws ContextOverflow if even the smallest layout does not fit.
  */
 export function completionPromptTokens(model: Model, prompt: CompletionPrompt, fim: boolean, budget: number): PromptTokens {
-  const cache = new Map<string, Int32Array>();
-  const tokenize = (text: string): Int32Array => {
-    let ids = cache.get(text);
-    if (!ids) {
-      ids = model.tokenize(text);
-      cache.set(text, ids);
-    }
-    return ids;
-  };
-  const layout = trimToBudget(prompt, { fim }, (text) => tokenize(text).length, budget);
+  const cache = tokenCacheFor(model);
+  const tokenize = (text: string): Int32Array => cache.get(text);
+  const layout = trimToBudget(prompt, { fim, window: COMPLETION_WINDOW }, (text) => tokenize(text).length, budget);
   if (!layout.fits) {
     throw new ResponseError(
       EngineErrorCodes.ContextOverflow,
