@@ -282,8 +282,8 @@ async function accuracy(doc: { fileName: string; text: string }, states: DocStat
   console.log(`\naccuracy of moved entries (${ACCURACY_MODEL.name}; ${path.basename(file)})`);
   const tokensOf = (st: DocState) =>
     completionPromptTokens(model, { prefix: st.text.slice(0, st.cursor), suffix: st.text.slice(st.cursor), fileName: doc.fileName, languageId: 'javascript' }, true, 4096 - 8).tokens;
-  // the requests checked: every non-typing one, and every fifth keystroke
-  const checked = states.map((s, i) => i).filter((i) => i > 0 && (states[i].kind !== 'type' && states[i].kind !== 'delete' ? true : i % 5 === 0));
+  // the requests checked: every non-typing one, and every tenth request if it is a keystroke
+  const checked = states.map((_, i) => i).filter((i) => i > 0 && (states[i].kind !== "type" && states[i].kind !== "delete" ? true : i % 10 === 0));
   const ref = new Map<number, { logits: Float32Array; cont: number[] }>();
   for (const i of checked) {
     const s = model.createSession({ nCtx: 4096 });
