@@ -1,0 +1,69 @@
+// Every command, view, view container and setting id of the extension, declared once. The
+// package.json contributions must match these (test/ids.test.ts checks both directions).
+// Pure: no vscode, no Node.
+
+/** The configuration section: settings are `smallthinker.<key>`. */
+export const CONFIG_SECTION = 'smallthinker';
+
+export const Commands = {
+  chooseModel: 'smallthinker.chooseModel',
+  downloadModel: 'smallthinker.downloadModel',
+  restartEngine: 'smallthinker.restartEngine',
+  showLog: 'smallthinker.showLog',
+  showStatusMenu: 'smallthinker.showStatusMenu',
+  showStats: 'smallthinker.showStats',
+  toggleCompletion: 'smallthinker.toggleCompletion',
+  triggerCompletion: 'smallthinker.triggerCompletion',
+  /** Internal: run by an accepted inline suggestion (counts acceptances). */
+  completionAccepted: 'smallthinker.completionAccepted',
+  newChat: 'smallthinker.newChat',
+  focusChat: 'smallthinker.focusChat',
+  explain: 'smallthinker.explain',
+  refactor: 'smallthinker.refactor',
+  document: 'smallthinker.document',
+  fix: 'smallthinker.fix',
+  writeTests: 'smallthinker.writeTests',
+  acceptEdit: 'smallthinker.acceptEdit',
+  acceptEditPart: 'smallthinker.acceptEditPart',
+  rejectEdit: 'smallthinker.rejectEdit',
+} as const;
+export type CommandId = (typeof Commands)[keyof typeof Commands];
+
+export const Views = {
+  container: 'smallthinker',
+  chat: 'smallthinker.chatView',
+} as const;
+
+/** Setting keys relative to CONFIG_SECTION. */
+export const Settings = {
+  modelPath: 'model.path',
+  modelDownloadUrl: 'model.downloadUrl',
+  modelSha256: 'model.sha256',
+  modelDownloadFolder: 'model.downloadFolder',
+  threads: 'engine.threads',
+  contextLength: 'engine.contextLength',
+  memoryLimitMB: 'engine.memoryLimitMB',
+  completionEnabled: 'completion.enabled',
+  completionLanguages: 'completion.languages',
+  completionTrigger: 'completion.trigger',
+  completionDebounceMs: 'completion.debounceMs',
+  completionMaxTokens: 'completion.maxTokens',
+  completionTimeBudgetMs: 'completion.timeBudgetMs',
+  completionCandidates: 'completion.candidates',
+  completionContextChunks: 'completion.contextChunks',
+  chatTemperature: 'chat.temperature',
+  chatMaxTokens: 'chat.maxTokens',
+} as const;
+export type SettingKey = (typeof Settings)[keyof typeof Settings];
+
+/** Context keys set by the extension (used in `when` clauses). */
+export const ContextKeys = {
+  editPending: 'smallthinker.editPending',
+} as const;
+
+/** The language model id registered with vscode.lm. */
+export const LANGUAGE_MODEL_VENDOR = 'smallthinker';
+
+/** Default model download (SmallThinker-4B-A0.6B-Instruct, Q4_0, from Hugging Face). */
+export const DEFAULT_MODEL_URL =
+  'https://huggingface.co/PowerInfer/SmallThinker-4BA0.6B-Instruct-GGUF/resolve/main/SmallThinker-4B-A0.6B-Instruct-Q4_0.gguf';

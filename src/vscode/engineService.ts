@@ -1,0 +1,274 @@
+// The extension's one engine: a supervised child process (src/node/engineProcess.ts) with the
+// model from the settings loaded. Features ask it for completions and chat; it keeps the status
+// (stopped, loading with progress, ready, error) that the status bar shows, the engine log in an
+// output channel, and the latest completion figures. One model serves every feature.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+import * as vscode from 'vscode';
+import { ResponseError } from 'vscode-jsonrpc';
+
+import { EngineErrorCodes, type ChatParams, type ChatResult, type CompletionParams, type CompletionResult, type CompletionStats, type EngineStatsResult, type ModelSummary, type WarmParams, type WarmResult } from '../common/protocol';
+import type { ChatCallbacks } from '../node/engineClient';
+import { EngineProcess } from '../node/engineProcess';
+import { affects, engineConfig } from './config';
+import { Settings } from '../common/ids';
+
+/** Environment variable naming another engine host script (tests use a scripted fake engine). */
+export const ENGINE_HOST_ENV = 'SMALLTHINKER_ENGINE_HOST';
+
+export type EngineStatus =
+  /** No model configured (or the configured file is missing): nothing runs. */
+  | { kind: 'noModel'; message: string }
+  | { kind: 'starting' }
+  | { kind: 'loading'; modelPath: string; percentage?: number; message?: string }
+  | { kind: 'ready'; modelPath: string; model: ModelSummary; loadMs: number }
+  /** A load failed, or the engine crashed: the message says what happened and what to do. */
+  | { kind: 'error'; message: string; modelPath?: string; restarting?: boolean };
+
+/** Thrown by requests when the engine cannot serve them; the message is for the user. */
+export class EngineUnavailableError extends Error {
+  constructor(
+    message: string,
+    readonly status: EngineStatus,
+  ) {
+    super(message);
+    this.name = 'EngineUnavailableError';
+  }
+}
+
+/** True for the error a cancelled request ends with. */
+export function isCancellation(err: unknown): boolean {
+  return (err instanceof ResponseError && err.code === EngineErrorCodes.RequestCancelled) || (err instanceof vscode.CancellationError);
+}
+
+/** A message for the user from any error a request can end with. */
+export function errorMessage(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}
+
+export interface CompletionRecord {
+  stats: CompletionStats;
+  at: number;
+}
+
+function toJsonrpcToken(token: vscode.CancellationToken | undefined): import('vscode-jsonrpc').CancellationToken | undefined {
+  // vscode's and vscode-jsonrpc's tokens have the same shape.
+  return token as unknown as import('vscode-jsonrpc').CancellationToken | undefined;
+}
+
+export class EngineService implements vscode.Disposable {
+  private process: EngineProcess | undefined;
+  private current: EngineStatus = { kind: 'noModel', message: 'No model is set.' };
+  private readonly statusEmitter = new vscode.EventEmitter<EngineStatus>();
+  private readonly completionEmitter = new vscode.EventEmitter<CompletionRecord>();
+  private readonly disposables: vscode.Disposable[] = [];
+  /** Bumped by every (re)load; a load that finds it changed lost to a newer one. */
+  private generation = 0;
+  private loading: Promise<void> | undefined;
+  private lastCompletionRecord: CompletionRecord | undefined;
+  private disposed = false;
+
+  readonly onDidChangeStatus = this.statusEmitter.event;
+  /** Fired after every completion the engine answered. */
+  readonly onDidComplete = this.completionEmitter.event;
+
+  constructor(
+    private readonly extensionPath: string,
+    readonly log: vscode.LogOutputChannel,
+  ) {
+    this.disposables.push(
+      vscode.workspace.onDidChangeConfiguration((event) => {
+        if (affects(event, Settings.modelPath, Settings.threads, Settings.contextLength, Settings.memoryLimitMB)) void this.reload();
+      }),
+    );
+  }
+
+  get status(): EngineStatus {
+    return this.current;
+  }
+
+  get lastCompletion(): CompletionRecord | undefined {
+    return this.lastCompletionRecord;
+  }
+
+  /** The ISA and version of the running engine, once started. */
+  get engineInfo(): EngineProcess['engineInfo'] {
+    return this.process?.engineInfo;
+  }
+
+  /** Loads the model named by the settings (or reports that none is set). Safe to call again. */
+  reload(): Promise<void> {
+    const generation = ++this.generation;
+    const run = this.load(generation);
+    this.loading = run;
+    return run;
+  }
+
+  /** Stops the engine process and starts a fresh one with the configured model. */
+  async restart(): Promise<void> {
+    const old = this.process;
+    this.process = undefined;
+    if (old) await old.dispose();
+    await this.reload();
+  }
+
+  /** Resolves once the current load attempt settled (whatever its outcome). */
+  async settled(): Promise<EngineStatus> {
+    for (;;) {
+      const loading = this.loading;
+      await loading?.catch(() => {});
+      if (loading === this.loading) return this.current;
+    }
+  }
+
+  // ---------------------------------------------------------------- requests
+
+  async complete(params: CompletionParams, token?: vscode.CancellationToken): Promise<CompletionResult> {
+    const engine = this.readyEngine();
+    const result = await engine.complete(params, toJsonrpcToken(token));
+    this.lastCompletionRecord = { stats: result.stats, at: Date.now() };
+    this.completionEmitter.fire(this.lastCompletionRecord);
+    return result;
+  }
+
+  chat(params: Omit<ChatParams, 'partialResultToken'>, onDelta?: (text: string) => void, token?: vscode.CancellationToken): Promise<ChatResult> {
+    const callbacks: ChatCallbacks = { onDelta, token: toJsonrpcToken(token) };
+    return this.readyEngine().chat(params, callbacks);
+  }
+
+  warm(params: WarmParams, token?: vscode.CancellationToken): Promise<WarmResult> {
+    return this.readyEngine().warm(params, toJsonrpcToken(token));
+  }
+
+  async tokenCount(text: string): Promise<number> {
+    return (await this.readyEngine().tokenize(text)).length;
+  }
+
+  stats(): Promise<EngineStatsResult> {
+    return this.readyEngine().stats();
+  }
+
+  /** The engine, or an EngineUnavailableError that says why not and what to do. */
+  private readyEngine(): EngineProcess {
+    const status = this.current;
+    if (status.kind === 'ready' && this.process) return this.process;
+    switch (status.kind) {
+      case 'noModel':
+        throw new EngineUnavailableError(`${status.message} Choose a GGUF file or download the default model (SmallThinker: Choose Model File / Download Default Model).`, status);
+      case 'starting':
+      case 'loading':
+        throw new EngineUnavailableError('The model is still loading; try again in a moment.', status);
+      case 'error':
+        throw new EngineUnavailableError(status.message, status);
+      default:
+        throw new EngineUnavailableError('The engine is not ready.', status);
+    }
+  }
+
+  // ---------------------------------------------------------------- loading
+
+  private setStatus(status: EngineStatus): void {
+    this.current = status;
+    this.statusEmitter.fire(status);
+  }
+
+  private ensureProcess(): EngineProcess {
+    if (this.process) return this.process;
+    const hostScript = process.env[ENGINE_HOST_ENV] || path.join(this.extensionPath, 'dist', 'engineHost.js');
+    const engine = new EngineProcess({ hostScript, clientInfo: { name: 'smallthinker-code-vscode' } });
+    engine.onLog((line) => this.log.info(line));
+    engine.onDidChangeState((change) => {
+      if (this.process !== engine || this.disposed) return;
+      if (change.state === 'crashed') {
+        const modelPath = this.current.kind === 'ready' ? this.current.modelPath : undefined;
+        this.log.error(change.message ?? 'The engine process stopped unexpectedly.');
+        this.setStatus({ kind: 'error', message: change.message ?? 'The engine process stopped unexpectedly; restarting it.', modelPath, restarting: true });
+      } else if (change.state === 'failed') {
+        this.log.error(change.message ?? 'The engine failed.');
+        this.setStatus({ kind: 'error', message: change.message ?? 'The engine failed; reload the window to try again.' });
+      } else if (change.state === 'ready' && this.current.kind === 'error' && this.current.restarting) {
+        // Restarted after a crash: the process replayed the last model load.
+        void this.afterRestart(engine);
+      }
+    });
+    this.process = engine;
+    return engine;
+  }
+
+  private async afterRestart(engine: EngineProcess): Promise<void> {
+    try {
+      const info = await engine.modelInfo();
+      if (this.process !== engine) return;
+      if (info.loaded && info.path && info.info) {
+        this.log.info(`engine restarted; ${path.basename(info.path)} loaded again.`);
+        this.setStatus({ kind: 'ready', modelPath: info.path, model: info.info, loadMs: 0 });
+      } else {
+        await this.reload();
+      }
+    } catch (err) {
+      this.log.error(`after the restart: ${errorMessage(err)}`);
+    }
+  }
+
+  private async load(generation: number): Promise<void> {
+    const config = engineConfig();
+    if (!config.modelPath) {
+      if (this.process?.state === 'ready') await this.process.unloadModel().catch(() => {});
+      this.setStatus({ kind: 'noModel', message: 'No model is set.' });
+      return;
+    }
+    const modelPath = config.modelPath;
+    let stat: fs.Stats;
+    try {
+      stat = await fs.promises.stat(modelPath);
+    } catch {
+      this.setStatus({ kind: 'noModel', message: `The model file ${modelPath} does not exist.` });
+      return;
+    }
+    if (!stat.isFile()) {
+      this.setStatus({ kind: 'error', message: `${modelPath} is not a file. Choose a GGUF model file.`, modelPath });
+      return;
+    }
+    const engine = this.ensureProcess();
+    this.setStatus({ kind: 'starting' });
+    try {
+      const info = await engine.start();
+      if (generation !== this.generation) return;
+      this.log.info(`engine ${info.engineVersion} started (pid ${info.pid}, kernels ${info.isa}).`);
+      this.setStatus({ kind: 'loading', modelPath, percentage: 0 });
+      const result = await engine.loadModel(
+        {
+          path: modelPath,
+          threads: config.threads || undefined,
+          contextLength: config.contextLength,
+          kvMemoryLimitBytes: config.memoryLimitMB * 1024 * 1024,
+        },
+        (progress) => {
+          if (generation !== this.generation || progress.kind === 'end') return;
+          this.setStatus({ kind: 'loading', modelPath, percentage: progress.percentage, message: progress.message });
+        },
+      );
+      if (generation !== this.generation) return;
+      this.log.info(`loaded ${result.info.name || path.basename(modelPath)} (${result.info.n_layer} layers, context ${result.info.context}) in ${result.loadMs.toFixed(0)} ms.`);
+      this.setStatus({ kind: 'ready', modelPath, model: result.info, loadMs: result.loadMs });
+    } catch (err) {
+      if (generation !== this.generation) return;
+      const message = `Loading ${path.basename(modelPath)} failed: ${errorMessage(err)}`;
+      this.log.error(message);
+      this.setStatus({ kind: 'error', message, modelPath });
+    }
+  }
+
+  async dispose(): Promise<void> {
+    this.disposed = true;
+    this.generation++;
+    for (const d of this.disposables) d.dispose();
+    const engine = this.process;
+    this.process = undefined;
+    await engine?.dispose();
+    this.statusEmitter.dispose();
+    this.completionEmitter.dispose();
+  }
+}
