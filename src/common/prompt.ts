@@ -386,3 +386,41 @@ export function trimToBudget(
   }
   return result(cut);
 }
+
+/** Lines kept around the cursor by clipForRequest, in steps of CLIP_SNAP_LINES. */
+export const CLIP_PREFIX_LINES = 1536;
+export const CLIP_SUFFIX_LINES = 768;
+export const CLIP_SNAP_LINES = 256;
+
+/**
+ * Cuts a document's text before/after the cursor to what a completion request needs to carry,
+ * without changing the prompt the engine builds from it: lines are dropped from the far ends in
+ * steps of CLIP_SNAP_LINES (a multiple of the engine's 32-line window snap), and only beyond
+ * CLIP_PREFIX_LINES / CLIP_SUFFIX_LINES, which exceed the engine's windows (1024 / 512 lines). So
+ * the window the engine cuts from the clipped text is the one it would cut from the whole text, and
+ * the clip point moves only every CLIP_SNAP_LINES lines of cursor movement.
+ */
+export function clipForRequest(prefix: string, suffix: string): { prefix: string; suffix: string } {
+  return { prefix: clipFront(prefix), suffix: clipBack(suffix) };
+}
+
+function clipFront(prefix: string): string {
+  let breaks = 0;
+  for (let i = prefix.indexOf('\n'); i >= 0; i = prefix.indexOf('\n', i + 1)) breaks++;
+  const cut = Math.max(0, Math.floor((breaks - CLIP_PREFIX_LINES) / CLIP_SNAP_LINES) * CLIP_SNAP_LINES);
+  if (cut === 0) return prefix;
+  let at = -1;
+  for (let n = 0; n < cut; n++) at = prefix.indexOf('\n', at + 1);
+  return prefix.slice(at + 1);
+}
+
+function clipBack(suffix: string): string {
+  let breaks = 0;
+  for (let i = suffix.indexOf('\n'); i >= 0; i = suffix.indexOf('\n', i + 1)) breaks++;
+  const drop = Math.max(0, Math.floor((breaks - CLIP_SUFFIX_LINES) / CLIP_SNAP_LINES) * CLIP_SNAP_LINES);
+  if (drop === 0) return suffix;
+  // Keep the first (breaks - drop) line breaks: the text through the last kept line's break.
+  let at = -1;
+  for (let n = 0; n < breaks - drop; n++) at = suffix.indexOf('\n', at + 1);
+  return suffix.slice(0, at + 1);
+}
