@@ -6,10 +6,20 @@ import * as vscode from 'vscode';
 import { EngineService } from './vscode/engineService';
 import { ChatBridge, type Services } from './vscode/services';
 import { registerFeatures } from './vscode/features';
+import { completionProviderForTests } from './vscode/features/completion';
+import { pendingProposalForTests } from './vscode/features/refactor';
 
 let services: Services | undefined;
 
-export function activate(context: vscode.ExtensionContext): Services {
+/** What activate() returns: the services, plus read-only views the extension-host tests inspect. */
+export interface ExtensionApi extends Services {
+  readonly testing: {
+    completionProvider: typeof completionProviderForTests;
+    pendingProposal: typeof pendingProposalForTests;
+  };
+}
+
+export function activate(context: vscode.ExtensionContext): ExtensionApi {
   const log = vscode.window.createOutputChannel('SmallThinker', { log: true });
   const engine = new EngineService(context.extensionPath, log);
   const chat = new ChatBridge();
@@ -18,7 +28,7 @@ export function activate(context: vscode.ExtensionContext): Services {
   registerFeatures(context, services);
   void engine.reload();
   // Returned as the extension's API: the extension-host tests use it to inspect state.
-  return services;
+  return { ...services, testing: { completionProvider: completionProviderForTests, pendingProposal: pendingProposalForTests } };
 }
 
 export async function deactivate(): Promise<void> {

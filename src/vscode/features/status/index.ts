@@ -1,6 +1,112 @@
-// Placeholder: replaced by the status feature.
-import type * as vscode from 'vscode';
+// The status bar item (engine state, model, last completion latency and speed, cache reuse) and
+// its menu of common actions, plus the Show Engine Log, Restart Engine and Toggle Inline
+// Completion commands. The text itself comes from src/common/statusText.ts.
+import * as vscode from 'vscode';
 
+import { Commands, Settings } from '../../../common/ids';
+import { statusView } from '../../../common/statusText';
+import { affects, completionConfig, updateSetting } from '../../config';
+import { errorMessage } from '../../engineService';
 import type { Services } from '../../services';
 
-export function registerStatus(_context: vscode.ExtensionContext, _services: Services): void {}
+const EXTENSION_SETTINGS_QUERY = '@ext:smallthinker-code.smallthinker-code';
+
+interface ActionItem extends vscode.QuickPickItem {
+  run?: () => unknown;
+}
+
+export function registerStatus(context: vscode.ExtensionContext, services: Services): void {
+  const { engine } = services;
+  const item = vscode.window.createStatusBarItem('smallthinker.status', vscode.StatusBarAlignment.Right, 100);
+  item.name = 'SmallThinker';
+  item.command = Commands.showStatusMenu;
+  context.subscriptions.push(item);
+
+  /** When the current model became ready: completions from before belong to another load. */
+  let readySince = 0;
+  const update = (): void => {
+    const status = engine.status;
+    if (status.kind !== 'ready') readySince = 0;
+    else if (readySince === 0) readySince = Date.now();
+    const record = engine.lastCompletion;
+    const view = statusView({
+      status,
+      lastCompletion: status.kind === 'ready' && record && record.at >= readySince ? record.stats : undefined,
+      engineIsa: engine.engineInfo?.isa,
+      engineVersion: engine.engineInfo?.engineVersion,
+      completionEnabled: completionConfig().enabled,
+    });
+    item.text = view.text;
+    const tooltip = new vscode.MarkdownString(view.tooltip.join('\n\n'), true);
+    tooltip.isTrusted = false;
+    item.tooltip = tooltip;
+    item.accessibilityInformation = { label: view.accessibilityLabel, role: 'button' };
+    item.backgroundColor = view.severity === 'error' ? new vscode.ThemeColor('statusBarItem.errorBackground') : undefined;
+  };
+  update();
+  item.show();
+  context.subscriptions.push(
+    engine.onDidChangeStatus(update),
+    engine.onDidComplete(update),
+    vscode.workspace.onDidChangeConfiguration((event) => {
+      if (affects(event, Settings.completionEnabled)) update();
+    }),
+  );
+
+  const restartEngine = async (): Promise<void> => {
+    services.log.info('restarting the engine (requested).');
+    try {
+      await engine.restart();
+    } catch (err) {
+      const choice = await vscode.window.showErrorMessage(`SmallThinker: restarting the engine failed: ${errorMessage(err)} See the engine log for details.`, 'Show Log');
+      if (choice === 'Show Log') services.log.show();
+    }
+  };
+
+  const toggleCompletion = async (): Promise<void> => {
+    const enabled = !completionConfig().enabled;
+    await updateSetting(Settings.completionEnabled, enabled);
+    vscode.window.setStatusBarMessage(`SmallThinker inline completion ${enabled ? 'on' : 'off'}`, 3000);
+  };
+
+  const showStatusMenu = async (): Promise<void> => {
+    const status = engine.status;
+    const view = statusView({ status, completionEnabled: completionConfig().enabled });
+    const enabled = completionConfig().enabled;
+    const modelActions: ActionItem[] = [
+      { label: '$(folder-opened) Choose Model File…', description: 'a local GGUF file', run: () => vscode.commands.executeCommand(Commands.chooseModel) },
+      { label: '$(cloud-download) Download Default Model', description: 'SmallThinker-4B-A0.6B Q4_0, 2.4 GB', run: () => vscode.commands.executeCommand(Commands.downloadModel) },
+    ];
+    const engineActions: ActionItem[] = [
+      { label: '$(debug-restart) Restart Engine', run: restartEngine },
+      { label: '$(output) Show Engine Log', run: () => services.log.show() },
+    ];
+    const useActions: ActionItem[] = [
+      {
+        label: enabled ? '$(check) Inline Completion: On' : '$(circle-large-outline) Inline Completion: Off',
+        description: enabled ? 'turn off' : 'turn on',
+        run: toggleCompletion,
+      },
+      { label: '$(comment-discussion) Open Chat', run: () => vscode.commands.executeCommand(Commands.focusChat) },
+      { label: '$(graph) Show Completion Statistics', run: () => vscode.commands.executeCommand(Commands.showStats) },
+    ];
+    const settings: ActionItem = { label: '$(gear) Open Settings', run: () => vscode.commands.executeCommand('workbench.action.openSettings', EXTENSION_SETTINGS_QUERY) };
+    const separator = (label: string): ActionItem => ({ label, kind: vscode.QuickPickItemKind.Separator });
+    // What the state calls for comes first.
+    const items: ActionItem[] =
+      status.kind === 'noModel'
+        ? [...modelActions, separator(''), ...useActions, ...engineActions, settings]
+        : status.kind === 'error'
+          ? [...engineActions, ...modelActions, separator(''), ...useActions, settings]
+          : [...useActions, separator('model'), ...modelActions, separator('engine'), ...engineActions, settings];
+    const picked = await vscode.window.showQuickPick(items, { title: view.accessibilityLabel, placeHolder: 'SmallThinker actions' });
+    await picked?.run?.();
+  };
+
+  context.subscriptions.push(
+    vscode.commands.registerCommand(Commands.showStatusMenu, showStatusMenu),
+    vscode.commands.registerCommand(Commands.showLog, () => services.log.show()),
+    vscode.commands.registerCommand(Commands.restartEngine, restartEngine),
+    vscode.commands.registerCommand(Commands.toggleCompletion, toggleCompletion),
+  );
+}

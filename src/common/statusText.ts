@@ -1,0 +1,151 @@
+// What the status bar item says for an engine state: its text (with codicons), tooltip lines
+// (Markdown), severity and accessibility label. Pure: no vscode, no Node; unit-tested.
+import type { CompletionStats, ModelSummary } from './protocol';
+
+/** The engine states the status bar shows (the same shape as EngineService's EngineStatus). */
+export type EngineStateView =
+  | { kind: 'noModel'; message: string }
+  | { kind: 'starting' }
+  | { kind: 'loading'; modelPath: string; percentage?: number; message?: string }
+  | { kind: 'ready'; modelPath: string; model: ModelSummary; loadMs: number }
+  | { kind: 'error'; message: string; modelPath?: string; restarting?: boolean };
+
+export interface StatusInput {
+  status: EngineStateView;
+  /** The latest completion's figures, if any completion ran since the model loaded. */
+  lastCompletion?: CompletionStats;
+  /** Kernel set of the running engine (avx2, ...). */
+  engineIsa?: string;
+  engineVersion?: string;
+  completionEnabled: boolean;
+}
+
+export type StatusSeverity = 'normal' | 'warning' | 'error';
+
+export interface StatusView {
+  text: string;
+  /** Markdown lines; user-provided text in them is escaped. */
+  tooltip: string[];
+  severity: StatusSeverity;
+  /** For screen readers (and UI tests): "SmallThinker: <state>". */
+  accessibilityLabel: string;
+}
+
+const NAME = 'SmallThinker';
+const MAX_MODEL_NAME = 28;
+
+/** Escapes text for Markdown (tooltips render it). */
+export function escapeMarkdown(text: string): string {
+  return text.replace(/[\\`*_{}[\]()#+\-.!|<>~]/g, (c) => `\\${c}`);
+}
+
+/** The last part of a path, either separator. */
+export function baseName(filePath: string): string {
+  const parts = filePath.split(/[\\/]/);
+  return parts[parts.length - 1] || filePath;
+}
+
+/** A short model name: the GGUF's general.name, else the file name without `.gguf`. */
+export function modelDisplayName(modelPath: string, model?: Pick<ModelSummary, 'name'>): string {
+  const name = model?.name?.trim() || baseName(modelPath).replace(/\.gguf$/i, '');
+  return name.length > MAX_MODEL_NAME ? `${name.slice(0, MAX_MODEL_NAME - 1)}…` : name;
+}
+
+export function formatMs(ms: number): string {
+  if (!Number.isFinite(ms) || ms < 0) return '? ms';
+  if (ms >= 10_000) return `${(ms / 1000).toFixed(0)} s`;
+  if (ms >= 1000) return `${(ms / 1000).toFixed(1)} s`;
+  return `${Math.round(ms)} ms`;
+}
+
+export function formatTokensPerS(rate: number): string {
+  if (!Number.isFinite(rate) || rate <= 0) return '– tok/s';
+  return rate >= 10 ? `${Math.round(rate)} tok/s` : `${rate.toFixed(1)} tok/s`;
+}
+
+function percent(part: number, whole: number): string {
+  if (whole <= 0) return '0%';
+  return `${Math.round((100 * part) / whole)}%`;
+}
+
+function formatSize(bytes: number): string {
+  if (bytes >= 1024 ** 3) return `${(bytes / 1024 ** 3).toFixed(2)} GB`;
+  return `${Math.round(bytes / 1024 ** 2)} MB`;
+}
+
+/** Tooltip lines about the last completion (empty when there was none). */
+export function completionLines(stats: CompletionStats | undefined): string[] {
+  if (!stats) return ['No completion yet.'];
+  const reuse = `${stats.reusedTokens} of ${stats.promptTokens} prompt tokens reused (${percent(stats.reusedTokens, stats.promptTokens)})`;
+  return [
+    `Last completion: first token ${formatMs(stats.timeToFirstTokenMs)}, total ${formatMs(stats.totalMs)}, ${formatTokensPerS(stats.decodeTokensPerS)} (${stats.decodeTokens} tokens)`,
+    `Cache: ${reuse}; ${stats.evaluatedTokens} evaluated in ${formatMs(stats.prefillMs)}${stats.movedTokens > 0 ? `; ${stats.movedTokens} moved` : ''}`,
+  ];
+}
+
+function engineLine(input: StatusInput): string[] {
+  const parts: string[] = [];
+  if (input.engineVersion) parts.push(`version ${escapeMarkdown(input.engineVersion)}`);
+  if (input.engineIsa) parts.push(`kernels ${escapeMarkdown(input.engineIsa)}`);
+  return parts.length > 0 ? [`Engine: ${parts.join(', ')}`] : [];
+}
+
+const CLICK_HINT = 'Click for actions.';
+
+/** The status bar item's content for an engine state. */
+export function statusView(input: StatusInput): StatusView {
+  const { status } = input;
+  const completion = `Inline completion: ${input.completionEnabled ? 'on' : 'off'}`;
+  switch (status.kind) {
+    case 'noModel':
+      return {
+        text: `$(circle-slash) ${NAME}: no model`,
+        tooltip: [`**${NAME}**: no model`, escapeMarkdown(status.message), 'Download the default model or choose a GGUF file.', CLICK_HINT],
+        severity: 'warning',
+        accessibilityLabel: `${NAME}: no model. ${status.message}`,
+      };
+    case 'starting':
+      return {
+        text: `$(loading~spin) ${NAME}`,
+        tooltip: [`**${NAME}**: starting the engine…`, CLICK_HINT],
+        severity: 'normal',
+        accessibilityLabel: `${NAME}: starting`,
+      };
+    case 'loading': {
+      const pct = status.percentage === undefined ? '' : ` ${Math.max(0, Math.min(100, Math.round(status.percentage)))}%`;
+      const name = modelDisplayName(status.modelPath);
+      return {
+        text: `$(loading~spin) ${NAME}${pct}`,
+        tooltip: [`**${NAME}**: loading ${escapeMarkdown(name)}${pct}`, ...(status.message ? [escapeMarkdown(status.message)] : []), ...engineLine(input), CLICK_HINT],
+        severity: 'normal',
+        accessibilityLabel: `${NAME}: loading${pct}`,
+      };
+    }
+    case 'ready': {
+      const name = modelDisplayName(status.modelPath, status.model);
+      const stats = input.lastCompletion;
+      const figures = stats ? ` · ${formatMs(stats.totalMs)} · ${formatTokensPerS(stats.decodeTokensPerS)}` : '';
+      const m = status.model;
+      return {
+        text: `$(hubot) ${name}${figures}`,
+        tooltip: [
+          `**${NAME}**: ready, ${escapeMarkdown(name)}`,
+          `Model: ${escapeMarkdown(baseName(status.modelPath))} (${formatSize(m.fileSize)}, ${m.n_layer} layers, context ${m.context}${m.fim ? ', fill-in-the-middle' : ''}), loaded in ${formatMs(status.loadMs)}`,
+          ...completionLines(stats),
+          completion,
+          ...engineLine(input),
+          CLICK_HINT,
+        ],
+        severity: 'normal',
+        accessibilityLabel: `${NAME}: ready, ${name}${stats ? `, last completion ${formatMs(stats.totalMs)}, ${formatTokensPerS(stats.decodeTokensPerS)}` : ''}`,
+      };
+    }
+    case 'error':
+      return {
+        text: status.restarting ? `$(error) ${NAME}: restarting` : `$(error) ${NAME}`,
+        tooltip: [`**${NAME}**: ${status.restarting ? 'the engine stopped; restarting it' : 'error'}`, escapeMarkdown(status.message), 'Click for actions (Show Engine Log, Restart Engine, Choose Model File).'],
+        severity: 'error',
+        accessibilityLabel: `${NAME}: error. ${status.message}`,
+      };
+  }
+}
