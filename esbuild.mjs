@@ -2,6 +2,7 @@
 //   dist/extension.js  the VS Code extension (external: vscode)
 //   dist/cli.js        the moe-engine CLI used by bin/moe-engine.js
 //   dist/engineHost.js the engine process the extension spawns (src/engineHost/main.ts)
+//   media/dist/chat.js the chat panel's webview script (src/webview/chat/main.ts)
 // Usage: node esbuild.mjs [--watch] [--minify]. Run by `npm install` (postinstall) and `npm run build`.
 import * as esbuild from 'esbuild';
 
@@ -24,6 +25,18 @@ const builds = [
   { ...common, entryPoints: ['src/extension.ts'], outfile: 'dist/extension.js' },
   { ...common, entryPoints: ['src/engine/cli.ts'], outfile: 'dist/cli.js' },
   { ...common, entryPoints: ['src/engineHost/main.ts'], outfile: 'dist/engineHost.js' },
+  // The chat panel's script, loaded by its webview (browser, no Node).
+  {
+    bundle: true,
+    platform: 'browser',
+    target: 'es2020',
+    format: 'iife',
+    sourcemap: true,
+    minify,
+    logLevel: 'warning',
+    entryPoints: ['src/webview/chat/main.ts'],
+    outfile: 'media/dist/chat.js',
+  },
 ];
 
 if (watch) {

@@ -6,6 +6,7 @@ import * as vscode from 'vscode';
 import { EngineService } from './vscode/engineService';
 import { ChatBridge, type Services } from './vscode/services';
 import { registerFeatures } from './vscode/features';
+import { chatViewForTests } from './vscode/features/chat';
 import { completionProviderForTests } from './vscode/features/completion';
 import { pendingProposalForTests } from './vscode/features/refactor';
 
@@ -16,6 +17,7 @@ export interface ExtensionApi extends Services {
   readonly testing: {
     completionProvider: typeof completionProviderForTests;
     pendingProposal: typeof pendingProposalForTests;
+    chatView: typeof chatViewForTests;
   };
 }
 
@@ -28,7 +30,7 @@ export function activate(context: vscode.ExtensionContext): ExtensionApi {
   registerFeatures(context, services);
   void engine.reload();
   // Returned as the extension's API: the extension-host tests use it to inspect state.
-  return { ...services, testing: { completionProvider: completionProviderForTests, pendingProposal: pendingProposalForTests } };
+  return { ...services, testing: { completionProvider: completionProviderForTests, pendingProposal: pendingProposalForTests, chatView: chatViewForTests } };
 }
 
 export async function deactivate(): Promise<void> {
