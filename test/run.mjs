@@ -5,9 +5,14 @@
 //      each; a program's last line "name: N passed, M failed" gives its counts
 //   3. esbuild (dist/cli.js, which the CLI tests run), then `tsc -p .` into a clean out/
 //   4. node: `node --test --test-concurrency=1` over out/test/**/*.test.js
-// Usage: node test/run.mjs [--native | --node] [substring ...]   (substrings filter programs
-// and test files by name). Environment: MOE_TEST_TIMEOUT_MS (per node test, default 20 min),
-// MOE_NATIVE_TEST_TIMEOUT_S (per native program, default 15 min), MOE_SKIP_ADDON_BUILD=1.
+//   5. vscode: in a real VS Code (code-server + headless Chromium, test/harness/; installed once
+//      into ~/.cache/smallthinker-code by test/harness/install.mjs), the mocha suites
+//      out/test/vscode/suite/**/*.vtest.js inside the extension host, then the UI tests
+//      test/ui/*.ui.mjs one at a time
+// Usage: node test/run.mjs [--native | --node | --vscode] [substring ...]   (substrings filter
+// programs and test files by name; each flag runs only its stage). Environment:
+// MOE_TEST_TIMEOUT_MS (per node test, default 20 min), MOE_NATIVE_TEST_TIMEOUT_S (per native
+// program, default 15 min), MOE_SKIP_ADDON_BUILD=1, MOE_VSCODE_TIMEOUT_S (per vscode run, 30 min).
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -19,9 +24,11 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const argv = process.argv.slice(2);
 const onlyNative = argv.includes('--native');
 const onlyNode = argv.includes('--node');
+const onlyVscode = argv.includes('--vscode');
 const filters = argv.filter((a) => !a.startsWith('--'));
-const wantNative = !onlyNode;
-const wantNode = !onlyNative;
+const wantNative = !onlyNode && !onlyVscode;
+const wantNode = !onlyNative && !onlyVscode;
+const wantVscode = !onlyNative && !onlyNode;
 
 const totals = { passed: 0, failed: 0 };
 const problems = [];
@@ -169,7 +176,7 @@ function findTests(dir) {
   return out.sort();
 }
 
-async function nodeTests() {
+async function nodeTests({ buildOnly = false } = {}) {
   banner('esbuild');
   if ((await run(process.execPath, ['esbuild.mjs'])).code !== 0) fail('esbuild');
 
@@ -178,6 +185,7 @@ async function nodeTests() {
   const tsc = path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
   if ((await run(process.execPath, [tsc, '-p', '.'])).code !== 0) fail('tsc (type errors; tests still run on the emitted JS)');
   else console.log('tsc: ok');
+  if (buildOnly) return;
 
   const files = findTests(path.join(ROOT, 'out', 'test')).filter(
     (f) => filters.length === 0 || filters.some((s) => path.relative(ROOT, f).includes(s)),
@@ -207,12 +215,75 @@ async function nodeTests() {
   if (r.code !== 0 && failed === 0) fail(`node --test (exit ${r.code})`);
 }
 
+// ---------------------------------------------------------------- 5. VS Code (extension host + UI)
+
+function findFiles(dir, suffix) {
+  if (!fs.existsSync(dir)) return [];
+  return fs
+    .readdirSync(dir, { withFileTypes: true })
+    .flatMap((e) => (e.isDirectory() ? findFiles(path.join(dir, e.name), suffix) : e.name.endsWith(suffix) ? [path.join(dir, e.name)] : []))
+    .sort();
+}
+
+/** Adds the counts of a harness run's last "<prefix> N passed, M failed" line to the totals. */
+function countHarnessRun(name, r, prefix) {
+  const m = [...r.tail.matchAll(new RegExp(`^${prefix} (\\d+) passed, (\\d+) failed`, 'gm'))].pop();
+  if (m) {
+    totals.passed += Number(m[1]);
+    totals.failed += Number(m[2]);
+    if (Number(m[2]) > 0) problems.push(`${name} (${m[2]} failed)`);
+  }
+  if (r.timedOut) fail(`${name} (timed out)`);
+  else if (!m) fail(`${name} (exit ${r.signal ?? r.code}, no summary line)`);
+  else if (r.code !== 0 && Number(m[2]) === 0) fail(`${name} (exit ${r.code})`);
+}
+
+async function vscodeTests() {
+  const matches = (f) => filters.length === 0 || filters.some((s) => path.relative(ROOT, f).includes(s));
+  const suites = findFiles(path.join(ROOT, 'out', 'test', 'vscode', 'suite'), '.vtest.js').filter(matches);
+  const uiTests = findFiles(path.join(ROOT, 'test', 'ui'), '.ui.mjs').filter(matches);
+  if (suites.length === 0 && uiTests.length === 0) {
+    console.log('\nvscode tests: none match');
+    return;
+  }
+  banner('vscode: test harness (code-server + Node 24)');
+  const { harnessInstalled, installHarness } = await import('./harness/install.mjs');
+  if (!harnessInstalled()) {
+    console.log('installing code-server and Node 24 from the npm registry into the cache (once, about 4 minutes)...');
+    try {
+      installHarness();
+    } catch (err) {
+      fail(`vscode harness install: ${err.message}. The VS Code tests need code-server and Node 24 from the npm registry; check the network and run node test/harness/install.mjs`);
+      return;
+    }
+  } else console.log('harness: installed');
+  const { CHROMIUM } = await import('./harness/paths.mjs');
+  if (!fs.existsSync(CHROMIUM)) {
+    fail(`vscode: Chromium is missing at ${CHROMIUM}; install the Debian package chromium (see .ci/run)`);
+    return;
+  }
+  const timeoutS = Number(process.env.MOE_VSCODE_TIMEOUT_S) || 30 * 60;
+  if (suites.length > 0) {
+    banner(`vscode: extension-host suites (${suites.length} file(s))`);
+    const args = ['test/harness/runExtensionTests.mjs', '--timeout', String(timeoutS - 30)];
+    if (filters.length > 0) args.push('--files', suites.map((f) => path.basename(f)).join(','));
+    countHarnessRun('vscode extension-host tests', await run(process.execPath, args, { timeoutS }), 'vscode-tests:');
+  }
+  if (uiTests.length > 0) {
+    banner(`vscode: UI tests (${uiTests.length} file(s))`);
+    const args = ['test/harness/runUiTests.mjs', ...filters];
+    countHarnessRun('vscode UI tests', await run(process.execPath, args, { timeoutS }), 'ui-tests:');
+  }
+}
+
 // ---------------------------------------------------------------- main
 
 const started = Date.now();
 if (!(await ensureAddon())) fail('addon build');
 if (wantNative) await nativeTests();
 if (wantNode) await nodeTests();
+else if (wantVscode) await nodeTests({ buildOnly: true });
+if (wantVscode) await vscodeTests();
 
 console.log('');
 if (problems.length) console.log(`failures: ${problems.join('; ')}`);

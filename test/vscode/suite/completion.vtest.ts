@@ -1,0 +1,103 @@
+// Inline completion in a real VS Code with the real engine and a generated GGUF: a suggestion
+// appears and is accepted into the document; typing into a shown suggestion is served from the
+// client cache without an engine call; a cancelled request stops.
+import * as assert from 'node:assert/strict';
+
+import { suite, suiteSetup, suiteTeardown, test } from 'mocha';
+import * as vscode from 'vscode';
+
+import { Commands } from '../../../src/common/ids';
+import { closeAllEditors, openFile, readyEngine, sleep, waitFor } from './helpers';
+
+const SOURCE = 'def add(a, b):\n    """Add two numbers."""\n    total = ';
+
+async function editorAtEnd(name: string, text: string): Promise<vscode.TextEditor> {
+  const editor = await openFile(name, text);
+  const end = editor.document.positionAt(editor.document.getText().length);
+  editor.selection = new vscode.Selection(end, end);
+  return editor;
+}
+
+suite('inline completion (real engine)', () => {
+  suiteSetup(async function () {
+    this.timeout(180_000);
+    await readyEngine();
+  });
+  suiteTeardown(closeAllEditors);
+
+  test('a suggestion appears and is accepted', async function () {
+    this.timeout(120_000);
+    const api = await readyEngine();
+    const editor = await editorAtEnd('accept.py', SOURCE);
+    const before = editor.document.getText();
+    const calls = api.testing.completionProvider()!.engineCalls;
+    // The inline suggestion is computed by hand (Alt+\ = several candidates); accept it with the
+    // editor's own command, retrying while the engine works.
+    await vscode.commands.executeCommand(Commands.triggerCompletion);
+    await waitFor(
+      'an accepted suggestion to change the document',
+      async () => {
+        await vscode.commands.executeCommand('editor.action.inlineSuggest.commit');
+        if (editor.document.getText() !== before) return true;
+        if (api.testing.completionProvider()!.engineCalls > calls) await vscode.commands.executeCommand('editor.action.inlineSuggest.trigger');
+        return false;
+      },
+      90_000,
+      400,
+    );
+    const after = editor.document.getText();
+    assert.ok(after.startsWith(before) && after.length > before.length, 'the suggestion is inserted at the cursor');
+    assert.ok(api.testing.completionProvider()!.engineCalls > calls, 'the engine was asked');
+    assert.ok(api.engine.lastCompletion, 'the engine service recorded the completion');
+    assert.ok(api.testing.completionProvider()!.tracker.state.accepted >= 1, 'the acceptance was counted');
+  });
+
+  test('typing the start of a shown suggestion is served from the cache', async function () {
+    this.timeout(120_000);
+    const api = await readyEngine();
+    const provider = api.testing.completionProvider()!;
+    const editor = await editorAtEnd('typed.py', 'import os\n\ndef main():\n    path = ');
+    const doc = editor.document;
+    const key = (text: string, offset: number) => ({ document: doc.uri.toString(), prefix: text.slice(0, offset), suffix: text.slice(offset) });
+    await vscode.commands.executeCommand(Commands.triggerCompletion);
+    const text0 = doc.getText();
+    const hit = await waitFor('a cached suggestion', () => {
+      const h = provider.cache.get(key(text0, text0.length));
+      return h && h.candidates[0] && h.candidates[0].length >= 2 ? h : undefined;
+    }, 90_000);
+    const suggestion = hit.candidates[0];
+    const callsBefore = provider.engineCalls;
+    // Type the first character of the suggestion.
+    await editor.edit((b) => b.insert(doc.positionAt(text0.length), suggestion[0]));
+    const text1 = doc.getText();
+    editor.selection = new vscode.Selection(doc.positionAt(text1.length), doc.positionAt(text1.length));
+    const served = provider.cache.get(key(text1, text1.length));
+    assert.ok(served, 'the cache serves the typed-ahead position');
+    assert.equal(served.typed, 1);
+    assert.equal(served.candidates[0], suggestion.slice(1));
+    const items = await provider.provideInlineCompletionItems(doc, doc.positionAt(text1.length), { triggerKind: vscode.InlineCompletionTriggerKind.Automatic, selectedCompletionInfo: undefined }, new vscode.CancellationTokenSource().token);
+    assert.ok(items && items.length > 0);
+    assert.equal(items[0].insertText, suggestion.slice(1));
+    assert.equal(provider.engineCalls, callsBefore, 'no engine call for a typed-ahead suggestion');
+  });
+
+  test('a cancelled request stops and the next one works', async function () {
+    this.timeout(120_000);
+    const api = await readyEngine();
+    const source = new vscode.CancellationTokenSource();
+    const params = {
+      documentId: 'cancel-test',
+      prompt: { prefix: 'x'.repeat(3000) + '\nfunction f() {\n  ', suffix: '\n}\n', fileName: 'c.ts', languageId: 'typescript' },
+      maxTokens: 512,
+      timeBudgetMs: 20_000,
+    };
+    const started = Date.now();
+    const pending = api.engine.complete(params, source.token);
+    await sleep(30);
+    source.cancel();
+    await assert.rejects(pending, (err: { code?: number }) => err.code === -32800, 'a cancelled completion rejects with RequestCancelled');
+    assert.ok(Date.now() - started < 20_000, 'cancellation ends the request early');
+    const result = await api.engine.complete({ ...params, maxTokens: 4 });
+    assert.ok(result.stats.promptTokens > 0);
+  });
+});
