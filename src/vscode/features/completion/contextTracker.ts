@@ -76,12 +76,17 @@ export class ContextTracker implements vscode.Disposable {
     this.ring.addAround(document.uri.toString(), displayName(document), document.getText(), line);
   }
 
-  /** Adds the clipboard as a chunk when it holds new multi-line text (called per request: no copy event exists). */
+  /**
+   * Adds the clipboard as a chunk when it holds new multi-line text (called per request: no copy
+   * event exists). Desktop only: in a browser-based VS Code (code-server, vscode.dev) reading the
+   * clipboard asks the browser for permission and shows an error notification when refused.
+   */
   async pollClipboard(): Promise<void> {
-    if (!this.enabled()) return;
+    if (!this.enabled() || vscode.env.uiKind !== vscode.UIKind.Desktop) return;
     let text: string;
     try {
-      text = await vscode.env.clipboard.readText();
+      const timeout = new Promise<string>((resolve) => setTimeout(() => resolve(this.lastClipboard), 50));
+      text = await Promise.race([vscode.env.clipboard.readText(), timeout]);
     } catch {
       return;
     }
