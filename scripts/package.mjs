@@ -119,8 +119,10 @@ async function main() {
   fs.mkdirSync(path.dirname(out), { recursive: true });
   fs.rmSync(out, { force: true });
   // Dependencies on: vsce adds the production dependencies that .vscodeignore lets through
-  // (node-gyp-build only; vscode-jsonrpc is bundled by esbuild).
-  run(node24Bin(), [path.join(ROOT, 'node_modules', '@vscode', 'vsce', 'vsce'), 'package', '--out', out], {
+  // (node-gyp-build only; vscode-jsonrpc is bundled by esbuild). README images stay relative
+  // (there is no public repository to point them at); the screenshots ship in the .vsix, so the
+  // extension's details page finds them next to README.md.
+  run(node24Bin(), [path.join(ROOT, 'node_modules', '@vscode', 'vsce', 'vsce'), 'package', '--no-rewrite-relative-links', '--out', out], {
     env: { ...process.env, PATH: `${path.dirname(node24Bin())}:${process.env.PATH}` },
   });
   const { size, files } = vsixSummary(out);

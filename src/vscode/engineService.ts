@@ -8,23 +8,22 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { ResponseError } from 'vscode-jsonrpc';
 
-import { EngineErrorCodes, type ChatParams, type ChatResult, type CompletionParams, type CompletionResult, type CompletionStats, type EngineStatsResult, type ModelSummary, type WarmParams, type WarmResult } from '../common/protocol';
+import { EngineErrorCodes, type ChatParams, type ChatResult, type CompletionParams, type CompletionResult, type CompletionStats, type EngineStatsResult, type WarmParams, type WarmResult } from '../common/protocol';
 import type { ChatCallbacks } from '../node/engineClient';
 import { EngineProcess } from '../node/engineProcess';
 import { affects, engineConfig } from './config';
 import { Settings } from '../common/ids';
+import type { EngineStateView } from '../common/statusText';
 
 /** Environment variable naming another engine host script (tests use a scripted fake engine). */
 export const ENGINE_HOST_ENV = 'SMALLTHINKER_ENGINE_HOST';
 
-export type EngineStatus =
-  /** No model configured (or the configured file is missing): nothing runs. */
-  | { kind: 'noModel'; message: string }
-  | { kind: 'starting' }
-  | { kind: 'loading'; modelPath: string; percentage?: number; message?: string }
-  | { kind: 'ready'; modelPath: string; model: ModelSummary; loadMs: number }
-  /** A load failed, or the engine crashed: the message says what happened and what to do. */
-  | { kind: 'error'; message: string; modelPath?: string; restarting?: boolean };
+/**
+ * noModel: nothing configured (or the file is missing), nothing runs; error: a load failed or the
+ * engine crashed, with a message saying what happened and what to do. (Declared in
+ * src/common/statusText.ts, which formats it for the status bar.)
+ */
+export type EngineStatus = EngineStateView;
 
 /** Thrown by requests when the engine cannot serve them; the message is for the user. */
 export class EngineUnavailableError extends Error {
