@@ -88,6 +88,25 @@ describe('addon', () => {
     }
   });
 
+  it('counts expert use and ReGLU sparsity', async () => {
+    const s = model.createSession({ nCtx: 64 });
+    try {
+      assert.deepEqual(s.regluStats(), { zero: 0, total: 0 });
+      await s.eval([1, 2, 3, 4, 5]);
+      const st = s.regluStats();
+      const info = model.info();
+      const used = Number(info.hparams.n_expert_used);
+      // every token runs n_expert_used experts of n_ff_exp neurons in every layer
+      assert.equal(st.total, 5 * used * info.layers.reduce((a, l) => a + l.n_ff_exp, 0));
+      // random gate weights: about half the neurons are silenced by relu
+      assert.ok(st.zero > 0.3 * st.total && st.zero < 0.7 * st.total, `sparsity ${st.zero}/${st.total}`);
+      const counts = s.expertCounts();
+      assert.equal(counts.reduce((a, b) => a + b, 0), 5 * info.layers.length * used);
+    } finally {
+      s.dispose();
+    }
+  });
+
   it('refuses a second operation while one runs', async () => {
     const s = model.createSession({ nCtx: 64 });
     try {

@@ -601,6 +601,7 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
                                InstanceMethod<&SessionWrap::clear>("clear"),
                                InstanceMethod<&SessionWrap::tokens>("tokens"),
                                InstanceMethod<&SessionWrap::expert_counts>("expertCounts"),
+                               InstanceMethod<&SessionWrap::reglu_stats>("regluStats"),
                                InstanceMethod<&SessionWrap::dispose>("dispose"),
                                InstanceAccessor<&SessionWrap::n_past>("nPast"),
                                InstanceAccessor<&SessionWrap::n_ctx>("nCtx"),
@@ -879,6 +880,16 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
         Napi::Float64Array a = Napi::Float64Array::New(env, counts.size());
         for (size_t i = 0; i < counts.size(); ++i) a[i] = static_cast<double>(counts[i]);
         return a;
+    }
+
+    Napi::Value reglu_stats(const Napi::CallbackInfo& info) {
+        Napi::Env env = info.Env();
+        SessionCore& c = core(env, true);
+        const moe::Session::ReluStats st = c.session->reglu_stats();
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("zero", Napi::Number::New(env, static_cast<double>(st.zero)));
+        o.Set("total", Napi::Number::New(env, static_cast<double>(st.total)));
+        return o;
     }
 
     Napi::Value dispose(const Napi::CallbackInfo& info) {

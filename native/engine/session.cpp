@@ -150,6 +150,33 @@ struct Session::Impl {
         });
     }
 
+    // Like matmul, for the listed rows of W only; the other rows of y are left as they are.
+    void matmul_rows(const Tensor& W, int64_t expert, const float* xin, int64_t nt, int64_t ldx, float* y, int64_t ldy, const std::vector<int32_t>& rows) {
+        const int64_t K = W.ne[0];
+        const int64_t nrows = static_cast<int64_t>(rows.size());
+        if (nrows == 0) return;
+        const bool in_place = W.type == DType::F32;
+        const size_t arow = in_place ? static_cast<size_t>(ldx) * sizeof(float) : act_row_bytes(W.type, K);
+        if (!in_place && act.size() < arow * static_cast<size_t>(nt)) act.resize(arow * static_cast<size_t>(nt));
+        const uint8_t* a = in_place ? reinterpret_cast<const uint8_t*>(xin) : act.data();
+        if (!in_place) {
+            for (int64_t t = 0; t < nt; ++t) convert_act(ks, W.type, xin + t * ldx, act.data() + arow * t, K);
+        }
+        const uint8_t* base = W.data + static_cast<size_t>(expert) * W.nb2;
+        const int64_t grain = std::max<int64_t>(8, nrows / (pool.size() * 8));
+        pool.parallel_for(nrows, grain, [&](int64_t ib, int64_t ie, int) {
+            for (int64_t i = ib; i < ie; ++i) {
+                const int64_t r = rows[static_cast<size_t>(i)];
+                const uint8_t* w = base + static_cast<size_t>(r) * W.nb1;
+                for (int64_t t = 0; t < nt; ++t) y[t * ldy + r] = dot_row(ks, W.type, K, w, a + arow * t);
+            }
+        });
+    }
+
+    // ReGLU statistics: gate values <= 0 (neurons relu silences) over all evaluated expert rows.
+    uint64_t reglu_zero_ = 0, reglu_total_ = 0;
+    std::vector<int32_t> live_rows;
+
     // cos/sin of NeoX RoPE at position pos (ggml's theta recurrence), head_dim/2 pairs.
     static void rope_angles(int head_dim, int32_t pos, float freq_base, float* cs, float* sn) {
         const float theta_scale = std::pow(freq_base, -2.0f / static_cast<float>(head_dim));
@@ -400,8 +427,19 @@ struct Session::Impl {
                 ff_down.resize(static_cast<size_t>(nr * E));
                 for (int64_t i = 0; i < nr; ++i) std::memcpy(&ff_in[i * E], &h[rows[i].first * E], sizeof(float) * E);
                 matmul(L.gate_exps, e, ff_in.data(), nr, E, ff_gate.data(), n_ff);
-                matmul(L.up_exps, e, ff_in.data(), nr, E, ff_up.data(), n_ff);
-                for (int64_t i = 0; i < nr * n_ff; ++i) ff_gate[i] = (ff_gate[i] > 0.0f ? ff_gate[i] : 0.0f) * ff_up[i];  // ReGLU
+                // ReGLU sparsity: relu(gate) * up is 0 wherever gate <= 0, so `up` is computed only
+                // for the neurons some token of this expert activates. Exact: the skipped products
+                // are +-0 either way, and both quantize to the same 0 for `down`.
+                live_rows.clear();
+                for (int64_t r = 0; r < n_ff; ++r) {
+                    bool live = false;
+                    for (int64_t i = 0; i < nr; ++i) live |= ff_gate[i * n_ff + r] > 0.0f;
+                    if (live) live_rows.push_back(static_cast<int32_t>(r));
+                }
+                for (int64_t i = 0; i < nr * n_ff; ++i) reglu_zero_ += ff_gate[i] > 0.0f ? 0 : 1;
+                reglu_total_ += static_cast<uint64_t>(nr * n_ff);
+                matmul_rows(L.up_exps, e, ff_in.data(), nr, E, ff_up.data(), n_ff, live_rows);
+                for (int64_t i = 0; i < nr * n_ff; ++i) ff_gate[i] = ff_gate[i] > 0.0f ? ff_gate[i] * ff_up[i] : 0.0f;  // ReGLU
                 matmul(L.down_exps, e, ff_gate.data(), nr, n_ff, ff_down.data(), E);
                 for (int64_t i = 0; i < nr; ++i) {
                     const int64_t t = rows[i].first, j = rows[i].second;
@@ -440,6 +478,8 @@ Session::Session(const Model& model, const SessionParams& params) : model_(model
 }
 
 Session::~Session() = default;
+
+Session::ReluStats Session::reglu_stats() const { return {impl_->reglu_zero_, impl_->reglu_total_}; }
 
 size_t Session::kv_bytes() const {
     size_t total = 0;

@@ -81,6 +81,12 @@ class Session {
 
     // Routing statistics of everything evaluated so far: counts[layer * n_expert + e].
     const std::vector<uint64_t>& expert_counts() const { return expert_counts_; }
+    // ReGLU sparsity so far: expert neuron evaluations whose gate was <= 0 (relu zeroes them; their
+    // `up` row is skipped when no token of the batch needs it), out of all.
+    struct ReluStats {
+        uint64_t zero = 0, total = 0;
+    };
+    ReluStats reglu_stats() const;
 
  private:
     struct Impl;

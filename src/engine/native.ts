@@ -214,6 +214,8 @@ export interface Session {
   tokens(): Int32Array;
   /** Routing counts so far: [layer * n_expert + expert]. */
   expertCounts(): Float64Array;
+  /** ReGLU sparsity so far: expert neuron evaluations whose gate was <= 0, out of all. */
+  regluStats(): { zero: number; total: number };
   /** Frees the KV cache now (after the running operation, which is cancelled). */
   dispose(): void;
   readonly nPast: number;
