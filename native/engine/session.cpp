@@ -123,30 +123,10 @@ struct Session::Impl {
 
     // y[t*ldy + r] = dot(W[expert] row r, x[t*ldx ...]) for r < W.ne[1], t < nt.
     void matmul(const Tensor& W, int64_t expert, const float* xin, int64_t nt, int64_t ldx, float* y, int64_t ldy) {
-        const int64_t K = W.ne[0], R = W.ne[1];
-        // f32 weights pair with f32 activations: read them in place; other types convert once
-        const bool in_place = W.type == DType::F32;
-        const size_t arow = in_place ? static_cast<size_t>(ldx) * sizeof(float) : act_row_bytes(W.type, K);
-        if (!in_place && act.size() < arow * static_cast<size_t>(nt)) act.resize(arow * static_cast<size_t>(nt));
-        const uint8_t* a = in_place ? reinterpret_cast<const uint8_t*>(xin) : act.data();
-        uint8_t* aw = act.data();
-        if (in_place) {
-            // nothing to convert
-        } else if (nt >= 4) {
-            pool.parallel_for(nt, 1, [&](int64_t b, int64_t e, int) {
-                for (int64_t t = b; t < e; ++t) convert_act(ks, W.type, xin + t * ldx, aw + arow * t, K);
-            });
-        } else {
-            for (int64_t t = 0; t < nt; ++t) convert_act(ks, W.type, xin + t * ldx, aw + arow * t, K);
-        }
-        const uint8_t* base = W.data + static_cast<size_t>(expert) * W.nb2;
-        const int64_t grain = std::max<int64_t>(8, R / (pool.size() * 8));
-        pool.parallel_for(R, grain, [&](int64_t rb, int64_t re, int) {
-            for (int64_t r = rb; r < re; ++r) {
-                const uint8_t* w = base + static_cast<size_t>(r) * W.nb1;
-                for (int64_t t = 0; t < nt; ++t) y[t * ldy + r] = dot_row(ks, W.type, K, w, a + arow * t);
-            }
-        });
+        size_t arow = 0;
+        const uint8_t* a = convert_rows(W, xin, nt, ldx, act, arow);
+        add_job(W, expert, a, arow, nt, y, ldy);
+        run_jobs();
     }
 
     // ---- batched matrix work: several matrices in one parallel_for (one fork/join instead of one
@@ -223,6 +203,25 @@ struct Session::Impl {
         const Tensor& W = *j.W;
         const int64_t K = W.ne[0];
         const uint8_t* base = W.data + static_cast<size_t>(j.expert) * W.nb2;
+        // Quantized weights: the matrix kernels (bit-identical to the dots, with loads shared
+        // across a tile of rows and tokens), over each run of consecutive rows.
+        const bool q4 = W.type == DType::Q4_0 && ks.mul_q4_0_q8_0;
+        const bool q8 = W.type == DType::Q8_0 && ks.mul_q8_0_q8_0;
+        if (q4 || q8) {
+            for (int32_t i = c.rb; i < c.re;) {
+                const int64_t r0 = j.rows ? (*j.rows)[static_cast<size_t>(i)] : i;
+                int32_t len = 1;
+                while (i + len < c.re && (j.rows ? (*j.rows)[static_cast<size_t>(i + len)] : i + len) == r0 + len) ++len;
+                const uint8_t* w = base + static_cast<size_t>(r0) * W.nb1;
+                const auto* xa = reinterpret_cast<const block_q8_0*>(j.a);
+                if (q4)
+                    ks.mul_q4_0_q8_0(K, reinterpret_cast<const block_q4_0*>(w), W.nb1, len, xa, j.arow, j.nt, j.y + r0, j.ldy);
+                else
+                    ks.mul_q8_0_q8_0(K, reinterpret_cast<const block_q8_0*>(w), W.nb1, len, xa, j.arow, j.nt, j.y + r0, j.ldy);
+                i += len;
+            }
+            return;
+        }
         for (int32_t i = c.rb; i < c.re; ++i) {
             const int64_t r = j.rows ? (*j.rows)[static_cast<size_t>(i)] : i;
             const uint8_t* w = base + static_cast<size_t>(r) * W.nb1;

@@ -1,5 +1,6 @@
 // AVX-512 (F/BW/DQ/VL) kernel set, plus the AVX-512 VNNI set, which shares everything but the
-// int8 dots (those live in avx512vnni.cpp). Only this file is compiled with AVX-512 enabled
+// int8 dots and the quantized matrix kernels (those live in avx512vnni.cpp; the matrix kernels'
+// tiling, shared by both sets, in mul_avx512.h). Only this file is compiled with AVX-512 enabled
 // (target pragma below); dispatch.cpp only hands this set out when cpu_supports(Isa::Avx512).
 //
 // All standard/project headers are included BEFORE the target pragma (see avx2.cpp for why);
@@ -220,6 +221,22 @@ inline __m256i unpack_q4(const uint8_t* qs) {
 }
 inline __m256i load256(const int8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
 
+// Hides v's origin from the optimiser: a product passed through here is rounded on its own and
+// never contracted with a later add into an FMA (GCC contracts intrinsics' mul + add at -O2 and
+// up), so the dot and the matrix kernels round identically whatever the optimisation level.
+inline __m256 opaque(__m256 v) {
+    __asm__("" : "+v"(v));
+    return v;
+}
+
+// The odd last block's term of a dot: w's and x's block products, scaled.
+inline __m256 q8_tail(const block_q8_0* w, const block_q8_0* x) {
+    return opaque(_mm256_mul_ps(_mm256_cvtepi32_ps(dot_i8_block(load256(w->qs), load256(x->qs))), block_scale(w->d, x->d)));
+}
+inline __m256 q4_tail(const block_q4_0* w, const block_q8_0* x) {
+    return opaque(_mm256_mul_ps(_mm256_cvtepi32_ps(dot_q4_block(unpack_q4(w->qs), load256(x->qs))), block_scale(w->d, x->d)));
+}
+
 inline float sum_with_tail(__m512 a0, __m512 a1, __m256 t) {
     const __m512 s = _mm512_add_ps(a0, a1);
     const __m256 h = _mm256_add_ps(_mm256_add_ps(_mm512_castps512_ps256(s), _mm512_extractf32x8_ps(s, 1)), t);
@@ -248,10 +265,7 @@ float dot_q8_0_q8_0(int64_t n, const block_q8_0* w, const block_q8_0* x) {
         i += 2;
     }
     __m256 t = _mm256_setzero_ps();
-    if (i < nb) {
-        t = _mm256_mul_ps(_mm256_cvtepi32_ps(dot_i8_block(load256(w[i].qs), load256(x[i].qs))),
-                          block_scale(w[i].d, x[i].d));
-    }
+    if (i < nb) t = q8_tail(w + i, x + i);
     return sum_with_tail(a0, a1, t);
 }
 
@@ -274,10 +288,7 @@ float dot_q4_0_q8_0(int64_t n, const block_q4_0* w, const block_q8_0* x) {
         i += 2;
     }
     __m256 t = _mm256_setzero_ps();
-    if (i < nb) {
-        t = _mm256_mul_ps(_mm256_cvtepi32_ps(dot_q4_block(unpack_q4(w[i].qs), load256(x[i].qs))),
-                          block_scale(w[i].d, x[i].d));
-    }
+    if (i < nb) t = q4_tail(w + i, x + i);
     return sum_with_tail(a0, a1, t);
 }
 
@@ -293,9 +304,62 @@ void axpy_f16(int64_t n, float a, const uint16_t* x, float* y) {
     }
 }
 
+// ---- matrix kernels (mul_avx512.h): the block-pair operands of dot_q4_pair / dot_i8_pair ----
+
+struct Q4Ops {
+    using BW = block_q4_0;
+    struct W {
+        __m512i q;
+    };
+    struct X {
+        __m512i x, m8;  // m8 = maddubs(8, x), shared by the tile's rows
+    };
+    static W load_w(const block_q4_0* b) { return {unpack_q4_pair(b[0].qs, b[1].qs)}; }
+    static X load_x(const block_q8_0* b) {
+        const __m512i x = load_pair(b[0].qs, b[1].qs);
+        return {x, _mm512_maddubs_epi16(_mm512_set1_epi8(8), x)};
+    }
+    static __m512i dot(const W& w, const X& x) {
+        return _mm512_madd_epi16(_mm512_sub_epi16(_mm512_maddubs_epi16(w.q, x.x), x.m8), _mm512_set1_epi16(1));
+    }
+    static __m256 tail(const block_q4_0* w, const block_q8_0* x) { return q4_tail(w, x); }
+};
+
+struct Q8Ops {
+    using BW = block_q8_0;
+    struct W {
+        __m512i a;    // |w|
+        __mmask64 n;  // w < 0
+    };
+    struct X {
+        __m512i x;
+    };
+    static W load_w(const block_q8_0* b) {
+        const __m512i w = load_pair(b[0].qs, b[1].qs);
+        return {_mm512_abs_epi8(w), _mm512_movepi8_mask(w)};
+    }
+    static X load_x(const block_q8_0* b) { return {load_pair(b[0].qs, b[1].qs)}; }
+    static __m512i dot(const W& w, const X& x) {
+        const __m512i sx = _mm512_mask_sub_epi8(x.x, w.n, _mm512_setzero_si512(), x.x);
+        return _mm512_madd_epi16(_mm512_maddubs_epi16(w.a, sx), _mm512_set1_epi16(1));
+    }
+    static __m256 tail(const block_q8_0* w, const block_q8_0* x) { return q8_tail(w, x); }
+};
+
+#include "mul_avx512.h"
+
+void mul_q4_0_q8_0(int64_t n, const block_q4_0* w, size_t w_row_bytes, int64_t nr, const block_q8_0* x, size_t x_row_bytes,
+                   int64_t nt, float* y, int64_t ldy) {
+    mul512<Q4Ops>(n, w, w_row_bytes, nr, x, x_row_bytes, nt, y, ldy);
+}
+void mul_q8_0_q8_0(int64_t n, const block_q8_0* w, size_t w_row_bytes, int64_t nr, const block_q8_0* x, size_t x_row_bytes,
+                   int64_t nt, float* y, int64_t ldy) {
+    mul512<Q8Ops>(n, w, w_row_bytes, nr, x, x_row_bytes, nt, y, ldy);
+}
+
 const KernelSet kAvx512 = {
-    Isa::Avx512, quantize_row_q8_0, fp32_to_fp16_row, fp32_to_bf16_row, dot_f32,
-    dot_f16,     dot_bf16,          dot_q8_0_q8_0,    dot_q4_0_q8_0,    axpy_f16,
+    Isa::Avx512, quantize_row_q8_0, fp32_to_fp16_row, fp32_to_bf16_row, dot_f32,       dot_f16,
+    dot_bf16,    dot_q8_0_q8_0,     dot_q4_0_q8_0,    axpy_f16,         mul_q4_0_q8_0, mul_q8_0_q8_0,
 };
 
 }  // namespace

@@ -1,4 +1,5 @@
-// AVX-512 VNNI kernel set: the AVX-512 set (avx512.cpp) with the int8 dots done by vpdpbusd.
+// AVX-512 VNNI kernel set: the AVX-512 set (avx512.cpp) with the int8 dots and the quantized
+// matrix kernels (mul_avx512.h) done by vpdpbusd.
 // Only this file is compiled with AVX-512 VNNI enabled (target pragma below); dispatch.cpp only
 // hands this set out when cpu_supports(Isa::Avx512Vnni).
 //
@@ -88,6 +89,22 @@ inline __m256i unpack_q4(const uint8_t* qs) {
 }
 inline __m256i load256(const int8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
 
+// Hides v's origin from the optimiser: a product passed through here is rounded on its own and
+// never contracted with a later add into an FMA (GCC contracts intrinsics' mul + add at -O2 and
+// up), so the dot and the matrix kernels round identically whatever the optimisation level.
+inline __m256 opaque(__m256 v) {
+    __asm__("" : "+v"(v));
+    return v;
+}
+
+// The odd last block's term of a dot: w's and x's block products, scaled.
+inline __m256 q8_tail(const block_q8_0* w, const block_q8_0* x) {
+    return opaque(_mm256_mul_ps(_mm256_cvtepi32_ps(dot_i8_block(load256(w->qs), load256(x->qs))), block_scale(w->d, x->d)));
+}
+inline __m256 q4_tail(const block_q4_0* w, const block_q8_0* x) {
+    return opaque(_mm256_mul_ps(_mm256_cvtepi32_ps(dot_q4_block(unpack_q4(w->qs), load256(x->qs))), block_scale(w->d, x->d)));
+}
+
 inline float sum_with_tail(__m512 a0, __m512 a1, __m256 t) {
     const __m512 s = _mm512_add_ps(a0, a1);
     const __m256 h = _mm256_add_ps(_mm256_add_ps(_mm512_castps512_ps256(s), _mm512_extractf32x8_ps(s, 1)), t);
@@ -116,10 +133,7 @@ float dot_q8_0_q8_0(int64_t n, const block_q8_0* w, const block_q8_0* x) {
         i += 2;
     }
     __m256 t = _mm256_setzero_ps();
-    if (i < nb) {
-        t = _mm256_mul_ps(_mm256_cvtepi32_ps(dot_i8_block(load256(w[i].qs), load256(x[i].qs))),
-                          block_scale(w[i].d, x[i].d));
-    }
+    if (i < nb) t = q8_tail(w + i, x + i);
     return sum_with_tail(a0, a1, t);
 }
 
@@ -142,11 +156,63 @@ float dot_q4_0_q8_0(int64_t n, const block_q4_0* w, const block_q8_0* x) {
         i += 2;
     }
     __m256 t = _mm256_setzero_ps();
-    if (i < nb) {
-        t = _mm256_mul_ps(_mm256_cvtepi32_ps(dot_q4_block(unpack_q4(w[i].qs), load256(x[i].qs))),
-                          block_scale(w[i].d, x[i].d));
-    }
+    if (i < nb) t = q4_tail(w + i, x + i);
     return sum_with_tail(a0, a1, t);
+}
+
+// ---- matrix kernels (mul_avx512.h) ----
+// Integer lane sums equal to dot_q4_pair / dot_i8_pair's, with the part that depends on one side
+// only computed once per tile and passed to vpdpbusd as its accumulator:
+// q4_0: dpbusd(q, x) - dpbusd(8, x) = dpbusd(-dpbusd(8, x), q, x).
+// q8_0: sum(w * x) = sum(w * (x + 128)) - 128 * sum(w) = dpbusd(-dpbusd(128, w), x ^ 0x80, w)
+// (x + 128 is x ^ 0x80 as an unsigned byte; exact for any int8 w and x, so equal to the dot's
+// |w| * (x with w's sign) wherever that one is defined: x in [-127, 127]).
+
+struct Q4Ops {
+    using BW = block_q4_0;
+    struct W {
+        __m512i q;
+    };
+    struct X {
+        __m512i x, base;  // base = -dpbusd(8, x)
+    };
+    static W load_w(const block_q4_0* b) { return {unpack_q4_pair(b[0].qs, b[1].qs)}; }
+    static X load_x(const block_q8_0* b) {
+        const __m512i x = load_pair(b[0].qs, b[1].qs);
+        const __m512i z = _mm512_setzero_si512();
+        return {x, _mm512_sub_epi32(z, _mm512_dpbusd_epi32(z, _mm512_set1_epi8(8), x))};
+    }
+    static __m512i dot(const W& w, const X& x) { return _mm512_dpbusd_epi32(x.base, w.q, x.x); }
+    static __m256 tail(const block_q4_0* w, const block_q8_0* x) { return q4_tail(w, x); }
+};
+
+struct Q8Ops {
+    using BW = block_q8_0;
+    struct W {
+        __m512i w, base;  // base = -128 * (sum of each 4 weights)
+    };
+    struct X {
+        __m512i xu;  // x + 128, unsigned
+    };
+    static W load_w(const block_q8_0* b) {
+        const __m512i w = load_pair(b[0].qs, b[1].qs);
+        const __m512i z = _mm512_setzero_si512();
+        return {w, _mm512_sub_epi32(z, _mm512_dpbusd_epi32(z, _mm512_set1_epi8(-128), w))};
+    }
+    static X load_x(const block_q8_0* b) { return {_mm512_xor_si512(load_pair(b[0].qs, b[1].qs), _mm512_set1_epi8(-128))}; }
+    static __m512i dot(const W& w, const X& x) { return _mm512_dpbusd_epi32(w.base, x.xu, w.w); }
+    static __m256 tail(const block_q8_0* w, const block_q8_0* x) { return q8_tail(w, x); }
+};
+
+#include "mul_avx512.h"
+
+void mul_q4_0_q8_0(int64_t n, const block_q4_0* w, size_t w_row_bytes, int64_t nr, const block_q8_0* x, size_t x_row_bytes,
+                   int64_t nt, float* y, int64_t ldy) {
+    mul512<Q4Ops>(n, w, w_row_bytes, nr, x, x_row_bytes, nt, y, ldy);
+}
+void mul_q8_0_q8_0(int64_t n, const block_q8_0* w, size_t w_row_bytes, int64_t nr, const block_q8_0* x, size_t x_row_bytes,
+                   int64_t nt, float* y, int64_t ldy) {
+    mul512<Q8Ops>(n, w, w_row_bytes, nr, x, x_row_bytes, nt, y, ldy);
 }
 
 }  // namespace
@@ -160,13 +226,16 @@ float dot_q4_0_q8_0(int64_t n, const block_q4_0* w, const block_q8_0* x) {
 #endif
 
 namespace moe::kernels {
-// The AVX-512 set with the int8 dots replaced (the other kernels gain nothing from VNNI).
+// The AVX-512 set with the int8 dots and matrix kernels replaced (the other kernels gain nothing
+// from VNNI).
 const KernelSet* avx512vnni_set() {
     static const KernelSet ks = [] {
         KernelSet k = *avx512_set();
         k.isa = Isa::Avx512Vnni;
         k.dot_q8_0_q8_0 = dot_q8_0_q8_0;
         k.dot_q4_0_q8_0 = dot_q4_0_q8_0;
+        k.mul_q8_0_q8_0 = mul_q8_0_q8_0;
+        k.mul_q4_0_q8_0 = mul_q4_0_q8_0;
         return k;
     }();
     return &ks;

@@ -6,6 +6,7 @@
 // Pairing (as ggml): a weight row of type W is dotted with activations converted to W's
 // "activation type": f32->f32, f16->f16, bf16->bf16, q8_0->q8_0, q4_0->q8_0.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 
 #include "../engine/dtype.h"
@@ -33,6 +34,17 @@ struct KernelSet {
     // y[i] += a * x[i] for fp16 x, as a multiply then an add (no fused rounding), so every set
     // gives the reference's bits (attention's weighted sum of V rows).
     void (*axpy_f16)(int64_t n, float a, const uint16_t* x, float* y);
+    // Matrix kernels: y[t*ldy + r] = dot(weight row r, activation row t) for r < nr, t < nt,
+    // where weight row r starts w_row_bytes * r bytes after w and activation row t
+    // x_row_bytes * t bytes after x (n elements each, n a multiple of 32; ldy >= nr). Every y
+    // element is bit-identical to what dot_<w>_q8_0 of the same set returns for that pair (the
+    // same float operations in the same order per row); the work is tiled so that each weight
+    // block is loaded and unpacked once per few tokens and each activation block once per few
+    // rows. Only the nr x nt elements of y are written.
+    void (*mul_q4_0_q8_0)(int64_t n, const block_q4_0* w, size_t w_row_bytes, int64_t nr, const block_q8_0* x,
+                          size_t x_row_bytes, int64_t nt, float* y, int64_t ldy);
+    void (*mul_q8_0_q8_0)(int64_t n, const block_q8_0* w, size_t w_row_bytes, int64_t nr, const block_q8_0* x,
+                          size_t x_row_bytes, int64_t nt, float* y, int64_t ldy);
 };
 
 const KernelSet& scalar_set();

@@ -73,10 +73,23 @@ float dot_q4_0_q8_0_ref(int64_t n, const block_q4_0* w, const block_q8_0* x) {
     return sum;
 }
 
+// The matrix kernels by definition: the dot of every (row, token) pair.
+template <typename BW, float (*Dot)(int64_t, const BW*, const block_q8_0*)>
+void mul_by_dots(int64_t n, const BW* w, size_t w_row_bytes, int64_t nr, const block_q8_0* x, size_t x_row_bytes,
+                 int64_t nt, float* y, int64_t ldy) {
+    const uint8_t* wb = reinterpret_cast<const uint8_t*>(w);
+    const uint8_t* xb = reinterpret_cast<const uint8_t*>(x);
+    for (int64_t t = 0; t < nt; ++t) {
+        const block_q8_0* xt = reinterpret_cast<const block_q8_0*>(xb + static_cast<size_t>(t) * x_row_bytes);
+        for (int64_t r = 0; r < nr; ++r)
+            y[t * ldy + r] = Dot(n, reinterpret_cast<const BW*>(wb + static_cast<size_t>(r) * w_row_bytes), xt);
+    }
+}
+
 const KernelSet kScalar = {
     Isa::Scalar,        quantize_row_q8_0_ref, fp32_to_fp16_row_ref, fp32_to_bf16_row_ref, dot_f32_ref,
     dot_f16_ref,        dot_bf16_ref,          dot_q8_0_q8_0_ref,    dot_q4_0_q8_0_ref,
-axpy_f16_ref,
+    axpy_f16_ref,       mul_by_dots<block_q4_0, dot_q4_0_q8_0_ref>,  mul_by_dots<block_q8_0, dot_q8_0_q8_0_ref>,
 };
 
 }  // namespace

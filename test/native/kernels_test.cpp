@@ -19,9 +19,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <limits>
 #include <random>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "../../native/engine/dtype.h"
@@ -591,6 +593,173 @@ void check_dot_quant(const KernelSet& ks, QCase c) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Matrix kernels: every y element of mul_<w>_q8_0 must equal, bit for bit, what the same set's
+// dot_<w>_q8_0 returns for that (row, token) pair (the engine's results must not depend on which
+// of the two computed them), for every tile shape and tail (rows and tokens that are not
+// multiples of a tile, block counts with every remainder mod 4, more tokens than the kernels'
+// 64-token chunks), with row strides larger than a
+// row and ldy > nr; like the dots, it must also be within tolerance of the scalar reference. The
+// ldy gaps of y and the sentinels after y must stay untouched.
+
+// sum over blocks of |d_w * d_x| * sum_j |qw_j * qx_j|: the scale of a quantized dot's rounding.
+double quant_mag(const block_q4_0* w, const block_q8_0* x, int64_t nb) {
+    double mag = 0;
+    for (int64_t b = 0; b < nb; ++b) {
+        double s = 0;
+        for (int j = 0; j < 16; ++j) {
+            s += std::fabs(static_cast<double>(((w[b].qs[j] & 0x0f) - 8) * x[b].qs[j]));
+            s += std::fabs(static_cast<double>(((w[b].qs[j] >> 4) - 8) * x[b].qs[j + 16]));
+        }
+        mag += s * std::fabs(static_cast<double>(fp16_to_fp32_slow(w[b].d)) * fp16_to_fp32_slow(x[b].d));
+    }
+    return mag;
+}
+double quant_mag(const block_q8_0* w, const block_q8_0* x, int64_t nb) {
+    double mag = 0;
+    for (int64_t b = 0; b < nb; ++b) {
+        double s = 0;
+        for (int j = 0; j < 32; ++j) s += std::fabs(static_cast<double>(w[b].qs[j]) * x[b].qs[j]);
+        mag += s * std::fabs(static_cast<double>(fp16_to_fp32_slow(w[b].d)) * fp16_to_fp32_slow(x[b].d));
+    }
+    return mag;
+}
+
+// A set's q4_0 or q8_0 kernels, by weight type.
+template <bool kQ4>
+struct QuantFns;
+template <>
+struct QuantFns<true> {
+    static auto mul(const KernelSet& k) { return k.mul_q4_0_q8_0; }
+    static auto dot(const KernelSet& k) { return k.dot_q4_0_q8_0; }
+};
+template <>
+struct QuantFns<false> {
+    static auto mul(const KernelSet& k) { return k.mul_q8_0_q8_0; }
+    static auto dot(const KernelSet& k) { return k.dot_q8_0_q8_0; }
+};
+
+template <bool kQ4>
+void check_mul(const KernelSet& ks, QCase c) {
+    using BW = std::conditional_t<kQ4, block_q4_0, block_q8_0>;
+    const char* kernel = kQ4 ? "mul_q4_0_q8_0" : "mul_q8_0_q8_0";
+    const std::string name = fmt("%s %s", kernel, qcase_name(c));
+    const bool exact = c == QCase::Extremes;  // unit scales, exact sums: the reference's value exactly
+    const auto mul = QuantFns<kQ4>::mul(ks);
+    const auto dot = QuantFns<kQ4>::dot(ks);
+    const auto ref = QuantFns<kQ4>::dot(scalar_set());
+    bool ok = true;
+    std::string detail;
+    double worst = 0;
+    int64_t pairs = 0, shapes = 0;
+    for (int64_t n : {32, 64, 96, 128, 160, 224, 1536, 4096}) {
+        if (exact && !kQ4 && n > 1024) continue;  // keep |exact sum| < 2^24 (see check_dot_quant)
+        const int64_t nb = n / 32;
+        // Random rows, made once per n and copied into each shape's layout.
+        constexpr int64_t kMaxRows = 13, kMaxTokens = 67;
+        auto r = rng_for(name, n);
+        std::vector<BW> wsrc(static_cast<size_t>(kMaxRows * nb));
+        std::vector<block_q8_0> xsrc(static_cast<size_t>(kMaxTokens * nb));
+        for (BW& blk : wsrc) {
+            blk.d = exact ? 0x3c00 : random_scale(r, kQ4);
+            if (!exact && r() % 5 == 0) blk.d = 0x0000;
+            for (auto& q : blk.qs) {
+                if constexpr (kQ4) q = static_cast<uint8_t>(exact ? (((r() & 1) ? 0x0f : 0x00) | ((r() & 1) ? 0xf0 : 0x00)) : r());
+                else q = static_cast<int8_t>(exact ? ((r() & 1) ? 127 : -128) : static_cast<int>(r() & 0xff) - 128);
+            }
+        }
+        for (int64_t t = 0; t < kMaxTokens; ++t) make_activations(c, r, xsrc.data() + t * nb, n, kQ4 ? -128 : -127);
+        for (int64_t nr : std::initializer_list<int64_t>{1, 2, 3, 4, 5, 7, 8, kMaxRows}) {
+            for (int64_t nt : std::initializer_list<int64_t>{1, 2, 3, 4, 5, 9, kMaxTokens}) {
+                if (nt > 64 && n > 160) continue;  // more tokens than one chunk (64): small rows only
+                for (int padded = 0; padded < 2 && ok; ++padded) {
+                    // Row strides: tight, or padded by a few (even: blocks hold a uint16) bytes.
+                    const size_t wrow = static_cast<size_t>(nb) * sizeof(BW), xrow = static_cast<size_t>(nb) * sizeof(block_q8_0);
+                    const size_t wrb = wrow + (padded ? 2 * static_cast<size_t>(1 + nr % 3) : 0);
+                    const size_t xrb = xrow + (padded ? sizeof(block_q8_0) + 4 : 0);
+                    const int64_t ldy = nr + (padded ? 3 : 0);
+                    // Exact-size buffers (the last row ends the allocation), 2 bytes off alignment;
+                    // padding bytes hold a pattern.
+                    Input<uint16_t> wbuf(static_cast<int64_t>(((static_cast<size_t>(nr) - 1) * wrb + wrow) / 2), 1);
+                    Input<uint16_t> xbuf(static_cast<int64_t>(((static_cast<size_t>(nt) - 1) * xrb + xrow) / 2), 1);
+                    for (auto& v : wbuf.buf) v = 0x5a5a;
+                    for (auto& v : xbuf.buf) v = 0x5a5a;
+                    auto wrow_at = [&](int64_t i) { return reinterpret_cast<BW*>(reinterpret_cast<uint8_t*>(wbuf.data()) + static_cast<size_t>(i) * wrb); };
+                    auto xrow_at = [&](int64_t i) {
+                        return reinterpret_cast<block_q8_0*>(reinterpret_cast<uint8_t*>(xbuf.data()) + static_cast<size_t>(i) * xrb);
+                    };
+                    for (int64_t i = 0; i < nr; ++i) std::memcpy(static_cast<void*>(wrow_at(i)), wsrc.data() + i * nb, wrow);
+                    for (int64_t t = 0; t < nt; ++t) std::memcpy(static_cast<void*>(xrow_at(t)), xsrc.data() + t * nb, xrow);
+
+                    Output<float> y(nt * ldy);
+                    mul(n, wrow_at(0), wrb, nr, xrow_at(0), xrb, nt, y.data(), ldy);
+                    ++shapes;
+                    for (int64_t t = 0; t < nt && ok; ++t) {
+                        for (int64_t i = 0; i < ldy && ok; ++i) {
+                            const uint8_t* cell = y.bytes.data() + static_cast<size_t>(t * ldy + i) * sizeof(float);
+                            auto at = [&] {
+                                return fmt("n=%" PRId64 " nr=%" PRId64 " nt=%" PRId64 " %s: y[t=%" PRId64 "][r=%" PRId64 "]", n, nr, nt,
+                                           padded ? "padded" : "tight", t, i);
+                            };
+                            if (i >= nr) {  // ldy gap
+                                for (size_t k = 0; k < sizeof(float); ++k) {
+                                    if (cell[k] != kSentinel) {
+                                        ok = false;
+                                        detail = at() + " (past nr) was written";
+                                    }
+                                }
+                                continue;
+                            }
+                            float got;
+                            std::memcpy(&got, cell, sizeof got);
+                            const float own = dot(n, wrow_at(i), xrow_at(t));
+                            ++pairs;
+                            if (std::memcmp(&got, &own, sizeof got) != 0) {
+                                ok = false;
+                                detail = fmt("%s = %.9g, %s's dot gives %.9g (must be bit-identical)", at().c_str(), got, isa_name(ks.isa), own);
+                                break;
+                            }
+                            // The dots themselves are checked against the reference above; here a
+                            // sample of the pairs on long rows is enough (keeps the ASan run short).
+                            if (&ks == &scalar_set() || (n > 256 && (i + t) % 5 != 0)) continue;
+                            const float want = ref(n, wrow_at(i), xrow_at(t));
+                            double rel = 0;
+                            const double mag = quant_mag(wrow_at(i), xrow_at(t), nb);
+                            if (exact ? got != want : !dot_close(want, got, mag, kQuantDotRelTol, &rel)) {
+                                ok = false;
+                                detail = fmt("%s = %.9g, scalar reference %.9g (magnitude %.6g, tol kQuantDotRelTol=%g)", at().c_str(), got, want,
+                                             mag, kQuantDotRelTol);
+                                break;
+                            }
+                            if (rel > worst) worst = rel;
+                        }
+                    }
+                    if (ok && !y.guard_intact()) {
+                        ok = false;
+                        detail = fmt("n=%" PRId64 " nr=%" PRId64 " nt=%" PRId64 ": sentinel after y overwritten", n, nr, nt);
+                    }
+                }
+            }
+        }
+    }
+    report(ok, fmt("%s %s", isa_name(ks.isa), name.c_str()),
+           ok ? fmt("%" PRId64 " pairs in %" PRId64 " shapes bit-identical to %s's dot; max err vs scalar %.2e of magnitude, ldy gaps "
+                    "and sentinels intact",
+                    pairs, shapes, isa_name(ks.isa), worst)
+              : detail);
+}
+
+void check_mul_set(const KernelSet& ks) {
+    const bool complete = ks.mul_q4_0_q8_0 && ks.mul_q8_0_q8_0;
+    report(complete, fmt("%s matrix kernels present", isa_name(ks.isa)), complete ? "" : "a mul_* pointer is null");
+    if (!complete) return;
+    for (QCase c : {QCase::Random, QCase::Extremes}) {
+        if (c != QCase::Random && &ks == &scalar_set()) continue;  // the reference: strides, ldy and tails once
+        check_mul<true>(ks, c);
+        check_mul<false>(ks, c);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 
 // axpy_f16 multiplies then adds like the reference, so every set must give its exact bits
 // (random fp16 patterns include infinities and NaNs; NaN payloads only need to stay NaN).
@@ -658,7 +827,7 @@ void check_set(const KernelSet& ks) {
     for (QCase c : {QCase::Random, QCase::ZeroScales, QCase::UnitExact, QCase::Extremes}) {
         check_dot_quant<false>(ks, c);
         check_dot_quant<true>(ks, c);
-    }
+    }    check_mul_set(ks);
 }
 
 bool under_valgrind() {
@@ -926,7 +1095,10 @@ int main(int argc, char** argv) {
     if (bench) return run_bench();
 
     for (Isa isa : usable_isas(true)) {
-        if (isa == Isa::Scalar) continue;  // the reference itself
+        if (isa == Isa::Scalar) {  // the reference itself: only its matrix kernels (strides, ldy, tails)
+            check_mul_set(scalar_set());
+            continue;
+        }
         check_set(*compiled_set(isa));
     }
     check_dispatch();

@@ -1,0 +1,128 @@
+// Matrix kernels (KernelSet::mul_q4_0_q8_0 / mul_q8_0_q8_0) of the AVX-512 sets: tiles of
+// weight rows x tokens over the block-pair dots of avx512.cpp / avx512vnni.cpp. Included by those
+// two files only, INSIDE their target pragma and anonymous namespace, after they define
+// half_pair(), sum_with_tail() and the Ops structs this template is instantiated with.
+//
+// Bit-identity with the set's dot_*: per (row, token) pair the tile performs exactly the dot's
+// float operations in the dot's order: accumulator a0 takes the block pairs starting at 0, 4, 8,
+// ... (and the lone pair when nb % 4 >= 2), a1 those at 2, 6, 10, ...; each pair adds
+// fmadd(cvt(int32 lane sums), half_pair(w) * half_pair(x), a); an odd last block goes through
+// Ops::tail (the dot's own code); sum_with_tail reduces. The int32 lane sums come from Ops::dot,
+// which may compute them differently from the dot (e.g. sharing a correction term between rows)
+// but must give the same integers. A tile loads and unpacks each weight block pair once for its
+// T tokens and each activation block pair once for its R rows.
+//
+// Ops interface: using BW (weight block type); struct W / struct X (a block pair's row-side and
+// token-side operands); static W load_w(const BW* b) and static X load_x(const block_q8_0* b)
+// (blocks b[0], b[1]); static __m512i dot(const W&, const X&) (int32 lane sums: lanes 0..7 of
+// block 0, 8..15 of block 1); static __m256 tail(const BW* w, const block_q8_0* x) (the dot's
+// odd-last-block term).
+#pragma once
+
+// Tiles with at most this many (row, token) pairs keep both accumulator sets in registers; larger
+// ones run the a0 pairs, then the a1 pairs (a0 waits in memory meanwhile: 32 zmm registers do
+// not hold 2 x 16 accumulators plus operands).
+constexpr int kMul512OnePassMax = 8;
+// Tile: rows x tokens; measured best of 4x4 (two passes), 4x3, 3x4, 4x2 and 4x4 in one pass.
+// Decode (one token) uses kMul512Rows x 1 (8 x 1 measured no faster).
+constexpr int kMul512Rows = 4;
+constexpr int kMul512Tokens = 4;
+// Tokens per chunk: activations of a chunk stay in L2 while every row tile passes over them.
+constexpr int64_t kMul512TokenChunk = 64;
+
+// Each step also prefetches, for each row, the bytes that the same row of the NEXT row tile will
+// need at this step (kMul512Rows rows further on). Without it the hardware prefetcher, which sees
+// R interleaved streams, leaves a decode from DRAM slower than the per-row dot loop (measured
+// 0.8x); with it about 1.4x. Prefetching past the matrix's end is harmless (no fault; the address
+// is computed as an integer, so no out-of-bounds pointer is formed).
+template <class Ops, int R, int T>
+__attribute__((always_inline)) inline void mul512_step(const typename Ops::BW* const* w, const block_q8_0* const* x,
+                                                       int64_t i, __m512 (&acc)[R][T], size_t pf_next) {
+    typename Ops::X xp[T];
+    __m512 xs[T];
+#pragma GCC unroll 16
+    for (int t = 0; t < T; ++t) {
+        xp[t] = Ops::load_x(x[t] + i);
+        xs[t] = half_pair(x[t][i].d, x[t][i + 1].d);
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+        _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(w[r] + i) + pf_next), _MM_HINT_T0);
+        const typename Ops::W wp = Ops::load_w(w[r] + i);
+        const __m512 ws = half_pair(w[r][i].d, w[r][i + 1].d);
+#pragma GCC unroll 16
+        for (int t = 0; t < T; ++t)
+            acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(Ops::dot(wp, xp[t])), _mm512_mul_ps(ws, xs[t]), acc[r][t]);
+    }
+}
+
+template <class Ops, int R, int T>
+void mul512_tile(int64_t nb, const uint8_t* w, size_t w_row_bytes, const uint8_t* x, size_t x_row_bytes, float* y,
+                 int64_t ldy) {
+    using BW = typename Ops::BW;
+    const BW* wr[R];
+    const block_q8_0* xt[T];
+    for (int r = 0; r < R; ++r) wr[r] = reinterpret_cast<const BW*>(w + static_cast<size_t>(r) * w_row_bytes);
+    for (int t = 0; t < T; ++t) xt[t] = reinterpret_cast<const block_q8_0*>(x + static_cast<size_t>(t) * x_row_bytes);
+    const size_t pf_next = static_cast<size_t>(R) * w_row_bytes;
+    __m512 a0[R][T], a1[R][T];
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 16
+        for (int t = 0; t < T; ++t) a0[r][t] = a1[r][t] = _mm512_setzero_ps();
+    }
+    if constexpr (R * T <= kMul512OnePassMax) {
+        int64_t i = 0;
+        for (; i + 4 <= nb; i += 4) {
+            mul512_step<Ops, R, T>(wr, xt, i, a0, pf_next);
+            mul512_step<Ops, R, T>(wr, xt, i + 2, a1, pf_next);
+        }
+        if (i + 2 <= nb) mul512_step<Ops, R, T>(wr, xt, i, a0, pf_next);
+    } else {
+        for (int64_t i = 0; i + 2 <= nb; i += 4) mul512_step<Ops, R, T>(wr, xt, i, a0, pf_next);
+        for (int64_t i = 2; i + 2 <= nb; i += 4) mul512_step<Ops, R, T>(wr, xt, i, a1, pf_next);
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 16
+        for (int t = 0; t < T; ++t) {
+            __m256 tl = _mm256_setzero_ps();
+            if (nb & 1) tl = Ops::tail(wr[r] + nb - 1, xt[t] + nb - 1);
+            y[t * ldy + r] = sum_with_tail(a0[r][t], a1[r][t], tl);
+        }
+    }
+}
+
+using Mul512Tile = void (*)(int64_t, const uint8_t*, size_t, const uint8_t*, size_t, float*, int64_t);
+
+template <class Ops>
+Mul512Tile mul512_tile_for(int rows, int tokens) {
+    static_assert(kMul512Rows == 4 && kMul512Tokens == 4, "the table below is 4 x 4");
+    static constexpr Mul512Tile kTiles[4][4] = {
+        {mul512_tile<Ops, 1, 1>, mul512_tile<Ops, 1, 2>, mul512_tile<Ops, 1, 3>, mul512_tile<Ops, 1, 4>},
+        {mul512_tile<Ops, 2, 1>, mul512_tile<Ops, 2, 2>, mul512_tile<Ops, 2, 3>, mul512_tile<Ops, 2, 4>},
+        {mul512_tile<Ops, 3, 1>, mul512_tile<Ops, 3, 2>, mul512_tile<Ops, 3, 3>, mul512_tile<Ops, 3, 4>},
+        {mul512_tile<Ops, 4, 1>, mul512_tile<Ops, 4, 2>, mul512_tile<Ops, 4, 3>, mul512_tile<Ops, 4, 4>},
+    };
+    return kTiles[rows - 1][tokens - 1];
+}
+
+template <class Ops>
+void mul512(int64_t n, const typename Ops::BW* w, size_t w_row_bytes, int64_t nr, const block_q8_0* x,
+            size_t x_row_bytes, int64_t nt, float* y, int64_t ldy) {
+    const int64_t nb = n / QK8_0;
+    const uint8_t* wb = reinterpret_cast<const uint8_t*>(w);
+    const uint8_t* xb = reinterpret_cast<const uint8_t*>(x);
+    const int64_t rows = kMul512Rows;
+    for (int64_t c0 = 0; c0 < nt; c0 += kMul512TokenChunk) {
+        const int64_t c1 = nt - c0 < kMul512TokenChunk ? nt : c0 + kMul512TokenChunk;
+        for (int64_t r0 = 0; r0 < nr; r0 += rows) {
+            const int rr = static_cast<int>(nr - r0 < rows ? nr - r0 : rows);
+            for (int64_t t0 = c0; t0 < c1; t0 += kMul512Tokens) {
+                const int tt = static_cast<int>(c1 - t0 < kMul512Tokens ? c1 - t0 : kMul512Tokens);
+                mul512_tile_for<Ops>(rr, tt)(nb, wb + static_cast<size_t>(r0) * w_row_bytes, w_row_bytes,
+                                             xb + static_cast<size_t>(t0) * x_row_bytes, x_row_bytes, y + t0 * ldy + r0, ldy);
+            }
+        }
+    }
+}
