@@ -24,7 +24,7 @@ const OBJ_DIR = path.join(OUT_DIR, 'obj');
 const CXX = process.env.CXX || 'g++';
 const SANITIZE = ['-fsanitize=address,undefined', '-fno-sanitize-recover=undefined', '-fno-omit-frame-pointer'];
 const CXXFLAGS = [
-  '-std=c++17', '-O1', '-g', '-Wall', '-Wextra', '-pthread', ...SANITIZE,
+  '-std=c++17', '-O1', '-ffp-contract=off', '-g', '-Wall', '-Wextra', '-pthread', ...SANITIZE,
   '-Inative/engine', '-Inative/kernels', '-Inative',
 ];
 const LDFLAGS = ['-pthread', ...SANITIZE];
