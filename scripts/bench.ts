@@ -1,0 +1,569 @@
+// `npm run bench`: our engine against llama.cpp (node-llama-cpp 3.22.1, default settings) on the
+// same generated GGUF with the real SmallThinker shapes and varied routing, same thread count,
+// alternating engines, each measurement in a fresh process (scripts/benchWorker.ts). Prints
+// min/median/max per metric, our/llama.cpp ratios per pair, the expert use and ReGLU sparsity of
+// our decode and the memory-bandwidth ceiling, and writes everything as JSON.
+//
+// Usage: npm run bench -- [--shape 4b|21b] [--type q4_0|q8_0] [--model FILE] [--threads 2]
+//   [--runs 3] [--pp 512] [--tg 128] [--engines ours,llama] [--json FILE] [--seed 1]
+//   [--bandwidth 23] [--noisy 0.2] [--drop-noisy] [--settle 60] [--repeat-noisy 2]
+// Before each run it waits (up to --settle seconds) for other processes to go quiet; a run during
+// which other processes used more than --noisy cores is flagged and repeated (up to --repeat-noisy
+// times; the repeated ones stay in the JSON and are counted); runs still noisy are kept in the
+// table and counted (--drop-noisy leaves them out).
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+import { packageRoot } from '../src/engine/native';
+import { SMALLTHINKER_21B, SMALLTHINKER_4B, ensureModel, normalizeSpec, weightCount, type ModelSpec, type WeightTypeName } from '../test/support/fixtures';
+import { readGgufHeader, type GgufHeader } from '../test/support/gguf';
+import { Rng } from '../test/support/rng';
+import { RESULT_MARKER, type EngineName, type WorkerFailure, type WorkerRequest, type WorkerResult } from './benchWorker';
+
+// ---------------------------------------------------------------- options
+
+interface Options {
+  shape: '4b' | '21b';
+  type: 'q4_0' | 'q8_0';
+  model: string | undefined;
+  threads: number;
+  runs: number;
+  pp: number;
+  tg: number;
+  engines: EngineName[];
+  json: string | undefined;
+  seed: number;
+  bandwidthGBs: number;
+  noisyCores: number;
+  dropNoisy: boolean;
+  settleS: number;
+  repeatNoisy: number;
+}
+
+const USAGE = `usage: npm run bench -- [--shape 4b|21b] [--type q4_0|q8_0] [--model FILE] [--threads N] [--runs N]
+       [--pp N] [--tg N] [--engines ours,llama] [--json FILE] [--seed N] [--bandwidth GB/s] [--noisy CORES] [--drop-noisy] [--settle S] [--repeat-noisy N]`;
+
+function parseArgs(argv: string[]): Options {
+  const get = (name: string): string | undefined => {
+    const i = argv.indexOf(name);
+    if (i < 0) return undefined;
+    const v = argv[i + 1];
+    if (v === undefined || v.startsWith('--')) fail(`${name} needs a value`);
+    return v;
+  };
+  const known = new Set(['--shape', '--type', '--model', '--threads', '--runs', '--pp', '--tg', '--engines', '--json', '--seed', '--bandwidth', '--noisy', '--drop-noisy', '--settle', '--repeat-noisy', '--help']);
+  for (const a of argv) if (a.startsWith('--') && !known.has(a)) fail(`unknown option ${a}`);
+  if (argv.includes('--help')) {
+    console.log(USAGE);
+    process.exit(0);
+  }
+  const int = (name: string, def: number, min: number) => {
+    const v = Number(get(name) ?? def);
+    if (!Number.isInteger(v) || v < min) fail(`${name} must be an integer >= ${min}`);
+    return v;
+  };
+  const num = (name: string, def: number) => {
+    const v = Number(get(name) ?? def);
+    if (!Number.isFinite(v) || v <= 0) fail(`${name} must be a positive number`);
+    return v;
+  };
+  const shape = (get('--shape') ?? '4b').toLowerCase();
+  if (shape !== '4b' && shape !== '21b') fail('--shape must be 4b or 21b');
+  const type = (get('--type') ?? 'q4_0').toLowerCase();
+  if (type !== 'q4_0' && type !== 'q8_0') fail('--type must be q4_0 or q8_0');
+  const engines = (get('--engines') ?? 'ours,llama').split(',').filter(Boolean);
+  for (const e of engines) if (e !== 'ours' && e !== 'llama') fail(`unknown engine ${e} (ours, llama)`);
+  if (engines.length === 0) fail('--engines is empty');
+  return {
+    shape,
+    type,
+    model: get('--model'),
+    threads: int('--threads', 2, 1),
+    runs: int('--runs', 3, 1),
+    pp: int('--pp', 512, 1),
+    tg: int('--tg', 128, 1),
+    engines: engines as EngineName[],
+    json: get('--json'),
+    seed: int('--seed', 1, 0),
+    bandwidthGBs: num('--bandwidth', 23),
+    noisyCores: num('--noisy', 0.2),
+    dropNoisy: argv.includes('--drop-noisy'),
+    settleS: int('--settle', 60, 0),
+    repeatNoisy: int('--repeat-noisy', 2, 0),
+  };
+}
+
+function fail(msg: string): never {
+  console.error(`bench: ${msg}\n${USAGE}`);
+  process.exit(2);
+}
+
+// ---------------------------------------------------------------- the model and the inputs
+
+function fixtureSpec(o: Options): ModelSpec {
+  const t: WeightTypeName = o.type === 'q8_0' ? 'Q8_0' : 'Q4_0';
+  const base = o.shape === '21b' ? SMALLTHINKER_21B : SMALLTHINKER_4B;
+  return { ...base, routing: 'varied', types: { default: t } };
+}
+
+async function resolveModel(o: Options): Promise<string> {
+  if (o.model) {
+    if (!fs.existsSync(o.model)) fail(`no such file: ${o.model}`);
+    return path.resolve(o.model);
+  }
+  const spec = fixtureSpec(o);
+  const bytes = (weightCount(normalizeSpec(spec)) * (o.type === 'q8_0' ? 34 : 18)) / 32;
+  const gb = (bytes / 1e9).toFixed(1);
+  if (o.shape === '21b') console.log(`note: the 21B shapes in ${o.type.toUpperCase()} are a ${gb} GB file; llama.cpp's Q4_0 repack needs about twice that in memory.`);
+  if (bytes * 2 > os.totalmem()) console.log(`warning: ${gb} GB x 2 exceeds this machine's ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; llama.cpp may be killed for memory.`);
+  const t0 = Date.now();
+  const file = await ensureModel(spec);
+  if (Date.now() - t0 > 2000) console.log(`generated ${path.basename(file)} in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  return file;
+}
+
+/** Ordinary (token_type 1) ids of the model's vocabulary; all ids when the file has no types. */
+function normalTokenIds(h: GgufHeader): number[] {
+  const types = h.get('tokenizer.ggml.token_type');
+  if (Array.isArray(types) && types.length > 0) {
+    const ids: number[] = [];
+    types.forEach((t, i) => {
+      if (Number(t) === 1) ids.push(i);
+    });
+    if (ids.length > 0) return ids;
+  }
+  const tokens = h.get('tokenizer.ggml.tokens');
+  const n = Array.isArray(tokens) ? tokens.length : (h.tensors.find((t) => t.name === 'token_embd.weight')?.ne[1] ?? 0);
+  if (n === 0) throw new Error('the GGUF file has neither a vocabulary nor token_embd.weight');
+  return Array.from({ length: n }, (_, i) => i);
+}
+
+function randomTokens(ids: number[], seed: number, stream: string, n: number): number[] {
+  const rng = new Rng(seed, stream);
+  return Array.from({ length: n }, () => ids[rng.nextInt(ids.length)]);
+}
+
+// ---------------------------------------------------------------- the bandwidth ceiling
+
+interface Ceiling {
+  /** bytes read per decoded token: all non-expert weights, the active experts (dense), one embedding row, the KV cache */
+  bytesPerToken: number;
+  expertUpDownBytes: number;
+  kvBytes: number;
+  positions: number;
+  tokensPerS: number;
+}
+
+function ceiling(h: GgufHeader, positions: number, bandwidthGBs: number): Ceiling | null {
+  const arch = String(h.get('general.architecture') ?? '');
+  const n = (k: string) => Number(h.get(`${arch}.${k}`) ?? NaN);
+  const nExpert = n('expert_count');
+  const nUsed = n('expert_used_count');
+  const nLayer = n('block_count');
+  const nHeadKv = n('attention.head_count_kv');
+  const kl = n('attention.key_length');
+  const vl = n('attention.value_length');
+  if (![nExpert, nUsed, nLayer, nHeadKv, kl, vl].every(Number.isFinite)) return null;
+  let dense = 0;
+  let upDown = 0;
+  let hasOutput = false;
+  for (const t of h.tensors) {
+    const b = t.nbytes ?? 0;
+    if (t.name === 'output.weight') hasOutput = true;
+    if (t.name === 'token_embd.weight') dense += b / (t.ne[1] ?? 1);
+    else if (t.name.includes('_exps')) {
+      const active = (b * nUsed) / nExpert;
+      dense += active;
+      if (t.name.includes('ffn_up_exps') || t.name.includes('ffn_down_exps')) upDown += active;
+    } else dense += b;
+  }
+  if (!hasOutput) dense += h.tensors.find((t) => t.name === 'token_embd.weight')?.nbytes ?? 0; // tied output
+  const kvBytes = nLayer * nHeadKv * (kl + vl) * 2 * positions; // F16 K and V
+  const bytesPerToken = dense + kvBytes;
+  return { bytesPerToken, expertUpDownBytes: upDown, kvBytes, positions, tokensPerS: (bandwidthGBs * 1e9) / bytesPerToken };
+}
+
+// ---------------------------------------------------------------- running the workers
+
+interface RunRecord {
+  run: number;
+  engine: EngineName;
+  wallMs: number;
+  /** the largest other-load (cores) over the load, prompt and decode phases of at least 1 s */
+  otherCores: number;
+  noisy: boolean;
+  /** 0 for the first try; a noisy run is repeated up to --repeat-noisy times */
+  attempt: number;
+  /** noisy and repeated: kept in the JSON, left out of the table */
+  repeated: boolean;
+  /** ours: when build/Release/moe_engine.node was last built (it may be rebuilt between runs) */
+  addonMtime: string | null;
+  result: WorkerResult | WorkerFailure;
+}
+
+/** The worker running now and the request file, cleaned up on Ctrl+C / SIGTERM. */
+let currentChild: ChildProcess | undefined;
+let currentRequest: string | undefined;
+
+function onSignal(signal: NodeJS.Signals): void {
+  console.log(`\nbench: ${signal}; stopping the running worker (no results written)`);
+  if (currentChild && currentChild.exitCode === null) currentChild.kill('SIGKILL');
+  if (currentRequest) fs.rmSync(currentRequest, { force: true });
+  process.exit(130);
+}
+
+function runWorker(engine: EngineName, reqFile: string, tag: string): Promise<WorkerResult | WorkerFailure> {
+  const worker = path.join(__dirname, 'benchWorker.js');
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [worker, '--engine', engine, '--request', reqFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+    currentChild = child;
+    let result: WorkerResult | WorkerFailure | undefined;
+    let stderrTail = '';
+    const lines = (stream: NodeJS.ReadableStream, onLine: (line: string) => void) => {
+      let buf = '';
+      stream.setEncoding('utf8');
+      stream.on('data', (chunk: string) => {
+        buf += chunk;
+        let i: number;
+        while ((i = buf.indexOf('\n')) >= 0) {
+          onLine(buf.slice(0, i));
+          buf = buf.slice(i + 1);
+        }
+      });
+      stream.on('end', () => buf && onLine(buf));
+    };
+    lines(child.stdout!, (line) => {
+      if (line.startsWith(RESULT_MARKER)) result = JSON.parse(line.slice(RESULT_MARKER.length)) as WorkerResult | WorkerFailure;
+      else if (line.trim()) console.log(`  ${tag} ${line}`);
+    });
+    lines(child.stderr!, (line) => {
+      stderrTail = (stderrTail + line + '\n').slice(-2000);
+      if (line.trim()) console.log(`  ${tag} ${line}`);
+    });
+    child.on('close', (code, signal) => {
+      currentChild = undefined;
+      if (result) resolve(result);
+      else {
+        const why = signal ? `killed by ${signal}${signal === 'SIGKILL' ? ' (out of memory?)' : ''}` : `exit code ${code}`;
+        resolve({ engine, ok: false, error: `the worker ended without a result (${why}); its last output:\n${stderrTail}` });
+      }
+    });
+  });
+}
+
+/** When build/Release/moe_engine.node was built, or null. */
+function addonMtime(): string | null {
+  try {
+    return fs.statSync(path.join(packageRoot(), 'build', 'Release', 'moe_engine.node')).mtime.toISOString();
+  } catch {
+    return null;
+  }
+}
+
+/** Other load during a run: the worst of the whole run and its load, prompt and decode phases of at least 1 s. */
+function otherLoad(r: WorkerResult): number {
+  const phases = [r.load.load, r.load.prompt, r.load.decode].filter((p) => p.wallMs >= 1000);
+  return Math.max(r.load.total.otherCores, ...phases.map((p) => p.otherCores));
+}
+
+/** Busy jiffies of the whole machine (this process is idle meanwhile, so it is all other load). */
+function machineBusy(): number {
+  const stat = fs.readFileSync('/proc/stat', 'utf8');
+  const c = stat.slice(0, stat.indexOf('\n')).trim().split(/\s+/).slice(1).map(Number);
+  return c[0] + c[1] + c[2] + c[5] + c[6] + (c[7] ?? 0);
+}
+
+/** Seconds in a row the machine must be quiet before a run starts. */
+const QUIET_SECONDS = 5;
+
+/**
+ * Waits (up to `maxS` seconds) until other processes used at most `cores` in each of
+ * QUIET_SECONDS one-second windows in a row; returns the last window's load.
+ */
+async function settle(cores: number, maxS: number, tag: string): Promise<number> {
+  const t0 = Date.now();
+  let said = false;
+  let quiet = 0;
+  for (;;) {
+    const a = machineBusy();
+    await new Promise((r) => setTimeout(r, 1000));
+    const load = (machineBusy() - a) / 100;
+    quiet = load <= cores ? quiet + 1 : 0;
+    const timedOut = (Date.now() - t0) / 1000 >= maxS;
+    if (quiet >= QUIET_SECONDS || timedOut) {
+      if (said) console.log(`${tag} ${quiet >= QUIET_SECONDS ? `quiet for ${QUIET_SECONDS} s` : `still busy after ${maxS} s; measuring anyway`} (${load.toFixed(2)} cores)`);
+      return load;
+    }
+    if (!said && load > cores) {
+      console.log(`${tag} other processes use ${load.toFixed(2)} cores; waiting up to ${maxS} s for ${QUIET_SECONDS} quiet seconds (--settle)`);
+      said = true;
+    }
+  }
+}
+
+// ---------------------------------------------------------------- statistics and printing
+
+interface Stat {
+  min: number;
+  median: number;
+  max: number;
+  n: number;
+}
+
+function stat(xs: number[]): Stat {
+  const s = xs.filter(Number.isFinite).sort((a, b) => a - b);
+  if (s.length === 0) return { min: NaN, median: NaN, max: NaN, n: 0 };
+  const mid = s.length >> 1;
+  return { min: s[0], median: s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2, max: s[s.length - 1], n: s.length };
+}
+
+interface Metric {
+  key: string;
+  label: string;
+  better: 'higher' | 'lower';
+  digits: number;
+  get: (r: WorkerResult) => number;
+}
+
+const METRICS: Metric[] = [
+  { key: 'pp', label: 'prompt t/s', better: 'higher', digits: 1, get: (r) => r.promptTokensPerS },
+  { key: 'tg', label: 'decode t/s', better: 'higher', digits: 1, get: (r) => r.decodeTokensPerS },
+  { key: 'ttft', label: 'ttft ms', better: 'lower', digits: 0, get: (r) => r.ttftMs },
+  { key: 'load', label: 'load ms', better: 'lower', digits: 0, get: (r) => r.loadMs },
+  { key: 'first', label: 'first prompt ms', better: 'lower', digits: 0, get: (r) => r.firstPromptMs },
+  { key: 'rss', label: 'peak RSS GiB', better: 'lower', digits: 2, get: (r) => r.memory.vmHwmKiB / 2 ** 20 },
+  { key: 'anon', label: '  anon RSS GiB', better: 'lower', digits: 2, get: (r) => r.memory.rssAnonKiB / 2 ** 20 },
+  { key: 'file', label: '  file RSS GiB', better: 'lower', digits: 2, get: (r) => r.memory.rssFileKiB / 2 ** 20 },
+];
+
+const fmt = (x: number, d: number) => (Number.isFinite(x) ? x.toFixed(d) : '-');
+const fmtStat = (s: Stat, d: number) => (s.n ? `${fmt(s.min, d)} / ${fmt(s.median, d)} / ${fmt(s.max, d)}` : 'n/a');
+const pct = (x: number) => (Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : 'n/a');
+
+interface MeanStat {
+  mean: number;
+  min: number;
+  max: number;
+}
+
+interface ExpertSummary {
+  tokens: number;
+  distinct: MeanStat;
+  top8: MeanStat;
+  busiest: MeanStat;
+  perLayer: { distinct: number; top8: number; busiest: number }[];
+}
+
+/** Per layer: the fraction of experts used at least once, the top-8 experts' share of picks, the busiest expert's share of tokens. */
+function expertSummary(counts: number[], nLayer: number, nExpert: number, nUsed: number): ExpertSummary {
+  const perLayer: ExpertSummary['perLayer'] = [];
+  let tokens = 0;
+  for (let l = 0; l < nLayer; l++) {
+    const c = counts.slice(l * nExpert, (l + 1) * nExpert).sort((a, b) => b - a);
+    const total = c.reduce((a, b) => a + b, 0);
+    tokens = Math.max(tokens, total / nUsed);
+    if (total === 0) continue;
+    perLayer.push({
+      distinct: c.filter((x) => x > 0).length / nExpert,
+      top8: c.slice(0, 8).reduce((a, b) => a + b, 0) / total,
+      busiest: c[0] / (total / nUsed),
+    });
+  }
+  const withMean = (xs: number[]): MeanStat => {
+    const s = stat(xs);
+    return { mean: xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length), min: s.min, max: s.max };
+  };
+  return {
+    tokens: Math.round(tokens),
+    distinct: withMean(perLayer.map((p) => p.distinct)),
+    top8: withMean(perLayer.map((p) => p.top8)),
+    busiest: withMean(perLayer.map((p) => p.busiest)),
+    perLayer,
+  };
+}
+
+function describeExperts(what: string, e: ExpertSummary): string {
+  const f = (s: MeanStat) => `mean ${pct(s.mean)} (min ${pct(s.min)}, max ${pct(s.max)})`;
+  return `  ${what} (${e.tokens} tokens): distinct experts used per layer ${f(e.distinct)}; top-8 share ${f(e.top8)}; busiest expert's share of tokens ${f(e.busiest)}`;
+}
+
+// ---------------------------------------------------------------- main
+
+async function main(): Promise<void> {
+  const o = parseArgs(process.argv.slice(2));
+  const model = await resolveModel(o);
+  const label = o.model ? path.basename(model, '.gguf') : `${o.shape}-${o.type}`;
+  const jsonFile = path.resolve(o.json ?? path.join(packageRoot(), 'bench-results', `bench-${label}.json`));
+  const header = readGgufHeader(model);
+  const fileSize = fs.statSync(model).size;
+  const ids = normalTokenIds(header);
+  const nCtx = Math.max(256, Math.ceil((o.pp + o.tg) / 256) * 256);
+  const req: WorkerRequest = {
+    model,
+    threads: o.threads,
+    nCtx,
+    nBatch: 512,
+    warmup: randomTokens(ids, o.seed, 'bench-warmup', o.pp),
+    prompt: randomTokens(ids, o.seed, 'bench-prompt', o.pp),
+    decode: randomTokens(ids, o.seed, 'bench-decode', o.tg),
+  };
+  const reqFile = path.join(os.tmpdir(), `smallthinker-bench-${process.pid}.json`);
+  fs.writeFileSync(reqFile, JSON.stringify(req));
+  currentRequest = reqFile;
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const cpuModel = os.cpus()[0]?.model ?? 'unknown CPU';
+
+  console.log(`bench  ${path.basename(model)} (${(fileSize / 1e9).toFixed(2)} GB)`);
+  console.log(`  ${o.engines.join(' vs ')}, ${o.threads} threads, ${o.runs} run(s) each, alternating; prompt ${o.pp} random tokens (batch 512), decode ${o.tg} tokens`);
+  console.log(`  decode feeds tokens from a seeded RNG (not the sampled ones: random weights would repeat one token); each step still samples greedily`);
+  console.log(`  machine: ${cpuModel}, ${os.cpus().length} CPUs, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; a run is noisy when other load exceeds ${o.noisyCores} cores`);
+
+  const records: RunRecord[] = [];
+  try {
+    for (let run = 1; run <= o.runs; run++) {
+      for (const engine of o.engines) {
+        for (let attempt = 0; ; attempt++) {
+          const tag = `[${engine} ${run}/${o.runs}${attempt ? ` repeat ${attempt}` : ''}]`;
+          if (o.settleS > 0) await settle(o.noisyCores, o.settleS, tag);
+          console.log(`${tag} starting`);
+          const t0 = performance.now();
+          const result = await runWorker(engine, reqFile, tag);
+          const wallMs = performance.now() - t0;
+          const other = result.ok ? otherLoad(result) : 0;
+          const rec: RunRecord = { run, engine, attempt, wallMs, otherCores: other, noisy: other > o.noisyCores, repeated: false, addonMtime: engine === 'ours' ? addonMtime() : null, result };
+          records.push(rec);
+          if (!result.ok) console.log(`${tag} FAILED: ${result.error}`);
+          else {
+            console.log(
+              `${tag} pp ${fmt(result.promptTokensPerS, 1)} t/s, tg ${fmt(result.decodeTokensPerS, 1)} t/s, ttft ${fmt(result.ttftMs, 0)} ms, ` +
+                `load ${fmt(result.loadMs, 0)} ms, peak RSS ${fmt(result.memory.vmHwmKiB / 2 ** 20, 2)} GiB, other load ${other.toFixed(2)} cores${rec.noisy ? ' (NOISY)' : ''}`,
+            );
+          }
+          if (!rec.noisy || attempt >= o.repeatNoisy) break;
+          rec.repeated = true;
+          console.log(`${tag} noisy: repeating it (--repeat-noisy ${o.repeatNoisy}); this attempt stays in the JSON, out of the table`);
+        }
+      }
+    }
+  } finally {
+    fs.rmSync(reqFile, { force: true });
+  }
+
+  // ---- summary
+  const ok = records.filter((r): r is RunRecord & { result: WorkerResult } => r.result.ok);
+  const failed = records.filter((r) => !r.result.ok);
+  const noisy = ok.filter((r) => r.noisy);
+  const repeated = records.filter((r) => r.repeated);
+  const final = ok.filter((r) => !r.repeated);
+  const stillNoisy = final.filter((r) => r.noisy);
+  const used = o.dropNoisy ? final.filter((r) => !r.noisy) : final;
+  const of = (e: EngineName) => used.filter((r) => r.engine === e).map((r) => r.result);
+  const pairs: { ours: WorkerResult; llama: WorkerResult }[] = [];
+  for (let run = 1; run <= o.runs; run++) {
+    const a = used.find((r) => r.run === run && r.engine === 'ours');
+    const b = used.find((r) => r.run === run && r.engine === 'llama');
+    if (a && b) pairs.push({ ours: a.result, llama: b.result });
+  }
+
+  console.log(`\nresults (min / median / max over runs; ratio = ours/llama.cpp per pair, median (min-max); ${pairs.length} pair(s))`);
+  const w = [17, 26, 26, 22];
+  const row = (cells: string[]) => console.log('  ' + cells.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  '));
+  row(['metric', 'ours', 'llama.cpp', 'ours/llama']);
+  const table: Record<string, { ours: Stat; llama: Stat; ratio: Stat; better: string }> = {};
+  for (const m of METRICS) {
+    const so = stat(of('ours').map(m.get));
+    const sl = stat(of('llama').map(m.get));
+    const ratio = stat(pairs.map((p) => m.get(p.ours) / m.get(p.llama)));
+    table[m.key] = { ours: so, llama: sl, ratio, better: m.better };
+    const rtxt = ratio.n ? `${fmt(ratio.median, 2)}x (${fmt(ratio.min, 2)}-${fmt(ratio.max, 2)})` : 'n/a';
+    row([m.label, fmtStat(so, m.digits), fmtStat(sl, m.digits), rtxt]);
+  }
+  console.log(`  (higher is better for t/s, lower for the rest; pp = evaluating the ${o.pp} prompt tokens, ttft adds the first sampled token)`);
+  console.log(
+    `  noisy runs (other load > ${o.noisyCores} cores): ${noisy.length} of ${ok.length}` +
+      (noisy.length ? ` (${noisy.map((r) => `${r.engine} ${r.run}${r.attempt ? `.${r.attempt}` : ''}: ${r.otherCores.toFixed(2)}`).join(', ')})` : '') +
+      (repeated.length ? `; ${repeated.length} repeated and left out of the table` : '') +
+      (stillNoisy.length ? `; ${stillNoisy.length} still noisy after repeats, ${o.dropNoisy ? 'left out of the table (--drop-noisy)' : 'kept in the table (--drop-noisy leaves them out)'}` : '') +
+      (failed.length ? `; FAILED runs: ${failed.length} (${failed.map((r) => `${r.engine} ${r.run}`).join(', ')})` : ''),
+  );
+  const firsts = ok.map((r) => `${r.engine} ${r.result.firstToken}`);
+  const details = [...new Set(ok.map((r) => r.result.engineDetail))];
+  if (details.length) console.log(`  engines: ${details.join('; ')}`);
+  const builds = new Set(ok.map((r) => r.addonMtime).filter((m) => m !== null));
+  if (builds.size > 1) console.log(`  WARNING: the addon was rebuilt during the benchmark (${[...builds].join(', ')}); our runs used different builds`);
+  if (new Set(ok.map((r) => r.result.firstToken)).size > 1) {
+    console.log(`  greedy first token after the prompt: ${[...new Set(firsts)].join(', ')} (random weights give near-tied logits; the fidelity tests compare logits)`);
+  }
+
+  // ---- expert use and ReGLU (ours)
+  const oursOk = ok.filter((r) => r.engine === 'ours').map((r) => r.result);
+  const ex = oursOk.find((r) => r.experts)?.experts ?? null;
+  let experts: { decode: ExpertSummary; prompt: ExpertSummary } | null = null;
+  if (ex) {
+    experts = { decode: expertSummary(ex.decode, ex.nLayer, ex.nExpert, ex.nUsed), prompt: expertSummary(ex.prompt, ex.nLayer, ex.nExpert, ex.nUsed) };
+    console.log(`\nexpert use of our engine (${ex.nLayer} layers x ${ex.nExpert} experts, ${ex.nUsed} per token; the same inputs every run)`);
+    console.log(describeExperts('decode', experts.decode));
+    console.log(describeExperts('prompt', experts.prompt));
+    if (experts.decode.top8.mean > 0.9 && ex.nExpert > 8) console.log('  WARNING: nearly every token picks the same experts (degenerate routing); speed figures on this file flatter batching and caching');
+  } else console.log('\nexpert use: n/a (no successful run of our engine)');
+  let sparsity: { decode: number; prompt: number } | null = null;
+  const rs = oursOk.map((r) => r.reglu).filter((x): x is NonNullable<WorkerResult['reglu']> => x !== null);
+  if (rs.length) {
+    const sum = (k: 'decode' | 'prompt') => rs.reduce((a, r) => ({ zero: a.zero + r[k].zero, total: a.total + r[k].total }), { zero: 0, total: 0 });
+    const d = sum('decode');
+    const p = sum('prompt');
+    sparsity = { decode: d.total ? d.zero / d.total : NaN, prompt: p.total ? p.zero / p.total : NaN };
+    console.log(`ReGLU sparsity (share of gate values <= 0): decode ${pct(sparsity.decode)}, prompt ${pct(sparsity.prompt)}`);
+  } else console.log(`ReGLU sparsity: n/a${oursOk.length ? ' (this build of the addon has no Session.regluStats())' : ''}`);
+
+  // ---- bandwidth ceiling
+  const c = ceiling(header, o.pp + Math.round(o.tg / 2), o.bandwidthGBs);
+  let ceilingSparse: number | null = null;
+  if (c) {
+    const tg = table.tg;
+    console.log(
+      `\nbandwidth ceiling: decode reads about ${(c.bytesPerToken / 1e6).toFixed(0)} MB per token (active experts read densely, KV cache at ~${c.positions} positions in F16),` +
+        ` so at ${o.bandwidthGBs} GB/s at most ${c.tokensPerS.toFixed(1)} tokens/s`,
+    );
+    const parts: string[] = [];
+    if (tg.ours.n) parts.push(`ours ${pct(tg.ours.median / c.tokensPerS)}`);
+    if (tg.llama.n) parts.push(`llama.cpp ${pct(tg.llama.median / c.tokensPerS)}`);
+    if (parts.length) console.log(`  median decode speed as a share of that ceiling: ${parts.join(', ')}`);
+    if (sparsity && Number.isFinite(sparsity.decode)) {
+      const bytes = c.bytesPerToken - c.expertUpDownBytes * sparsity.decode;
+      ceilingSparse = (o.bandwidthGBs * 1e9) / bytes;
+      console.log(`  skipping the up/down rows of inactive neurons (measured sparsity): ${(bytes / 1e6).toFixed(0)} MB per token, ceiling ${ceilingSparse.toFixed(1)} tokens/s`);
+    }
+  }
+
+  fs.mkdirSync(path.dirname(jsonFile), { recursive: true });
+  const out = {
+    date: new Date().toISOString(),
+    command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
+    machine: { cpu: cpuModel, cpus: os.cpus().length, memGiB: os.totalmem() / 2 ** 30, node: process.version },
+    model: { path: model, bytes: fileSize, label },
+    settings: { ...o, nCtx, nBatch: req.nBatch, decodeInput: 'tokens from a seeded RNG; each step samples greedily (discarded)' },
+    table,
+    pairs: pairs.length,
+    noisy: noisy.length,
+    repeated: repeated.length,
+    stillNoisy: stillNoisy.length,
+    failed: failed.length,
+    experts,
+    reglu: sparsity,
+    ceiling: c ? { ...c, bandwidthGBs: o.bandwidthGBs, withSparsityTokensPerS: ceilingSparse } : null,
+    runs: records,
+  };
+  fs.writeFileSync(jsonFile, JSON.stringify(out, null, 2) + '\n');
+  const rel = path.relative(process.cwd(), jsonFile);
+  console.log(`\nwrote ${rel.startsWith('..') ? jsonFile : rel}`);
+  if (failed.length === records.length) process.exit(1);
+}
+
+main().catch((err) => {
+  console.error(err instanceof Error ? err.stack : err);
+  process.exit(1);
+});
