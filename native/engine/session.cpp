@@ -188,7 +188,8 @@ struct Session::Impl {
         for (size_t ji = 0; ji < jobs.size(); ++ji) {
             const MatJob& j = jobs[ji];
             const int64_t nrows = j.rows ? static_cast<int64_t>(j.rows->size()) : j.W->ne[1];
-            const int64_t step = std::max<int64_t>(8, target / std::max<int64_t>(1, j.nt));
+            // multiples of 16 rows: the matrix kernels work in tiles of 4 (partial tiles are slower)
+            const int64_t step = std::max<int64_t>(16, (target / std::max<int64_t>(1, j.nt) + 15) / 16 * 16);
             for (int64_t rb = 0; rb < nrows; rb += step)
                 chunks.push_back({static_cast<int32_t>(ji), static_cast<int32_t>(rb), static_cast<int32_t>(std::min(nrows, rb + step))});
         }
