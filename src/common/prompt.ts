@@ -404,23 +404,27 @@ export function clipForRequest(prefix: string, suffix: string): { prefix: string
   return { prefix: clipFront(prefix), suffix: clipBack(suffix) };
 }
 
+/** Offsets of the '\n's of `text`. */
+function lineBreaks(text: string): number[] {
+  const at: number[] = [];
+  for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) at.push(i);
+  return at;
+}
+
+/** Lines to drop beyond `keep` lines, in whole CLIP_SNAP_LINES steps. */
+function clipLines(breaks: number, keep: number): number {
+  return Math.max(0, Math.floor((breaks - keep) / CLIP_SNAP_LINES) * CLIP_SNAP_LINES);
+}
+
 function clipFront(prefix: string): string {
-  let breaks = 0;
-  for (let i = prefix.indexOf('\n'); i >= 0; i = prefix.indexOf('\n', i + 1)) breaks++;
-  const cut = Math.max(0, Math.floor((breaks - CLIP_PREFIX_LINES) / CLIP_SNAP_LINES) * CLIP_SNAP_LINES);
-  if (cut === 0) return prefix;
-  let at = -1;
-  for (let n = 0; n < cut; n++) at = prefix.indexOf('\n', at + 1);
-  return prefix.slice(at + 1);
+  const breaks = lineBreaks(prefix);
+  const cut = clipLines(breaks.length, CLIP_PREFIX_LINES);
+  return cut === 0 ? prefix : prefix.slice(breaks[cut - 1] + 1);
 }
 
 function clipBack(suffix: string): string {
-  let breaks = 0;
-  for (let i = suffix.indexOf('\n'); i >= 0; i = suffix.indexOf('\n', i + 1)) breaks++;
-  const drop = Math.max(0, Math.floor((breaks - CLIP_SUFFIX_LINES) / CLIP_SNAP_LINES) * CLIP_SNAP_LINES);
-  if (drop === 0) return suffix;
+  const breaks = lineBreaks(suffix);
+  const drop = clipLines(breaks.length, CLIP_SUFFIX_LINES);
   // Keep the first (breaks - drop) line breaks: the text through the last kept line's break.
-  let at = -1;
-  for (let n = 0; n < breaks - drop; n++) at = suffix.indexOf('\n', at + 1);
-  return suffix.slice(0, at + 1);
+  return drop === 0 ? suffix : suffix.slice(0, breaks[breaks.length - drop - 1] + 1);
 }

@@ -124,9 +124,11 @@ export class EngineService implements vscode.Disposable {
 
   // ---------------------------------------------------------------- requests
 
-  async complete(params: CompletionParams, token?: vscode.CancellationToken): Promise<CompletionResult> {
+  /** `record: false` for speculative requests: their figures do not become the "last completion". */
+  async complete(params: CompletionParams, token?: vscode.CancellationToken, options: { record?: boolean } = {}): Promise<CompletionResult> {
     const engine = this.readyEngine();
     const result = await engine.complete(params, toJsonrpcToken(token));
+    if (options.record === false) return result;
     this.lastCompletionRecord = { stats: result.stats, at: Date.now() };
     this.completionEmitter.fire(this.lastCompletionRecord);
     return result;

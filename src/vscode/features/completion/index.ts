@@ -5,12 +5,11 @@ import * as vscode from 'vscode';
 
 import { AcceptanceTracker, RETENTION_DELAYS_MS, describeAcceptance, emptyAcceptanceState, loadAcceptanceState } from '../../../common/acceptanceStats';
 import { Commands } from '../../../common/ids';
-import { clipForRequest } from '../../../common/prompt';
 import { completionConfig, languageEnabled } from '../../config';
 import { errorMessage, isCancellation } from '../../engineService';
 import type { Services } from '../../services';
 import { ContextTracker, displayName } from './contextTracker';
-import { CompletionProvider } from './provider';
+import { CompletionProvider, completionPrompt } from './provider';
 
 const STATS_KEY = 'smallthinker.completionStats';
 /** Idle time after switching files before the engine evaluates the new file's prompt. */
@@ -74,16 +73,11 @@ export function registerCompletion(context: vscode.ExtensionContext, services: S
       if (doc.isClosed) return;
       const offset = doc.offsetAt(editor.selection.active);
       const text = doc.getText();
-      const clipped = clipForRequest(text.slice(0, offset), text.slice(offset));
       const source = new vscode.CancellationTokenSource();
       warmSource = source;
       services.engine
         .warm(
-          {
-            documentId: doc.uri.toString(),
-            prompt: { chunks: config.contextChunks ? contextTracker.ring.forPrompt(doc.uri.toString()) : [], prefix: clipped.prefix, suffix: clipped.suffix, fileName: displayName(doc), languageId: doc.languageId },
-            maxTokens: config.maxTokens,
-          },
+          { documentId: doc.uri.toString(), prompt: completionPrompt(doc, text.slice(0, offset), text.slice(offset), contextTracker, config), maxTokens: config.maxTokens },
           source.token,
         )
         .then(

@@ -9,7 +9,7 @@ import { AcceptanceTracker } from '../../../common/acceptanceStats';
 import { CompletionCache } from '../../../common/completionCache';
 import { Commands } from '../../../common/ids';
 import { clipForRequest } from '../../../common/prompt';
-import type { CompletionParams, CompletionResult } from '../../../common/protocol';
+import type { CompletionParams, CompletionPrompt, CompletionResult } from '../../../common/protocol';
 import { completionConfig, languageEnabled, type CompletionConfig } from '../../config';
 import { errorMessage, isCancellation, type EngineService } from '../../engineService';
 import { displayName, type ContextTracker } from './contextTracker';
@@ -30,6 +30,18 @@ function sleep(ms: number, token: vscode.CancellationToken): Promise<boolean> {
       resolve(false);
     });
   });
+}
+
+/** The completion/create (and context/warm) prompt for a document position, clipped for transport. */
+export function completionPrompt(document: vscode.TextDocument, prefix: string, suffix: string, context: ContextTracker, config: CompletionConfig): CompletionPrompt {
+  const clipped = clipForRequest(prefix, suffix);
+  return {
+    chunks: config.contextChunks ? context.ring.forPrompt(document.uri.toString()) : [],
+    prefix: clipped.prefix,
+    suffix: clipped.suffix,
+    fileName: displayName(document),
+    languageId: document.languageId,
+  };
 }
 
 export interface ProviderEvents {
@@ -111,16 +123,9 @@ export class CompletionProvider implements vscode.InlineCompletionItemProvider, 
   }
 
   private params(document: vscode.TextDocument, prefix: string, suffix: string, config: CompletionConfig, candidates: number): CompletionParams {
-    const clipped = clipForRequest(prefix, suffix);
     return {
       documentId: document.uri.toString(),
-      prompt: {
-        chunks: config.contextChunks ? this.context.ring.forPrompt(document.uri.toString()) : [],
-        prefix: clipped.prefix,
-        suffix: clipped.suffix,
-        fileName: displayName(document),
-        languageId: document.languageId,
-      },
+      prompt: completionPrompt(document, prefix, suffix, this.context, config),
       maxTokens: config.maxTokens,
       timeBudgetMs: config.timeBudgetMs,
       stopOnDedent: true,
@@ -155,7 +160,7 @@ export class CompletionProvider implements vscode.InlineCompletionItemProvider, 
     setTimeout(() => {
       if (source.token.isCancellationRequested || document.version !== version) return;
       const params = this.params(document, nextPrefix, suffix, config, 1);
-      this.engine.complete(params, source.token).then(
+      this.engine.complete(params, source.token, { record: false }).then(
         (result) => {
           if (!source.token.isCancellationRequested) this.cache.put({ document: docKey, prefix: nextPrefix, suffix }, result.candidates);
         },
