@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <cmath>
@@ -80,6 +81,33 @@ Bug injected_bug() {
     return Bug::None;
 }
 
+// Wall time per forward-pass phase, printed to stderr when a session ends; only with
+// MOE_PROFILE set (for choosing the next optimisation by measurement).
+struct PhaseProfile {
+    enum Phase { Qkv, Rope, Attn, Wo, Route, Gate, Up, Down, Combine, Output, N };
+    bool on = std::getenv("MOE_PROFILE") != nullptr;
+    double ms[N] = {};
+    uint64_t tokens = 0, calls = 0;
+    std::chrono::steady_clock::time_point t;
+    void start() {
+        if (on) t = std::chrono::steady_clock::now();
+    }
+    void lap(Phase p) {
+        if (!on) return;
+        const auto now = std::chrono::steady_clock::now();
+        ms[p] += std::chrono::duration<double, std::milli>(now - t).count();
+        t = now;
+    }
+    ~PhaseProfile() {
+        if (!on || calls == 0) return;
+        static const char* names[N] = {"qkv+router", "rope+kv", "attention", "wo", "route", "gate", "up", "down", "combine", "output"};
+        double total = 0;
+        for (double v : ms) total += v;
+        std::fprintf(stderr, "[moe profile] %llu forward calls, %llu tokens, %.1f ms\n", (unsigned long long)calls, (unsigned long long)tokens, total);
+        for (int i = 0; i < N; ++i) std::fprintf(stderr, "  %-11s %9.1f ms %5.1f%%\n", names[i], ms[i], total > 0 ? 100.0 * ms[i] / total : 0.0);
+    }
+};
+
 }  // namespace
 
 struct Session::Impl {
@@ -90,6 +118,7 @@ struct Session::Impl {
     const kernels::KernelSet& ks;
     uint32_t n_batch;
     Bug bug = injected_bug();
+    PhaseProfile prof;
 
     // KV cache per layer: [cap][n_head_kv * head_dim] fp16, slot = pos % cap
     std::vector<std::unique_ptr<uint16_t[]>> k_cache, v_cache;
@@ -98,7 +127,7 @@ struct Session::Impl {
     // scratch (sized for n_batch tokens)
     std::vector<float> x, h, q, k, v, att, att_out, router, moe_out, logits_in;
     std::vector<uint8_t> act;            // converted activations
-    std::vector<float> scores;           // per thread: attention scores
+    std::vector<float> attn_scratch;     // per thread: a tile's queries, outputs and scores
     std::vector<std::vector<std::pair<int64_t, int64_t>>> by_expert;  // (token, slot) per expert
 
     Impl(const Model& model, const SessionParams& p)
@@ -118,7 +147,6 @@ struct Session::Impl {
             k_cache[il].reset(new uint16_t[static_cast<size_t>(cap[il]) * row]);
             v_cache[il].reset(new uint16_t[static_cast<size_t>(cap[il]) * row]);
         }
-        scores.resize(static_cast<size_t>(pool.size()) * n_ctx);
     }
 
     // y[t*ldy + r] = dot(W[expert] row r, x[t*ldx ...]) for r < W.ne[1], t < nt.
@@ -238,6 +266,16 @@ struct Session::Impl {
 
     // ReGLU statistics: gate values <= 0 (neurons relu silences) over all evaluated expert rows.
     uint64_t reglu_zero_ = 0, reglu_total_ = 0;
+
+    // Tokens per attention tile: up to 16 (more queries per key row read), fewer when the
+    // context is long so that a tile's scores (queries x positions) stay under 4 MB per thread,
+    // and enough tiles for every thread.
+    int64_t attn_tile_tokens(int64_t n, int64_t ctx, int gqa) const {
+        int64_t t = 16;
+        while (t > 1 && t * gqa * ctx * 4 > (int64_t{4} << 20)) t /= 2;
+        while (t > 1 && ((n + t - 1) / t) * static_cast<int64_t>(hp.n_head_kv) < static_cast<int64_t>(pool.size()) * 2) t /= 2;
+        return std::max<int64_t>(1, std::min(t, n));
+    }
 
     // cos/sin of NeoX RoPE at position pos (ggml's theta recurrence), head_dim/2 pairs.
     static void rope_angles(int head_dim, int32_t pos, float freq_base, float* cs, float* sn) {
@@ -374,6 +412,9 @@ struct Session::Impl {
         std::vector<float> probs(static_cast<size_t>(NX));
         std::vector<int32_t> order(static_cast<size_t>(NX));
 
+        prof.calls += 1;
+        prof.tokens += static_cast<uint64_t>(n);
+        prof.start();
         for (uint32_t il = 0; il < hp.n_layer; ++il) {
             const LayerWeights& L = m.layers[il];
             // 1. pre-attention router on the raw residual, and 2. the attention projections: one
@@ -396,6 +437,7 @@ struct Session::Impl {
                     matmul(L.wv, 0, h.data(), n, E, v.data(), NKV);
                 }
             }
+            prof.lap(PhaseProfile::Qkv);
             if (hp.use_rope[il] || bug == Bug::RopeOnNope) {
                 const float base = hp.is_swa[il] ? hp.rope_freq_base_swa : hp.rope_freq_base;
                 float cs[512], sn[512];  // head_dim <= 1024 (checked at load)
@@ -413,44 +455,75 @@ struct Session::Impl {
                 ks.fp32_to_fp16_row(&k[t * NKV], kc + slot * NKV, NKV);
                 ks.fp32_to_fp16_row(&v[t * NKV], vc + slot * NKV, NKV);
             }
+            prof.lap(PhaseProfile::Rope);
             const bool swa = hp.is_swa[il];
             const int32_t n_swa = static_cast<int32_t>(hp.n_swa) + (bug == Bug::WindowOffByOne ? 1 : 0);
-            pool.parallel_for(n * n_head, 1, [&](int64_t b, int64_t e, int tid) {
-                float* sc = &scores[static_cast<size_t>(tid) * (scores.size() / pool.size())];
-                uint16_t q16[1024];  // head_dim <= 1024 (checked at load)
-                float acc[1024];
-                for (int64_t th = b; th < e; ++th) {
-                    const int64_t t = th / n_head;
-                    const int hd = static_cast<int>(th % n_head);
-                    const int kvh = hd / gqa;
-                    const int32_t p = pos0 + static_cast<int32_t>(t);
-                    const int32_t lo = swa ? std::max<int32_t>(0, p - n_swa + 1) : 0;
-                    ks.fp32_to_fp16_row(&q[t * NQ + hd * D], q16, D);
-                    float mx = -INFINITY;
-                    for (int32_t j = lo; j <= p; ++j) {
-                        const uint16_t* kr = kc + (static_cast<size_t>(j) % c) * NKV + static_cast<size_t>(kvh) * D;
-                        const float s = ks.dot_f16(D, kr, q16) * kq_scale;
-                        sc[j - lo] = s;
-                        mx = std::max(mx, s);
+            // Attention per (KV head, tile of tokens): the tile's queries (the heads sharing that
+            // KV head, times the tile's tokens) read each cached key and value row once.
+            const int64_t tile = attn_tile_tokens(n, pos0 + n, gqa);
+            const int64_t nq_max = tile * gqa;
+            const int64_t span_max = std::min<int64_t>(pos0 + n, static_cast<int64_t>(c));
+            const size_t per_thread = static_cast<size_t>(nq_max * (span_max + 2 * D));
+            if (attn_scratch.size() < per_thread * pool.size()) attn_scratch.resize(per_thread * pool.size());
+            const int64_t n_tiles = (n + tile - 1) / tile;
+            pool.parallel_for(n_tiles * n_head_kv, 1, [&](int64_t b, int64_t e, int tid) {
+                float* base = &attn_scratch[per_thread * static_cast<size_t>(tid)];
+                for (int64_t it = b; it < e; ++it) {
+                    const int64_t t0 = (it / n_head_kv) * tile, t1 = std::min(n, t0 + tile);
+                    const int kvh = static_cast<int>(it % n_head_kv);
+                    const int64_t nq = (t1 - t0) * gqa;
+                    // keys [jlo, jhi): from the first token's window start to the last token
+                    const int64_t p_first = pos0 + t0, p_last = pos0 + t1 - 1;
+                    const int64_t jlo = swa ? std::max<int64_t>(0, p_first - n_swa + 1) : 0, jhi = p_last + 1;
+                    const int64_t span = jhi - jlo;
+                    float* qf = base;                  // nq x D
+                    float* of = qf + nq_max * D;       // nq x D
+                    float* sc = of + nq_max * D;       // nq x span
+                    // query (token t, head kvh*gqa + g) -> row (t - t0) * gqa + g; q rounded to fp16
+                    for (int64_t t = t0; t < t1; ++t)
+                        for (int g = 0; g < gqa; ++g) {
+                            float* dst = qf + ((t - t0) * gqa + g) * D;
+                            const float* src = &q[t * NQ + static_cast<int64_t>(kvh * gqa + g) * D];
+                            for (int d = 0; d < D; ++d) dst[d] = fp16_to_fp32(fp32_to_fp16(src[d]));
+                        }
+                    // the ring's slots for [jlo, jhi): at most two contiguous runs
+                    int64_t seg_j[2], seg_len[2];
+                    int nseg = 0;
+                    for (int64_t j = jlo; j < jhi;) {
+                        const int64_t slot = j % c;
+                        const int64_t len = std::min<int64_t>(jhi - j, static_cast<int64_t>(c) - slot);
+                        seg_j[nseg] = j;
+                        seg_len[nseg++] = len;
+                        j += len;
                     }
-                    double sum = 0.0;
-                    for (int32_t j = lo; j <= p; ++j) {
-                        const float ev = std::exp(sc[j - lo] - mx);
-                        sc[j - lo] = ev;
-                        sum += ev;
+                    for (int sgi = 0; sgi < nseg; ++sgi) {
+                        const uint16_t* kr = kc + static_cast<size_t>(seg_j[sgi] % c) * NKV + static_cast<size_t>(kvh) * D;
+                        ks.attn_scores_f16(D, nq, qf, D, seg_len[sgi], kr, NKV, kq_scale, sc + (seg_j[sgi] - jlo), span);
                     }
-                    const float inv = static_cast<float>(1.0 / sum);
-                    std::fill(acc, acc + D, 0.0f);
-                    for (int32_t j = lo; j <= p; ++j) {
-                        const float pj = fp16_to_fp32(fp32_to_fp16(sc[j - lo] * inv));
-                        if (pj == 0.0f) continue;
-                        const uint16_t* vr = vc + (static_cast<size_t>(j) % c) * NKV + static_cast<size_t>(kvh) * D;
-                        ks.axpy_f16(D, pj, vr, acc);
+                    // each query's own window [lo, p]; everything else in the span weighs 0
+                    for (int64_t t = t0; t < t1; ++t) {
+                        const int64_t p = pos0 + t;
+                        const int64_t lo = swa ? std::max<int64_t>(0, p - n_swa + 1) : 0;
+                        for (int g = 0; g < gqa; ++g) {
+                            float* row = sc + ((t - t0) * gqa + g) * span;
+                            ks.softmax_f16r(p - lo + 1, row + (lo - jlo));
+                            std::fill(row, row + (lo - jlo), 0.0f);
+                            std::fill(row + (p - jlo + 1), row + span, 0.0f);
+                        }
                     }
-                    std::memcpy(&att[t * NQ + hd * D], acc, sizeof(float) * D);
+                    std::fill(of, of + nq * D, 0.0f);
+                    for (int sgi = 0; sgi < nseg; ++sgi) {
+                        const uint16_t* vr = vc + static_cast<size_t>(seg_j[sgi] % c) * NKV + static_cast<size_t>(kvh) * D;
+                        ks.attn_pv_f16(D, nq, sc + (seg_j[sgi] - jlo), span, seg_len[sgi], vr, NKV, of, D);
+                    }
+                    for (int64_t t = t0; t < t1; ++t)
+                        for (int g = 0; g < gqa; ++g)
+                            std::memcpy(&att[t * NQ + static_cast<int64_t>(kvh * gqa + g) * D], of + ((t - t0) * gqa + g) * D, sizeof(float) * D);
                 }
             });
+            prof.lap(PhaseProfile::Attn);
             matmul(L.wo, 0, att.data(), n, NQ, att_out.data(), E);
+            prof.lap(PhaseProfile::Wo);
             for (int64_t i = 0; i < n * E; ++i) x[i] = att_out[i] + x[i];  // ffn_inp
 
             // 3. MoE block
@@ -502,11 +575,13 @@ struct Session::Impl {
             for (int64_t e = 0; e < NX; ++e)
                 for (int64_t i = 0; i < exp_off[e + 1] - exp_off[e]; ++i)
                     std::memcpy(&ff_in_all[(exp_off[e] + i) * E], &h[by_expert[e][i].first * E], sizeof(float) * E);
+            prof.lap(PhaseProfile::Route);
             size_t arow_in = 0;
             const uint8_t* ain = convert_rows(L.gate_exps, ff_in_all.data(), nrows, E, act_in, arow_in);
             for (int64_t e = 0; e < NX; ++e)
                 add_job(L.gate_exps, e, ain + arow_in * exp_off[e], arow_in, exp_off[e + 1] - exp_off[e], &ff_gate_all[exp_off[e] * n_ff], n_ff);
             run_jobs();
+            prof.lap(PhaseProfile::Gate);
             // ReGLU sparsity: relu(gate) * up is 0 wherever gate <= 0, so `up` is computed only for
             // the neurons some token of the expert activates. Exact: the skipped products are +-0
             // either way, and both quantize to the same 0 for `down`.
@@ -528,6 +603,7 @@ struct Session::Impl {
             for (int64_t e = 0; e < NX; ++e)
                 add_job(L.up_exps, e, aup + arow_up * exp_off[e], arow_up, exp_off[e + 1] - exp_off[e], &ff_up_all[exp_off[e] * n_ff], n_ff, &live[e]);
             run_jobs();
+            prof.lap(PhaseProfile::Up);
             for (int64_t i = 0; i < nrows * n_ff; ++i) {
                 const bool on = ff_gate_all[i] > 0.0f;
                 reglu_zero_ += on ? 0 : 1;
@@ -539,6 +615,7 @@ struct Session::Impl {
             for (int64_t e = 0; e < NX; ++e)
                 add_job(L.down_exps, e, amid + arow_mid * exp_off[e], arow_mid, exp_off[e + 1] - exp_off[e], &ff_down_all[exp_off[e] * E], E);
             run_jobs();
+            prof.lap(PhaseProfile::Down);
             for (int64_t e = 0; e < NX; ++e) {
                 for (int64_t i = 0; i < exp_off[e + 1] - exp_off[e]; ++i) {
                     const int64_t t = by_expert[e][i].first, j = by_expert[e][i].second;
@@ -556,6 +633,7 @@ struct Session::Impl {
                     xt[d] = s + xt[d];
                 }
             }
+            prof.lap(PhaseProfile::Combine);
         }
 
         // 4. output norm and logits for the requested rows
@@ -564,6 +642,7 @@ struct Session::Impl {
         logits_in.resize(static_cast<size_t>(no * E));
         for (int64_t i = 0; i < no; ++i) rms_norm(&x[out_rows[i] * E], m.output_norm_f32.data(), &logits_in[i * E], E, hp.rms_eps);
         matmul(m.output, 0, logits_in.data(), no, E, logits, hp.n_vocab);
+        prof.lap(PhaseProfile::Output);
     }
 };
 

@@ -6,6 +6,7 @@
 // templates they define must not be compiled with AVX2 enabled (the linker could otherwise pick
 // an AVX2 copy of a shared inline function for baseline code). Everything compiled under the
 // pragma lives in an anonymous namespace.
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -398,9 +399,173 @@ void mul_q8_0_q8_0(int64_t n, const block_q8_0* w, size_t w_row_bytes, int64_t n
     mul2<Q8Ops>(n, w, w_row_bytes, nr, x, x_row_bytes, nt, y, ldy);
 }
 
+// ---- attention (KernelSet::attn_scores_f16 / attn_pv_f16 / softmax_f16r) ----
+// Full 8-element chunks in SIMD, the last d % 8 elements in scalar code.
+
+// 8 vectors -> one vector of their 8 horizontal sums: lane l = sum of a[l]'s lanes.
+inline __m256 sum8x8(const __m256 (&a)[8]) {
+    const __m256 g0 = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
+    const __m256 g1 = _mm256_hadd_ps(_mm256_hadd_ps(a[4], a[5]), _mm256_hadd_ps(a[6], a[7]));
+    return _mm256_add_ps(_mm256_permute2f128_ps(g0, g1, 0x20), _mm256_permute2f128_ps(g0, g1, 0x31));
+}
+
+// Q queries (<= 2) x K keys (<= 4); accumulator qi*4 + kk lands in lane qi*4 + kk.
+template <int Q, int K>
+void scores_tile(int64_t d, const float* q, int64_t ldq, const uint16_t* k, int64_t ldk, float scale, float* s,
+                 int64_t lds) {
+    __m256 acc[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; ++i) acc[i] = _mm256_setzero_ps();
+    const int64_t d8 = d / 8 * 8;
+    for (int64_t c = 0; c < d8; c += 8) {
+        __m256 kv[K];
+#pragma GCC unroll 4
+        for (int kk = 0; kk < K; ++kk) kv[kk] = load_f16x8(k + kk * ldk + c);
+#pragma GCC unroll 2
+        for (int qi = 0; qi < Q; ++qi) {
+            const __m256 qv = _mm256_loadu_ps(q + qi * ldq + c);
+#pragma GCC unroll 4
+            for (int kk = 0; kk < K; ++kk) acc[qi * 4 + kk] = _mm256_fmadd_ps(qv, kv[kk], acc[qi * 4 + kk]);
+        }
+    }
+    alignas(32) float r[8];
+    _mm256_store_ps(r, sum8x8(acc));
+    for (int qi = 0; qi < Q; ++qi)
+        for (int kk = 0; kk < K; ++kk) {
+            float a = r[qi * 4 + kk];
+            for (int64_t c = d8; c < d; ++c) a += q[qi * ldq + c] * h2f(k[kk * ldk + c]);
+            s[qi * lds + kk] = a * scale;
+        }
+}
+
+using ScoresTile = void (*)(int64_t, const float*, int64_t, const uint16_t*, int64_t, float, float*, int64_t);
+constexpr ScoresTile kScoresTiles[2][4] = {
+    {scores_tile<1, 1>, scores_tile<1, 2>, scores_tile<1, 3>, scores_tile<1, 4>},
+    {scores_tile<2, 1>, scores_tile<2, 2>, scores_tile<2, 3>, scores_tile<2, 4>},
+};
+
+void attn_scores_f16(int64_t d, int64_t nq, const float* q, int64_t ldq, int64_t nk, const uint16_t* k, int64_t ldk,
+                     float scale, float* s, int64_t lds) {
+    for (int64_t j0 = 0; j0 < nk; j0 += 64) {
+        const int64_t j1 = nk - j0 < 64 ? nk : j0 + 64;
+        for (int64_t i = 0; i < nq; i += 2) {
+            const int qn = static_cast<int>(nq - i < 2 ? nq - i : 2);
+            for (int64_t j = j0; j < j1; j += 4) {
+                const int kn = static_cast<int>(j1 - j < 4 ? j1 - j : 4);
+                kScoresTiles[qn - 1][kn - 1](d, q + i * ldq, ldq, k + j * ldk, ldk, scale, s + i * lds + j, lds);
+            }
+        }
+    }
+}
+
+// Q queries (<= 2) x 32 output columns (4 vectors; fewer when d - c0 < 32) over nk value rows.
+template <int Q, int C>
+void pv_tile(const float* p, int64_t ldp, int64_t nk, const uint16_t* v, int64_t ldv, float* o, int64_t ldo) {
+    __m256 acc[Q][C];
+#pragma GCC unroll 2
+    for (int qi = 0; qi < Q; ++qi)
+#pragma GCC unroll 4
+        for (int c = 0; c < C; ++c) acc[qi][c] = _mm256_setzero_ps();
+    for (int64_t j = 0; j < nk; ++j) {
+        __m256 vv[C];
+#pragma GCC unroll 4
+        for (int c = 0; c < C; ++c) vv[c] = load_f16x8(v + j * ldv + 8 * c);
+#pragma GCC unroll 2
+        for (int qi = 0; qi < Q; ++qi) {
+            const __m256 pb = _mm256_broadcast_ss(p + qi * ldp + j);
+#pragma GCC unroll 4
+            for (int c = 0; c < C; ++c) acc[qi][c] = _mm256_fmadd_ps(pb, vv[c], acc[qi][c]);
+        }
+    }
+#pragma GCC unroll 2
+    for (int qi = 0; qi < Q; ++qi)
+#pragma GCC unroll 4
+        for (int c = 0; c < C; ++c) _mm256_storeu_ps(o + qi * ldo + 8 * c, _mm256_add_ps(_mm256_loadu_ps(o + qi * ldo + 8 * c), acc[qi][c]));
+}
+
+template <int Q>
+void pv_cols(int64_t chunks, const float* p, int64_t ldp, int64_t nk, const uint16_t* v, int64_t ldv, float* o, int64_t ldo) {
+    switch (chunks) {
+        case 1: pv_tile<Q, 1>(p, ldp, nk, v, ldv, o, ldo); break;
+        case 2: pv_tile<Q, 2>(p, ldp, nk, v, ldv, o, ldo); break;
+        case 3: pv_tile<Q, 3>(p, ldp, nk, v, ldv, o, ldo); break;
+        default: pv_tile<Q, 4>(p, ldp, nk, v, ldv, o, ldo); break;
+    }
+}
+
+void attn_pv_f16(int64_t d, int64_t nq, const float* p, int64_t ldp, int64_t nk, const uint16_t* v, int64_t ldv, float* o,
+                 int64_t ldo) {
+    const int64_t d8 = d / 8 * 8;
+    for (int64_t j0 = 0; j0 < nk; j0 += 256) {
+        const int64_t jn = nk - j0 < 256 ? nk - j0 : 256;
+        for (int64_t c = 0; c < d8; c += 32) {
+            const int64_t chunks = (d8 - c) / 8 < 4 ? (d8 - c) / 8 : 4;
+            int64_t i = 0;
+            for (; i + 2 <= nq; i += 2) pv_cols<2>(chunks, p + i * ldp + j0, ldp, jn, v + j0 * ldv + c, ldv, o + i * ldo + c, ldo);
+            for (; i < nq; ++i) pv_cols<1>(chunks, p + i * ldp + j0, ldp, jn, v + j0 * ldv + c, ldv, o + i * ldo + c, ldo);
+        }
+        for (int64_t i = 0; i < nq; ++i)
+            for (int64_t c = d8; c < d; ++c) {
+                float a = 0.0f;
+                for (int64_t j = j0; j < j0 + jn; ++j) a += p[i * ldp + j] * h2f(v[j * ldv + c]);
+                o[i * ldo + c] += a;
+            }
+    }
+}
+
+// expf for x <= 0 (softmax inputs are s - max): Cody-Waite reduction by ln 2 and a degree-6
+// polynomial (Cephes' expf coefficients); x is clamped at -87.3 (exp of it is about 1e-38, which
+// the fp16 rounding of the probabilities turns into 0 like the true value).
+inline __m256 exp_neg(__m256 x) {
+    x = _mm256_max_ps(x, _mm256_set1_ps(-87.3f));
+    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 y = _mm256_set1_ps(1.9875691500e-4f);
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.3981999507e-3f));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(8.3334519073e-3f));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.1665795894e-2f));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.6666665459e-1f));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(5.0000001201e-1f));
+    y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+}
+
+inline float round_f16(float x) { return _cvtsh_ss(_cvtss_sh(x, _MM_FROUND_TO_NEAREST_INT)); }
+
+void softmax_f16r(int64_t n, float* s) {
+    const int64_t n8 = n / 8 * 8;
+    __m256 mx8 = _mm256_set1_ps(-INFINITY);
+    for (int64_t j = 0; j < n8; j += 8) mx8 = _mm256_max_ps(mx8, _mm256_loadu_ps(s + j));
+    alignas(32) float t[8];
+    _mm256_store_ps(t, mx8);
+    float mx = t[0];
+    for (int i = 1; i < 8; ++i) mx = std::fmax(mx, t[i]);
+    for (int64_t j = n8; j < n; ++j) mx = std::fmax(mx, s[j]);
+    const __m256 mv = _mm256_set1_ps(mx);
+    __m256 sum8 = _mm256_setzero_ps();
+    for (int64_t j = 0; j < n8; j += 8) {
+        const __m256 e = exp_neg(_mm256_sub_ps(_mm256_loadu_ps(s + j), mv));
+        _mm256_storeu_ps(s + j, e);
+        sum8 = _mm256_add_ps(sum8, e);
+    }
+    float sum = hsum256(sum8);
+    for (int64_t j = n8; j < n; ++j) {
+        s[j] = std::exp(s[j] - mx);
+        sum += s[j];
+    }
+    const float inv = 1.0f / sum;
+    const __m256 iv = _mm256_set1_ps(inv);
+    for (int64_t j = 0; j < n8; j += 8)
+        _mm256_storeu_ps(s + j, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_mul_ps(_mm256_loadu_ps(s + j), iv), _MM_FROUND_TO_NEAREST_INT)));
+    for (int64_t j = n8; j < n; ++j) s[j] = round_f16(s[j] * inv);
+}
+
 const KernelSet kAvx2 = {
     Isa::Avx2, quantize_row_q8_0, fp32_to_fp16_row, fp32_to_bf16_row, dot_f32,       dot_f16,
     dot_bf16,  dot_q8_0_q8_0,     dot_q4_0_q8_0,    axpy_f16,         mul_q4_0_q8_0, mul_q8_0_q8_0,
+    attn_scores_f16, attn_pv_f16, softmax_f16r,
 };
 
 }  // namespace

@@ -5,6 +5,7 @@
 //
 // All standard/project headers are included BEFORE the target pragma (see avx2.cpp for why);
 // everything compiled under the pragma lives in an anonymous namespace.
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -357,9 +358,166 @@ void mul_q8_0_q8_0(int64_t n, const block_q8_0* w, size_t w_row_bytes, int64_t n
     mul512<Q8Ops>(n, w, w_row_bytes, nr, x, x_row_bytes, nt, y, ldy);
 }
 
+// ---- attention (KernelSet::attn_scores_f16 / attn_pv_f16 / softmax_f16r) ----
+
+// 16 vectors -> one vector of their 16 horizontal sums: lane l = sum of a[l]'s lanes.
+inline __m512 sum16x16(const __m512 (&a)[16]) {
+    __m512 v[8], w[4], z[2];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; ++i)
+        v[i] = _mm512_add_ps(_mm512_unpacklo_ps(a[2 * i], a[2 * i + 1]), _mm512_unpackhi_ps(a[2 * i], a[2 * i + 1]));
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i)
+        w[i] = _mm512_add_ps(_mm512_shuffle_ps(v[2 * i], v[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm512_shuffle_ps(v[2 * i], v[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+#pragma GCC unroll 2
+    for (int i = 0; i < 2; ++i)
+        z[i] = _mm512_add_ps(_mm512_shuffle_f32x4(w[2 * i], w[2 * i + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+                             _mm512_shuffle_f32x4(w[2 * i], w[2 * i + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(z[0], z[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm512_shuffle_f32x4(z[0], z[1], _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+// Q queries x K keys (Q, K <= 4): the 16 accumulators are reduced together by sum16x16, so
+// accumulator qi*4 + kk lands in lane qi*4 + kk.
+template <int Q, int K>
+void scores_tile(int64_t d, const float* q, int64_t ldq, const uint16_t* k, int64_t ldk, float scale, float* s,
+                 int64_t lds) {
+    __m512 acc[16];
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; ++i) acc[i] = _mm512_setzero_ps();
+    for (int64_t c = 0; c < d; c += 16) {
+        const __mmask16 m = d - c >= 16 ? static_cast<__mmask16>(0xffff) : tail16(d - c);
+        __m512 kv[K];
+#pragma GCC unroll 4
+        for (int kk = 0; kk < K; ++kk) kv[kk] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, k + kk * ldk + c));
+#pragma GCC unroll 4
+        for (int qi = 0; qi < Q; ++qi) {
+            const __m512 qv = _mm512_maskz_loadu_ps(m, q + qi * ldq + c);
+#pragma GCC unroll 4
+            for (int kk = 0; kk < K; ++kk) acc[qi * 4 + kk] = _mm512_fmadd_ps(qv, kv[kk], acc[qi * 4 + kk]);
+        }
+    }
+    alignas(64) float r[16];
+    _mm512_store_ps(r, _mm512_mul_ps(sum16x16(acc), _mm512_set1_ps(scale)));
+#pragma GCC unroll 4
+    for (int qi = 0; qi < Q; ++qi)
+#pragma GCC unroll 4
+        for (int kk = 0; kk < K; ++kk) s[qi * lds + kk] = r[qi * 4 + kk];
+}
+
+using ScoresTile = void (*)(int64_t, const float*, int64_t, const uint16_t*, int64_t, float, float*, int64_t);
+constexpr ScoresTile kScoresTiles[4][4] = {
+    {scores_tile<1, 1>, scores_tile<1, 2>, scores_tile<1, 3>, scores_tile<1, 4>},
+    {scores_tile<2, 1>, scores_tile<2, 2>, scores_tile<2, 3>, scores_tile<2, 4>},
+    {scores_tile<3, 1>, scores_tile<3, 2>, scores_tile<3, 3>, scores_tile<3, 4>},
+    {scores_tile<4, 1>, scores_tile<4, 2>, scores_tile<4, 3>, scores_tile<4, 4>},
+};
+
+// Keys in blocks of 64 (their fp16 rows stay in L1 while every query tile passes over them).
+void attn_scores_f16(int64_t d, int64_t nq, const float* q, int64_t ldq, int64_t nk, const uint16_t* k, int64_t ldk,
+                     float scale, float* s, int64_t lds) {
+    for (int64_t j0 = 0; j0 < nk; j0 += 64) {
+        const int64_t j1 = nk - j0 < 64 ? nk : j0 + 64;
+        for (int64_t i = 0; i < nq; i += 4) {
+            const int qn = static_cast<int>(nq - i < 4 ? nq - i : 4);
+            for (int64_t j = j0; j < j1; j += 4) {
+                const int kn = static_cast<int>(j1 - j < 4 ? j1 - j : 4);
+                kScoresTiles[qn - 1][kn - 1](d, q + i * ldq, ldq, k + j * ldk, ldk, scale, s + i * lds + j, lds);
+            }
+        }
+    }
+}
+
+// Q queries x 64 output columns (4 vectors, masked past d) over nk value rows.
+template <int Q>
+void pv_tile(int64_t d, const float* p, int64_t ldp, int64_t nk, const uint16_t* v, int64_t ldv, float* o, int64_t ldo) {
+    __mmask16 m[4];
+    for (int c = 0; c < 4; ++c) {
+        const int64_t left = d - 16 * c;
+        m[c] = left >= 16 ? static_cast<__mmask16>(0xffff) : left <= 0 ? static_cast<__mmask16>(0) : tail16(left);
+    }
+    __m512 acc[Q][4];
+#pragma GCC unroll 4
+    for (int qi = 0; qi < Q; ++qi)
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; ++c) acc[qi][c] = _mm512_setzero_ps();
+    for (int64_t j = 0; j < nk; ++j) {
+        __m512 vv[4];
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; ++c) vv[c] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m[c], v + j * ldv + 16 * c));
+#pragma GCC unroll 4
+        for (int qi = 0; qi < Q; ++qi) {
+            const __m512 pb = _mm512_set1_ps(p[qi * ldp + j]);
+#pragma GCC unroll 4
+            for (int c = 0; c < 4; ++c) acc[qi][c] = _mm512_fmadd_ps(pb, vv[c], acc[qi][c]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int qi = 0; qi < Q; ++qi)
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; ++c) {
+            float* dst = o + qi * ldo + 16 * c;
+            if (m[c]) _mm512_mask_storeu_ps(dst, m[c], _mm512_add_ps(_mm512_maskz_loadu_ps(m[c], dst), acc[qi][c]));
+        }
+}
+
+// Value rows in blocks of 256 (in L1/L2 while the query tiles pass over them).
+void attn_pv_f16(int64_t d, int64_t nq, const float* p, int64_t ldp, int64_t nk, const uint16_t* v, int64_t ldv, float* o,
+                 int64_t ldo) {
+    for (int64_t j0 = 0; j0 < nk; j0 += 256) {
+        const int64_t jn = nk - j0 < 256 ? nk - j0 : 256;
+        for (int64_t c = 0; c < d; c += 64) {
+            int64_t i = 0;
+            for (; i + 4 <= nq; i += 4) pv_tile<4>(d - c, p + i * ldp + j0, ldp, jn, v + j0 * ldv + c, ldv, o + i * ldo + c, ldo);
+            for (; i < nq; ++i) pv_tile<1>(d - c, p + i * ldp + j0, ldp, jn, v + j0 * ldv + c, ldv, o + i * ldo + c, ldo);
+        }
+    }
+}
+
+// expf for x <= 0 (softmax inputs are s - max): Cody-Waite reduction by ln 2 and a degree-6
+// polynomial (Cephes' expf coefficients); scalef gives 2^n, down to 0 for very negative x.
+inline __m512 exp_neg(__m512 x) {
+    x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 y = _mm512_set1_ps(1.9875691500e-4f);
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.3981999507e-3f));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(8.3334519073e-3f));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(4.1665795894e-2f));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.6666665459e-1f));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(5.0000001201e-1f));
+    y = _mm512_fmadd_ps(y, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(y, n);
+}
+
+void softmax_f16r(int64_t n, float* s) {
+    __m512 mx = _mm512_set1_ps(-INFINITY);
+    for (int64_t j = 0; j < n; j += 16) {
+        const __mmask16 m = n - j >= 16 ? static_cast<__mmask16>(0xffff) : tail16(n - j);
+        mx = _mm512_mask_max_ps(mx, m, mx, _mm512_maskz_loadu_ps(m, s + j));
+    }
+    const __m512 mv = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+    __m512 sum = _mm512_setzero_ps();
+    for (int64_t j = 0; j < n; j += 16) {
+        const __mmask16 m = n - j >= 16 ? static_cast<__mmask16>(0xffff) : tail16(n - j);
+        const __m512 e = exp_neg(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, s + j), mv));
+        _mm512_mask_storeu_ps(s + j, m, e);
+        sum = _mm512_add_ps(sum, _mm512_maskz_mov_ps(m, e));
+    }
+    const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum));
+    for (int64_t j = 0; j < n; j += 16) {
+        const __mmask16 m = n - j >= 16 ? static_cast<__mmask16>(0xffff) : tail16(n - j);
+        const __m512 pr = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, s + j), inv);
+        _mm512_mask_storeu_ps(s + j, m, _mm512_cvtph_ps(_mm512_cvtps_ph(pr, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+    }
+}
+
 const KernelSet kAvx512 = {
     Isa::Avx512, quantize_row_q8_0, fp32_to_fp16_row, fp32_to_bf16_row, dot_f32,       dot_f16,
     dot_bf16,    dot_q8_0_q8_0,     dot_q4_0_q8_0,    axpy_f16,         mul_q4_0_q8_0, mul_q8_0_q8_0,
+    attn_scores_f16, attn_pv_f16, softmax_f16r,
 };
 
 }  // namespace

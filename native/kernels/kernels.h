@@ -45,6 +45,19 @@ struct KernelSet {
                           size_t x_row_bytes, int64_t nt, float* y, int64_t ldy);
     void (*mul_q8_0_q8_0)(int64_t n, const block_q8_0* w, size_t w_row_bytes, int64_t nr, const block_q8_0* x,
                           size_t x_row_bytes, int64_t nt, float* y, int64_t ldy);
+    // Attention over one KV head for a tile of nq queries (the heads sharing that KV head, times
+    // a few tokens), reading the fp16 cache in place; d = head size.
+    // Scores: s[i*lds + j] = scale * dot(q row i, k row j) for i < nq, j < nk (q: f32 rows ldq
+    // apart, already rounded to fp16 precision; k: fp16 rows ldk elements apart).
+    void (*attn_scores_f16)(int64_t d, int64_t nq, const float* q, int64_t ldq, int64_t nk, const uint16_t* k,
+                            int64_t ldk, float scale, float* s, int64_t lds);
+    // Weighted sum of V rows: o[i*ldo + c] += sum_j p[i*ldp + j] * v[j*ldv + c] for i < nq, c < d.
+    void (*attn_pv_f16)(int64_t d, int64_t nq, const float* p, int64_t ldp, int64_t nk, const uint16_t* v, int64_t ldv,
+                        float* o, int64_t ldo);
+    // Softmax of s[0..n) in place, each probability then rounded to fp16 precision (llama.cpp
+    // converts the attention weights to fp16 before weighting V). SIMD sets use their own expf
+    // (a few ulp from std::exp).
+    void (*softmax_f16r)(int64_t n, float* s);
 };
 
 const KernelSet& scalar_set();

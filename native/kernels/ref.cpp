@@ -86,10 +86,43 @@ void mul_by_dots(int64_t n, const BW* w, size_t w_row_bytes, int64_t nr, const b
     }
 }
 
+void attn_scores_f16_ref(int64_t d, int64_t nq, const float* q, int64_t ldq, int64_t nk, const uint16_t* k, int64_t ldk,
+                         float scale, float* s, int64_t lds) {
+    for (int64_t i = 0; i < nq; ++i)
+        for (int64_t j = 0; j < nk; ++j) {
+            double a = 0.0;
+            for (int64_t c = 0; c < d; ++c) a += static_cast<double>(q[i * ldq + c]) * fp16_to_fp32(k[j * ldk + c]);
+            s[i * lds + j] = static_cast<float>(a) * scale;
+        }
+}
+
+void attn_pv_f16_ref(int64_t d, int64_t nq, const float* p, int64_t ldp, int64_t nk, const uint16_t* v, int64_t ldv,
+                     float* o, int64_t ldo) {
+    for (int64_t i = 0; i < nq; ++i)
+        for (int64_t c = 0; c < d; ++c) {
+            double a = 0.0;
+            for (int64_t j = 0; j < nk; ++j) a += static_cast<double>(p[i * ldp + j]) * fp16_to_fp32(v[j * ldv + c]);
+            o[i * ldo + c] += static_cast<float>(a);
+        }
+}
+
+void softmax_f16r_ref(int64_t n, float* s) {
+    float mx = -INFINITY;
+    for (int64_t j = 0; j < n; ++j) mx = std::fmax(mx, s[j]);
+    double sum = 0.0;
+    for (int64_t j = 0; j < n; ++j) {
+        s[j] = std::exp(s[j] - mx);
+        sum += s[j];
+    }
+    const float inv = static_cast<float>(1.0 / sum);
+    for (int64_t j = 0; j < n; ++j) s[j] = fp16_to_fp32(fp32_to_fp16(s[j] * inv));
+}
+
 const KernelSet kScalar = {
     Isa::Scalar,        quantize_row_q8_0_ref, fp32_to_fp16_row_ref, fp32_to_bf16_row_ref, dot_f32_ref,
     dot_f16_ref,        dot_bf16_ref,          dot_q8_0_q8_0_ref,    dot_q4_0_q8_0_ref,
     axpy_f16_ref,       mul_by_dots<block_q4_0, dot_q4_0_q8_0_ref>,  mul_by_dots<block_q8_0, dot_q8_0_q8_0_ref>,
+    attn_scores_f16_ref, attn_pv_f16_ref, softmax_f16r_ref,
 };
 
 }  // namespace
