@@ -116,13 +116,13 @@ void bench_shape(const char* type, const KernelSet& ks, DotFn<BW> dot, MulFn<BW>
     const std::vector<block_q8_0> x1 = make_acts(r, n, 1);
     int64_t c = 0;
     const double t_dot_c = median_seconds([&] { dot_loop<BW>(dot, one, 0, x1.data(), 1, y.data()); });
-    const double t_mul_c = median_seconds([&] { mul(n, one.mat(0), one.row_bytes, rows, x1.data(), xrow, 1, y.data(), rows); });
+    const double t_mul_c = median_seconds([&] { mul(n, one.mat(0), one.row_bytes, nullptr, rows, x1.data(), xrow, 1, y.data(), rows); });
     const double t_dot_d = median_seconds([&] {
         dot_loop<BW>(dot, many, c, x1.data(), 1, y.data());
         c = (c + 1) % many.copies;
     });
     const double t_mul_d = median_seconds([&] {
-        mul(n, many.mat(c), many.row_bytes, rows, x1.data(), xrow, 1, y.data(), rows);
+        mul(n, many.mat(c), many.row_bytes, nullptr, rows, x1.data(), xrow, 1, y.data(), rows);
         c = (c + 1) % many.copies;
     });
     const double gb = one.bytes() / 1e9;
@@ -136,7 +136,7 @@ void bench_shape(const char* type, const KernelSet& ks, DotFn<BW> dot, MulFn<BW>
     for (int64_t nt : {1, 4, 8, 16, 64}) {
         const std::vector<block_q8_0> x = make_acts(r, n, nt);
         const double td = median_seconds([&] { dot_loop<BW>(dot, one, 0, x.data(), nt, y.data()); });
-        const double tm = median_seconds([&] { mul(n, one.mat(0), one.row_bytes, rows, x.data(), xrow, nt, y.data(), rows); });
+        const double tm = median_seconds([&] { mul(n, one.mat(0), one.row_bytes, nullptr, rows, x.data(), xrow, nt, y.data(), rows); });
         const double pairs = static_cast<double>(rows * nt) / 1e6;
         std::printf("  nt=%-2" PRId64 " dot %6.1f mul %6.1f (x%.2f)", nt, pairs / td, pairs / tm, td / tm);
     }

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { ensureModel, type ModelSpec, SMALLTHINKER_4B, TINY } from "./support/fixtures";
 import { openOracle, type Oracle } from "./support/oracle";
 import { Rng } from "./support/rng";
-import { compareRows, describeSummary, judge, judgeCalibrated, kernelSets, ourLogits, ourModel } from "./support/compare";
+import { compareRows, describeSummary, judge, judgeCalibrated, ourLogits, ourModel, ourNoiseOptions } from "./support/compare";
 
 // ---- thresholds (see test/support/compare.ts for the metric) ----
 // Our engine mirrors llama.cpp's numerics (activations converted to each weight type's paired
@@ -131,7 +131,7 @@ describe("fidelity: sliding-window layouts", () => {
     const tokens = varied(32, 512);
     const ref = await (await oracleFor(path)).logits(tokens, { all: true });
     const ours = await ourLogits(path, tokens, { all: true });
-    const alt = await ourLogits(path, tokens, { all: true, isa: kernelSets().alt });
+    const alt = await ourLogits(path, tokens, { all: true, ...ourNoiseOptions() });
     const s = compareRows(ours, ref);
     report("21B layout", s);
     const lead = judge(s, { tight: REL_MAX.F32, leading: 8, minTop1: 0 });
@@ -236,7 +236,7 @@ describe("fidelity: real SmallThinker-4B-A0.6B shapes in Q4_0", { timeout: 900_0
     const tokens = oracle.tokenize(CODE, { special: false });
     const ref = await oracle.logits(tokens, { all: true });
     const ours = await ourLogits(path, tokens, { all: true, nCtx: 64 });
-    const alt = await ourLogits(path, tokens, { all: true, nCtx: 64, isa: kernelSets().alt });
+    const alt = await ourLogits(path, tokens, { all: true, nCtx: 64, ...ourNoiseOptions() });
     await oracle.close();
     oracles.delete(`${path}#64`);
     const s = compareRows(ours, ref);

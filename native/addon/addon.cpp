@@ -1000,6 +1000,7 @@ Napi::Value load_model(const Napi::CallbackInfo& info) {
         const std::string path = string_arg(info, 0, "a model path");
         moe::LoadOptions opts;
         opts.vocab_only = bool_opt(options_arg(info, 1), "vocabOnly", false);
+        opts.repack = bool_opt(options_arg(info, 1), "repack", true);
         auto* w = new LoadWorker(env, path, opts);
         Napi::Promise p = w->promise();
         w->Queue();

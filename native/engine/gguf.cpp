@@ -132,11 +132,20 @@ MappedFile::MappedFile(const std::string& path) {
         ::close(fd);
         throw Error("bad_gguf", strfmt("%s is not a valid GGUF file: it is empty", path.c_str()));
     }
-    void* p = mmap(nullptr, size_, PROT_READ, MAP_SHARED, fd, 0);
+    // Private: the model may relayout some weights in place (copy-on-write, see Model::load).
+    void* p = mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
     int e = errno;
     ::close(fd);
     if (p == MAP_FAILED) throw Error("io", strfmt("cannot map %s: %s", path.c_str(), std::strerror(e)));
     data_ = static_cast<const uint8_t*>(p);
+}
+
+void MappedFile::protect(const uint8_t* p, size_t len, bool writable) const {
+    const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+    const uintptr_t lo = reinterpret_cast<uintptr_t>(p) & ~(page - 1);
+    const uintptr_t hi = (reinterpret_cast<uintptr_t>(p) + len + page - 1) & ~(page - 1);
+    if (mprotect(reinterpret_cast<void*>(lo), hi - lo, writable ? PROT_READ | PROT_WRITE : PROT_READ) != 0)
+        throw Error("io", strfmt("cannot change the protection of the model mapping: %s", std::strerror(errno)));
 }
 
 MappedFile::~MappedFile() {

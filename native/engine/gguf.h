@@ -48,6 +48,9 @@ class MappedFile {
     MappedFile& operator=(const MappedFile&) = delete;
     const uint8_t* data() const { return data_; }
     uint64_t size() const { return size_; }
+    // Makes [p, p + len) of the (private, copy-on-write) mapping writable or read-only again;
+    // written pages become this process's own (the file is never modified).
+    void protect(const uint8_t* p, size_t len, bool writable) const;
  private:
     const uint8_t* data_ = nullptr;
     uint64_t size_ = 0;
@@ -63,6 +66,8 @@ class GgufFile {
     uint32_t version() const { return version_; }
     uint64_t alignment() const { return alignment_; }
     uint64_t data_offset() const { return data_offset_; }
+    // The mapping behind open() (nullptr for parse()).
+    const MappedFile* mapping() const { return map_.get(); }
     uint64_t file_size() const { return size_; }
     const std::string& path() const { return path_; }
 

@@ -2,10 +2,15 @@
 // binding with shape/type validation, tokenizer construction. See ENGINE-SPEC.md sections 2-3.
 #include "model.h"
 
+#include <atomic>
+#include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <set>
+#include <thread>
 
+#include "../kernels/kernels.h"
 #include "common.h"
 #include "json.h"
 
@@ -84,6 +89,59 @@ class Binder {
 };
 
 }  // namespace
+
+// Q4_0 matrices whose row count is a multiple of 16 are relaid out 16 rows per block
+// (kernels::repack_q4_0x16) in place: the mapping is private, so the written pages become the
+// process's own copy-on-write pages and the file-backed ones are dropped from it (memory stays
+// about the file's size). Not relaid out: the token embeddings (read row by row; also the output
+// when tied) and ffn_up_exps (ReGLU computes only the rows some token needs).
+void Model::repack_weights(Model& m) {
+    const auto t0 = std::chrono::steady_clock::now();
+    std::vector<Tensor*> todo;
+    auto consider = [&](Tensor& t) {
+        if (t.type != DType::Q4_0 || t.ne[1] % 16 != 0 || t.data == m.tok_embd.data) return;
+        todo.push_back(&t);
+    };
+    consider(m.output);
+    for (LayerWeights& L : m.layers) {
+        for (Tensor* t : {&L.wq, &L.wk, &L.wv, &L.wo, &L.gate_exps, &L.down_exps}) consider(*t);
+    }
+    const MappedFile* map = m.file_->mapping();
+    if (todo.empty() || !map) return;
+    // work items: (tensor, first group, group count), about 1 MB each; expert matrices are
+    // contiguous, so a tensor's groups run through all its experts
+    struct Item {
+        Tensor* t;
+        int64_t g0, ng;
+    };
+    std::vector<Item> items;
+    for (Tensor* t : todo) {
+        const int64_t groups = t->ne[1] / 16 * t->ne[2];
+        const int64_t per = std::max<int64_t>(1, static_cast<int64_t>((size_t{1} << 20) / (16 * t->nb1)));
+        for (int64_t g = 0; g < groups; g += per) items.push_back({t, g, std::min(per, groups - g)});
+        map->protect(t->data, t->nb2 * static_cast<size_t>(t->ne[2]), true);
+    }
+    std::atomic<size_t> next{0};
+    auto work = [&] {
+        for (size_t i; (i = next.fetch_add(1)) < items.size();) {
+            const Item& it = items[i];
+            uint8_t* base = const_cast<uint8_t*>(it.t->data);
+            const size_t gb = 16 * it.t->nb1;
+            for (int64_t g = it.g0; g < it.g0 + it.ng; ++g) kernels::repack_q4_0x16(base + static_cast<size_t>(g) * gb, it.t->ne[0] / 32);
+        }
+    };
+    const unsigned n_threads = std::max(1u, std::min(4u, std::thread::hardware_concurrency()));
+    std::vector<std::thread> threads;
+    for (unsigned i = 1; i < n_threads; ++i) threads.emplace_back(work);
+    work();
+    for (std::thread& th : threads) th.join();
+    for (Tensor* t : todo) {
+        map->protect(t->data, t->nb2 * static_cast<size_t>(t->ne[2]), false);
+        t->x16 = true;
+        m.repacked_bytes += t->nb2 * static_cast<uint64_t>(t->ne[2]);
+    }
+    m.repack_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
 
 std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& opts) {
     std::unique_ptr<Model> m(new Model());
@@ -252,6 +310,8 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
     };
     for (const LayerWeights& L : m->layers) m->norms.push_back({to_f32(L.attn_norm), to_f32(L.ffn_norm)});
     m->output_norm_f32 = to_f32(m->output_norm);
+    const char* no_repack = std::getenv("MOE_NO_REPACK");
+    if (opts.repack && !(no_repack && *no_repack && std::strcmp(no_repack, "0") != 0)) repack_weights(*m);
     for (const GgufTensorInfo& ti : f.tensors()) {
         if (!b.used().count(ti.name)) {
             log(LogLevel::Info, strfmt("%s: ignoring tensor '%s' (not used by the smallthinker forward pass)", path.c_str(), ti.name.c_str()));
@@ -269,6 +329,8 @@ std::string Model::info_json() const {
     j += "\"architecture\":" + json_str(hp.arch) + ",";
     j += "\"name\":" + json_str(name_) + ",";
     j += "\"file\":" + json_str(file_->path()) + ",";
+    kv_num("repackedBytes", static_cast<double>(repacked_bytes));
+    kv_num("repackMs", repack_ms);
     j += "\"file_size\":" + std::to_string(file_->file_size()) + ",";
     j += "\"gguf_version\":" + std::to_string(file_->version()) + ",";
     j += "\"hparams\":{";

@@ -50,6 +50,7 @@ struct Tensor {
     size_t nb1 = 0;                  // bytes per row (ne[0] elements)
     size_t nb2 = 0;                  // bytes per matrix (ne[0]*ne[1] elements), the stride between experts
     const uint8_t* data = nullptr;
+    bool x16 = false;                // Q4_0 relayout 16 rows per block (kernels::repack_q4_0x16)
     bool present() const { return data != nullptr; }
     const uint8_t* row(int64_t i1, int64_t i2 = 0) const { return data + static_cast<size_t>(i2) * nb2 + static_cast<size_t>(i1) * nb1; }
 };
@@ -69,6 +70,9 @@ struct LayerWeights {
 
 struct LoadOptions {
     bool vocab_only = false;   // tokenizer and metadata only (no tensor validation)
+    // Relayout Q4_0 matrices 16 rows per block in place (copy-on-write pages of the mapping, no
+    // second copy); MOE_NO_REPACK=1 turns it off.
+    bool repack = true;
 };
 
 class Model {
@@ -95,9 +99,12 @@ class Model {
     };
     std::vector<LayerNorms> norms;
     std::vector<float> output_norm_f32;  // {n_embd}
+    uint64_t repacked_bytes = 0;         // weights relaid out at load (Tensor::x16)
+    double repack_ms = 0;
 
  private:
     Model() = default;
+    static void repack_weights(Model& m);
     std::unique_ptr<GgufFile> file_;
     std::unique_ptr<Tokenizer> tokenizer_;
     HParams hp_;

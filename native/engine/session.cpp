@@ -233,22 +233,27 @@ struct Session::Impl {
         const int64_t K = W.ne[0];
         const uint8_t* base = W.data + static_cast<size_t>(j.expert) * W.nb2;
         // Quantized weights: the matrix kernels (bit-identical to the dots, with loads shared
-        // across a tile of rows and tokens), over each run of consecutive rows.
+        // across a tile of rows and tokens), over the chunk's rows or listed rows.
         const bool q4 = W.type == DType::Q4_0 && ks.mul_q4_0_q8_0;
         const bool q8 = W.type == DType::Q8_0 && ks.mul_q8_0_q8_0;
+        if (W.x16) {
+            // relaid out 16 rows per block: chunks start on multiples of 16 rows (run_jobs), and
+            // such tensors never get a row list (ffn_up_exps is not relaid out)
+            if (j.rows) throw Error("internal", "a row list for a relaid-out tensor");
+            ks.mul_q4_0x16_q8_0(K, base + static_cast<size_t>(c.rb) * W.nb1, 16 * W.nb1, (c.re - c.rb) / 16,
+                                reinterpret_cast<const block_q8_0*>(j.a), j.arow, j.nt, j.y + c.rb, j.ldy);
+            return;
+        }
         if (q4 || q8) {
-            for (int32_t i = c.rb; i < c.re;) {
-                const int64_t r0 = j.rows ? (*j.rows)[static_cast<size_t>(i)] : i;
-                int32_t len = 1;
-                while (i + len < c.re && (j.rows ? (*j.rows)[static_cast<size_t>(i + len)] : i + len) == r0 + len) ++len;
-                const uint8_t* w = base + static_cast<size_t>(r0) * W.nb1;
-                const auto* xa = reinterpret_cast<const block_q8_0*>(j.a);
-                if (q4)
-                    ks.mul_q4_0_q8_0(K, reinterpret_cast<const block_q4_0*>(w), W.nb1, len, xa, j.arow, j.nt, j.y + r0, j.ldy);
-                else
-                    ks.mul_q8_0_q8_0(K, reinterpret_cast<const block_q8_0*>(w), W.nb1, len, xa, j.arow, j.nt, j.y + r0, j.ldy);
-                i += len;
-            }
+            const int32_t* rows = j.rows ? j.rows->data() + c.rb : nullptr;
+            const int64_t nr = c.re - c.rb;
+            const uint8_t* w = rows ? base : base + static_cast<size_t>(c.rb) * W.nb1;
+            float* y = rows ? j.y : j.y + c.rb;
+            const auto* xa = reinterpret_cast<const block_q8_0*>(j.a);
+            if (q4)
+                ks.mul_q4_0_q8_0(K, reinterpret_cast<const block_q4_0*>(w), W.nb1, rows, nr, xa, j.arow, j.nt, y, j.ldy);
+            else
+                ks.mul_q8_0_q8_0(K, reinterpret_cast<const block_q8_0*>(w), W.nb1, rows, nr, xa, j.arow, j.nt, y, j.ldy);
             return;
         }
         for (int32_t i = c.rb; i < c.re; ++i) {

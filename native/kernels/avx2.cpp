@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "kernels.h"
 
@@ -308,8 +309,8 @@ constexpr int kMul2DecodeRows = 4;  // decode (one token): kMul2DecodeRows x 1
 constexpr int64_t kMul2TokenChunk = 64;  // tokens whose activations stay in L2 while the rows pass
 
 template <class Ops, int R, int T>
-__attribute__((always_inline)) inline void mul2_step(const typename Ops::BW* const* w, const block_q8_0* const* x, int64_t i,
-                                                     __m256 (&acc)[R][T], size_t pf_next) {
+__attribute__((always_inline)) inline void mul2_step(const typename Ops::BW* const* w, const typename Ops::BW* const* pf,
+                                                     const block_q8_0* const* x, int64_t i, __m256 (&acc)[R][T]) {
     typename Ops::X xp[T];
     __m256 xs[T];
 #pragma GCC unroll 16
@@ -319,7 +320,7 @@ __attribute__((always_inline)) inline void mul2_step(const typename Ops::BW* con
     }
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
-        _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(w[r] + i) + pf_next), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(pf[r] + i), _MM_HINT_T0);
         const typename Ops::W wp = Ops::load_w(w[r] + i);
         const __m256 ws = _mm256_broadcast_ss(g_fp16_table + w[r][i].d);
 #pragma GCC unroll 16
@@ -328,14 +329,20 @@ __attribute__((always_inline)) inline void mul2_step(const typename Ops::BW* con
     }
 }
 
+// One tile: weight rows w[0..R) (prefetching pf[0..R), the next tile's rows), tokens
+// x + t * x_row_bytes, results to y[t * ldy + yo[r]].
 template <class Ops, int R, int T>
-void mul2_tile(int64_t nb, const uint8_t* w, size_t w_row_bytes, const uint8_t* x, size_t x_row_bytes, float* y, int64_t ldy) {
+void mul2_tile(int64_t nb, const uint8_t* const* w, const uint8_t* const* pf, const int64_t* yo, const uint8_t* x,
+               size_t x_row_bytes, float* y, int64_t ldy) {
     using BW = typename Ops::BW;
     const BW* wr[R];
+    const BW* pr[R];
     const block_q8_0* xt[T];
-    for (int r = 0; r < R; ++r) wr[r] = reinterpret_cast<const BW*>(w + static_cast<size_t>(r) * w_row_bytes);
+    for (int r = 0; r < R; ++r) {
+        wr[r] = reinterpret_cast<const BW*>(w[r]);
+        pr[r] = reinterpret_cast<const BW*>(pf[r]);
+    }
     for (int t = 0; t < T; ++t) xt[t] = reinterpret_cast<const block_q8_0*>(x + static_cast<size_t>(t) * x_row_bytes);
-    const size_t pf_next = static_cast<size_t>(R) * w_row_bytes;
     __m256 a0[R][T], a1[R][T];
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
@@ -345,22 +352,23 @@ void mul2_tile(int64_t nb, const uint8_t* w, size_t w_row_bytes, const uint8_t* 
     if constexpr (R * T <= kMul2OnePassMax) {
         int64_t i = 0;
         for (; i + 2 <= nb; i += 2) {
-            mul2_step<Ops, R, T>(wr, xt, i, a0, pf_next);
-            mul2_step<Ops, R, T>(wr, xt, i + 1, a1, pf_next);
+            mul2_step<Ops, R, T>(wr, pr, xt, i, a0);
+            mul2_step<Ops, R, T>(wr, pr, xt, i + 1, a1);
         }
-        if (i < nb) mul2_step<Ops, R, T>(wr, xt, i, a0, pf_next);
+        if (i < nb) mul2_step<Ops, R, T>(wr, pr, xt, i, a0);
     } else {
-        for (int64_t i = 0; i < nb; i += 2) mul2_step<Ops, R, T>(wr, xt, i, a0, pf_next);
-        for (int64_t i = 1; i < nb; i += 2) mul2_step<Ops, R, T>(wr, xt, i, a1, pf_next);
+        for (int64_t i = 0; i < nb; i += 2) mul2_step<Ops, R, T>(wr, pr, xt, i, a0);
+        for (int64_t i = 1; i < nb; i += 2) mul2_step<Ops, R, T>(wr, pr, xt, i, a1);
     }
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
 #pragma GCC unroll 16
-        for (int t = 0; t < T; ++t) y[t * ldy + r] = hsum256(_mm256_add_ps(a0[r][t], a1[r][t]));
+        for (int t = 0; t < T; ++t) y[t * ldy + yo[r]] = hsum256(_mm256_add_ps(a0[r][t], a1[r][t]));
     }
 }
 
-using Mul2Tile = void (*)(int64_t, const uint8_t*, size_t, const uint8_t*, size_t, float*, int64_t);
+using Mul2Tile = void (*)(int64_t, const uint8_t* const*, const uint8_t* const*, const int64_t*, const uint8_t*, size_t,
+                          float*, int64_t);
 
 template <class Ops>
 Mul2Tile mul2_tile_for(int rows, int tokens) {
@@ -371,32 +379,126 @@ Mul2Tile mul2_tile_for(int rows, int tokens) {
 }
 
 template <class Ops>
-void mul2(int64_t n, const typename Ops::BW* w, size_t w_row_bytes, int64_t nr, const block_q8_0* x, size_t x_row_bytes,
-          int64_t nt, float* y, int64_t ldy) {
+void mul2(int64_t n, const typename Ops::BW* w, size_t w_row_bytes, const int32_t* rows, int64_t nr, const block_q8_0* x,
+          size_t x_row_bytes, int64_t nt, float* y, int64_t ldy) {
     const int64_t nb = n / QK8_0;
     const uint8_t* wb = reinterpret_cast<const uint8_t*>(w);
     const uint8_t* xb = reinterpret_cast<const uint8_t*>(x);
-    const int64_t rows = nt == 1 ? kMul2DecodeRows : kMul2Rows;
+    const int64_t R = nt == 1 ? kMul2DecodeRows : kMul2Rows;
+    const auto row = [&](int64_t i) -> int64_t { return rows ? rows[i] : i; };
     for (int64_t c0 = 0; c0 < nt; c0 += kMul2TokenChunk) {
         const int64_t c1 = nt - c0 < kMul2TokenChunk ? nt : c0 + kMul2TokenChunk;
-        for (int64_t r0 = 0; r0 < nr; r0 += rows) {
-            const int rr = static_cast<int>(nr - r0 < rows ? nr - r0 : rows);
+        for (int64_t r0 = 0; r0 < nr; r0 += R) {
+            const int rr = static_cast<int>(nr - r0 < R ? nr - r0 : R);
+            const uint8_t* wp[kMul2DecodeRows];
+            const uint8_t* pf[kMul2DecodeRows];
+            int64_t yo[kMul2DecodeRows];
+            for (int r = 0; r < rr; ++r) {
+                yo[r] = row(r0 + r);
+                wp[r] = wb + static_cast<size_t>(yo[r]) * w_row_bytes;
+                pf[r] = r0 + R + r < nr ? wb + static_cast<size_t>(row(r0 + R + r)) * w_row_bytes : wp[r];
+            }
             for (int64_t t0 = c0; t0 < c1; t0 += kMul2Tokens) {
                 const int tt = static_cast<int>(c1 - t0 < kMul2Tokens ? c1 - t0 : kMul2Tokens);
-                mul2_tile_for<Ops>(rr, tt)(nb, wb + static_cast<size_t>(r0) * w_row_bytes, w_row_bytes,
-                                           xb + static_cast<size_t>(t0) * x_row_bytes, x_row_bytes, y + t0 * ldy + r0, ldy);
+                mul2_tile_for<Ops>(rr, tt)(nb, wp, pf, yo, xb + static_cast<size_t>(t0) * x_row_bytes, x_row_bytes, y + t0 * ldy, ldy);
             }
         }
     }
 }
 
-void mul_q4_0_q8_0(int64_t n, const block_q4_0* w, size_t w_row_bytes, int64_t nr, const block_q8_0* x, size_t x_row_bytes,
-                   int64_t nt, float* y, int64_t ldy) {
-    mul2<Q4Ops>(n, w, w_row_bytes, nr, x, x_row_bytes, nt, y, ldy);
+void mul_q4_0_q8_0(int64_t n, const block_q4_0* w, size_t w_row_bytes, const int32_t* rows, int64_t nr, const block_q8_0* x,
+                   size_t x_row_bytes, int64_t nt, float* y, int64_t ldy) {
+    mul2<Q4Ops>(n, w, w_row_bytes, rows, nr, x, x_row_bytes, nt, y, ldy);
 }
-void mul_q8_0_q8_0(int64_t n, const block_q8_0* w, size_t w_row_bytes, int64_t nr, const block_q8_0* x, size_t x_row_bytes,
-                   int64_t nt, float* y, int64_t ldy) {
-    mul2<Q8Ops>(n, w, w_row_bytes, nr, x, x_row_bytes, nt, y, ldy);
+void mul_q8_0_q8_0(int64_t n, const block_q8_0* w, size_t w_row_bytes, const int32_t* rows, int64_t nr, const block_q8_0* x,
+                   size_t x_row_bytes, int64_t nt, float* y, int64_t ldy) {
+    mul2<Q8Ops>(n, w, w_row_bytes, rows, nr, x, x_row_bytes, nt, y, ldy);
+}
+
+// ---- repacked Q4_0 (KernelSet::mul_q4_0x16_q8_0): 16 rows per block, one row per int32 lane,
+// in two halves of 8 rows. Per block and token: s = -8 * sum(x) plus the nibbles' 4-byte dots
+// (maddubs cannot saturate: nibbles <= 15, bytes >= -128); then, as the scalar reference dot,
+// acc = acc + float(s) * (d_w * d_x), so the results are the reference's bits.
+
+constexpr int kX16Tokens = 4;
+constexpr int64_t kX16TokenChunk = 64;
+
+inline __m256 opaque256(__m256 v) {
+    __asm__("" : "+x"(v));
+    return v;
+}
+
+inline int32_t x16_correction(const block_q8_0& b) {
+    const __m256i u = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs)), _mm256_set1_epi8(static_cast<char>(0x80)));
+    const __m256i s = _mm256_sad_epu8(u, _mm256_setzero_si256());
+    const __m128i h = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+    const int64_t total = _mm_cvtsi128_si64(h) + _mm_extract_epi64(h, 1) - 32 * 128;
+    return static_cast<int32_t>(-8 * total);
+}
+
+template <int T>
+void x16_tile(int64_t nb, const uint8_t* grp, const block_q8_0* const* xt, const int32_t* corr, float* y, int64_t ldy) {
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int half = 0; half < 2; ++half) {
+        __m256 acc[T];
+#pragma GCC unroll 4
+        for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
+        for (int64_t b = 0; b < nb; ++b) {
+            const uint8_t* blk = grp + static_cast<size_t>(b) * kQ4x16BlockBytes;
+            _mm_prefetch(reinterpret_cast<const char*>(blk + 8 * kQ4x16BlockBytes + 32 * half), _MM_HINT_T0);
+            _mm_prefetch(reinterpret_cast<const char*>(blk + 8 * kQ4x16BlockBytes + 32 * half + 128), _MM_HINT_T0);
+            const __m256 ws = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 16 * half)));
+            __m256i lo[4], hi[4];
+#pragma GCC unroll 4
+            for (int k = 0; k < 4; ++k) {
+                const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 32 + 64 * k + 32 * half));
+                lo[k] = _mm256_and_si256(raw, m4);
+                hi[k] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+            }
+#pragma GCC unroll 4
+            for (int t = 0; t < T; ++t) {
+                const block_q8_0& xb = xt[t][b];
+                __m256i s = _mm256_set1_epi32(corr[t * nb + b]);
+#pragma GCC unroll 4
+                for (int k = 0; k < 4; ++k) {
+                    int32_t a, c;
+                    std::memcpy(&a, xb.qs + 4 * k, 4);
+                    std::memcpy(&c, xb.qs + 16 + 4 * k, 4);
+                    s = _mm256_add_epi32(s, _mm256_madd_epi16(_mm256_maddubs_epi16(lo[k], _mm256_set1_epi32(a)), ones));
+                    s = _mm256_add_epi32(s, _mm256_madd_epi16(_mm256_maddubs_epi16(hi[k], _mm256_set1_epi32(c)), ones));
+                }
+                const __m256 p = _mm256_mul_ps(ws, _mm256_set1_ps(g_fp16_table[xb.d]));
+                acc[t] = _mm256_add_ps(acc[t], opaque256(_mm256_mul_ps(_mm256_cvtepi32_ps(s), p)));
+            }
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < T; ++t) _mm256_storeu_ps(y + t * ldy + 8 * half, acc[t]);
+    }
+}
+
+void mul_q4_0x16_q8_0(int64_t n, const uint8_t* w, size_t group_bytes, int64_t ngroups, const block_q8_0* x, size_t x_row_bytes,
+                      int64_t nt, float* y, int64_t ldy) {
+    using Tile = void (*)(int64_t, const uint8_t*, const block_q8_0* const*, const int32_t*, float*, int64_t);
+    static constexpr Tile kTiles[kX16Tokens] = {x16_tile<1>, x16_tile<2>, x16_tile<3>, x16_tile<4>};
+    const int64_t nb = n / QK4_0;
+    thread_local std::vector<int32_t> corr;
+    const block_q8_0* xt[kX16TokenChunk];
+    for (int64_t c0 = 0; c0 < nt; c0 += kX16TokenChunk) {
+        const int64_t cn = nt - c0 < kX16TokenChunk ? nt - c0 : kX16TokenChunk;
+        if (corr.size() < static_cast<size_t>(cn * nb)) corr.resize(static_cast<size_t>(cn * nb));
+        for (int64_t t = 0; t < cn; ++t) {
+            xt[t] = reinterpret_cast<const block_q8_0*>(reinterpret_cast<const uint8_t*>(x) + static_cast<size_t>(c0 + t) * x_row_bytes);
+            for (int64_t b = 0; b < nb; ++b) corr[static_cast<size_t>(t * nb + b)] = x16_correction(xt[t][b]);
+        }
+        for (int64_t g = 0; g < ngroups; ++g) {
+            const uint8_t* grp = w + static_cast<size_t>(g) * group_bytes;
+            for (int64_t t0 = 0; t0 < cn; t0 += kX16Tokens) {
+                const int tt = static_cast<int>(cn - t0 < kX16Tokens ? cn - t0 : kX16Tokens);
+                kTiles[tt - 1](nb, grp, xt + t0, corr.data() + t0 * nb, y + (c0 + t0) * ldy + g * 16, ldy);
+            }
+        }
+    }
 }
 
 // ---- attention (KernelSet::attn_scores_f16 / attn_pv_f16 / softmax_f16r) ----
@@ -565,7 +667,7 @@ void softmax_f16r(int64_t n, float* s) {
 const KernelSet kAvx2 = {
     Isa::Avx2, quantize_row_q8_0, fp32_to_fp16_row, fp32_to_bf16_row, dot_f32,       dot_f16,
     dot_bf16,  dot_q8_0_q8_0,     dot_q4_0_q8_0,    axpy_f16,         mul_q4_0_q8_0, mul_q8_0_q8_0,
-    attn_scores_f16, attn_pv_f16, softmax_f16r,
+    mul_q4_0x16_q8_0, attn_scores_f16, attn_pv_f16, softmax_f16r,
 };
 
 }  // namespace

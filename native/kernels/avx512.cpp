@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "kernels.h"
 
@@ -349,13 +350,13 @@ struct Q8Ops {
 
 #include "mul_avx512.h"
 
-void mul_q4_0_q8_0(int64_t n, const block_q4_0* w, size_t w_row_bytes, int64_t nr, const block_q8_0* x, size_t x_row_bytes,
-                   int64_t nt, float* y, int64_t ldy) {
-    mul512<Q4Ops>(n, w, w_row_bytes, nr, x, x_row_bytes, nt, y, ldy);
+void mul_q4_0_q8_0(int64_t n, const block_q4_0* w, size_t w_row_bytes, const int32_t* rows, int64_t nr, const block_q8_0* x,
+                   size_t x_row_bytes, int64_t nt, float* y, int64_t ldy) {
+    mul512<Q4Ops>(n, w, w_row_bytes, rows, nr, x, x_row_bytes, nt, y, ldy);
 }
-void mul_q8_0_q8_0(int64_t n, const block_q8_0* w, size_t w_row_bytes, int64_t nr, const block_q8_0* x, size_t x_row_bytes,
-                   int64_t nt, float* y, int64_t ldy) {
-    mul512<Q8Ops>(n, w, w_row_bytes, nr, x, x_row_bytes, nt, y, ldy);
+void mul_q8_0_q8_0(int64_t n, const block_q8_0* w, size_t w_row_bytes, const int32_t* rows, int64_t nr, const block_q8_0* x,
+                   size_t x_row_bytes, int64_t nt, float* y, int64_t ldy) {
+    mul512<Q8Ops>(n, w, w_row_bytes, rows, nr, x, x_row_bytes, nt, y, ldy);
 }
 
 // ---- attention (KernelSet::attn_scores_f16 / attn_pv_f16 / softmax_f16r) ----
@@ -514,10 +515,22 @@ void softmax_f16r(int64_t n, float* s) {
     }
 }
 
+// ---- repacked Q4_0 (mul_x16_avx512.h); nibbles <= 15 times bytes >= -128: maddubs cannot saturate
+struct Dp4 {
+    static __m512i dp(__m512i acc, __m512i u8, __m512i s8) {
+        return _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(u8, s8), _mm512_set1_epi16(1)));
+    }
+};
+#include "mul_x16_avx512.h"
+void mul_q4_0x16_q8_0(int64_t n, const uint8_t* w, size_t group_bytes, int64_t ngroups, const block_q8_0* x, size_t x_row_bytes,
+                      int64_t nt, float* y, int64_t ldy) {
+    mul_x16<Dp4>(n, w, group_bytes, ngroups, x, x_row_bytes, nt, y, ldy);
+}
+
 const KernelSet kAvx512 = {
     Isa::Avx512, quantize_row_q8_0, fp32_to_fp16_row, fp32_to_bf16_row, dot_f32,       dot_f16,
     dot_bf16,    dot_q8_0_q8_0,     dot_q4_0_q8_0,    axpy_f16,         mul_q4_0_q8_0, mul_q8_0_q8_0,
-    attn_scores_f16, attn_pv_f16, softmax_f16r,
+    mul_q4_0x16_q8_0, attn_scores_f16, attn_pv_f16, softmax_f16r,
 };
 
 }  // namespace

@@ -7,6 +7,7 @@
 // everything compiled under the pragma lives in an anonymous namespace.
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "kernels.h"
 
@@ -206,13 +207,23 @@ struct Q8Ops {
 
 #include "mul_avx512.h"
 
-void mul_q4_0_q8_0(int64_t n, const block_q4_0* w, size_t w_row_bytes, int64_t nr, const block_q8_0* x, size_t x_row_bytes,
-                   int64_t nt, float* y, int64_t ldy) {
-    mul512<Q4Ops>(n, w, w_row_bytes, nr, x, x_row_bytes, nt, y, ldy);
+void mul_q4_0_q8_0(int64_t n, const block_q4_0* w, size_t w_row_bytes, const int32_t* rows, int64_t nr, const block_q8_0* x,
+                   size_t x_row_bytes, int64_t nt, float* y, int64_t ldy) {
+    mul512<Q4Ops>(n, w, w_row_bytes, rows, nr, x, x_row_bytes, nt, y, ldy);
 }
-void mul_q8_0_q8_0(int64_t n, const block_q8_0* w, size_t w_row_bytes, int64_t nr, const block_q8_0* x, size_t x_row_bytes,
-                   int64_t nt, float* y, int64_t ldy) {
-    mul512<Q8Ops>(n, w, w_row_bytes, nr, x, x_row_bytes, nt, y, ldy);
+void mul_q8_0_q8_0(int64_t n, const block_q8_0* w, size_t w_row_bytes, const int32_t* rows, int64_t nr, const block_q8_0* x,
+                   size_t x_row_bytes, int64_t nt, float* y, int64_t ldy) {
+    mul512<Q8Ops>(n, w, w_row_bytes, rows, nr, x, x_row_bytes, nt, y, ldy);
+}
+
+// ---- repacked Q4_0 (mul_x16_avx512.h)
+struct Dp4 {
+    static __m512i dp(__m512i acc, __m512i u8, __m512i s8) { return _mm512_dpbusd_epi32(acc, u8, s8); }
+};
+#include "mul_x16_avx512.h"
+void mul_q4_0x16_q8_0(int64_t n, const uint8_t* w, size_t group_bytes, int64_t ngroups, const block_q8_0* x, size_t x_row_bytes,
+                      int64_t nt, float* y, int64_t ldy) {
+    mul_x16<Dp4>(n, w, group_bytes, ngroups, x, x_row_bytes, nt, y, ldy);
 }
 
 }  // namespace
@@ -236,6 +247,7 @@ const KernelSet* avx512vnni_set() {
         k.dot_q4_0_q8_0 = dot_q4_0_q8_0;
         k.mul_q8_0_q8_0 = mul_q8_0_q8_0;
         k.mul_q4_0_q8_0 = mul_q4_0_q8_0;
+        k.mul_q4_0x16_q8_0 = mul_q4_0x16_q8_0;
         return k;
     }();
     return &ks;

@@ -34,17 +34,25 @@ struct KernelSet {
     // y[i] += a * x[i] for fp16 x, as a multiply then an add (no fused rounding), so every set
     // gives the reference's bits (attention's weighted sum of V rows).
     void (*axpy_f16)(int64_t n, float a, const uint16_t* x, float* y);
-    // Matrix kernels: y[t*ldy + r] = dot(weight row r, activation row t) for r < nr, t < nt,
-    // where weight row r starts w_row_bytes * r bytes after w and activation row t
-    // x_row_bytes * t bytes after x (n elements each, n a multiple of 32; ldy >= nr). Every y
-    // element is bit-identical to what dot_<w>_q8_0 of the same set returns for that pair (the
+    // Matrix kernels: y[t*ldy + r] = dot(weight row r, activation row t) for the rows
+    // r = rows[0..nr) (or r = 0..nr-1 when rows is nullptr: ReGLU passes only the neurons it
+    // needs), t < nt, where weight row r starts w_row_bytes * r bytes after w and activation row
+    // t x_row_bytes * t bytes after x (n elements each, n a multiple of 32; ldy > every r). Every
+    // y element is bit-identical to what dot_<w>_q8_0 of the same set returns for that pair (the
     // same float operations in the same order per row); the work is tiled so that each weight
     // block is loaded and unpacked once per few tokens and each activation block once per few
-    // rows. Only the nr x nt elements of y are written.
-    void (*mul_q4_0_q8_0)(int64_t n, const block_q4_0* w, size_t w_row_bytes, int64_t nr, const block_q8_0* x,
-                          size_t x_row_bytes, int64_t nt, float* y, int64_t ldy);
-    void (*mul_q8_0_q8_0)(int64_t n, const block_q8_0* w, size_t w_row_bytes, int64_t nr, const block_q8_0* x,
-                          size_t x_row_bytes, int64_t nt, float* y, int64_t ldy);
+    // rows, and the next tile's rows are prefetched. Only those nr x nt elements of y are written.
+    void (*mul_q4_0_q8_0)(int64_t n, const block_q4_0* w, size_t w_row_bytes, const int32_t* rows, int64_t nr,
+                          const block_q8_0* x, size_t x_row_bytes, int64_t nt, float* y, int64_t ldy);
+    void (*mul_q8_0_q8_0)(int64_t n, const block_q8_0* w, size_t w_row_bytes, const int32_t* rows, int64_t nr,
+                          const block_q8_0* x, size_t x_row_bytes, int64_t nt, float* y, int64_t ldy);
+    // Q4_0 weights repacked 16 rows at a time (repack_q4_0x16 below): y[t*ldy + 16*g + i] = dot(row
+    // 16*g + i, activation row t) for groups g < ngroups (group g starts g * group_bytes after w)
+    // and t < nt. Each int32 lane holds one row's whole block sum, so the float work per block is
+    // shared by 16 rows; the float operations are the scalar reference dot's (block sums
+    // converted, times d_w*d_x, added in block order), so every set returns the reference's bits.
+    void (*mul_q4_0x16_q8_0)(int64_t n, const uint8_t* w, size_t group_bytes, int64_t ngroups, const block_q8_0* x,
+                             size_t x_row_bytes, int64_t nt, float* y, int64_t ldy);
     // Attention over one KV head for a tile of nq queries (the heads sharing that KV head, times
     // a few tokens), reading the fp16 cache in place; d = head size.
     // Scores: s[i*lds + j] = scale * dot(q row i, k row j) for i < nq, j < nk (q: f32 rows ldq
@@ -59,6 +67,14 @@ struct KernelSet {
     // (a few ulp from std::exp).
     void (*softmax_f16r)(int64_t n, float* s);
 };
+
+// In-place relayout of 16 consecutive Q4_0 rows of nb blocks each (16 * nb * 18 bytes, the same
+// size): for each block b, at b * 288: the 16 rows' fp16 scales, then 4 chunks of 64 bytes where
+// chunk k holds, for row i, bytes 4k..4k+3 of its qs (low nibbles: weights 4k..4k+3, high
+// nibbles: weights 16+4k..16+4k+3), row after row. unpack_q4_0x16 undoes it (tests).
+void repack_q4_0x16(uint8_t* group, int64_t nb);
+void unpack_q4_0x16(uint8_t* group, int64_t nb);
+constexpr size_t kQ4x16BlockBytes = 16 * sizeof(block_q4_0);
 
 const KernelSet& scalar_set();
 // nullptr when that ISA was not compiled into this binary.

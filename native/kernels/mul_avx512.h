@@ -31,13 +31,12 @@ constexpr int kMul512Tokens = 4;
 constexpr int64_t kMul512TokenChunk = 64;
 
 // Each step also prefetches, for each row, the bytes that the same row of the NEXT row tile will
-// need at this step (kMul512Rows rows further on). Without it the hardware prefetcher, which sees
-// R interleaved streams, leaves a decode from DRAM slower than the per-row dot loop (measured
-// 0.8x); with it about 1.4x. Prefetching past the matrix's end is harmless (no fault; the address
-// is computed as an integer, so no out-of-bounds pointer is formed).
+// need at this step (pf: that row's start). Without it the hardware prefetcher, which sees R
+// interleaved streams (scattered ones when only some rows are wanted), leaves a decode from DRAM
+// slower than the per-row dot loop (measured 0.8x); with it about 1.4x.
 template <class Ops, int R, int T>
-__attribute__((always_inline)) inline void mul512_step(const typename Ops::BW* const* w, const block_q8_0* const* x,
-                                                       int64_t i, __m512 (&acc)[R][T], size_t pf_next) {
+__attribute__((always_inline)) inline void mul512_step(const typename Ops::BW* const* w, const typename Ops::BW* const* pf,
+                                                       const block_q8_0* const* x, int64_t i, __m512 (&acc)[R][T]) {
     typename Ops::X xp[T];
     __m512 xs[T];
 #pragma GCC unroll 16
@@ -47,7 +46,7 @@ __attribute__((always_inline)) inline void mul512_step(const typename Ops::BW* c
     }
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
-        _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(w[r] + i) + pf_next), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(pf[r] + i), _MM_HINT_T0);
         const typename Ops::W wp = Ops::load_w(w[r] + i);
         const __m512 ws = half_pair(w[r][i].d, w[r][i + 1].d);
 #pragma GCC unroll 16
@@ -56,15 +55,20 @@ __attribute__((always_inline)) inline void mul512_step(const typename Ops::BW* c
     }
 }
 
+// One tile: weight rows w[0..R) (prefetching pf[0..R)), tokens x + t * x_row_bytes, results to
+// y[t * ldy + yo[r]].
 template <class Ops, int R, int T>
-void mul512_tile(int64_t nb, const uint8_t* w, size_t w_row_bytes, const uint8_t* x, size_t x_row_bytes, float* y,
-                 int64_t ldy) {
+void mul512_tile(int64_t nb, const uint8_t* const* w, const uint8_t* const* pf, const int64_t* yo, const uint8_t* x,
+                 size_t x_row_bytes, float* y, int64_t ldy) {
     using BW = typename Ops::BW;
     const BW* wr[R];
+    const BW* pr[R];
     const block_q8_0* xt[T];
-    for (int r = 0; r < R; ++r) wr[r] = reinterpret_cast<const BW*>(w + static_cast<size_t>(r) * w_row_bytes);
+    for (int r = 0; r < R; ++r) {
+        wr[r] = reinterpret_cast<const BW*>(w[r]);
+        pr[r] = reinterpret_cast<const BW*>(pf[r]);
+    }
     for (int t = 0; t < T; ++t) xt[t] = reinterpret_cast<const block_q8_0*>(x + static_cast<size_t>(t) * x_row_bytes);
-    const size_t pf_next = static_cast<size_t>(R) * w_row_bytes;
     __m512 a0[R][T], a1[R][T];
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
@@ -74,13 +78,13 @@ void mul512_tile(int64_t nb, const uint8_t* w, size_t w_row_bytes, const uint8_t
     if constexpr (R * T <= kMul512OnePassMax) {
         int64_t i = 0;
         for (; i + 4 <= nb; i += 4) {
-            mul512_step<Ops, R, T>(wr, xt, i, a0, pf_next);
-            mul512_step<Ops, R, T>(wr, xt, i + 2, a1, pf_next);
+            mul512_step<Ops, R, T>(wr, pr, xt, i, a0);
+            mul512_step<Ops, R, T>(wr, pr, xt, i + 2, a1);
         }
-        if (i + 2 <= nb) mul512_step<Ops, R, T>(wr, xt, i, a0, pf_next);
+        if (i + 2 <= nb) mul512_step<Ops, R, T>(wr, pr, xt, i, a0);
     } else {
-        for (int64_t i = 0; i + 2 <= nb; i += 4) mul512_step<Ops, R, T>(wr, xt, i, a0, pf_next);
-        for (int64_t i = 2; i + 2 <= nb; i += 4) mul512_step<Ops, R, T>(wr, xt, i, a1, pf_next);
+        for (int64_t i = 0; i + 2 <= nb; i += 4) mul512_step<Ops, R, T>(wr, pr, xt, i, a0);
+        for (int64_t i = 2; i + 2 <= nb; i += 4) mul512_step<Ops, R, T>(wr, pr, xt, i, a1);
     }
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
@@ -88,12 +92,13 @@ void mul512_tile(int64_t nb, const uint8_t* w, size_t w_row_bytes, const uint8_t
         for (int t = 0; t < T; ++t) {
             __m256 tl = _mm256_setzero_ps();
             if (nb & 1) tl = Ops::tail(wr[r] + nb - 1, xt[t] + nb - 1);
-            y[t * ldy + r] = sum_with_tail(a0[r][t], a1[r][t], tl);
+            y[t * ldy + yo[r]] = sum_with_tail(a0[r][t], a1[r][t], tl);
         }
     }
 }
 
-using Mul512Tile = void (*)(int64_t, const uint8_t*, size_t, const uint8_t*, size_t, float*, int64_t);
+using Mul512Tile = void (*)(int64_t, const uint8_t* const*, const uint8_t* const*, const int64_t*, const uint8_t*, size_t,
+                            float*, int64_t);
 
 template <class Ops>
 Mul512Tile mul512_tile_for(int rows, int tokens) {
@@ -108,20 +113,30 @@ Mul512Tile mul512_tile_for(int rows, int tokens) {
 }
 
 template <class Ops>
-void mul512(int64_t n, const typename Ops::BW* w, size_t w_row_bytes, int64_t nr, const block_q8_0* x,
-            size_t x_row_bytes, int64_t nt, float* y, int64_t ldy) {
+void mul512(int64_t n, const typename Ops::BW* w, size_t w_row_bytes, const int32_t* rows, int64_t nr,
+            const block_q8_0* x, size_t x_row_bytes, int64_t nt, float* y, int64_t ldy) {
     const int64_t nb = n / QK8_0;
     const uint8_t* wb = reinterpret_cast<const uint8_t*>(w);
     const uint8_t* xb = reinterpret_cast<const uint8_t*>(x);
-    const int64_t rows = kMul512Rows;
+    constexpr int64_t R = kMul512Rows;
+    const auto row = [&](int64_t i) -> int64_t { return rows ? rows[i] : i; };
     for (int64_t c0 = 0; c0 < nt; c0 += kMul512TokenChunk) {
         const int64_t c1 = nt - c0 < kMul512TokenChunk ? nt : c0 + kMul512TokenChunk;
-        for (int64_t r0 = 0; r0 < nr; r0 += rows) {
-            const int rr = static_cast<int>(nr - r0 < rows ? nr - r0 : rows);
+        for (int64_t r0 = 0; r0 < nr; r0 += R) {
+            const int rr = static_cast<int>(nr - r0 < R ? nr - r0 : R);
+            const uint8_t* wp[R];
+            const uint8_t* pf[R];
+            int64_t yo[R];
+            for (int r = 0; r < rr; ++r) {
+                yo[r] = row(r0 + r);
+                wp[r] = wb + static_cast<size_t>(yo[r]) * w_row_bytes;
+                // the next tile's row r (past the end: this tile's own row, harmless)
+                pf[r] = r0 + R + r < nr ? wb + static_cast<size_t>(row(r0 + R + r)) * w_row_bytes : wp[r];
+            }
             for (int64_t t0 = c0; t0 < c1; t0 += kMul512Tokens) {
                 const int tt = static_cast<int>(c1 - t0 < kMul512Tokens ? c1 - t0 : kMul512Tokens);
-                mul512_tile_for<Ops>(rr, tt)(nb, wb + static_cast<size_t>(r0) * w_row_bytes, w_row_bytes,
-                                             xb + static_cast<size_t>(t0) * x_row_bytes, x_row_bytes, y + t0 * ldy + r0, ldy);
+                mul512_tile_for<Ops>(rr, tt)(nb, wp, pf, yo, xb + static_cast<size_t>(t0) * x_row_bytes, x_row_bytes,
+                                             y + t0 * ldy, ldy);
             }
         }
     }

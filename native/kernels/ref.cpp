@@ -1,5 +1,7 @@
 // Scalar reference kernels: the definition every SIMD kernel is tested against.
 #include <cmath>
+#include <cstring>
+#include <vector>
 
 #include "kernels.h"
 
@@ -75,14 +77,16 @@ float dot_q4_0_q8_0_ref(int64_t n, const block_q4_0* w, const block_q8_0* x) {
 
 // The matrix kernels by definition: the dot of every (row, token) pair.
 template <typename BW, float (*Dot)(int64_t, const BW*, const block_q8_0*)>
-void mul_by_dots(int64_t n, const BW* w, size_t w_row_bytes, int64_t nr, const block_q8_0* x, size_t x_row_bytes,
-                 int64_t nt, float* y, int64_t ldy) {
+void mul_by_dots(int64_t n, const BW* w, size_t w_row_bytes, const int32_t* rows, int64_t nr, const block_q8_0* x,
+                 size_t x_row_bytes, int64_t nt, float* y, int64_t ldy) {
     const uint8_t* wb = reinterpret_cast<const uint8_t*>(w);
     const uint8_t* xb = reinterpret_cast<const uint8_t*>(x);
     for (int64_t t = 0; t < nt; ++t) {
         const block_q8_0* xt = reinterpret_cast<const block_q8_0*>(xb + static_cast<size_t>(t) * x_row_bytes);
-        for (int64_t r = 0; r < nr; ++r)
+        for (int64_t i = 0; i < nr; ++i) {
+            const int64_t r = rows ? rows[i] : i;
             y[t * ldy + r] = Dot(n, reinterpret_cast<const BW*>(wb + static_cast<size_t>(r) * w_row_bytes), xt);
+        }
     }
 }
 
@@ -118,15 +122,70 @@ void softmax_f16r_ref(int64_t n, float* s) {
     for (int64_t j = 0; j < n; ++j) s[j] = fp16_to_fp32(fp32_to_fp16(s[j] * inv));
 }
 
+// The reference dot of a repacked row: the same operations as dot_q4_0_q8_0_ref.
+void mul_q4_0x16_q8_0_ref(int64_t n, const uint8_t* w, size_t group_bytes, int64_t ngroups, const block_q8_0* x,
+                          size_t x_row_bytes, int64_t nt, float* y, int64_t ldy) {
+    const int64_t nb = n / QK4_0;
+    for (int64_t t = 0; t < nt; ++t) {
+        const block_q8_0* xt = reinterpret_cast<const block_q8_0*>(reinterpret_cast<const uint8_t*>(x) + static_cast<size_t>(t) * x_row_bytes);
+        for (int64_t g = 0; g < ngroups; ++g) {
+            const uint8_t* grp = w + static_cast<size_t>(g) * group_bytes;
+            for (int i = 0; i < 16; ++i) {
+                float sum = 0.0f;
+                for (int64_t b = 0; b < nb; ++b) {
+                    const uint8_t* blk = grp + static_cast<size_t>(b) * kQ4x16BlockBytes;
+                    uint16_t d;
+                    std::memcpy(&d, blk + 2 * i, 2);
+                    int32_t s = 0;
+                    for (int k = 0; k < 4; ++k)
+                        for (int m = 0; m < 4; ++m) {
+                            const uint8_t q = blk[32 + 64 * k + 4 * i + m];
+                            s += ((q & 0x0f) - 8) * xt[b].qs[4 * k + m];
+                            s += ((q >> 4) - 8) * xt[b].qs[16 + 4 * k + m];
+                        }
+                    sum += static_cast<float>(s) * (fp16_to_fp32(d) * fp16_to_fp32(xt[b].d));
+                }
+                y[t * ldy + g * 16 + i] = sum;
+            }
+        }
+    }
+}
+
 const KernelSet kScalar = {
     Isa::Scalar,        quantize_row_q8_0_ref, fp32_to_fp16_row_ref, fp32_to_bf16_row_ref, dot_f32_ref,
     dot_f16_ref,        dot_bf16_ref,          dot_q8_0_q8_0_ref,    dot_q4_0_q8_0_ref,
     axpy_f16_ref,       mul_by_dots<block_q4_0, dot_q4_0_q8_0_ref>,  mul_by_dots<block_q8_0, dot_q8_0_q8_0_ref>,
-    attn_scores_f16_ref, attn_pv_f16_ref, softmax_f16r_ref,
+    mul_q4_0x16_q8_0_ref, attn_scores_f16_ref, attn_pv_f16_ref, softmax_f16r_ref,
 };
 
 }  // namespace
 
 const KernelSet& scalar_set() { return kScalar; }
+
+void repack_q4_0x16(uint8_t* group, int64_t nb) {
+    const size_t row_bytes = static_cast<size_t>(nb) * sizeof(block_q4_0);
+    std::vector<uint8_t> src(group, group + 16 * row_bytes);
+    for (int64_t b = 0; b < nb; ++b) {
+        uint8_t* dst = group + static_cast<size_t>(b) * kQ4x16BlockBytes;
+        for (int i = 0; i < 16; ++i) {
+            const uint8_t* blk = src.data() + static_cast<size_t>(i) * row_bytes + static_cast<size_t>(b) * sizeof(block_q4_0);
+            std::memcpy(dst + 2 * i, blk, 2);
+            for (int k = 0; k < 4; ++k) std::memcpy(dst + 32 + 64 * k + 4 * i, blk + 2 + 4 * k, 4);
+        }
+    }
+}
+
+void unpack_q4_0x16(uint8_t* group, int64_t nb) {
+    const size_t row_bytes = static_cast<size_t>(nb) * sizeof(block_q4_0);
+    std::vector<uint8_t> src(group, group + 16 * row_bytes);
+    for (int64_t b = 0; b < nb; ++b) {
+        const uint8_t* blk = src.data() + static_cast<size_t>(b) * kQ4x16BlockBytes;
+        for (int i = 0; i < 16; ++i) {
+            uint8_t* dst = group + static_cast<size_t>(i) * row_bytes + static_cast<size_t>(b) * sizeof(block_q4_0);
+            std::memcpy(dst, blk + 2 * i, 2);
+            for (int k = 0; k < 4; ++k) std::memcpy(dst + 2 + 4 * k, blk + 32 + 64 * k + 4 * i, 4);
+        }
+    }
+}
 
 }  // namespace moe::kernels

@@ -45,6 +45,8 @@ export interface EngineInfo {
 export interface LoadOptions {
   /** Tokenizer and metadata only: fast, and enough for tokenize/detokenize. */
   vocabOnly?: boolean;
+  /** Relayout Q4_0 matrices 16 rows per block in place at load (default true; the fast path). */
+  repack?: boolean;
 }
 
 export interface LayerInfo {

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <algorithm>
 #include <cinttypes>
 #include <cstdarg>
 #include <cmath>
@@ -671,7 +672,17 @@ void check_mul(const KernelSet& ks, QCase c) {
         for (int64_t nr : std::initializer_list<int64_t>{1, 2, 3, 4, 5, 7, 8, kMaxRows}) {
             for (int64_t nt : std::initializer_list<int64_t>{1, 2, 3, 4, 5, 9, kMaxTokens}) {
                 if (nt > 64 && n > 160) continue;  // more tokens than one chunk (64): small rows only
-                for (int padded = 0; padded < 2 && ok; ++padded) {
+                for (int variant = 0; variant < 4 && ok; ++variant) {
+                    // padded strides; sparse: only a shuffled subset of the rows (the ReGLU path)
+                    const bool padded = variant & 1, sparse = variant & 2;
+                    std::vector<int32_t> list;
+                    std::vector<bool> listed(static_cast<size_t>(nr), !sparse);
+                    if (sparse) {
+                        for (int64_t i = 0; i < nr; ++i)
+                            if (r() % 2 == 0 || (i == nr - 1 && list.empty())) list.push_back(static_cast<int32_t>(i));
+                        std::shuffle(list.begin(), list.end(), r);
+                        for (int32_t i : list) listed[static_cast<size_t>(i)] = true;
+                    }
                     // Row strides: tight, or padded by a few (even: blocks hold a uint16) bytes.
                     const size_t wrow = static_cast<size_t>(nb) * sizeof(BW), xrow = static_cast<size_t>(nb) * sizeof(block_q8_0);
                     const size_t wrb = wrow + (padded ? 2 * static_cast<size_t>(1 + nr % 3) : 0);
@@ -691,20 +702,21 @@ void check_mul(const KernelSet& ks, QCase c) {
                     for (int64_t t = 0; t < nt; ++t) std::memcpy(static_cast<void*>(xrow_at(t)), xsrc.data() + t * nb, xrow);
 
                     Output<float> y(nt * ldy);
-                    mul(n, wrow_at(0), wrb, nr, xrow_at(0), xrb, nt, y.data(), ldy);
+                    if (sparse) mul(n, wrow_at(0), wrb, list.data(), static_cast<int64_t>(list.size()), xrow_at(0), xrb, nt, y.data(), ldy);
+                    else mul(n, wrow_at(0), wrb, nullptr, nr, xrow_at(0), xrb, nt, y.data(), ldy);
                     ++shapes;
                     for (int64_t t = 0; t < nt && ok; ++t) {
                         for (int64_t i = 0; i < ldy && ok; ++i) {
                             const uint8_t* cell = y.bytes.data() + static_cast<size_t>(t * ldy + i) * sizeof(float);
                             auto at = [&] {
-                                return fmt("n=%" PRId64 " nr=%" PRId64 " nt=%" PRId64 " %s: y[t=%" PRId64 "][r=%" PRId64 "]", n, nr, nt,
-                                           padded ? "padded" : "tight", t, i);
+                                return fmt("n=%" PRId64 " nr=%" PRId64 " nt=%" PRId64 " %s%s: y[t=%" PRId64 "][r=%" PRId64 "]", n, nr, nt,
+                                           padded ? "padded" : "tight", sparse ? " sparse" : "", t, i);
                             };
-                            if (i >= nr) {  // ldy gap
+                            if (i >= nr || !listed[static_cast<size_t>(i)]) {  // ldy gap, or a row not asked for
                                 for (size_t k = 0; k < sizeof(float); ++k) {
                                     if (cell[k] != kSentinel) {
                                         ok = false;
-                                        detail = at() + " (past nr) was written";
+                                        detail = at() + (i >= nr ? " (past nr) was written" : " (not in the row list) was written");
                                     }
                                 }
                                 continue;
@@ -748,6 +760,70 @@ void check_mul(const KernelSet& ks, QCase c) {
               : detail);
 }
 
+// Repacked Q4_0 (repack_q4_0x16 + mul_q4_0x16_q8_0): every set must return the scalar reference
+// dot's bits for every (row, token) of the original rows; only the nt x 16*ngroups block of y is
+// written. The relayout itself round-trips (unpack_q4_0x16).
+void check_mul_x16(const KernelSet& ks, QCase c) {
+    bool ok = true;
+    std::string detail;
+    int64_t pairs = 0, shapes = 0;
+    for (int64_t nb : {1, 2, 3, 5, 24, 48, 64}) {
+        const int64_t n = nb * 32;
+        for (int64_t ngroups : {1, 2, 3}) {
+            auto r = rng_for(fmt("mul_x16 %s %" PRId64, qcase_name(c), ngroups), n);
+            const int64_t nr = 16 * ngroups;
+            constexpr int64_t kMaxTokens = 67;
+            std::vector<block_q4_0> w(static_cast<size_t>(nr * nb));
+            for (block_q4_0& blk : w) {
+                blk.d = c == QCase::Extremes ? 0x3c00 : random_scale(r, true);
+                if (c != QCase::Extremes && r() % 7 == 0) blk.d = 0;
+                for (auto& q : blk.qs) q = static_cast<uint8_t>(c == QCase::Extremes ? (((r() & 1) ? 0x0f : 0x00) | ((r() & 1) ? 0xf0 : 0x00)) : r());
+            }
+            const size_t xrb = static_cast<size_t>(nb) * sizeof(block_q8_0) + 6;  // padded rows
+            std::vector<uint8_t> xbuf(xrb * kMaxTokens);
+            for (int64_t t = 0; t < kMaxTokens; ++t) {
+                std::vector<block_q8_0> row(static_cast<size_t>(nb));
+                make_activations(c, r, row.data(), n, -128);
+                std::memcpy(xbuf.data() + static_cast<size_t>(t) * xrb, row.data(), row.size() * sizeof(block_q8_0));
+            }
+            auto xrow = [&](int64_t t) { return reinterpret_cast<const block_q8_0*>(xbuf.data() + static_cast<size_t>(t) * xrb); };
+            std::vector<uint8_t> packed(reinterpret_cast<uint8_t*>(w.data()), reinterpret_cast<uint8_t*>(w.data()) + w.size() * sizeof(block_q4_0));
+            const size_t group_bytes = 16 * static_cast<size_t>(nb) * sizeof(block_q4_0);
+            for (int64_t g = 0; g < ngroups; ++g) repack_q4_0x16(packed.data() + static_cast<size_t>(g) * group_bytes, nb);
+            if (&ks == &scalar_set()) {
+                std::vector<uint8_t> back = packed;
+                for (int64_t g = 0; g < ngroups; ++g) unpack_q4_0x16(back.data() + static_cast<size_t>(g) * group_bytes, nb);
+                if (std::memcmp(back.data(), w.data(), back.size()) != 0) ok = false, detail = fmt("nb=%" PRId64 ": unpack(repack(w)) != w", nb);
+            }
+            for (int64_t nt : std::initializer_list<int64_t>{1, 2, 3, 4, 5, 9, kMaxTokens}) {
+                if (!ok) break;
+                const int64_t ldy = nr + 5;
+                Output<float> y(nt * ldy);
+                ks.mul_q4_0x16_q8_0(n, packed.data(), group_bytes, ngroups, xrow(0), xrb, nt, y.data(), ldy);
+                ++shapes;
+                for (int64_t t = 0; t < nt && ok; ++t)
+                    for (int64_t i = 0; i < ldy && ok; ++i) {
+                        const uint8_t* cell = y.bytes.data() + static_cast<size_t>(t * ldy + i) * sizeof(float);
+                        if (i >= nr) {
+                            for (size_t k = 0; k < sizeof(float); ++k)
+                                if (cell[k] != kSentinel) ok = false, detail = fmt("nb=%" PRId64 " nt=%" PRId64 ": y[%" PRId64 "][%" PRId64 "] past the rows was written", nb, nt, t, i);
+                            continue;
+                        }
+                        float got;
+                        std::memcpy(&got, cell, sizeof got);
+                        const float want = scalar_set().dot_q4_0_q8_0(n, w.data() + i * nb, xrow(t));
+                        ++pairs;
+                        if (std::memcmp(&got, &want, sizeof got) != 0)
+                            ok = false, detail = fmt("nb=%" PRId64 " groups=%" PRId64 " nt=%" PRId64 " y[%" PRId64 "][%" PRId64 "] = %.9g, reference dot %.9g (must be bit-identical)", nb, ngroups, nt, t, i, got, want);
+                    }
+                if (ok && !y.guard_intact()) ok = false, detail = fmt("nb=%" PRId64 " nt=%" PRId64 ": sentinel after y overwritten", nb, nt);
+            }
+        }
+    }
+    report(ok, fmt("%s mul_q4_0x16_q8_0 %s", isa_name(ks.isa), qcase_name(c)),
+           ok ? fmt("%" PRId64 " pairs in %" PRId64 " shapes bit-identical to the scalar reference dot", pairs, shapes) : detail);
+}
+
 void check_mul_set(const KernelSet& ks) {
     const bool complete = ks.mul_q4_0_q8_0 && ks.mul_q8_0_q8_0;
     report(complete, fmt("%s matrix kernels present", isa_name(ks.isa)), complete ? "" : "a mul_* pointer is null");
@@ -757,6 +833,7 @@ void check_mul_set(const KernelSet& ks) {
         check_mul<true>(ks, c);
         check_mul<false>(ks, c);
     }
+    for (QCase c : {QCase::Random, QCase::Extremes}) check_mul_x16(ks, c);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -922,7 +999,7 @@ void check_softmax(const KernelSet& ks) {
 void check_set(const KernelSet& ks) {
     const bool complete = ks.quantize_row_q8_0 && ks.fp32_to_fp16_row && ks.fp32_to_bf16_row && ks.dot_f32 && ks.dot_f16 &&
                           ks.dot_bf16 && ks.dot_q8_0_q8_0 && ks.dot_q4_0_q8_0 && ks.axpy_f16 &&
-                          ks.mul_q4_0_q8_0 && ks.mul_q8_0_q8_0 && ks.attn_scores_f16 && ks.attn_pv_f16 && ks.softmax_f16r;
+                          ks.mul_q4_0_q8_0 && ks.mul_q8_0_q8_0 && ks.mul_q4_0x16_q8_0 && ks.attn_scores_f16 && ks.attn_pv_f16 && ks.softmax_f16r;
     report(complete, fmt("%s table complete", isa_name(ks.isa)), complete ? "" : "a kernel pointer is null");
     if (!complete) return;
 

@@ -153,12 +153,13 @@ export function splitRows(flat: Float32Array, nVocab: number): Float32Array[] {
 
 const models = new Map<string, Promise<Model>>();
 
-/** Our engine's model, loaded once per path per process. */
-export function ourModel(path: string): Promise<Model> {
-  let p = models.get(path);
+/** Our engine's model, loaded once per path (and repack setting) per process. */
+export function ourModel(path: string, repack = true): Promise<Model> {
+  const key = `${path}#${repack}`;
+  let p = models.get(key);
   if (!p) {
-    p = loadModel(path);
-    models.set(path, p);
+    p = loadModel(path, { repack });
+    models.set(key, p);
   }
   return p;
 }
@@ -172,9 +173,15 @@ export interface OurLogitsOptions {
   bug?: string;
   /** kernel set for this evaluation (default: the best the CPU supports) */
   isa?: string;
+  /** false: the model without the 16-row Q4_0 relayout (other float summation order) */
+  repack?: boolean;
 }
 
-/** The best kernel set, and a different correct one to measure our own rounding noise with. */
+/**
+ * The best kernel set, and a different correct one to measure our own rounding noise with. The
+ * relaid-out Q4_0 kernels give the same bits on every set, so noise measurements pair `alt` with
+ * `repack: false` (the row-layout kernels, which sum in another order): see ourNoiseOptions.
+ */
 export function kernelSets(): { best: string; alt: string } {
   const { isas } = engineInfo();
   const best = isas[isas.length - 1];
@@ -182,9 +189,14 @@ export function kernelSets(): { best: string; alt: string } {
   return { best, alt };
 }
 
+/** Options for a second, differently rounded evaluation of ours (our own noise floor). */
+export function ourNoiseOptions(): OurLogitsOptions {
+  return { isa: kernelSets().alt, repack: false };
+}
+
 /** Our logits for `tokens` from an empty session: one row per position (all) or the last. */
 export async function ourLogits(path: string, tokens: readonly number[], opts: OurLogitsOptions = {}): Promise<Float32Array[]> {
-  const model = await ourModel(path);
+  const model = await ourModel(path, opts.repack ?? true);
   const prev = process.env.MOE_INJECT_BUG;
   if (opts.bug) process.env.MOE_INJECT_BUG = opts.bug;
   else delete process.env.MOE_INJECT_BUG;

@@ -1,0 +1,94 @@
+// KernelSet::mul_q4_0x16_q8_0 for the AVX-512 sets: weights repacked 16 rows per block
+// (repack_q4_0x16), one row per int32 lane. Included by avx512.cpp and avx512vnni.cpp only,
+// INSIDE their target pragma and anonymous namespace; Dp4 supplies the 4-byte dot step:
+// static __m512i dp(__m512i acc, __m512i u8, __m512i s8) = acc + per-lane sum of 4 u8*s8 products.
+//
+// Per block and token: s = -8 * sum(x) (the nibbles' offset), plus the 8 4-byte dots of the
+// block's unsigned nibbles with the token's bytes broadcast; then, as the scalar reference dot:
+// acc = acc + float(s) * (d_w * d_x), so the results are the reference's bits.
+#pragma once
+
+constexpr int kX16Tokens = 4;             // tokens per tile (a tile: 16 rows x up to 4 tokens)
+constexpr int64_t kX16TokenChunk = 64;    // tokens per pass over the rows (their blocks stay in L2)
+constexpr int64_t kX16PrefetchBlocks = 8;  // prefetch distance along the weight stream
+
+inline __m512 opaque512(__m512 v) {
+    __asm__("" : "+v"(v));
+    return v;
+}
+
+inline int32_t load_i32(const int8_t* p) {
+    int32_t v;
+    std::memcpy(&v, p, 4);
+    return v;
+}
+
+// -8 * the sum of a block's 32 activation bytes.
+inline int32_t x16_correction(const block_q8_0& b) {
+    const __m256i u = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs)), _mm256_set1_epi8(static_cast<char>(0x80)));
+    const __m256i s = _mm256_sad_epu8(u, _mm256_setzero_si256());  // 4 sums of 8 (x + 128)
+    const __m128i h = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+    const int64_t total = _mm_cvtsi128_si64(h) + _mm_extract_epi64(h, 1) - 32 * 128;
+    return static_cast<int32_t>(-8 * total);
+}
+
+template <class Dp4, int T>
+void x16_tile(int64_t nb, const uint8_t* grp, const block_q8_0* const* xt, const int32_t* corr, float* y, int64_t ldy) {
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    __m512 acc[T];
+#pragma GCC unroll 4
+    for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+        const uint8_t* blk = grp + static_cast<size_t>(b) * kQ4x16BlockBytes;
+        const uint8_t* ahead = blk + kX16PrefetchBlocks * kQ4x16BlockBytes;
+#pragma GCC unroll 5
+        for (int l = 0; l < 5; ++l) _mm_prefetch(reinterpret_cast<const char*>(ahead + 64 * l), _MM_HINT_T0);
+        const __m512 ws = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk)));
+        __m512i lo[4], hi[4];
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; ++k) {
+            const __m512i raw = _mm512_loadu_si512(blk + 32 + 64 * k);
+            lo[k] = _mm512_and_si512(raw, m4);
+            hi[k] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4);
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < T; ++t) {
+            const block_q8_0& xb = xt[t][b];
+            __m512i s = _mm512_set1_epi32(corr[t * nb + b]);
+#pragma GCC unroll 4
+            for (int k = 0; k < 4; ++k) {
+                s = Dp4::dp(s, lo[k], _mm512_set1_epi32(load_i32(xb.qs + 4 * k)));
+                s = Dp4::dp(s, hi[k], _mm512_set1_epi32(load_i32(xb.qs + 16 + 4 * k)));
+            }
+            const __m512 p = _mm512_mul_ps(ws, _mm512_set1_ps(g_fp16_table[xb.d]));
+            acc[t] = _mm512_add_ps(acc[t], opaque512(_mm512_mul_ps(_mm512_cvtepi32_ps(s), p)));
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < T; ++t) _mm512_storeu_ps(y + t * ldy, acc[t]);
+}
+
+template <class Dp4>
+void mul_x16(int64_t n, const uint8_t* w, size_t group_bytes, int64_t ngroups, const block_q8_0* x, size_t x_row_bytes,
+             int64_t nt, float* y, int64_t ldy) {
+    using Tile = void (*)(int64_t, const uint8_t*, const block_q8_0* const*, const int32_t*, float*, int64_t);
+    static constexpr Tile kTiles[kX16Tokens] = {x16_tile<Dp4, 1>, x16_tile<Dp4, 2>, x16_tile<Dp4, 3>, x16_tile<Dp4, 4>};
+    const int64_t nb = n / QK4_0;
+    thread_local std::vector<int32_t> corr;
+    const block_q8_0* xt[kX16TokenChunk];
+    for (int64_t c0 = 0; c0 < nt; c0 += kX16TokenChunk) {
+        const int64_t cn = nt - c0 < kX16TokenChunk ? nt - c0 : kX16TokenChunk;
+        if (corr.size() < static_cast<size_t>(cn * nb)) corr.resize(static_cast<size_t>(cn * nb));
+        for (int64_t t = 0; t < cn; ++t) {
+            xt[t] = reinterpret_cast<const block_q8_0*>(reinterpret_cast<const uint8_t*>(x) + static_cast<size_t>(c0 + t) * x_row_bytes);
+            for (int64_t b = 0; b < nb; ++b) corr[static_cast<size_t>(t * nb + b)] = x16_correction(xt[t][b]);
+        }
+        for (int64_t g = 0; g < ngroups; ++g) {
+            const uint8_t* grp = w + static_cast<size_t>(g) * group_bytes;
+            for (int64_t t0 = 0; t0 < cn; t0 += kX16Tokens) {
+                const int tt = static_cast<int>(cn - t0 < kX16Tokens ? cn - t0 : kX16Tokens);
+                kTiles[tt - 1](nb, grp, xt + t0, corr.data() + t0 * nb, y + (c0 + t0) * ldy + g * 16, ldy);
+            }
+        }
+    }
+}
