@@ -1,7 +1,7 @@
 // The engine as a real child process: EngineProcess (src/node/engineProcess.ts) spawning the
 // bundled host (dist/engineHost.js): handshake, model and completion, a SIGKILLed child restarted
 // with its model reloaded, giving up after repeated crashes, clean shutdown, exit when the parent
-// dies, malformed bytes on stdin, and `moe-engine serve --stdio`.
+// dies (also in the middle of a long prefill), malformed bytes on stdin, and `moe-engine serve --stdio`.
 import * as assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -15,7 +15,7 @@ import { StreamMessageReader, StreamMessageWriter, createMessageConnection } fro
 import { EngineErrorCodes, PARENT_PID_ENV, PROTOCOL_VERSION, type CompletionParams } from '../src/common/protocol';
 import { EngineClient } from '../src/node/engineClient';
 import { EngineProcess, type EngineState, type EngineStateChange } from '../src/node/engineProcess';
-import { TINY, ensureModel } from './support/fixtures';
+import { TINY, ensureModel, type ModelSpec } from './support/fixtures';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const HOST = path.join(ROOT, 'dist', 'engineHost.js');
@@ -35,6 +35,31 @@ function isAlive(pid: number): boolean {
     return false;
   }
 }
+
+/** isAlive, but a zombie counts as gone (an orphan that exited waits for init to reap it). */
+function isRunning(pid: number): boolean {
+  if (!isAlive(pid)) return false;
+  try {
+    return !/^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return true;
+  }
+}
+
+/** A prefill of PREFILL_TOKENS takes 20 s or more on two cores, each batch of 64 tokens about 0.1 s. */
+const SLOW_PREFILL: ModelSpec = {
+  n_layer: 4,
+  n_embd: 512,
+  n_head: 4,
+  n_head_kv: 2,
+  head_dim: 64,
+  n_expert: 8,
+  n_expert_used: 2,
+  n_ff_exp: 512,
+  context_length: 16384,
+  types: { default: 'Q4_0' },
+};
+const PREFILL_TOKENS = 12000;
 
 async function waitUntil(what: string, condition: () => boolean, timeoutMs: number): Promise<number> {
   const t0 = Date.now();
@@ -210,6 +235,48 @@ describe('engine process', () => {
     } finally {
       host.kill('SIGKILL');
       sleeper.kill('SIGKILL');
+    }
+  });
+
+  it('exits within seconds when its parent dies during a long prefill', async () => {
+    // An intermediate process supervises the engine as the extension host does (EngineProcess:
+    // stdin, stdout and stderr are pipes to it), starts a prefill of PREFILL_TOKENS tokens, and is
+    // SIGKILLed while the prefill runs. The engine must stop the prefill instead of finishing it
+    // (process.exit waits for native work on libuv's threads), and must survive logging to the
+    // broken stderr pipe.
+    const slowModel = await ensureModel(SLOW_PREFILL);
+    const script = path.join(os.tmpdir(), `engine-parent-prefill-${process.pid}.js`);
+    const engineProcessModule = path.join(__dirname, '..', 'src', 'node', 'engineProcess.js');
+    fs.writeFileSync(
+      script,
+      `const { EngineProcess } = require(${JSON.stringify(engineProcessModule)});
+       (async () => {
+         const engine = new EngineProcess({ hostScript: ${JSON.stringify(HOST)} });
+         await engine.start();
+         await engine.loadModel({ path: ${JSON.stringify(slowModel)}, threads: 2, contextLength: ${PREFILL_TOKENS + 64}, batchSize: 64 });
+         // One token per letter in the fixture's vocabulary.
+         const content = Array.from({ length: ${PREFILL_TOKENS} }, (_, i) => String.fromCharCode(97 + ((i * 7) % 26))).join('');
+         engine.chat({ messages: [{ role: 'user', content }], maxTokens: 1 }).catch(() => {});
+         while (!(await engine.stats()).sessions.some((s) => s.busy)) await new Promise((r) => setTimeout(r, 20));
+         process.stdout.write(engine.pid + '\\n');
+         setInterval(() => {}, 1000);
+       })().catch((err) => { console.error(err); process.exit(1); });`,
+    );
+    let pid: number | undefined;
+    try {
+      const parent = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'inherit'] });
+      pid = await new Promise<number>((resolve, reject) => {
+        parent.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
+        parent.once('exit', (code) => reject(new Error(`the intermediate process exited (${code}) before the prefill started`)));
+      });
+      assert.ok(isRunning(pid), 'the engine runs the prefill');
+      parent.kill('SIGKILL');
+      await exited(parent);
+      const enginePid = pid;
+      await waitUntil('the engine exits after its parent died mid-prefill', () => !isRunning(enginePid), 5000);
+    } finally {
+      if (pid !== undefined && isAlive(pid)) process.kill(pid, 'SIGKILL');
+      fs.rmSync(script, { force: true });
     }
   });
 

@@ -1,13 +1,17 @@
 // The engine process around the server: run by main.ts (dist/engineHost.js) and by `moe-engine
 // serve --stdio`. stdout carries JSON-RPC frames only: console output and stray stdout writes go to
 // stderr. The process ends on `exit`, when stdin closes, or when its parent process is gone
-// (its pid from --parent-pid or $MOE_ENGINE_PARENT_PID, checked every second).
+// (its pid from --parent-pid or $MOE_ENGINE_PARENT_PID, checked every second). On the way out it
+// stops the native work in flight first: process.exit() joins libuv's worker threads, so it would
+// wait for a running prefill to finish.
 import { Writable } from 'node:stream';
 
 import { PARENT_PID_ENV } from '../common/protocol';
-import { serveStreams } from './server';
+import { serveStreams, type EngineServer } from './server';
 
 const PARENT_POLL_MS = 1000;
+/** How long the process waits, on its way out, for the native work it cancelled to stop; then it kills itself. */
+const EXIT_GRACE_MS = 3000;
 
 export interface EngineHostOptions {
   /** Exit when this process is gone (default: --parent-pid N in argv, or $MOE_ENGINE_PARENT_PID). */
@@ -56,20 +60,38 @@ export function runEngineHost(options: EngineHostOptions = {}): Promise<number> 
 
   return new Promise<number>((resolve) => {
     let done = false;
+    let server: EngineServer | undefined;
     const finish = (code: number, why: string): void => {
       if (done) return;
       done = true;
       if (why) log(`engine: ${why}; exiting.`);
-      resolve(code);
+      // process.exit() joins libuv's worker threads, so it would wait for the native operation in
+      // flight (a prefill of thousands of tokens can take minutes). close() cancels it (it stops
+      // at its next batch) and resolves once no request runs; past the grace period, kill ourselves.
+      const grace = setTimeout(() => {
+        log(`engine: the native work in flight did not stop within ${EXIT_GRACE_MS / 1000} s; killing the process.`);
+        process.kill(process.pid, 'SIGKILL');
+      }, EXIT_GRACE_MS);
+      void Promise.resolve(server?.close())
+        .catch(() => null)
+        .then(() => {
+          clearTimeout(grace);
+          resolve(code);
+        });
     };
     process.on('uncaughtException', (err) => {
       log(`engine: uncaught exception: ${err.stack ?? err.message}`);
       finish(1, 'an unexpected error left the engine in an unknown state');
     });
     process.stdout.on('error', (err: NodeJS.ErrnoException) => finish(1, `stdout failed (${err.code ?? err.message})`));
+    // Logging is best effort. Without a listener, a write to a stderr pipe whose reader is gone (a
+    // dead parent) raises EPIPE as an uncaught exception, whose handler logs again: an endless loop
+    // that starves the promise that would exit the process.
+    process.stderr.on('error', () => {});
 
-    const { connection } = serveStreams(process.stdin, protocolOut, { log, onExit: (code) => finish(code, '') });
-    connection.onClose(() => finish(1, 'stdin closed'));
+    const served = serveStreams(process.stdin, protocolOut, { log, onExit: (code) => finish(code, '') });
+    server = served.server;
+    served.connection.onClose(() => finish(1, 'stdin closed'));
 
     const parentPid = options.parentPid ?? parentPidFromEnvironment(process.argv);
     if (parentPid !== undefined) {
