@@ -94,7 +94,10 @@ class Binder {
 // (kernels::repack_q4_0x16) in place: the mapping is private, so the written pages become the
 // process's own copy-on-write pages and the file-backed ones are dropped from it (memory stays
 // about the file's size). Not relaid out: the token embeddings (read row by row; also the output
-// when tied) and ffn_up_exps (ReGLU computes only the rows some token needs).
+// when tied). ffn_up_exps is relaid out too, although ReGLU then cannot skip the rows of the
+// neurons relu silences (a group of 16 is almost never all silent): measured on the 4B shapes,
+// relaid-out dense `up` made prompt processing 17% faster and decoding about 5% slower than the
+// row-layout kernel over only the live rows (which reads half the bytes but at ~9 GB/s, scattered).
 void Model::repack_weights(Model& m) {
     const auto t0 = std::chrono::steady_clock::now();
     std::vector<Tensor*> todo;
@@ -104,7 +107,7 @@ void Model::repack_weights(Model& m) {
     };
     consider(m.output);
     for (LayerWeights& L : m.layers) {
-        for (Tensor* t : {&L.wq, &L.wk, &L.wv, &L.wo, &L.gate_exps, &L.down_exps}) consider(*t);
+        for (Tensor* t : {&L.wq, &L.wk, &L.wv, &L.wo, &L.gate_exps, &L.up_exps, &L.down_exps}) consider(*t);
     }
     const MappedFile* map = m.file_->mapping();
     if (todo.empty() || !map) return;

@@ -71,7 +71,7 @@ struct LayerWeights {
 struct LoadOptions {
     bool vocab_only = false;   // tokenizer and metadata only (no tensor validation)
     // Relayout Q4_0 matrices 16 rows per block in place (copy-on-write pages of the mapping, no
-    // second copy); MOE_NO_REPACK=1 turns it off.
+    // second copy; see Model::repack_weights); MOE_NO_REPACK=1 turns it off.
     bool repack = true;
 };
 

@@ -6,6 +6,7 @@
 #include "session.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -125,7 +126,7 @@ struct Session::Impl {
     std::vector<uint32_t> cap;
 
     // scratch (sized for n_batch tokens)
-    std::vector<float> x, h, q, k, v, att, att_out, router, moe_out, logits_in;
+    std::vector<float> x, h, q, k, v, att, att_out, router, logits_in;
     std::vector<uint8_t> act;            // converted activations
     std::vector<float> attn_scratch;     // per thread: a tile's queries, outputs and scores
     std::vector<std::vector<std::pair<int64_t, int64_t>>> by_expert;  // (token, slot) per expert
@@ -268,6 +269,22 @@ struct Session::Impl {
     std::vector<float> ff_in_all, ff_gate_all, ff_up_all, ff_down_all;
     std::vector<std::vector<int32_t>> live;
     std::vector<int64_t> exp_off;
+    std::vector<float> route_probs;   // per token: expert probabilities
+    std::vector<int32_t> route_order; // per token: experts by probability
+    std::vector<int64_t> row_of;      // (token, choice) -> row of the batched expert outputs
+    std::vector<int64_t> row_token;   // row of the batched expert inputs -> token
+
+    // fn(t) for every token: in parallel when there are enough of them.
+    template <class Fn>
+    void for_tokens(int64_t n, Fn&& fn) {
+        if (n < 8) {
+            for (int64_t t = 0; t < n; ++t) fn(t);
+            return;
+        }
+        pool.parallel_for(n, 4, [&](int64_t b, int64_t e, int) {
+            for (int64_t t = b; t < e; ++t) fn(t);
+        });
+    }
 
     // ReGLU statistics: gate values <= 0 (neurons relu silences) over all evaluated expert rows.
     uint64_t reglu_zero_ = 0, reglu_total_ = 0;
@@ -407,15 +424,16 @@ struct Session::Impl {
         att.resize(static_cast<size_t>(n * NQ));
         att_out.resize(static_cast<size_t>(n * E));
         router.resize(static_cast<size_t>(n * NX));
-        moe_out.resize(static_cast<size_t>(n * K * E));
 
         // x = token_embd[tokens]
         for (int64_t t = 0; t < n; ++t) dequantize_row(m.tok_embd.type, m.tok_embd.row(tokens[t]), &x[t * E], E);
 
         std::vector<int32_t> sel(static_cast<size_t>(n * K));
         std::vector<float> selw(static_cast<size_t>(n * K));
-        std::vector<float> probs(static_cast<size_t>(NX));
-        std::vector<int32_t> order(static_cast<size_t>(NX));
+        route_probs.resize(static_cast<size_t>(n * NX));
+        route_order.resize(static_cast<size_t>(n * NX));
+        row_of.resize(static_cast<size_t>(n * K));
+        row_token.resize(static_cast<size_t>(n * K));
 
         prof.calls += 1;
         prof.tokens += static_cast<uint64_t>(n);
@@ -424,7 +442,7 @@ struct Session::Impl {
             const LayerWeights& L = m.layers[il];
             // 1. pre-attention router on the raw residual, and 2. the attention projections: one
             // batch of matrix jobs (the router's experts are known before attention runs)
-            for (int64_t t = 0; t < n; ++t) rms_norm(&x[t * E], m.norms[il].attn.data(), &h[t * E], E, hp.rms_eps);
+            for_tokens(n, [&](int64_t t) { rms_norm(&x[t * E], m.norms[il].attn.data(), &h[t * E], E, hp.rms_eps); });
             {
                 size_t arow_r = 0, arow_h = 0;
                 const float* router_in = bug == Bug::RouteNormed ? h.data() : x.data();
@@ -532,8 +550,10 @@ struct Session::Impl {
             for (int64_t i = 0; i < n * E; ++i) x[i] = att_out[i] + x[i];  // ffn_inp
 
             // 3. MoE block
-            for (int64_t t = 0; t < n; ++t) rms_norm(&x[t * E], m.norms[il].ffn.data(), &h[t * E], E, hp.rms_eps);
-            for (int64_t t = 0; t < n; ++t) {
+            for_tokens(n, [&](int64_t t) { rms_norm(&x[t * E], m.norms[il].ffn.data(), &h[t * E], E, hp.rms_eps); });
+            for_tokens(n, [&](int64_t t) {
+                float* probs = &route_probs[static_cast<size_t>(t * NX)];
+                int32_t* order = &route_order[static_cast<size_t>(t * NX)];
                 const float* r = &router[t * NX];
                 if (hp.gating == Gating::Sigmoid && bug != Bug::SoftmaxGating) {
                     for (int64_t e = 0; e < NX; ++e) probs[e] = 1.0f / (1.0f + std::exp(-r[e]));
@@ -551,17 +571,17 @@ struct Session::Impl {
                 // Expert choice as ggml_argsort_top_k does it: std::sort of the ids 0..n-1 with
                 // "greater probability first", so exact ties (e.g. sigmoids saturated at 1.0f)
                 // would break the same way as in llama.cpp.
-                std::iota(order.begin(), order.end(), 0);
-                std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b2) { return probs[a] > probs[b2]; });
+                std::iota(order, order + NX, 0);
+                std::sort(order, order + NX, [&](int32_t a, int32_t b2) { return probs[a] > probs[b2]; });
                 double wsum = 0.0;
                 for (int64_t j = 0; j < K; ++j) wsum += probs[order[j]];
                 const float ws = bug == Bug::NoRenorm ? 1.0f : std::max(static_cast<float>(wsum), 6.103515625e-5f);
                 for (int64_t j = 0; j < K; ++j) {
                     sel[t * K + j] = order[j];
                     selw[t * K + j] = probs[order[j]] / ws;
-                    expert_counts[static_cast<size_t>(il) * NX + order[j]] += 1;
                 }
-            }
+            });
+            for (int64_t i = 0; i < n * K; ++i) expert_counts[static_cast<size_t>(il) * NX + sel[i]] += 1;
             const int64_t n_ff = hp.n_ff_exp[il];
             // (token, slot) pairs routed to each expert, so an expert's tokens are processed together
             for (auto& b : by_expert) b.clear();
@@ -578,8 +598,8 @@ struct Session::Impl {
             ff_up_all.resize(static_cast<size_t>(nrows * n_ff));
             ff_down_all.resize(static_cast<size_t>(nrows * E));
             for (int64_t e = 0; e < NX; ++e)
-                for (int64_t i = 0; i < exp_off[e + 1] - exp_off[e]; ++i)
-                    std::memcpy(&ff_in_all[(exp_off[e] + i) * E], &h[by_expert[e][i].first * E], sizeof(float) * E);
+                for (int64_t i = 0; i < exp_off[e + 1] - exp_off[e]; ++i) row_token[static_cast<size_t>(exp_off[e] + i)] = by_expert[e][i].first;
+            for_tokens(nrows, [&](int64_t r) { std::memcpy(&ff_in_all[r * E], &h[row_token[static_cast<size_t>(r)] * E], sizeof(float) * E); });
             prof.lap(PhaseProfile::Route);
             size_t arow_in = 0;
             const uint8_t* ain = convert_rows(L.gate_exps, ff_in_all.data(), nrows, E, act_in, arow_in);
@@ -589,9 +609,10 @@ struct Session::Impl {
             prof.lap(PhaseProfile::Gate);
             // ReGLU sparsity: relu(gate) * up is 0 wherever gate <= 0, so `up` is computed only for
             // the neurons some token of the expert activates. Exact: the skipped products are +-0
-            // either way, and both quantize to the same 0 for `down`.
+            // either way, and both quantize to the same 0 for `down`. (Relaid-out weights compute
+            // every row: see Model::repack_weights.)
             live.resize(static_cast<size_t>(NX));
-            for (int64_t e = 0; e < NX; ++e) {
+            for (int64_t e = 0; e < NX && !L.up_exps.x16; ++e) {
                 std::vector<int32_t>& lr = live[e];
                 lr.clear();
                 const int64_t nr = exp_off[e + 1] - exp_off[e];
@@ -606,14 +627,20 @@ struct Session::Impl {
             size_t arow_up = arow_in;
             const uint8_t* aup = L.up_exps.type == L.gate_exps.type ? ain : convert_rows(L.up_exps, ff_in_all.data(), nrows, E, act_mid, arow_up);
             for (int64_t e = 0; e < NX; ++e)
-                add_job(L.up_exps, e, aup + arow_up * exp_off[e], arow_up, exp_off[e + 1] - exp_off[e], &ff_up_all[exp_off[e] * n_ff], n_ff, &live[e]);
+                add_job(L.up_exps, e, aup + arow_up * exp_off[e], arow_up, exp_off[e + 1] - exp_off[e], &ff_up_all[exp_off[e] * n_ff], n_ff, L.up_exps.x16 ? nullptr : &live[e]);
             run_jobs();
             prof.lap(PhaseProfile::Up);
-            for (int64_t i = 0; i < nrows * n_ff; ++i) {
-                const bool on = ff_gate_all[i] > 0.0f;
-                reglu_zero_ += on ? 0 : 1;
-                ff_gate_all[i] = on ? ff_gate_all[i] * ff_up_all[i] : 0.0f;  // ReGLU
-            }
+            std::atomic<uint64_t> zeros{0};
+            for_tokens(nrows, [&](int64_t r) {
+                uint64_t z = 0;
+                for (int64_t i = r * n_ff; i < (r + 1) * n_ff; ++i) {
+                    const bool on = ff_gate_all[i] > 0.0f;
+                    z += on ? 0 : 1;
+                    ff_gate_all[i] = on ? ff_gate_all[i] * ff_up_all[i] : 0.0f;  // ReGLU
+                }
+                zeros.fetch_add(z, std::memory_order_relaxed);
+            });
+            reglu_zero_ += zeros.load();
             reglu_total_ += static_cast<uint64_t>(nrows * n_ff);
             size_t arow_mid = 0;
             const uint8_t* amid = convert_rows(L.down_exps, ff_gate_all.data(), nrows, n_ff, act_mid, arow_mid);
@@ -621,23 +648,18 @@ struct Session::Impl {
                 add_job(L.down_exps, e, amid + arow_mid * exp_off[e], arow_mid, exp_off[e + 1] - exp_off[e], &ff_down_all[exp_off[e] * E], E);
             run_jobs();
             prof.lap(PhaseProfile::Down);
-            for (int64_t e = 0; e < NX; ++e) {
-                for (int64_t i = 0; i < exp_off[e + 1] - exp_off[e]; ++i) {
-                    const int64_t t = by_expert[e][i].first, j = by_expert[e][i].second;
-                    const float w = selw[t * K + j];
-                    const float* src = &ff_down_all[(exp_off[e] + i) * E];
-                    float* dst = &moe_out[(t * K + j) * E];
-                    for (int64_t d = 0; d < E; ++d) dst[d] = src[d] * w;
-                }
-            }
-            for (int64_t t = 0; t < n; ++t) {
+            // x += sum over the token's experts (in choice order) of weight * expert output
+            for (int64_t e = 0; e < NX; ++e)
+                for (int64_t i = 0; i < exp_off[e + 1] - exp_off[e]; ++i)
+                    row_of[static_cast<size_t>(by_expert[e][i].first * K + by_expert[e][i].second)] = exp_off[e] + i;
+            for_tokens(n, [&](int64_t t) {
                 float* xt = &x[t * E];
                 for (int64_t d = 0; d < E; ++d) {
-                    float s = moe_out[(t * K) * E + d];
-                    for (int64_t j = 1; j < K; ++j) s += moe_out[(t * K + j) * E + d];
+                    float s = ff_down_all[row_of[static_cast<size_t>(t * K)] * E + d] * selw[t * K];
+                    for (int64_t j = 1; j < K; ++j) s += ff_down_all[row_of[static_cast<size_t>(t * K + j)] * E + d] * selw[t * K + j];
                     xt[d] = s + xt[d];
                 }
-            }
+            });
             prof.lap(PhaseProfile::Combine);
         }
 
