@@ -202,7 +202,9 @@ struct Session::Impl {
         return dst;
     }
 
+    // A row list is dropped for relaid-out weights: their kernel computes whole groups of 16 rows.
     void add_job(const Tensor& W, int64_t expert, const uint8_t* a, size_t arow, int64_t nt, float* y, int64_t ldy, const std::vector<int32_t>* rows = nullptr) {
+        if (W.x16) rows = nullptr;
         if (nt <= 0 || (rows && rows->empty())) return;
         jobs.push_back({&W, expert, a, arow, nt, y, ldy, rows});
     }
@@ -239,8 +241,7 @@ struct Session::Impl {
         const bool q8 = W.type == DType::Q8_0 && ks.mul_q8_0_q8_0;
         if (W.x16) {
             // relaid out 16 rows per block: chunks start on multiples of 16 rows (run_jobs), and
-            // such tensors never get a row list (ffn_up_exps is not relaid out)
-            if (j.rows) throw Error("internal", "a row list for a relaid-out tensor");
+            // add_job drops row lists for such tensors
             ks.mul_q4_0x16_q8_0(K, base + static_cast<size_t>(c.rb) * W.nb1, 16 * W.nb1, (c.re - c.rb) / 16,
                                 reinterpret_cast<const block_q8_0*>(j.a), j.arow, j.nt, j.y + c.rb, j.ldy);
             return;
@@ -627,7 +628,7 @@ struct Session::Impl {
             size_t arow_up = arow_in;
             const uint8_t* aup = L.up_exps.type == L.gate_exps.type ? ain : convert_rows(L.up_exps, ff_in_all.data(), nrows, E, act_mid, arow_up);
             for (int64_t e = 0; e < NX; ++e)
-                add_job(L.up_exps, e, aup + arow_up * exp_off[e], arow_up, exp_off[e + 1] - exp_off[e], &ff_up_all[exp_off[e] * n_ff], n_ff, L.up_exps.x16 ? nullptr : &live[e]);
+                add_job(L.up_exps, e, aup + arow_up * exp_off[e], arow_up, exp_off[e + 1] - exp_off[e], &ff_up_all[exp_off[e] * n_ff], n_ff, &live[e]);
             run_jobs();
             prof.lap(PhaseProfile::Up);
             std::atomic<uint64_t> zeros{0};

@@ -223,7 +223,7 @@ struct Dp4 {
 #include "mul_x16_avx512.h"
 void mul_q4_0x16_q8_0(int64_t n, const uint8_t* w, size_t group_bytes, int64_t ngroups, const block_q8_0* x, size_t x_row_bytes,
                       int64_t nt, float* y, int64_t ldy) {
-    mul_x16<Dp4>(n, w, group_bytes, ngroups, x, x_row_bytes, nt, y, ldy);
+    mul_x16_512<Dp4>(n, w, group_bytes, ngroups, x, x_row_bytes, nt, y, ldy);
 }
 
 }  // namespace
