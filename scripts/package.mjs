@@ -12,8 +12,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { harnessInstalled, installHarness } from '../test/harness/install.mjs';
+import { installNode24, node24Installed } from '../test/harness/install.mjs';
 import { node24Bin } from '../test/harness/paths.mjs';
+import { childNpmEnv } from '../test/harness/prerequisites.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const argv = process.argv.slice(2);
@@ -59,7 +60,7 @@ function prebuildify() {
     fs.cpSync(path.join(ROOT, 'native'), path.join(tmp, 'native'), { recursive: true });
     fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(tmp, 'node_modules'), 'dir');
     // npm passes the npmrc's nodedir to node-gyp (no header download); JOBS=max builds in parallel.
-    run('npm', ['run', 'prebuildify'], { cwd: tmp, env: { ...process.env, JOBS: 'max' } });
+    run('npm', ['run', 'prebuildify'], { cwd: tmp, env: { ...childNpmEnv(process.env), JOBS: 'max' } });
     const built = path.join(tmp, 'prebuilds', `${process.platform}-${process.arch}`);
     const files = fs.existsSync(built) ? fs.readdirSync(built).filter((n) => n.endsWith('.node')) : [];
     if (files.length === 0) throw new Error(`prebuildify finished but left no .node file in ${built}.`);
@@ -112,9 +113,9 @@ async function main() {
   }
 
   step('vsce package (Node 24)');
-  if (!harnessInstalled()) {
-    console.log('Node 24 is missing: installing the VS Code test harness (once, a few minutes)...');
-    installHarness();
+  if (!node24Installed()) {
+    console.log('Node 24 is missing: installing it from the npm registry into the harness folder (once)...');
+    installNode24();
   }
   fs.mkdirSync(path.dirname(out), { recursive: true });
   fs.rmSync(out, { force: true });
@@ -123,7 +124,10 @@ async function main() {
   // (there is no public repository to point them at); the screenshots ship in the .vsix, so the
   // extension's details page finds them next to README.md.
   run(node24Bin(), [path.join(ROOT, 'node_modules', '@vscode', 'vsce', 'vsce'), 'package', '--no-rewrite-relative-links', '--out', out], {
-    env: { ...process.env, PATH: `${path.dirname(node24Bin())}:${process.env.PATH}` },
+    env: (() => {
+      const env = childNpmEnv(process.env);
+      return { ...env, PATH: `${path.dirname(node24Bin())}${path.delimiter}${env.PATH}` };
+    })(),
   });
   const { size, files } = vsixSummary(out);
   console.log(`\n${path.relative(process.cwd(), out)}: ${(size / 1024).toFixed(0)} KiB, ${files.length} files (${((Date.now() - t0) / 1000).toFixed(1)} s)`);

@@ -238,6 +238,13 @@ function countHarnessRun(name, r, prefix) {
   else if (r.code !== 0 && Number(m[2]) === 0) fail(`${name} (exit ${r.code})`);
 }
 
+/** What the VS Code stage lacks (one sentence naming the Debian packages), or '' . */
+async function missingForVscode() {
+  const { harnessInstalled } = await import('./harness/install.mjs');
+  const { missingPrerequisites } = await import('./harness/prerequisites.mjs');
+  return missingPrerequisites(harnessInstalled() ? ['browser'] : ['build', 'browser']).message;
+}
+
 async function vscodeTests() {
   const matches = (f) => filters.length === 0 || filters.some((s) => path.relative(ROOT, f).includes(s));
   const suites = findFiles(path.join(ROOT, 'out', 'test', 'vscode', 'suite'), '.vtest.js').filter(matches);
@@ -248,6 +255,11 @@ async function vscodeTests() {
   }
   banner('vscode: test harness (code-server + Node 24)');
   const { harnessInstalled, installHarness } = await import('./harness/install.mjs');
+  const missing = await missingForVscode();
+  if (missing) {
+    fail(`vscode: ${missing}`);
+    return;
+  }
   if (!harnessInstalled()) {
     console.log('installing code-server and Node 24 from the npm registry into the cache (once, about 4 minutes)...');
     try {
@@ -257,11 +269,6 @@ async function vscodeTests() {
       return;
     }
   } else console.log('harness: installed');
-  const { CHROMIUM } = await import('./harness/paths.mjs');
-  if (!fs.existsSync(CHROMIUM)) {
-    fail(`vscode: Chromium is missing at ${CHROMIUM}; install the Debian package chromium (see .ci/run)`);
-    return;
-  }
   const timeoutS = Number(process.env.MOE_VSCODE_TIMEOUT_S) || 30 * 60;
   if (suites.length > 0) {
     banner(`vscode: extension-host suites (${suites.length} file(s))`);
@@ -279,6 +286,11 @@ async function vscodeTests() {
 // ---------------------------------------------------------------- main
 
 const started = Date.now();
+if (wantVscode) {
+  // Said before the long stages, so a missing package is known minutes before the VS Code stage.
+  const missing = await missingForVscode();
+  if (missing) console.log(`\nwarning: ${missing} The VS Code stage will fail; the others run now.`);
+}
 if (!(await ensureAddon())) fail('addon build');
 if (wantNative) await nativeTests();
 if (wantNode) await nodeTests();
