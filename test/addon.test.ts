@@ -2,6 +2,9 @@
 // models: errors with codes, tokenizer and chat, eval shapes, generate streaming, seeds and
 // greedy consistency, cancellation, busy sessions and deterministic disposal.
 import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, it, before, after } from 'node:test';
 
@@ -48,6 +51,43 @@ describe('addon', () => {
   it('rejects bad model files with a code', async () => {
     await rejectsWithCode(loadModel('/nonexistent/model.gguf'), 'io');
     await rejectsWithCode(loadModel(path.resolve(__dirname, '..', '..', 'package.json')), 'bad_gguf');
+  });
+
+  it('refuses a FIFO, a directory and a device at once (the engine never waits on a FIFO)', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'moe-addon-fifo-'));
+    const fifo = path.join(dir, 'model.gguf');
+    try {
+      assert.equal(spawnSync('mkfifo', [fifo]).status, 0, 'mkfifo');
+      for (const [file, kind] of [[fifo, 'a FIFO'], [dir, 'a directory'], ['/dev/zero', 'a character device']]) {
+        let timer: NodeJS.Timeout | undefined;
+        const outcome = await Promise.race([
+          loadModel(file).then(
+            (m) => {
+              m.dispose();
+              return new Error(`${file} loaded`);
+            },
+            (err: unknown) => err,
+          ),
+          new Promise<Error>((resolve) => {
+            timer = setTimeout(() => {
+              try {
+                // a blocked open() of the FIFO returns once a writer opens it
+                fs.closeSync(fs.openSync(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK));
+              } catch {
+                // nobody was waiting on it
+              }
+              resolve(new Error(`loadModel(${file}) was still waiting after 10 s`));
+            }, 10_000);
+          }),
+        ]);
+        clearTimeout(timer);
+        assert.ok(isEngineError(outcome), String(outcome));
+        assert.equal(outcome.code, 'io');
+        assert.match(outcome.message, new RegExp(`is not a regular file \\(${kind}\\)`));
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('tokenizes, detokenizes and formats chat without parsing special text in messages', () => {

@@ -19,11 +19,17 @@ interface Run {
 }
 
 function cli(...args: string[]): Run {
+  return cliWithin(0, ...args);
+}
+
+/** cli() killed after `ms` (0: no limit), for inputs that once made it wait forever. */
+function cliWithin(ms: number, ...args: string[]): Run {
   const r = spawnSync(process.execPath, [BIN, ...args], {
     cwd: ROOT,
     encoding: 'utf8',
     maxBuffer: 1 << 30,
     env: { ...process.env, MOE_LOG_LEVEL: 'warn' },
+    timeout: ms || undefined,
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
@@ -84,6 +90,18 @@ describe('moe-engine without a model', () => {
     assertOneLineError(cli('generate', '--model', missing, '--prompt', 'hi', '-n', '1'), 1, /not found/);
     assertOneLineError(cli('info', '--model', path.join(ROOT, 'package.json')), 1, /GGUF/i);
     assertOneLineError(cli('info', '--model', ROOT), 1, /directory/);
+    assertOneLineError(cli('info', '--model', '/dev/zero'), 1, /not a regular file \(a character device\)/);
+  });
+
+  it('refuses a FIFO as the model at once (opening it would wait for a writer)', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'moe-cli-fifo-'));
+    try {
+      const fifo = path.join(dir, 'model.gguf');
+      assert.equal(spawnSync('mkfifo', [fifo]).status, 0, 'mkfifo');
+      assertOneLineError(cliWithin(30_000, 'info', '--model', fifo), 1, /not a regular file \(a FIFO\)/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -1,8 +1,10 @@
 // Tests of src/node/download.ts against a local HTTP server (127.0.0.1, random port) that serves a
 // generated GGUF-like payload with Range/If-Range/ETag/X-Linked-Etag and a redirect, and counts
-// the bytes it sends. Run: node --test out/test/download.test.js
+// the bytes it sends, and the URL policy (https only; http only to this machine; every redirect
+// hop checked before it is fetched). Run: node --test out/test/download.test.js
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -10,7 +12,19 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Writable } from 'node:stream';
 
-import { downloadFile, DownloadError, fileNameFromUrl, isDownloadCancelled, isGgufFile, sha256FromEtag, sha256FromText, type DownloadOptions, type PartWriter } from '../src/node/download';
+import {
+  downloadFile,
+  DownloadError,
+  downloadUrlProblem,
+  fileNameFromUrl,
+  isDownloadCancelled,
+  isGgufFile,
+  isLoopbackHost,
+  sha256FromEtag,
+  sha256FromText,
+  type DownloadOptions,
+  type PartWriter,
+} from '../src/node/download';
 
 const SIZE = 4 * 1024 * 1024;
 const CHUNK = 64 * 1024;
@@ -89,6 +103,12 @@ class TestServer {
     const url = req.url ?? '/';
     const record: Served = { path: url, range: req.headers.range, ifRange: req.headers['if-range'] as string | undefined, status: 0, bytes: 0 };
     this.served.push(record);
+    if (url.startsWith('/redirect?to=')) {
+      // Redirects anywhere (the policy tests): /redirect?to=<encoded Location>.
+      record.status = 302;
+      res.writeHead(302, { location: decodeURIComponent(url.slice('/redirect?to='.length)) }).end();
+      return;
+    }
     if (url === '/model.gguf') {
       const headers: http.OutgoingHttpHeaders = { location: '/cdn/model.gguf' };
       if (b.linkedEtag !== undefined) headers['x-linked-etag'] = b.linkedEtag;
@@ -250,6 +270,19 @@ describe('file names and magic', () => {
     assert.equal(await isGgufFile(good), true);
     assert.equal(await isGgufFile(bad), false);
     assert.equal(await isGgufFile(path.join(dir, 'missing.gguf')), false);
+  });
+
+  test('isGgufFile refuses a FIFO, a directory and a device at once (choosing one must not hang)', async () => {
+    const fifo = path.join(dir, 'pipe.gguf');
+    fs.rmSync(fifo, { force: true });
+    const made = spawnSync('mkfifo', [fifo]);
+    assert.equal(made.status, 0, 'mkfifo');
+    const within = <T>(p: Promise<T>) =>
+      Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('still waiting after 5 s')), 5000).unref())]);
+    assert.equal(await within(isGgufFile(fifo)), false);
+    assert.equal(await within(isGgufFile(dir)), false);
+    assert.equal(await within(isGgufFile('/dev/zero')), false);
+    fs.rmSync(fifo, { force: true });
   });
 });
 
@@ -499,5 +532,104 @@ describe('downloadFile', () => {
     const controller = new AbortController();
     controller.abort();
     await rejectsWith(downloadFile(opts({ signal: controller.signal })), 'cancelled');
+  });
+});
+
+describe('URL policy', () => {
+  test('https anywhere; http only to this machine and never after https; no other scheme', () => {
+    assert.equal(downloadUrlProblem('https://huggingface.co/o/r/resolve/main/m.gguf'), undefined);
+    for (const ok of ['http://127.0.0.1:8080/m.gguf', 'http://127.9.8.7/m.gguf', 'http://localhost/m.gguf', 'http://LOCALHOST./m.gguf', 'http://[::1]:9/m.gguf']) {
+      assert.equal(downloadUrlProblem(ok), undefined, ok);
+    }
+    assert.equal(downloadUrlProblem('http://127.0.0.1/b.gguf', 'http://localhost/a.gguf'), undefined);
+    assert.equal(downloadUrlProblem('https://cdn.example/b.gguf', 'http://127.0.0.1/a.gguf'), undefined);
+    assert.ok(isLoopbackHost('127.0.0.1') && isLoopbackHost('[::1]') && !isLoopbackHost('128.0.0.1') && !isLoopbackHost('localhost.example.com'));
+
+    const refused: [string, string | undefined, RegExp][] = [
+      ['http://example.com/m.gguf', undefined, /plain http is allowed only to this machine/],
+      ['http://10.0.0.1/m.gguf', undefined, /plain http/],
+      ['http://127.0.0.1.example.com/m.gguf', undefined, /plain http/],
+      ['file:///etc/passwd', undefined, /file: URLs are never downloaded, only https/],
+      ['ftp://example.com/m.gguf', undefined, /ftp: URLs are never downloaded/],
+      ['data:application/octet-stream;base64,R0dVRg==', undefined, /data: URLs are never downloaded/],
+      ['data:application/octet-stream;base64,R0dVRg==', 'https://huggingface.co/m.gguf', /redirects to data:.*data: URLs are never downloaded/],
+      ['http://example.com/m.gguf', 'https://huggingface.co/m.gguf', /from https down to plain http/],
+      // Even to this machine: an https server must not be able to send the download to a local port.
+      ['http://127.0.0.1:9/m.gguf', 'https://huggingface.co/m.gguf', /redirects to http:\/\/127\.0\.0\.1:9\/m\.gguf and it goes from https down to plain http/],
+      ['javascript:alert(1)', 'https://huggingface.co/m.gguf', /javascript: URLs are never downloaded/],
+    ];
+    for (const [url, from, pattern] of refused) {
+      const problem = downloadUrlProblem(url, from);
+      assert.ok(problem, `${url} from ${from} should be refused`);
+      assert.match(problem, pattern);
+      // One sentence.
+      assert.equal(problem.match(/[.;] [A-Z]/g), null, problem);
+      assert.ok(problem.endsWith('.'), problem);
+    }
+    // A data: URL is not echoed whole.
+    const long = `data:application/octet-stream;base64,${'A'.repeat(10_000)}`;
+    assert.ok(downloadUrlProblem(long)!.length < 300);
+  });
+
+  /** fetch that records every URL it is asked for and passes loopback ones to the real fetch. */
+  function recordingFetch(): { fetchImpl: typeof fetch; urls: string[] } {
+    const urls: string[] = [];
+    const fetchImpl = ((input: string | URL | Request, init?: RequestInit) => {
+      const url = String(input instanceof Request ? input.url : input);
+      urls.push(url);
+      return fetch(input, init);
+    }) as typeof fetch;
+    return { fetchImpl, urls };
+  }
+
+  test('the initial URL: file:, ftp:, data: and non-local http are refused before any request', async () => {
+    server.reset({ etagIsSha: true });
+    for (const url of ['file:///etc/passwd', 'ftp://127.0.0.1/model.gguf', 'data:application/octet-stream;base64,R0dVRg==', 'http://192.0.2.1/model.gguf']) {
+      const { fetchImpl, urls } = recordingFetch();
+      const err = await rejectsWith(downloadFile(opts({ url, fetchImpl })), 'url');
+      assert.match(err.message, /smallthinker\.model\.downloadUrl/);
+      assert.deepEqual(urls, [], `nothing is fetched for ${url}`);
+    }
+    assert.equal(await exists(dest()), false);
+    assert.equal(await exists(`${dest()}.part`), false);
+  });
+
+  test('redirects to data:, file:, ftp: or a non-local http URL are refused without following them', async () => {
+    server.reset({ etagIsSha: true });
+    const targets: [string, RegExp][] = [
+      ['data:application/octet-stream;base64,R0dVRgAAAAA=', /data: URLs are never downloaded/],
+      ['file:///etc/passwd', /file: URLs are never downloaded/],
+      ['ftp://127.0.0.1/model.gguf', /ftp: URLs are never downloaded/],
+      // TEST-NET-1: a connection attempt would hang, so the test also shows none is made.
+      ['http://192.0.2.1/model.gguf', /plain http is allowed only to this machine/],
+    ];
+    for (const [target, pattern] of targets) {
+      const { fetchImpl, urls } = recordingFetch();
+      const start = `${server.base}/redirect?to=${encodeURIComponent(target)}`;
+      const err = await rejectsWith(downloadFile(opts({ url: start, fetchImpl, stallTimeoutMs: 5000 })), 'url');
+      assert.match(err.message, pattern);
+      assert.match(err.message, /^The download was refused because http:\/\/127\.0\.0\.1:\d+\/redirect redirects to /);
+      assert.deepEqual(urls, [start], `only the first hop was fetched for ${target}`);
+      assert.equal(await exists(`${dest()}.part`), false);
+    }
+    // A redirect between local http URLs is still followed.
+    const result = await downloadFile(opts({ url: `${server.base}/redirect?to=${encodeURIComponent(server.url)}` }));
+    assert.equal(result.bytes, SIZE);
+  });
+
+  test('an https server redirecting to http (even on this machine) is refused before the http request', async () => {
+    server.reset({ etagIsSha: true });
+    const urls: string[] = [];
+    // A stand-in for an https server (no TLS in tests): it answers every https URL with a redirect to our http server.
+    const fetchImpl = ((input: string | URL | Request, init?: RequestInit) => {
+      const url = String(input instanceof Request ? input.url : input);
+      urls.push(url);
+      if (url.startsWith('https://')) return Promise.resolve(new Response(null, { status: 302, headers: { location: server.url } }));
+      return fetch(input, init);
+    }) as typeof fetch;
+    const err = await rejectsWith(downloadFile(opts({ url: 'https://models.example/model.gguf', fetchImpl })), 'url');
+    assert.equal(err.message, `The download was refused because https://models.example/model.gguf redirects to ${server.url} and it goes from https down to plain http.`);
+    assert.deepEqual(urls, ['https://models.example/model.gguf']);
+    assert.equal(server.served.length, 0, 'the http server was never contacted');
   });
 });

@@ -1,7 +1,9 @@
 // The engine as a real child process: EngineProcess (src/node/engineProcess.ts) spawning the
 // bundled host (dist/engineHost.js): handshake, model and completion, a SIGKILLed child restarted
 // with its model reloaded, giving up after repeated crashes, clean shutdown, exit when the parent
-// dies (also in the middle of a long prefill), malformed bytes on stdin, and `moe-engine serve --stdio`.
+// dies (also in the middle of a long prefill), exit within the grace period after `shutdown` +
+// `exit` or a closed stdin while a native call cannot stop, malformed bytes on stdin, and
+// `moe-engine serve --stdio`.
 import * as assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -12,7 +14,7 @@ import { describe, it, before } from 'node:test';
 import { ResponseError } from 'vscode-jsonrpc';
 import { StreamMessageReader, StreamMessageWriter, createMessageConnection } from 'vscode-jsonrpc/node';
 
-import { EngineErrorCodes, PARENT_PID_ENV, PROTOCOL_VERSION, type CompletionParams } from '../src/common/protocol';
+import { EngineErrorCodes, ExitNotification, PARENT_PID_ENV, PROTOCOL_VERSION, ShutdownRequest, type CompletionParams } from '../src/common/protocol';
 import { EngineClient } from '../src/node/engineClient';
 import { EngineProcess, type EngineState, type EngineStateChange } from '../src/node/engineProcess';
 import { TINY, ensureModel, type ModelSpec } from './support/fixtures';
@@ -60,6 +62,11 @@ const SLOW_PREFILL: ModelSpec = {
   types: { default: 'Q4_0' },
 };
 const PREFILL_TOKENS = 12000;
+/**
+ * A prompt evaluated as ONE batch (batchSize = context): a single native call that a cancel
+ * cannot stop before it ends, about 8 s for 12,000 tokens on two cores, and 16,000 take longer.
+ */
+const ONE_BATCH_TOKENS = 16000;
 
 async function waitUntil(what: string, condition: () => boolean, timeoutMs: number): Promise<number> {
   const t0 = Date.now();
@@ -277,6 +284,54 @@ describe('engine process', () => {
     } finally {
       if (pid !== undefined && isAlive(pid)) process.kill(pid, 'SIGKILL');
       fs.rmSync(script, { force: true });
+    }
+  });
+
+  it('ends within the grace period after shutdown + exit, or a closed stdin, while a native call cannot stop', async () => {
+    // The prompt is prefilled in one batch: a native call of many seconds that the cancel sent by
+    // `shutdown` only stops when it ends. The process must not wait for it: after `exit` (which
+    // arrives while `shutdown` still waits for that call) or a closed stdin, it ends within its
+    // 3 s grace period, killing itself if need be (process.exit would wait for the native call).
+    const slowModel = await ensureModel(SLOW_PREFILL);
+    const content = Array.from({ length: ONE_BATCH_TOKENS }, (_, i) => String.fromCharCode(97 + ((i * 7) % 26))).join('');
+    for (const ending of ['shutdown + exit', 'stdin closed'] as const) {
+      const host = spawn(process.execPath, [HOST], { stdio: ['pipe', 'pipe', 'pipe'] });
+      let stderr = '';
+      host.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+      host.stdin!.on('error', () => {});
+      const connection = createMessageConnection(new StreamMessageReader(host.stdout!), new StreamMessageWriter(host.stdin!));
+      connection.listen();
+      try {
+        const client = new EngineClient(connection);
+        await client.initialize({ name: 'grace' });
+        await client.loadModel({ path: slowModel, threads: 2, contextLength: ONE_BATCH_TOKENS + 64, batchSize: ONE_BATCH_TOKENS + 64 });
+        const chat = client.chat({ messages: [{ role: 'user', content }], maxTokens: 1 });
+        // An answer or an error reply means the prefill ended; a closed connection does not.
+        let chatDone = false;
+        chat.then(
+          () => (chatDone = true),
+          (err: unknown) => (chatDone ||= err instanceof ResponseError),
+        );
+        while (!(await client.stats()).sessions.some((s) => s.busy)) await new Promise((r) => setTimeout(r, 20));
+        await new Promise((r) => setTimeout(r, 200));
+        assert.equal(chatDone, false, 'the prefill runs');
+        const t0 = Date.now();
+        if (ending === 'shutdown + exit') {
+          // The shutdown reply would only come once the batch ended; exit does not wait for it.
+          connection.sendRequest(ShutdownRequest).catch(() => {});
+          await connection.sendNotification(ExitNotification);
+        } else {
+          host.stdin!.end();
+        }
+        const result = await exited(host);
+        const ms = Date.now() - t0;
+        assert.ok(ms < 5000, `${ending}: the engine took ${ms} ms to end (${JSON.stringify(result)}); stderr:\n${stderr}`);
+        assert.equal(chatDone, false, `${ending}: the prefill was still running when the engine ended (else this shows nothing)`);
+        assert.match(stderr, /did not stop within 3 s; killing the process/, ending);
+      } finally {
+        connection.dispose();
+        host.kill('SIGKILL');
+      }
     }
   });
 

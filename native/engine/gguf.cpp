@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -19,9 +20,16 @@ namespace moe {
 namespace {
 
 constexpr uint32_t kGgufMagic = 0x46554747;  // "GGUF" little endian
-constexpr uint64_t kMaxStringLen = 1ull << 30;
+constexpr uint64_t kMaxKeyLen = 65535;  // the GGUF spec's limit on a key's length
+constexpr uint64_t kMaxTensorName = 63;  // GGML_MAX_NAME - 1
 constexpr uint64_t kMaxKv = 1ull << 20;
 constexpr uint64_t kMaxTensors = 1ull << 20;
+constexpr uint64_t kMinAlignment = 8;   // every typed load from tensor data is naturally aligned
+constexpr uint64_t kMaxAlignment = 1ull << 20;
+// What one parsed item costs besides its strings' characters (a std::map node and its
+// contents), for the kMaxMetadataBytes budget.
+constexpr uint64_t kKvOverhead = sizeof(std::string) + sizeof(GgufValue) + 64;
+constexpr uint64_t kTensorOverhead = sizeof(GgufTensorInfo) + 2 * (kMaxTensorName + 1) + sizeof(std::string) + 64;
 
 [[noreturn]] void bad(const std::string& name, const std::string& what) {
     throw Error("bad_gguf", strfmt("%s is not a valid GGUF file: %s", name.c_str(), what.c_str()));
@@ -43,13 +51,32 @@ class Reader {
         pos_ += sizeof(T);
         return v;
     }
-    std::string read_string(const char* what) {
+    const uint8_t* here() const { return d_ + pos_; }
+    void skip(uint64_t bytes, const char* what) {
+        need(bytes, what);
+        pos_ += bytes;
+    }
+    // A string's length, checked against the bytes left (nothing is allocated yet).
+    uint64_t read_string_len(const char* what) {
         uint64_t len = read<uint64_t>(what);
-        if (len > kMaxStringLen) bad(name_, strfmt("%s has an absurd length %llu", what, (unsigned long long)len));
+        if (len > remaining())
+            bad(name_, strfmt("%s at byte %llu claims %llu bytes, more than the file holds", what, (unsigned long long)(pos_ - 8),
+                              (unsigned long long)len));
+        return len;
+    }
+    std::string take_string(uint64_t len, const char* what) {
         need(len, what);
         std::string s(reinterpret_cast<const char*>(d_ + pos_), static_cast<size_t>(len));
         pos_ += len;
         return s;
+    }
+    // A string of at most max_len bytes (longer ones are refused before any allocation).
+    std::string read_string(const char* what, uint64_t max_len) {
+        uint64_t len = read_string_len(what);
+        if (len > max_len)
+            bad(name_, strfmt("%s at byte %llu is %llu bytes long (at most %llu allowed)", what, (unsigned long long)(pos_ - 8),
+                              (unsigned long long)len, (unsigned long long)max_len));
+        return take_string(len, what);
     }
     const std::string& name() const { return name_; }
 
@@ -72,27 +99,43 @@ uint64_t scalar_size(GgufType t) {
 
 bool valid_type(uint32_t t) { return t <= 12; }
 
-void read_scalar(Reader& r, GgufType t, GgufValue& v, const char* what) {
+template <typename T>
+T load(const uint8_t* p) {
+    T v;
+    std::memcpy(&v, p, sizeof(T));  // the bytes need not be aligned
+    return v;
+}
+
+// Decodes one scalar (not a string) of type t from scalar_size(t) bytes at p.
+void decode_scalar(GgufType t, const uint8_t* p, GgufValue& v) {
     v.type = t;
     switch (t) {
-        case GgufType::U8: v.u = r.read<uint8_t>(what); v.i = static_cast<int64_t>(v.u); break;
-        case GgufType::I8: v.i = r.read<int8_t>(what); v.u = static_cast<uint64_t>(v.i); break;
-        case GgufType::U16: v.u = r.read<uint16_t>(what); v.i = static_cast<int64_t>(v.u); break;
-        case GgufType::I16: v.i = r.read<int16_t>(what); v.u = static_cast<uint64_t>(v.i); break;
-        case GgufType::U32: v.u = r.read<uint32_t>(what); v.i = static_cast<int64_t>(v.u); break;
-        case GgufType::I32: v.i = r.read<int32_t>(what); v.u = static_cast<uint64_t>(v.i); break;
-        case GgufType::U64: v.u = r.read<uint64_t>(what); v.i = static_cast<int64_t>(v.u); break;
-        case GgufType::I64: v.i = r.read<int64_t>(what); v.u = static_cast<uint64_t>(v.i); break;
-        case GgufType::F32: v.f = r.read<float>(what); break;
-        case GgufType::F64: v.f = r.read<double>(what); break;
-        case GgufType::BOOL: {
-            uint8_t b = r.read<uint8_t>(what);
-            if (b > 1) bad(r.name(), strfmt("%s has a bool value of %u", what, b));
-            v.u = b; v.i = b;
-            break;
-        }
-        case GgufType::STRING: v.s = r.read_string(what); break;
-        default: bad(r.name(), strfmt("%s has an unknown value type", what));
+        case GgufType::U8: case GgufType::BOOL: v.u = load<uint8_t>(p); v.i = static_cast<int64_t>(v.u); break;
+        case GgufType::I8: v.i = load<int8_t>(p); v.u = static_cast<uint64_t>(v.i); break;
+        case GgufType::U16: v.u = load<uint16_t>(p); v.i = static_cast<int64_t>(v.u); break;
+        case GgufType::I16: v.i = load<int16_t>(p); v.u = static_cast<uint64_t>(v.i); break;
+        case GgufType::U32: v.u = load<uint32_t>(p); v.i = static_cast<int64_t>(v.u); break;
+        case GgufType::I32: v.i = load<int32_t>(p); v.u = static_cast<uint64_t>(v.i); break;
+        case GgufType::U64: v.u = load<uint64_t>(p); v.i = static_cast<int64_t>(v.u); break;
+        case GgufType::I64: v.i = load<int64_t>(p); v.u = static_cast<uint64_t>(v.i); break;
+        case GgufType::F32: v.f = load<float>(p); break;
+        case GgufType::F64: v.f = load<double>(p); break;
+        default: break;
+    }
+}
+
+// Walks an array's string records (already checked at parse time; checked again here so a
+// GgufValue never reads out of its bytes). fn(const char* data, uint64_t len) per element.
+template <typename Fn>
+void for_each_string(const GgufValue& v, const std::string& path, const std::string& key, Fn fn) {
+    uint64_t pos = 0;
+    for (uint64_t j = 0; j < v.n_elems; ++j) {
+        if (v.elems_bytes - pos < 8) bad(path, strfmt("metadata array '%s' is truncated", key.c_str()));
+        const uint64_t len = load<uint64_t>(v.elems + pos);
+        pos += 8;
+        if (len > v.elems_bytes - pos) bad(path, strfmt("metadata array '%s' is truncated", key.c_str()));
+        fn(reinterpret_cast<const char*>(v.elems + pos), len);
+        pos += len;
     }
 }
 
@@ -102,6 +145,15 @@ const char* gguf_type_name(GgufType t) {
     static const char* names[] = {"u8", "i8", "u16", "i16", "u32", "i32", "f32", "bool", "string", "array", "u64", "i64", "f64"};
     uint32_t i = static_cast<uint32_t>(t);
     return i <= 12 ? names[i] : "unknown";
+}
+
+GgufValue GgufValue::element(uint64_t index) const {
+    const uint64_t sz = scalar_size(elem_type);
+    if (type != GgufType::ARRAY || sz == 0 || index >= n_elems || elems_bytes / sz < n_elems)
+        throw Error("bad_gguf", "GGUF metadata: element access outside an array of scalars");
+    GgufValue v;
+    decode_scalar(elem_type, elems + index * sz, v);
+    return v;
 }
 
 bool GgufValue::is_integer() const {
@@ -115,7 +167,10 @@ bool GgufValue::is_integer() const {
 // ---- MappedFile ----
 
 MappedFile::MappedFile(const std::string& path) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever, and
+    // some devices wait too; O_NOCTTY: a terminal never becomes ours. The type check comes
+    // right after, on the descriptor itself (no race with the path changing).
+    int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) throw Error("io", strfmt("cannot open %s: %s", path.c_str(), std::strerror(errno)));
     struct stat st;
     if (fstat(fd, &st) != 0) {
@@ -125,7 +180,13 @@ MappedFile::MappedFile(const std::string& path) {
     }
     if (!S_ISREG(st.st_mode)) {
         ::close(fd);
-        throw Error("io", strfmt("%s is not a regular file", path.c_str()));
+        const char* kind = S_ISDIR(st.st_mode)    ? "a directory"
+                           : S_ISFIFO(st.st_mode) ? "a FIFO"
+                           : S_ISCHR(st.st_mode)  ? "a character device"
+                           : S_ISBLK(st.st_mode)  ? "a block device"
+                           : S_ISSOCK(st.st_mode) ? "a socket"
+                                                  : "an unknown kind of file";
+        throw Error("io", strfmt("%s is not a regular file (%s)", path.c_str(), kind));
     }
     size_ = static_cast<uint64_t>(st.st_size);
     if (size_ == 0) {
@@ -182,14 +243,26 @@ void GgufFile::parse_all(const uint8_t* data, uint64_t size) {
     uint64_t n_kv = r.read<uint64_t>("metadata count");
     if (n_tensors > kMaxTensors || n_tensors * 24 > r.remaining())
         bad(path_, strfmt("absurd tensor count %llu", (unsigned long long)n_tensors));
-    if (n_kv > kMaxKv || n_kv * 12 > r.remaining()) bad(path_, strfmt("absurd metadata count %llu", (unsigned long long)n_kv));
+    if (n_kv > kMaxKv || n_kv * 13 > r.remaining()) bad(path_, strfmt("absurd metadata count %llu", (unsigned long long)n_kv));
+
+    // Memory the parsed metadata and tensor list will take, checked before each allocation.
+    uint64_t budget = 0;
+    auto charge = [&](uint64_t bytes, const std::string& what) {
+        if (bytes > kMaxMetadataBytes - budget)
+            bad(path_, strfmt("%s would take the parsed metadata past %llu MiB of memory", what.c_str(),
+                              (unsigned long long)(kMaxMetadataBytes >> 20)));
+        budget += bytes;
+    };
+    charge(n_tensors * kTensorOverhead, strfmt("the tensor list (%llu tensors)", (unsigned long long)n_tensors));
 
     for (uint64_t k = 0; k < n_kv; ++k) {
-        std::string key = r.read_string("metadata key");
+        std::string key = r.read_string("metadata key", kMaxKeyLen);
+        charge(kKvOverhead + key.size(), strfmt("metadata key '%s'", key.c_str()));
         uint32_t t = r.read<uint32_t>("metadata value type");
         if (!valid_type(t)) bad(path_, strfmt("metadata key '%s' has unknown value type %u", key.c_str(), t));
         GgufValue v;
         GgufType type = static_cast<GgufType>(t);
+        const std::string what = strfmt("metadata '%s'", key.c_str());
         if (type == GgufType::ARRAY) {
             uint32_t et = r.read<uint32_t>("array element type");
             if (!valid_type(et)) bad(path_, strfmt("metadata array '%s' has unknown element type %u", key.c_str(), et));
@@ -201,10 +274,31 @@ void GgufFile::parse_all(const uint8_t* data, uint64_t size) {
                 bad(path_, strfmt("metadata array '%s' claims %llu elements, more than the file holds", key.c_str(), (unsigned long long)n));
             v.type = GgufType::ARRAY;
             v.elem_type = etype;
-            v.arr.resize(static_cast<size_t>(n));
-            for (uint64_t j = 0; j < n; ++j) read_scalar(r, etype, v.arr[j], key.c_str());
+            v.n_elems = n;
+            v.elems = r.here();
+            const uint64_t start = r.pos();
+            if (etype == GgufType::STRING) {
+                // every length checked now, nothing allocated
+                for (uint64_t j = 0; j < n; ++j) r.skip(r.read_string_len(what.c_str()), what.c_str());
+            } else {
+                r.skip(n * min_elem, what.c_str());
+                if (etype == GgufType::BOOL) {
+                    for (uint64_t j = 0; j < n; ++j)
+                        if (v.elems[j] > 1) bad(path_, strfmt("metadata array '%s' has a bool value of %u", key.c_str(), v.elems[j]));
+                }
+            }
+            v.elems_bytes = r.pos() - start;
+        } else if (type == GgufType::STRING) {
+            v.type = type;
+            const uint64_t len = r.read_string_len(what.c_str());
+            charge(len, what);
+            v.s = r.take_string(len, what.c_str());
         } else {
-            read_scalar(r, type, v, key.c_str());
+            const uint64_t sz = scalar_size(type);
+            r.need(sz, what.c_str());
+            decode_scalar(type, r.here(), v);
+            r.skip(sz, what.c_str());
+            if (type == GgufType::BOOL && v.u > 1) bad(path_, strfmt("%s has a bool value of %llu", what.c_str(), (unsigned long long)v.u));
         }
         if (kv_.count(key)) bad(path_, strfmt("duplicate metadata key '%s'", key.c_str()));
         kv_.emplace(std::move(key), std::move(v));
@@ -212,16 +306,21 @@ void GgufFile::parse_all(const uint8_t* data, uint64_t size) {
 
     if (const GgufValue* a = find("general.alignment")) {
         if (!a->is_integer() || a->type == GgufType::BOOL) bad(path_, "general.alignment is not an integer");
-        uint64_t al = a->u;
-        if (al == 0 || (al & (al - 1)) != 0 || al > (1u << 20)) bad(path_, strfmt("general.alignment %llu is not a power of two", (unsigned long long)al));
+        const bool neg = a->i < 0 && (a->type == GgufType::I8 || a->type == GgufType::I16 || a->type == GgufType::I32 || a->type == GgufType::I64);
+        const uint64_t al = a->u;
+        // At least 8: the data section and every tensor start on a multiple of the alignment,
+        // so every typed load (f32, f16, the quant blocks' f16 scales) is naturally aligned.
+        if (neg || al < kMinAlignment || (al & (al - 1)) != 0 || al > kMaxAlignment)
+            bad(path_, strfmt("general.alignment %s must be a power of two of at least %llu (and at most %llu)",
+                              neg ? std::to_string(a->i).c_str() : std::to_string(al).c_str(), (unsigned long long)kMinAlignment,
+                              (unsigned long long)kMaxAlignment));
         alignment_ = al;
     }
 
     tensors_.resize(static_cast<size_t>(n_tensors));
     for (uint64_t ti = 0; ti < n_tensors; ++ti) {
         GgufTensorInfo& t = tensors_[ti];
-        t.name = r.read_string("tensor name");
-        if (t.name.size() >= 64) bad(path_, strfmt("tensor name '%s...' is longer than 63 bytes", t.name.substr(0, 40).c_str()));
+        t.name = r.read_string("tensor name", kMaxTensorName);
         t.n_dims = r.read<uint32_t>("tensor dimension count");
         if (t.n_dims == 0 || t.n_dims > 4) bad(path_, strfmt("tensor '%s' has %u dimensions (1 to 4 allowed)", t.name.c_str(), t.n_dims));
         for (uint32_t d = 0; d < t.n_dims; ++d) {
@@ -269,6 +368,20 @@ void GgufFile::parse_all(const uint8_t* data, uint64_t size) {
             bad(path_, strfmt("tensor '%s' data (offset %llu, %llu bytes) lies past the end of the file (truncated download?)",
                               t.name.c_str(), (unsigned long long)t.offset, (unsigned long long)t.size));
         t.data = data + data_off + t.offset;
+    }
+    // No two tensors may share bytes: the loader rewrites some weights in place (Model::repack_weights),
+    // one tensor per thread, and a hostile file must not make it rewrite the same bytes twice at once.
+    // (Tensors of unknown types have no known size; they are refused if used.)
+    std::vector<const GgufTensorInfo*> by_offset;
+    for (const GgufTensorInfo& t : tensors_)
+        if (t.size > 0) by_offset.push_back(&t);
+    std::sort(by_offset.begin(), by_offset.end(), [](const GgufTensorInfo* a, const GgufTensorInfo* b) { return a->offset < b->offset; });
+    for (size_t i = 1; i < by_offset.size(); ++i) {
+        const GgufTensorInfo& p = *by_offset[i - 1];
+        const GgufTensorInfo& t = *by_offset[i];
+        if (t.offset - p.offset < p.size)
+            bad(path_, strfmt("tensor '%s' data (offset %llu) overlaps tensor '%s' (offset %llu, %llu bytes)", t.name.c_str(),
+                              (unsigned long long)t.offset, p.name.c_str(), (unsigned long long)p.offset, (unsigned long long)p.size));
     }
 }
 
@@ -342,23 +455,52 @@ std::string GgufFile::get_str(const std::string& key, const std::string& def) co
     if (v->type != GgufType::STRING) bad_key(path_, key, "should be a string");
     return v->s;
 }
-std::vector<std::string> GgufFile::get_str_arr(const std::string& key) const {
+namespace {
+// An array getter's checks before it allocates: the key holds an array, of at most max_elems
+// entries, whose decoded form (`bytes`) stays within kMaxDecodedArrayBytes.
+void check_decoded(const std::string& path, const std::string& key, const GgufValue& v, uint64_t max_elems, uint64_t bytes) {
+    if (v.n_elems > max_elems)
+        bad_key(path, key, strfmt("has %llu entries, more than the %llu this engine accepts", (unsigned long long)v.n_elems,
+                                  (unsigned long long)max_elems));
+    if (bytes > kMaxDecodedArrayBytes)
+        bad_key(path, key, strfmt("would take %llu MiB of memory once decoded (at most %llu MiB allowed)", (unsigned long long)(bytes >> 20),
+                                  (unsigned long long)(kMaxDecodedArrayBytes >> 20)));
+}
+bool integer_type(GgufType t) {
+    GgufValue probe;
+    probe.type = t;
+    return probe.is_integer();
+}
+}  // namespace
+
+std::vector<std::string> GgufFile::get_str_arr(const std::string& key, uint64_t max_elems) const {
     const GgufValue* v = find(key);
     if (!v) return {};
     if (v->type != GgufType::ARRAY || v->elem_type != GgufType::STRING) bad_key(path_, key, "should be an array of strings");
+    if (v->n_elems > max_elems) check_decoded(path_, key, *v, max_elems, 0);
+    // what the vector will hold: one std::string each, plus the characters of those too long
+    // for the string's own buffer
+    uint64_t bytes = v->n_elems * sizeof(std::string);
+    for_each_string(*v, path_, key, [&](const char*, uint64_t len) {
+        if (len >= sizeof(std::string) / 2) bytes += len + 1;
+    });
+    check_decoded(path_, key, *v, max_elems, bytes);
     std::vector<std::string> out;
-    out.reserve(v->arr.size());
-    for (const GgufValue& e : v->arr) out.push_back(e.s);
+    out.reserve(static_cast<size_t>(v->n_elems));
+    for_each_string(*v, path_, key, [&](const char* p, uint64_t len) { out.emplace_back(p, static_cast<size_t>(len)); });
     return out;
 }
-std::vector<int32_t> GgufFile::get_i32_arr(const std::string& key) const {
+std::vector<int32_t> GgufFile::get_i32_arr(const std::string& key, uint64_t max_elems) const {
     const GgufValue* v = find(key);
     if (!v) return {};
-    if (v->type != GgufType::ARRAY || !(v->arr.empty() || v->arr[0].is_integer())) bad_key(path_, key, "should be an array of integers");
+    if (v->type != GgufType::ARRAY || !(v->n_elems == 0 || integer_type(v->elem_type))) bad_key(path_, key, "should be an array of integers");
+    check_decoded(path_, key, *v, max_elems, v->n_elems * sizeof(int32_t));
     std::vector<int32_t> out;
-    out.reserve(v->arr.size());
-    for (const GgufValue& e : v->arr) {
-        if (e.i < INT32_MIN || e.i > INT32_MAX) bad_key(path_, key, "has an out-of-range element");
+    out.reserve(static_cast<size_t>(v->n_elems));
+    for (uint64_t j = 0; j < v->n_elems; ++j) {
+        const GgufValue e = v->element(j);
+        const bool neg = (e.type == GgufType::I8 || e.type == GgufType::I16 || e.type == GgufType::I32 || e.type == GgufType::I64) && e.i < 0;
+        if ((!neg && e.u > static_cast<uint64_t>(INT32_MAX)) || e.i < INT32_MIN) bad_key(path_, key, "has an out-of-range element");
         out.push_back(static_cast<int32_t>(e.i));
     }
     return out;
@@ -367,9 +509,11 @@ std::vector<uint32_t> GgufFile::get_u32_or_arr(const std::string& key, size_t n)
     const GgufValue* v = find(key);
     if (!v) return {};
     if (v->type == GgufType::ARRAY) {
-        if (v->arr.size() != n) bad_key(path_, key, strfmt("has %zu entries, expected one per layer (%zu)", v->arr.size(), n));
+        if (v->n_elems != n)
+            bad_key(path_, key, strfmt("has %llu entries, expected one per layer (%zu)", (unsigned long long)v->n_elems, n));
+        if (v->elem_type == GgufType::STRING) bad_key(path_, key, "should be an integer or an array of integers, not an array of strings");
         std::vector<uint32_t> out;
-        for (const GgufValue& e : v->arr) out.push_back(as_u32(path_, key, e));
+        for (uint64_t j = 0; j < v->n_elems; ++j) out.push_back(as_u32(path_, key, v->element(j)));
         return out;
     }
     return std::vector<uint32_t>(n, as_u32(path_, key, *v));
@@ -377,9 +521,11 @@ std::vector<uint32_t> GgufFile::get_u32_or_arr(const std::string& key, size_t n)
 std::vector<bool> GgufFile::get_bool_arr(const std::string& key) const {
     const GgufValue* v = find(key);
     if (!v) return {};
-    if (v->type != GgufType::ARRAY || !(v->arr.empty() || v->arr[0].is_integer())) bad_key(path_, key, "should be an array of bools");
+    if (v->type != GgufType::ARRAY || !(v->n_elems == 0 || integer_type(v->elem_type))) bad_key(path_, key, "should be an array of bools");
+    check_decoded(path_, key, *v, UINT64_MAX, v->n_elems / 8);
     std::vector<bool> out;
-    for (const GgufValue& e : v->arr) out.push_back(e.u != 0);
+    out.reserve(static_cast<size_t>(v->n_elems));
+    for (uint64_t j = 0; j < v->n_elems; ++j) out.push_back(v->element(j).u != 0);
     return out;
 }
 

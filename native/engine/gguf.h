@@ -1,6 +1,9 @@
 // GGUF file reader (versions 2 and 3): memory-maps the file, parses every metadata value
 // type, and bounds-checks every count, offset and size against the file before use.
-// Malformed files throw moe::Error("bad_gguf", ...); nothing here aborts.
+// Malformed files throw moe::Error("bad_gguf", ...); nothing here aborts. Memory is bounded
+// by what will be allocated, not by the file's size: the parsed metadata and tensor list may
+// take at most kMaxMetadataBytes, arrays are not decoded until asked for, and one decoded array
+// at most kMaxDecodedArrayBytes (each refused with an error naming the key).
 #pragma once
 #include <cstdint>
 #include <map>
@@ -16,17 +19,30 @@ enum class GgufType : uint32_t {
 };
 const char* gguf_type_name(GgufType t);
 
+constexpr uint64_t kMaxMetadataBytes = 64ull << 20;       // keys, string values, tensor list
+constexpr uint64_t kMaxDecodedArrayBytes = 128ull << 20;  // one array decoded by a getter
+
 struct GgufValue {
     GgufType type = GgufType::U8;
-    GgufType elem_type = GgufType::U8;  // for ARRAY
-    // scalars (integers in both views when representable), strings, arrays
+    // scalars (integers in both views when representable) and strings
     int64_t i = 0;
     uint64_t u = 0;
     double f = 0.0;
     std::string s;
-    std::vector<GgufValue> arr;          // ARRAY of scalars/strings
+    // ARRAY: the elements stay in the file's bytes and are decoded on access (GgufFile's array
+    // getters, element()): decoding every element into a GgufValue at parse time let a small file
+    // with one long u8 array take ~90 bytes of memory per byte. Scalars lie back to back
+    // (unaligned); strings as GGUF string records, every length checked at parse time.
+    GgufType elem_type = GgufType::U8;
+    uint64_t n_elems = 0;
+    const uint8_t* elems = nullptr;  // first element, in the buffer the file was parsed from
+    uint64_t elems_bytes = 0;        // bytes of all elements
     bool is_integer() const;
     bool is_float() const { return type == GgufType::F32 || type == GgufType::F64; }
+    bool is_array() const { return type == GgufType::ARRAY; }
+    // Element `index` (< n_elems) of an array of scalars, as a scalar GgufValue; throws
+    // moe::Error("bad_gguf") for an array of strings or an index out of range.
+    GgufValue element(uint64_t index) const;
 };
 
 struct GgufTensorInfo {
@@ -42,7 +58,9 @@ struct GgufTensorInfo {
 
 class MappedFile {
  public:
-    explicit MappedFile(const std::string& path);  // throws moe::Error("io", ...)
+    // Opens without blocking (O_NONBLOCK: a FIFO or a device cannot hang the open) and refuses
+    // anything but a regular file; throws moe::Error("io", ...) or, for an empty file, "bad_gguf".
+    explicit MappedFile(const std::string& path);
     ~MappedFile();
     MappedFile(const MappedFile&) = delete;
     MappedFile& operator=(const MappedFile&) = delete;
@@ -60,7 +78,8 @@ class GgufFile {
  public:
     // Opens, maps and parses; throws moe::Error with code "io" or "bad_gguf".
     static std::unique_ptr<GgufFile> open(const std::string& path);
-    // Parses an in-memory buffer (tests, fuzzing); the buffer must outlive the object.
+    // Parses an in-memory buffer (tests, fuzzing); the buffer must outlive the object. Tensor
+    // data is aligned to general.alignment (at least 8) relative to `data`.
     static std::unique_ptr<GgufFile> parse(const uint8_t* data, uint64_t size, const std::string& name);
 
     uint32_t version() const { return version_; }
@@ -87,8 +106,10 @@ class GgufFile {
     std::string get_str(const std::string& key) const;
     std::string get_str(const std::string& key, const std::string& def) const;
     int32_t get_i32(const std::string& key, int32_t def) const;
-    std::vector<std::string> get_str_arr(const std::string& key) const;
-    std::vector<int32_t> get_i32_arr(const std::string& key) const;
+    // Arrays: a missing key gives an empty vector; more than max_elems entries, or a decoded
+    // size past kMaxDecodedArrayBytes, throws "bad_gguf" naming the key.
+    std::vector<std::string> get_str_arr(const std::string& key, uint64_t max_elems = UINT64_MAX) const;
+    std::vector<int32_t> get_i32_arr(const std::string& key, uint64_t max_elems = UINT64_MAX) const;
     // A key that may be a scalar or a per-layer array (n entries).
     std::vector<uint32_t> get_u32_or_arr(const std::string& key, size_t n) const;
     std::vector<bool> get_bool_arr(const std::string& key) const;

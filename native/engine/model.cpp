@@ -19,6 +19,15 @@ namespace moe {
 namespace {
 
 const char* kArch = "smallthinker";
+constexpr uint64_t kMaxVocab = 1u << 21;
+
+// A float hyperparameter must be finite and within [lo, hi]; NaN fails every comparison.
+float checked_f32(const GgufFile& f, const std::string& k, float v, float lo, float hi) {
+    if (!(v >= lo && v <= hi))
+        throw Error("bad_model", strfmt("%s: metadata '%s' is %g; it must be a finite number from %g to %g", f.path().c_str(), k.c_str(),
+                                        static_cast<double>(v), static_cast<double>(lo), static_cast<double>(hi)));
+    return v;
+}
 
 std::string key(const char* suffix) { return std::string(kArch) + "." + suffix; }
 
@@ -164,9 +173,10 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
     VocabData vd;
     vd.model = f.get_str("tokenizer.ggml.model", "");
     vd.pre = f.get_str("tokenizer.ggml.pre", "");
-    vd.tokens = f.get_str_arr("tokenizer.ggml.tokens");
-    vd.token_types = f.get_i32_arr("tokenizer.ggml.token_type");
-    vd.merges = f.get_str_arr("tokenizer.ggml.merges");
+    // bounded before anything is decoded: real vocabularies have at most a few 100k entries
+    vd.tokens = f.get_str_arr("tokenizer.ggml.tokens", kMaxVocab);
+    vd.token_types = f.get_i32_arr("tokenizer.ggml.token_type", kMaxVocab);
+    vd.merges = f.get_str_arr("tokenizer.ggml.merges", kMaxVocab);
     vd.bos = f.get_i32("tokenizer.ggml.bos_token_id", -1);
     vd.eos = f.get_i32("tokenizer.ggml.eos_token_id", -1);
     vd.eot = f.get_i32("tokenizer.ggml.eot_token_id", -1);
@@ -209,10 +219,13 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
     hp.n_expert_used = f.get_u32(key("expert_used_count"), 0);
     if (hp.n_expert == 0 || hp.n_expert_used == 0 || hp.n_expert_used > hp.n_expert || hp.n_expert > 4096)
         throw Error("bad_model", strfmt("%s: expert counts %u used of %u are invalid", path.c_str(), hp.n_expert_used, hp.n_expert));
-    hp.rms_eps = f.get_f32(key("attention.layer_norm_rms_epsilon"));
-    if (!(hp.rms_eps >= 0.0f) || !std::isfinite(hp.rms_eps)) throw Error("bad_model", strfmt("%s: invalid RMS norm epsilon", path.c_str()));
-    hp.rope_freq_base = f.get_f32(key("rope.freq_base"), 10000.0f);
-    if (!(hp.rope_freq_base > 0.0f) || !std::isfinite(hp.rope_freq_base)) throw Error("bad_model", strfmt("%s: invalid rope.freq_base", path.c_str()));
+    // Ranges: the norm epsilon is a small non-negative number (1e-6 in SmallThinker); a RoPE base
+    // below 1 or past 1e12 is nonsense (the published models use 1.5e6). NaN and Inf are refused.
+    hp.rms_eps = checked_f32(f, key("attention.layer_norm_rms_epsilon"), f.get_f32(key("attention.layer_norm_rms_epsilon")), 0.0f, 1.0f);
+    hp.rope_freq_base = checked_f32(f, key("rope.freq_base"), f.get_f32(key("rope.freq_base"), 10000.0f), 1.0f, 1e12f);
+    // checked whenever present, although only sliding-window models use it
+    const float rope_base_swa =
+        checked_f32(f, key("rope.freq_base_swa"), f.get_f32(key("rope.freq_base_swa"), hp.rope_freq_base), 1.0f, 1e12f);
     hp.rope_freq_base_swa = hp.rope_freq_base;
 
     // gating: llama.cpp aborts when the key is missing; we default to sigmoid (the HF config default).
@@ -244,7 +257,7 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
             uint32_t period = pat ? f.get_u32(key("attention.sliding_window_pattern")) : 4;
             for (uint32_t il = 0; il < hp.n_layer; ++il) hp.is_swa[il] = period == 0 || (il % period != 0);
         }
-        hp.rope_freq_base_swa = f.get_f32(key("rope.freq_base_swa"), hp.rope_freq_base);
+        hp.rope_freq_base_swa = rope_base_swa;
         // NoPE every 4th layer (a fixed step, not read from any key); llama.cpp's rule keeps RoPE on
         // every layer when n_layer == 4.
         const uint32_t step = 4;

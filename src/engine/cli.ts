@@ -148,10 +148,22 @@ async function writeFloats(data: Float32Array, start: number, end: number): Prom
 
 // ---------------------------------------------------------------- commands
 
+function fileKind(st: fs.Stats): string {
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isSocket()) return 'a socket';
+  return 'an unknown kind of file';
+}
+
 async function openModel(args: Args, vocabOnly = false): Promise<Model> {
   const file = required(args, 'model');
   if (!fs.existsSync(file)) throw new RuntimeError(`Model file not found: ${file}.`);
-  if (fs.statSync(file).isDirectory()) throw new RuntimeError(`${file} is a directory, not a GGUF model file.`);
+  // stat only (never opens the path: opening a FIFO would wait for a writer); the engine checks
+  // the file type again on the descriptor it opens.
+  const st = fs.statSync(file);
+  if (st.isDirectory()) throw new RuntimeError(`${file} is a directory, not a GGUF model file.`);
+  if (!st.isFile()) throw new RuntimeError(`${file} is not a regular file (${fileKind(st)}), not a GGUF model file.`);
   const addon = loadAddon();
   if (args.get('verbose')) addon.setLogLevel('info');
   return addon.loadModel(file, { vocabOnly });

@@ -67,7 +67,10 @@ export function runEngineHost(options: EngineHostOptions = {}): Promise<number> 
       if (why) log(`engine: ${why}; exiting.`);
       // process.exit() joins libuv's worker threads, so it would wait for the native operation in
       // flight (a prefill of thousands of tokens can take minutes). close() cancels it (it stops
-      // at its next batch) and resolves once no request runs; past the grace period, kill ourselves.
+      // at its next batch) and resolves once no native work runs; past the grace period, kill
+      // ourselves. After `shutdown`, close() returns the promise of that shutdown, still pending
+      // while a native call is stuck (a model load, one long batch): `exit` then waits for it
+      // under the same grace period instead of calling process.exit() at once and hanging in it.
       const grace = setTimeout(() => {
         log(`engine: the native work in flight did not stop within ${EXIT_GRACE_MS / 1000} s; killing the process.`);
         process.kill(process.pid, 'SIGKILL');

@@ -1,6 +1,7 @@
 // A MessageReader wrapper for the engine's side of the connection that answers malformed input
-// the way JSON-RPC 2.0 says, which vscode-jsonrpc alone does not: bytes that do not parse get a
-// ParseError reply (id null), and a JSON value that is not a request, notification or response
+// the way JSON-RPC 2.0 says, which vscode-jsonrpc alone does not: bytes that do not parse (every
+// error of the inner reader, FrameReader, which has resynchronised past them) get a ParseError
+// reply (id null), and a JSON value that is not a request, notification or response
 // gets an InvalidRequest reply (with its id when it has a usable one). Neither reaches the
 // connection, which goes on serving.
 import { AbstractMessageReader, ErrorCodes, type DataCallback, type Disposable, type Message, type MessageReader, type MessageWriter } from 'vscode-jsonrpc';

@@ -38,11 +38,12 @@ import {
   type TokenizeResult,
   type WorkDoneProgress,
 } from '../common/protocol';
-import { StreamMessageReader, StreamMessageWriter, createMessageConnection } from 'vscode-jsonrpc/node';
+import { StreamMessageWriter, createMessageConnection } from 'vscode-jsonrpc/node';
 
 import { isEngineError, loadAddon, type Addon } from '../engine/native';
 import { checkChatParams, runChat } from './chat';
 import { checkCompletionParams, checkWarmParams, runCompletion, runWarm } from './completion';
+import { FrameReader } from './frameReader';
 import { GuardedMessageReader } from './messageGuard';
 import { LoadedModel } from './model';
 import { ParamChecker } from './params';
@@ -67,6 +68,8 @@ export class EngineServer {
   /** model/load and model/unload, one after the other. */
   private modelQueue: Promise<unknown> = Promise.resolve();
   private loading: Promise<unknown> | undefined;
+  /** What close() does, once started: every later call returns it. */
+  private closing: Promise<null> | undefined;
   private readonly scheduler: Scheduler;
   private readonly counts: RequestCounts = { completion: 0, chat: 0, warm: 0, cancelled: 0, failed: 0, preemptions: 0, evictions: 0 };
   private readonly cache = { prefillCalls: 0, promptTokens: 0, reusedTokens: 0 };
@@ -208,12 +211,24 @@ export class EngineServer {
     };
   }
 
-  /** What `shutdown` does: stops every request, frees the model, and serves no more requests. */
-  async close(): Promise<null> {
-    if (this.state === 'shutdown') return null;
+  /**
+   * What `shutdown` does: stops every request, frees the model, and serves no more requests.
+   * Resolves once no native work of this server runs (a model load in flight, a prefill batch);
+   * every call, also one made while an earlier one waits, returns that same promise: the process
+   * exits on it (host.ts), and exiting while native work runs would wait for that work.
+   */
+  close(): Promise<null> {
+    this.closing ??= this.shutDown();
+    return this.closing;
+  }
+
+  private async shutDown(): Promise<null> {
     this.state = 'shutdown';
-    this.scheduler.stopAll(new ResponseError(EngineErrorCodes.EngineStopped, 'The engine is shutting down; the request was stopped.'));
+    const stopped = new ResponseError(EngineErrorCodes.EngineStopped, 'The engine is shutting down; the request was stopped.');
+    this.scheduler.stopAll(stopped);
     await this.modelQueue.catch(() => {});
+    // Requests that waited for that model change may have queued jobs meanwhile.
+    this.scheduler.stopAll(stopped);
     await this.scheduler.idle();
     this.model?.dispose();
     this.model = undefined;
@@ -295,6 +310,9 @@ export class EngineServer {
   /** The loaded model, once any model change in progress is done; ModelNotLoaded if there is none. */
   private async requireModel(): Promise<LoadedModel> {
     while (this.loading) await this.loading.catch(() => {});
+    if (this.state === 'shutdown') {
+      throw new ResponseError(EngineErrorCodes.EngineStopped, 'The engine is shutting down; the request was stopped.');
+    }
     if (!this.model || this.model.disposed) {
       throw new ResponseError(EngineErrorCodes.ModelNotLoaded, 'No model is loaded: choose a SmallThinker GGUF file to load (model/load) first.');
     }
@@ -329,13 +347,14 @@ export class EngineServer {
 
 /**
  * Serves the protocol on a pair of byte streams (stdin/stdout of the engine process, or the
- * in-memory streams of a test): frames from `input`, replies to `output`, malformed input
- * answered by GuardedMessageReader. The connection is listening when this returns.
+ * in-memory streams of a test): frames from `input` (read by FrameReader, which resynchronises
+ * after malformed frames), replies to `output`, malformed input answered by GuardedMessageReader.
+ * The connection is listening when this returns.
  */
 export function serveStreams(input: NodeJS.ReadableStream, output: NodeJS.WritableStream, options: EngineServerOptions = {}): { connection: MessageConnection; server: EngineServer } {
   const log = options.log ?? (() => {});
   const writer = new StreamMessageWriter(output);
-  const reader = new GuardedMessageReader(new StreamMessageReader(input), writer, log);
+  const reader = new GuardedMessageReader(new FrameReader(input), writer, log);
   const connection = createMessageConnection(reader, writer, { error: log, warn: log, info: log, log });
   const server = new EngineServer(connection, options);
   connection.listen();

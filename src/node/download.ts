@@ -1,6 +1,8 @@
 // Downloads a model file: resumable (<dest>.part + a <dest>.part.json sidecar, Range/If-Range),
 // checked for free disk space first, hashed while writing and verified (SHA-256, GGUF magic)
 // before it is renamed to its final name. Plain Node (no vscode); every error says what to do.
+// Only https is fetched (plain http only from this machine, for tests and local mirrors): the
+// URL and every redirect hop are checked before any connection (downloadUrlProblem).
 import { createHash, type Hash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -71,6 +73,7 @@ export type DownloadErrorKind =
   | 'diskFull'
   | 'http'
   | 'network'
+  | 'url'
   | 'io';
 
 /** Every failure of downloadFile; the message says what happened and what to do. */
@@ -97,6 +100,49 @@ const URL_SETTING = 'smallthinker.model.downloadUrl';
 const FOLDER_SETTING = 'smallthinker.model.downloadFolder';
 const GGUF_MAGIC = 'GGUF';
 const MAX_REDIRECTS = 10;
+
+/** True for hosts that are this machine: localhost, 127.0.0.0/8 and [::1] (as URL.hostname spells them). */
+export function isLoopbackHost(hostname: string): boolean {
+  const host = hostname.toLowerCase().replace(/\.$/, '');
+  return host === 'localhost' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+/** A URL for an error message: scheme, host and path, cut short (a data: URL can be megabytes). */
+function shortUrl(url: URL): string {
+  const text = url.protocol === 'http:' || url.protocol === 'https:' ? `${url.protocol}//${url.host}${url.pathname}` : url.href;
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+/**
+ * The downloader's URL policy: https only, plain http only to a loopback host and never after an
+ * https hop (no downgrade). Returns the sentence to show when `url` is refused (`redirectedFrom`:
+ * the hop that redirected to it), or undefined when it may be fetched.
+ */
+export function downloadUrlProblem(url: string, redirectedFrom?: string): string | undefined {
+  let target: URL;
+  try {
+    target = new URL(url);
+  } catch {
+    return redirectedFrom === undefined
+      ? `"${url}" is not a valid URL. Check the ${URL_SETTING} setting.`
+      : `${redirectedFrom} redirects to "${url.slice(0, 80)}", which is not a valid URL; the download was refused.`;
+  }
+  let from: URL | undefined;
+  try {
+    from = redirectedFrom === undefined ? undefined : new URL(redirectedFrom);
+  } catch {
+    from = undefined;
+  }
+  let why: string | undefined;
+  if (target.protocol === 'https:') why = undefined;
+  else if (target.protocol !== 'http:') why = `${target.protocol.replace(/:$/, '')}: URLs are never downloaded, only https`;
+  else if (from?.protocol === 'https:') why = 'it goes from https down to plain http';
+  else if (!isLoopbackHost(target.hostname)) why = 'plain http is allowed only to this machine (localhost, 127.0.0.0/8, [::1])';
+  if (why === undefined) return undefined;
+  return from === undefined
+    ? `The download URL ${shortUrl(target)} is refused because ${why}; check the ${URL_SETTING} setting.`
+    : `The download was refused because ${shortUrl(from)} redirects to ${shortUrl(target)} and ${why}.`;
+}
 
 interface Sidecar {
   url: string;
@@ -171,8 +217,10 @@ async function removeQuietly(file: string): Promise<void> {
 }
 
 async function readMagic(file: string): Promise<Buffer> {
-  const handle = await fs.promises.open(file, 'r');
+  // O_NONBLOCK: opening a FIFO (or a device) must not block; then only a regular file is read.
+  const handle = await fs.promises.open(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
   try {
+    if (!(await handle.stat()).isFile()) return Buffer.alloc(0);
     const buffer = Buffer.alloc(4);
     const { bytesRead } = await handle.read(buffer, 0, 4, 0);
     return buffer.subarray(0, bytesRead);
@@ -255,9 +303,13 @@ interface Fetched {
 /** GET with redirects followed by hand, so Range/If-Range go to every hop and each hop's headers are seen. */
 async function get(fetchImpl: typeof fetch, url: string, headers: Record<string, string>, signal: AbortSignal): Promise<Fetched> {
   let current = url;
+  let previous: string | undefined;
   let publishedSha256: string | undefined;
   let linkedSize: number | undefined;
   for (let hop = 0; ; hop++) {
+    // Every hop is checked before it is fetched (fetch itself would follow data:, or https -> http).
+    const refused = downloadUrlProblem(current, previous);
+    if (refused) throw new DownloadError('url', refused);
     const response = await fetchImpl(current, { headers: { 'accept-encoding': 'identity', ...headers }, redirect: 'manual', signal });
     publishedSha256 ??= sha256FromEtag(response.headers.get('x-linked-etag')) ?? sha256FromEtag(response.headers.get('etag'));
     linkedSize ??= headerNumber(response.headers.get('x-linked-size'));
@@ -265,7 +317,12 @@ async function get(fetchImpl: typeof fetch, url: string, headers: Record<string,
     if (response.status >= 300 && response.status < 400 && location) {
       await response.body?.cancel().catch(() => {});
       if (hop >= MAX_REDIRECTS) throw new DownloadError('http', `${url} redirects too many times. Check the ${URL_SETTING} setting.`);
-      current = new URL(location, current).toString();
+      previous = current;
+      try {
+        current = new URL(location, current).toString();
+      } catch {
+        throw new DownloadError('url', downloadUrlProblem(location, previous) ?? `${previous} redirects to an invalid URL; the download was refused.`);
+      }
       continue;
     }
     return { response, finalUrl: current, publishedSha256, linkedSize };
@@ -321,6 +378,8 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
   } catch {
     throw new DownloadError('http', `"${url}" is not a valid URL. Check the ${URL_SETTING} setting.`);
   }
+  const refused = downloadUrlProblem(url);
+  if (refused) throw new DownloadError('url', refused);
 
   // One controller for the user's signal and the stall timer.
   const controller = new AbortController();

@@ -1,6 +1,7 @@
-// Bad input never crashes the engine: a small valid SmallThinker GGUF is written in memory,
-// then truncated at every section boundary (and at many points in between), flipped at a few
-// hundred seeded random bytes, and given wrong magic/version/counts/types/architecture.
+// Bad input never crashes the engine: a small valid SmallThinker GGUF is written in memory
+// (gguf_writer.h), then truncated at every section boundary (and at many points in between),
+// flipped at a few hundred seeded random bytes, and given wrong magic/version/counts/types/
+// architecture.
 // Every variant must load and run, or fail with moe::Error — never crash or hang (ASan/UBSan
 // builds catch memory errors). Also: empty prompts, out-of-range ids, context overflow.
 #include <unistd.h>
@@ -19,202 +20,18 @@
 #include "../../native/engine/dtype.h"
 #include "../../native/engine/model.h"
 #include "../../native/engine/session.h"
+#include "check.h"
+#include "gguf_writer.h"
 
 using namespace moe;
 
 namespace {
 
-int g_pass = 0, g_fail = 0;
-void check(bool ok, const std::string& what) {
-    if (ok) {
-        ++g_pass;
-    } else {
-        ++g_fail;
-        std::printf("FAIL: %s\n", what.c_str());
-    }
-}
 
-// ---- a tiny GGUF writer (test-only) ----
-struct W {
-    std::vector<uint8_t> b;
-    std::vector<size_t> boundaries;  // offsets where a section or item starts
-    void u8(uint8_t v) { b.push_back(v); }
-    void u32(uint32_t v) { put(&v, 4); }
-    void u64(uint64_t v) { put(&v, 8); }
-    void f32(float v) { put(&v, 4); }
-    void put(const void* p, size_t n) { b.insert(b.end(), (const uint8_t*)p, (const uint8_t*)p + n); }
-    void str(const std::string& s) { u64(s.size()); put(s.data(), s.size()); }
-    void mark() { boundaries.push_back(b.size()); }
-};
+using testgguf::make_gguf;
+using testgguf::Spec;
 
-struct TensorSpec {
-    std::string name;
-    std::vector<int64_t> ne;
-    DType type;
-};
-
-struct Spec {
-    std::string arch = "smallthinker";
-    uint32_t version = 3;
-    uint32_t n_layer = 2, n_embd = 64, n_head = 4, n_head_kv = 2, head_dim = 16, n_expert = 4, n_used = 2, n_ff = 32;
-    uint32_t n_vocab = 300;
-    uint32_t unknown_type_id = 0;  // if nonzero, the first expert tensor gets this type id
-    bool sliding = false;
-};
-
-std::vector<uint8_t> make_gguf(const Spec& s, std::vector<size_t>* boundaries) {
-    W w;
-    std::vector<std::function<void()>> kvs;
-    auto kv_u32 = [&](const std::string& k, uint32_t v) { kvs.push_back([&w, k, v] { w.mark(); w.str(k); w.u32(4); w.u32(v); }); };
-    auto kv_f32 = [&](const std::string& k, float v) { kvs.push_back([&w, k, v] { w.mark(); w.str(k); w.u32(6); w.f32(v); }); };
-    auto kv_str = [&](const std::string& k, const std::string& v) { kvs.push_back([&w, k, v] { w.mark(); w.str(k); w.u32(8); w.str(v); }); };
-    const std::string a = "smallthinker.";
-    kv_str("general.architecture", s.arch);
-    kv_u32(a + "block_count", s.n_layer);
-    kv_u32(a + "context_length", 256);
-    kv_u32(a + "embedding_length", s.n_embd);
-    kv_u32(a + "feed_forward_length", s.n_ff);
-    kv_u32(a + "attention.head_count", s.n_head);
-    kv_u32(a + "attention.head_count_kv", s.n_head_kv);
-    kv_u32(a + "attention.key_length", s.head_dim);
-    kv_u32(a + "attention.value_length", s.head_dim);
-    kv_f32(a + "attention.layer_norm_rms_epsilon", 1e-6f);
-    kv_f32(a + "rope.freq_base", 1.5e6f);
-    kv_u32(a + "expert_count", s.n_expert);
-    kv_u32(a + "expert_used_count", s.n_used);
-    kv_u32(a + "expert_feed_forward_length", s.n_ff);
-    kv_u32(a + "expert_gating_func", 2);
-    if (s.sliding) kv_u32(a + "attention.sliding_window", 4096);
-    kv_str("tokenizer.ggml.model", "gpt2");
-    kv_str("tokenizer.ggml.pre", "qwen2");
-    // vocab: 256 byte tokens in GPT-2 byte-to-unicode form, then filler tokens
-    std::vector<std::string> toks;
-    {
-        std::vector<int> bs;
-        for (int c = 33; c <= 126; ++c) bs.push_back(c);
-        for (int c = 161; c <= 172; ++c) bs.push_back(c);
-        for (int c = 174; c <= 255; ++c) bs.push_back(c);
-        std::vector<int> cs = bs;
-        int extra = 0;
-        for (int c = 0; c < 256; ++c) {
-            if (std::find(bs.begin(), bs.end(), c) == bs.end()) {
-                bs.push_back(c);
-                cs.push_back(256 + extra++);
-            }
-        }
-        std::vector<std::string> byte_tok(256);
-        for (size_t i = 0; i < bs.size(); ++i) {
-            int cp = cs[i];
-            std::string u;
-            if (cp < 0x80) u.push_back((char)cp);
-            else { u.push_back((char)(0xC0 | (cp >> 6))); u.push_back((char)(0x80 | (cp & 0x3f))); }
-            byte_tok[bs[i]] = u;
-        }
-        for (int c = 0; c < 256; ++c) toks.push_back(byte_tok[c]);
-        while (toks.size() < s.n_vocab) toks.push_back("[PAD" + std::to_string(toks.size()) + "]");
-    }
-    kvs.push_back([&w, toks] {
-        w.mark(); w.str("tokenizer.ggml.tokens"); w.u32(9); w.u32(8); w.u64(toks.size());
-        for (auto& t : toks) w.str(t);
-    });
-    kvs.push_back([&w, n = toks.size()] {
-        w.mark(); w.str("tokenizer.ggml.token_type"); w.u32(9); w.u32(5); w.u64(n);
-        for (size_t i = 0; i < n; ++i) w.u32(1);
-    });
-    kvs.push_back([&w] { w.mark(); w.str("tokenizer.ggml.merges"); w.u32(9); w.u32(8); w.u64(0); });
-
-    std::vector<TensorSpec> ts;
-    ts.push_back({"token_embd.weight", {s.n_embd, s.n_vocab}, DType::Q8_0});
-    ts.push_back({"output_norm.weight", {s.n_embd}, DType::F32});
-    for (uint32_t l = 0; l < s.n_layer; ++l) {
-        auto n = [&](const char* x) { return "blk." + std::to_string(l) + "." + x + ".weight"; };
-        const int64_t nq = s.n_head * s.head_dim, nkv = s.n_head_kv * s.head_dim;
-        ts.push_back({n("attn_norm"), {s.n_embd}, DType::F32});
-        ts.push_back({n("attn_q"), {s.n_embd, nq}, DType::F16});
-        ts.push_back({n("attn_k"), {s.n_embd, nkv}, DType::BF16});
-        ts.push_back({n("attn_v"), {s.n_embd, nkv}, DType::Q8_0});
-        ts.push_back({n("attn_output"), {nq, s.n_embd}, DType::Q4_0});
-        ts.push_back({n("ffn_norm"), {s.n_embd}, DType::F32});
-        ts.push_back({n("ffn_gate_inp"), {s.n_embd, s.n_expert}, DType::F32});
-        ts.push_back({n("ffn_gate_exps"), {s.n_embd, s.n_ff, s.n_expert}, DType::Q4_0});
-        ts.push_back({n("ffn_up_exps"), {s.n_embd, s.n_ff, s.n_expert}, DType::Q4_0});
-        ts.push_back({n("ffn_down_exps"), {s.n_ff, s.n_embd, s.n_expert}, DType::Q4_0});
-    }
-    w.u32(0x46554747);
-    w.u32(s.version);
-    w.u64(ts.size());
-    w.u64(kvs.size());
-    for (auto& f : kvs) f();
-    std::vector<uint64_t> offs;
-    uint64_t off = 0;
-    std::mt19937 rng(42);
-    std::normal_distribution<float> nd(0.0f, 0.5f);
-    for (size_t i = 0; i < ts.size(); ++i) {
-        w.mark();
-        w.str(ts[i].name);
-        w.u32(static_cast<uint32_t>(ts[i].ne.size()));
-        int64_t nel = 1;
-        for (int64_t v : ts[i].ne) { w.u64(static_cast<uint64_t>(v)); nel *= v; }
-        uint32_t type = static_cast<uint32_t>(ts[i].type);
-        if (s.unknown_type_id && ts[i].name.find("ffn_up_exps") != std::string::npos) type = s.unknown_type_id;
-        w.u32(type);
-        w.u64(off);
-        offs.push_back(off);
-        TypeTraits tr = type_traits(ts[i].type);
-        off += (static_cast<uint64_t>(nel / tr.block_size) * tr.type_size + 31) / 32 * 32;
-    }
-    while (w.b.size() % 32) w.u8(0);
-    w.mark();
-    const size_t data0 = w.b.size();
-    for (size_t i = 0; i < ts.size(); ++i) {
-        w.b.resize(data0 + offs[i], 0);
-        w.mark();
-        int64_t nel = 1;
-        for (int64_t v : ts[i].ne) nel *= v;
-        std::vector<float> vals(static_cast<size_t>(nel));
-        for (auto& x : vals) x = ts[i].name.find("norm") != std::string::npos ? 1.0f : nd(rng);
-        if (ts[i].name == "token_embd.weight") for (auto& x : vals) x *= 2.0f;
-        const DType t = ts[i].type;
-        if (t == DType::F32) w.put(vals.data(), vals.size() * 4);
-        else if (t == DType::F16) for (float x : vals) { uint16_t hv = fp32_to_fp16(x); w.put(&hv, 2); }
-        else if (t == DType::BF16) for (float x : vals) { uint16_t hv = fp32_to_bf16(x); w.put(&hv, 2); }
-        else if (t == DType::Q8_0 || t == DType::Q4_0) {
-            for (size_t bi = 0; bi < vals.size() / 32; ++bi) {
-                float amax = 0;
-                for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(vals[bi * 32 + j]));
-                if (t == DType::Q8_0) {
-                    block_q8_0 blk;
-                    float d = amax / 127.0f, id = d ? 1.0f / d : 0.0f;
-                    blk.d = fp32_to_fp16(d);
-                    for (int j = 0; j < 32; ++j) blk.qs[j] = (int8_t)std::lround(vals[bi * 32 + j] * id);
-                    w.put(&blk, sizeof blk);
-                } else {
-                    block_q4_0 blk;
-                    float d = amax / 8.0f, id = d ? 1.0f / d : 0.0f;
-                    blk.d = fp32_to_fp16(d);
-                    for (int j = 0; j < 16; ++j) {
-                        int a0 = std::min(15, (int)(vals[bi * 32 + j] * id + 8.5f));
-                        int a1 = std::min(15, (int)(vals[bi * 32 + j + 16] * id + 8.5f));
-                        blk.qs[j] = (uint8_t)(std::max(0, a0) | (std::max(0, a1) << 4));
-                    }
-                    w.put(&blk, sizeof blk);
-                }
-            }
-        }
-    }
-    w.b.resize(data0 + off, 0);
-    if (boundaries) *boundaries = w.boundaries;
-    return w.b;
-}
-
-std::string write_tmp(const std::vector<uint8_t>& bytes) {
-    static int counter = 0;
-    std::string path = "/tmp/moe_robust_" + std::to_string(getpid()) + "_" + std::to_string(counter++) + ".gguf";
-    FILE* f = std::fopen(path.c_str(), "wb");
-    if (!bytes.empty()) std::fwrite(bytes.data(), 1, bytes.size(), f);
-    std::fclose(f);
-    return path;
-}
+std::string write_tmp(const std::vector<uint8_t>& bytes) { return testgguf::write_file(bytes, "/tmp", "moe_robust"); }
 
 // Load and, when loading succeeds, run a few tokens. Returns "" on success, else the error code.
 std::string try_load_and_run(const std::vector<uint8_t>& bytes, std::string* message = nullptr) {

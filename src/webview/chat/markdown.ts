@@ -1,6 +1,9 @@
 // Markdown to HTML for the chat webview: markdown-it with raw HTML escaped, code blocks highlighted
 // by highlight.js (a fixed set of common languages, bundled) and given Copy / Insert / Apply buttons.
-// Images are shown as their alt text (the CSP allows no remote images anyway).
+// Images are shown as their alt text (the CSP allows no remote images anyway). Model output is
+// untrusted: only http, https and mailto URLs become links (validateLink below), so no Markdown
+// construct (inline, reference or autolink, image) can produce a `command:`, `vscode:`,
+// `javascript:`, `file:` or relative link; anything else stays plain text.
 import MarkdownIt from 'markdown-it';
 import hljs from 'highlight.js/lib/core';
 import bash from 'highlight.js/lib/languages/bash';
@@ -30,6 +33,17 @@ hljs.registerAliases(['vue', 'svelte'], { languageName: 'xml' });
 
 const md = new MarkdownIt({ html: false, linkify: false, typographer: false, breaks: false });
 const escapeHtml = md.utils.escapeHtml;
+
+/**
+ * The only link targets rendered: markdown-it calls this for every link, reference definition,
+ * autolink and image with the normalized URL (entities decoded, then percent-encoded, so a scheme
+ * cannot hide behind `&#58;` or control characters). A link it refuses is not parsed as a link and
+ * shows as its source text.
+ */
+export function allowedLink(url: string): boolean {
+  return /^(?:https?|mailto):/i.test(url);
+}
+md.validateLink = allowedLink;
 
 /** True when highlight.js knows the language (or one of its aliases). */
 export function knownLanguage(language: string): boolean {
@@ -76,7 +90,12 @@ const defaultLinkOpen = md.renderer.rules.link_open ?? ((tokens, idx, options, _
 md.renderer.rules.link_open = (tokens, idx, options, env, self) => {
   const token = tokens[idx];
   const href = token.attrGet('href');
-  if (href && !token.attrGet('title')) token.attrSet('title', href);
+  if (href === null || !allowedLink(href)) {
+    // Cannot happen through validateLink; should a rule ever make one, an <a> without href is inert.
+    token.attrs = (token.attrs ?? []).filter(([name]) => name !== 'href');
+    return defaultLinkOpen(tokens, idx, options, env, self);
+  }
+  if (!token.attrGet('title')) token.attrSet('title', href);
   return defaultLinkOpen(tokens, idx, options, env, self);
 };
 

@@ -109,7 +109,10 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
     this.view = view;
     this.ready = false;
     const media = vscode.Uri.joinPath(this.context.extensionUri, 'media');
-    view.webview.options = { enableScripts: true, localResourceRoots: [media] };
+    // No command URIs: a link in an answer (model output) must never run a command. Link clicks are
+    // handled by VS Code itself, and markdown.ts renders only http, https and mailto links; the
+    // page's own buttons post `runCommand`, which parseWebviewMessage allow-lists (WEBVIEW_COMMANDS).
+    view.webview.options = { enableScripts: true, enableCommandUris: false, localResourceRoots: [media] };
     view.webview.html = chatHtml({
       cspSource: view.webview.cspSource,
       nonce: crypto.randomBytes(18).toString('base64'),

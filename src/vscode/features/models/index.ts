@@ -154,7 +154,7 @@ export function registerModels(context: vscode.ExtensionContext, services: Servi
     if (err instanceof DownloadError) {
       if (err.kind === 'noChecksum' || err.kind === 'checksum') settingKey = Settings.modelSha256;
       else if (err.kind === 'diskSpace' || err.kind === 'diskFull' || err.kind === 'io') settingKey = Settings.modelDownloadFolder;
-      else if (err.kind === 'http' || err.kind === 'notGguf') settingKey = Settings.modelDownloadUrl;
+      else if (err.kind === 'http' || err.kind === 'url' || err.kind === 'notGguf') settingKey = Settings.modelDownloadUrl;
     }
     if (settingKey) buttons.push(OPEN_SETTINGS);
     buttons.push(CHOOSE);
