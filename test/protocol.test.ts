@@ -3,6 +3,10 @@
 // handshake, model loading with progress, errors that keep the server serving, completion, chat
 // streaming, cancellation, pre-emption of chat by completion, the KV memory limit, reuse modes.
 import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { describe, it, before, after } from 'node:test';
 
 import { CancellationTokenSource, ResponseError } from 'vscode-jsonrpc';
@@ -100,6 +104,17 @@ describe('engine protocol', () => {
       assert.deepEqual(await client.modelInfo(), { loaded: false });
       await rejectsWith(client.loadModel({ path: '/nonexistent/model.gguf' }), EngineErrorCodes.ModelLoadFailed, /Cannot load the model \/nonexistent\/model\.gguf: .*check that the file exists/);
       await rejectsWith(client.loadModel({ path: __filename }), EngineErrorCodes.ModelLoadFailed, /choose a SmallThinker GGUF file/);
+      // A FIFO once blocked model/load forever, and every request queued behind it: now it is
+      // refused at once and the next request is answered.
+      const fifo = path.join(os.tmpdir(), `smallthinker-protocol-${process.pid}.gguf`);
+      fs.rmSync(fifo, { force: true });
+      assert.equal(spawnSync('mkfifo', [fifo]).status, 0, 'mkfifo');
+      try {
+        await rejectsWith(client.loadModel({ path: fifo }), EngineErrorCodes.ModelLoadFailed, /is not a regular file \(a FIFO\); choose a GGUF model file/);
+        await rejectsWith(client.tokenize('x'), EngineErrorCodes.ModelNotLoaded);
+      } finally {
+        fs.rmSync(fifo, { force: true });
+      }
       await rejectsWith(client.loadModel({ path: modelPath, kvMemoryLimitBytes: 1000 }), EngineErrorCodes.InvalidParams, /kvMemoryLimitBytes .* is smaller than the KV cache of one session/);
 
       // Bytes that are not JSON, a header without Content-Length, JSON that is not JSON-RPC.
@@ -143,7 +158,7 @@ describe('engine protocol', () => {
       assert.equal(loaded.info.architecture, 'smallthinker');
       assert.deepEqual(await client.tokenize('Hello world'), [9707, 1879]);
       const stats = await client.stats();
-      assert.equal(stats.requests.failed, 9, `failed requests counted: ${JSON.stringify(stats.requests)}`);
+      assert.equal(stats.requests.failed, 11, `failed requests counted: ${JSON.stringify(stats.requests)}`);
       assert.ok(logs.some((l) => /unreadable message/.test(l)));
     } finally {
       await engine.dispose();

@@ -38,7 +38,9 @@ export class LoadedModel {
       const code = isEngineError(err) ? err.code : 'internal';
       const detail = err instanceof Error ? err.message.replace(/\.$/, '') : String(err);
       const hint =
-        code === 'io'
+        code === 'io' && /not a regular file/.test(detail)
+          ? 'choose a GGUF model file'
+          : code === 'io'
           ? 'check that the file exists and is readable'
           : code === 'unsupported_arch' || code === 'unsupported_type' || code === 'unsupported_model'
             ? 'choose a SmallThinker GGUF file (Q4_0, Q8_0, F16, BF16 or F32)'
