@@ -20,8 +20,8 @@
 #include <random>
 #include <vector>
 
-#include "../native/engine/dtype.h"
-#include "../native/kernels/kernels.h"
+#include "core/dtype.h"
+#include "kernels/kernels.h"
 
 using namespace moe;
 using namespace moe::kernels;

@@ -17,16 +17,16 @@
 #include <string>
 #include <vector>
 
-#include "../engine/chat.h"
-#include "../engine/common.h"
-#include "../engine/generate.h"
-#include "../engine/model.h"
-#include "../engine/reuse.h"
-#include "../engine/sampler.h"
-#include "../engine/session.h"
-#include "../engine/threadpool.h"
-#include "../engine/tokenizer.h"
-#include "../kernels/kernels.h"
+#include "engine/chat.h"
+#include "core/common.h"
+#include "engine/generate.h"
+#include "model/model.h"
+#include "engine/reuse.h"
+#include "engine/sampler.h"
+#include "engine/session.h"
+#include "core/threadpool.h"
+#include "model/tokenizer.h"
+#include "kernels/kernels.h"
 
 #ifndef MOE_ENGINE_VERSION
 #define MOE_ENGINE_VERSION "0.0.0"

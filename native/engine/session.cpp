@@ -3,7 +3,7 @@
 // activations are converted to each weight type's paired type before the dot products, K/V
 // are stored as fp16, q is rounded to fp16 before q.k, and attention weights are rounded to
 // fp16 before weighting V (llama.cpp's non-flash-attention path).
-#include "session.h"
+#include "engine/session.h"
 
 #include <algorithm>
 #include <atomic>
@@ -15,9 +15,9 @@
 #include <cstring>
 #include <numeric>
 
-#include "../kernels/kernels.h"
-#include "common.h"
-#include "threadpool.h"
+#include "kernels/kernels.h"
+#include "core/common.h"
+#include "core/threadpool.h"
 
 namespace moe {
 

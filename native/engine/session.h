@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "model.h"
-#include "reuse.h"
+#include "model/model.h"
+#include "engine/reuse.h"
 
 namespace moe {
 

@@ -11,7 +11,7 @@
 #include <cstring>
 #include <vector>
 
-#include "kernels.h"
+#include "kernels/kernels.h"
 
 #if defined(__x86_64__)
 
@@ -420,7 +420,7 @@ void mul_q8_0_q8_0(int64_t n, const block_q8_0* w, size_t w_row_bytes, const int
 // (maddubs cannot saturate: nibbles <= 15, bytes >= -128); then, as the scalar reference dot,
 // acc = acc + float(s) * (d_w * d_x), so the results are the reference's bits.
 
-#include "mul_x16.h"
+#include "kernels/mul_x16.h"
 
 inline __m256 opaque256(__m256 v) {
     __asm__("" : "+x"(v));

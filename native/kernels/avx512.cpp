@@ -10,7 +10,7 @@
 #include <cstring>
 #include <vector>
 
-#include "kernels.h"
+#include "kernels/kernels.h"
 
 #if defined(__x86_64__)
 
@@ -348,7 +348,7 @@ struct Q8Ops {
     static __m256 tail(const block_q8_0* w, const block_q8_0* x) { return q8_tail(w, x); }
 };
 
-#include "mul_avx512.h"
+#include "kernels/mul_avx512.h"
 
 void mul_q4_0_q8_0(int64_t n, const block_q4_0* w, size_t w_row_bytes, const int32_t* rows, int64_t nr, const block_q8_0* x,
                    size_t x_row_bytes, int64_t nt, float* y, int64_t ldy) {
@@ -521,7 +521,7 @@ struct Dp4 {
         return _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(u8, s8), _mm512_set1_epi16(1)));
     }
 };
-#include "mul_x16_avx512.h"
+#include "kernels/mul_x16_avx512.h"
 void mul_q4_0x16_q8_0(int64_t n, const uint8_t* w, size_t group_bytes, int64_t ngroups, const block_q8_0* x, size_t x_row_bytes,
                       int64_t nt, float* y, int64_t ldy) {
     mul_x16_512<Dp4>(n, w, group_bytes, ngroups, x, x_row_bytes, nt, y, ldy);

@@ -3,7 +3,7 @@
 #include <cstring>
 #include <vector>
 
-#include "kernels.h"
+#include "kernels/kernels.h"
 
 namespace moe::kernels {
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Builds the pure-C++ test programs under AddressSanitizer + UndefinedBehaviorSanitizer into
 // build/test/: every test/native/*_test.cpp and *_driver.cpp is a program with its own main(),
-// linked with every native/engine/*.cpp and native/kernels/*.cpp (-O1 -g -std=c++17 -Wall -Wextra);
+// linked with every .cpp of native/{core,kernels,model,models,engine} (-O1 -g -std=c++17 -Wall -Wextra);
 // any other test/native/*.cpp is a shared helper linked into each program. Objects are cached
 // in build/test/obj and rebuilt when a source or an included header changes.
 //
@@ -9,8 +9,7 @@
 // "<name>: N passed, M failed" and exits non-zero on failure; test/run.mjs runs it.
 //
 // Usage: node test/native/build.mjs [name-substring ...]   (default: all programs)
-// Include paths: native/engine, native/kernels and native (so "tokenizer.h", "kernels.h",
-// "engine/model.h" and "../../native/engine/model.h" all resolve).
+// Include path: native (sources include "core/dtype.h", "model/model.h", ... from there).
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -25,7 +24,7 @@ const CXX = process.env.CXX || 'g++';
 const SANITIZE = ['-fsanitize=address,undefined', '-fno-sanitize-recover=undefined', '-fno-omit-frame-pointer'];
 const CXXFLAGS = [
   '-std=c++17', '-O1', '-ffp-contract=off', '-g', '-Wall', '-Wextra', '-pthread', ...SANITIZE,
-  '-Inative/engine', '-Inative/kernels', '-Inative',
+  '-Inative',
 ];
 const LDFLAGS = ['-pthread', ...SANITIZE];
 
@@ -117,7 +116,7 @@ function compileJob(src, log) {
 export async function buildNativeTests({ filters = [], log = (s) => process.stderr.write(s + '\n'), jobs } = {}) {
   const programs = listPrograms().filter((p) => filters.length === 0 || filters.some((f) => p.name.includes(f)));
   if (programs.length === 0) return { ok: true, programs: [] };
-  const libSrcs = [...cppIn('native/engine'), ...cppIn('native/kernels')];
+  const libSrcs = ['core', 'kernels', 'model', 'models', 'engine'].flatMap((d) => cppIn(`native/${d}`));
   const helperSrcs = cppIn('test/native').filter((f) => !/_(test|driver)\.cpp$/.test(f));
   const n = jobs || Number(process.env.MOE_BUILD_JOBS) || os.cpus().length;
 

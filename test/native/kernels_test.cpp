@@ -27,8 +27,8 @@
 #include <type_traits>
 #include <vector>
 
-#include "../../native/engine/dtype.h"
-#include "../../native/kernels/kernels.h"
+#include "core/dtype.h"
+#include "kernels/kernels.h"
 
 using namespace moe;
 using namespace moe::kernels;

@@ -15,10 +15,10 @@
 #include <string>
 #include <vector>
 
-#include "../../native/engine/common.h"
-#include "../../native/engine/dtype.h"
-#include "../../native/engine/model.h"
-#include "../../native/engine/session.h"
+#include "core/common.h"
+#include "core/dtype.h"
+#include "model/model.h"
+#include "engine/session.h"
 
 using namespace moe;
 

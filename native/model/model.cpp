@@ -1,6 +1,6 @@
 // SmallThinker model loading: metadata -> HParams exactly as llama.cpp decides them, tensor
 // binding with shape/type validation, tokenizer construction. See ENGINE-SPEC.md sections 2-3.
-#include "model.h"
+#include "model/model.h"
 
 #include <atomic>
 #include <chrono>
@@ -10,9 +10,9 @@
 #include <set>
 #include <thread>
 
-#include "../kernels/kernels.h"
-#include "common.h"
-#include "json.h"
+#include "kernels/kernels.h"
+#include "core/common.h"
+#include "core/json.h"
 
 namespace moe {
 

@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "dtype.h"
-#include "gguf.h"
-#include "tokenizer.h"
+#include "core/dtype.h"
+#include "model/gguf.h"
+#include "model/tokenizer.h"
 
 namespace moe {
 

@@ -1,11 +1,11 @@
 // Type table and exact scalar conversions for the GGUF element types.
-#include "dtype.h"
+#include "core/dtype.h"
 
 #include <cmath>
 #include <cstdio>
 #include <string>
 
-#include "common.h"
+#include "core/common.h"
 
 namespace moe {
 
