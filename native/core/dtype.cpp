@@ -65,31 +65,67 @@ struct Fp16TableInit {
 } g_fp16_table_init;
 }  // namespace
 
+namespace {
+
+void f32_to_float(const void* src, float* dst, int64_t n) { std::memcpy(dst, src, static_cast<size_t>(n) * 4); }
+
+void f16_to_float(const void* src, float* dst, int64_t n) {
+    const uint16_t* s = static_cast<const uint16_t*>(src);
+    for (int64_t i = 0; i < n; ++i) dst[i] = fp16_to_fp32(s[i]);
+}
+
+void bf16_to_float(const void* src, float* dst, int64_t n) {
+    const uint16_t* s = static_cast<const uint16_t*>(src);
+    for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_fp32(s[i]);
+}
+
+void q8_0_to_float(const void* src, float* dst, int64_t n) {
+    const block_q8_0* b = static_cast<const block_q8_0*>(src);
+    for (int64_t i = 0; i < n / QK8_0; ++i) {
+        const float d = fp16_to_fp32(b[i].d);
+        for (int j = 0; j < 32; ++j) dst[i * 32 + j] = b[i].qs[j] * d;
+    }
+}
+
+void q4_0_to_float(const void* src, float* dst, int64_t n) {
+    const block_q4_0* b = static_cast<const block_q4_0*>(src);
+    for (int64_t i = 0; i < n / QK4_0; ++i) {
+        const float d = fp16_to_fp32(b[i].d);
+        for (int j = 0; j < 16; ++j) {
+            dst[i * 32 + j] = static_cast<float>((b[i].qs[j] & 0x0f) - 8) * d;
+            dst[i * 32 + j + 16] = static_cast<float>((b[i].qs[j] >> 4) - 8) * d;
+        }
+    }
+}
+
+}  // namespace
+
 TypeTraits type_traits(uint32_t raw) {
     switch (static_cast<DType>(raw)) {
-        case DType::F32: return {"f32", 1, 4, true};
-        case DType::F16: return {"f16", 1, 2, true};
-        case DType::BF16: return {"bf16", 1, 2, true};
-        case DType::Q8_0: return {"q8_0", 32, 34, true};
-        case DType::Q4_0: return {"q4_0", 32, 18, true};
+        //                     name    block  bytes  computed  activations  dequantize
+        case DType::F32: return {"f32", 1, 4, true, DType::F32, f32_to_float};
+        case DType::F16: return {"f16", 1, 2, true, DType::F16, f16_to_float};
+        case DType::BF16: return {"bf16", 1, 2, true, DType::BF16, bf16_to_float};
+        case DType::Q8_0: return {"q8_0", 32, 34, true, DType::Q8_0, q8_0_to_float};
+        case DType::Q4_0: return {"q4_0", 32, 18, true, DType::Q8_0, q4_0_to_float};
         // Known to ggml, not computed by this engine yet (sizes kept so files can be described).
-        case DType::Q4_1: return {"q4_1", 32, 20, false};
-        case DType::Q5_0: return {"q5_0", 32, 22, false};
-        case DType::Q5_1: return {"q5_1", 32, 24, false};
-        case DType::Q8_1: return {"q8_1", 32, 36, false};
-        case DType::Q2_K: return {"q2_K", 256, 84, false};
-        case DType::Q3_K: return {"q3_K", 256, 110, false};
-        case DType::Q4_K: return {"q4_K", 256, 144, false};
-        case DType::Q5_K: return {"q5_K", 256, 176, false};
-        case DType::Q6_K: return {"q6_K", 256, 210, false};
-        case DType::Q8_K: return {"q8_K", 256, 292, false};
-        case DType::I8: return {"i8", 1, 1, false};
-        case DType::I16: return {"i16", 1, 2, false};
-        case DType::I32: return {"i32", 1, 4, false};
-        case DType::I64: return {"i64", 1, 8, false};
-        case DType::F64: return {"f64", 1, 8, false};
+        case DType::Q4_1: return {"q4_1", 32, 20, false, DType::F32, nullptr};
+        case DType::Q5_0: return {"q5_0", 32, 22, false, DType::F32, nullptr};
+        case DType::Q5_1: return {"q5_1", 32, 24, false, DType::F32, nullptr};
+        case DType::Q8_1: return {"q8_1", 32, 36, false, DType::F32, nullptr};
+        case DType::Q2_K: return {"q2_K", 256, 84, false, DType::F32, nullptr};
+        case DType::Q3_K: return {"q3_K", 256, 110, false, DType::F32, nullptr};
+        case DType::Q4_K: return {"q4_K", 256, 144, false, DType::F32, nullptr};
+        case DType::Q5_K: return {"q5_K", 256, 176, false, DType::F32, nullptr};
+        case DType::Q6_K: return {"q6_K", 256, 210, false, DType::F32, nullptr};
+        case DType::Q8_K: return {"q8_K", 256, 292, false, DType::F32, nullptr};
+        case DType::I8: return {"i8", 1, 1, false, DType::F32, nullptr};
+        case DType::I16: return {"i16", 1, 2, false, DType::F32, nullptr};
+        case DType::I32: return {"i32", 1, 4, false, DType::F32, nullptr};
+        case DType::I64: return {"i64", 1, 8, false, DType::F32, nullptr};
+        case DType::F64: return {"f64", 1, 8, false, DType::F32, nullptr};
     }
-    return {nullptr, 0, 0, false};
+    return {nullptr, 0, 0, false, DType::F32, nullptr};
 }
 
 const char* type_name(uint32_t raw) {
@@ -106,42 +142,9 @@ size_t row_bytes(DType t, int64_t n) {
 }
 
 void dequantize_row(DType t, const void* src, float* dst, int64_t n) {
-    switch (t) {
-        case DType::F32:
-            std::memcpy(dst, src, static_cast<size_t>(n) * 4);
-            return;
-        case DType::F16: {
-            const uint16_t* s = static_cast<const uint16_t*>(src);
-            for (int64_t i = 0; i < n; ++i) dst[i] = fp16_to_fp32(s[i]);
-            return;
-        }
-        case DType::BF16: {
-            const uint16_t* s = static_cast<const uint16_t*>(src);
-            for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_fp32(s[i]);
-            return;
-        }
-        case DType::Q8_0: {
-            const block_q8_0* b = static_cast<const block_q8_0*>(src);
-            for (int64_t i = 0; i < n / QK8_0; ++i) {
-                const float d = fp16_to_fp32(b[i].d);
-                for (int j = 0; j < 32; ++j) dst[i * 32 + j] = b[i].qs[j] * d;
-            }
-            return;
-        }
-        case DType::Q4_0: {
-            const block_q4_0* b = static_cast<const block_q4_0*>(src);
-            for (int64_t i = 0; i < n / QK4_0; ++i) {
-                const float d = fp16_to_fp32(b[i].d);
-                for (int j = 0; j < 16; ++j) {
-                    dst[i * 32 + j] = static_cast<float>((b[i].qs[j] & 0x0f) - 8) * d;
-                    dst[i * 32 + j + 16] = static_cast<float>((b[i].qs[j] >> 4) - 8) * d;
-                }
-            }
-            return;
-        }
-        default:
-            throw Error("unsupported_type", strfmt("cannot dequantize tensor type %s", type_name(static_cast<uint32_t>(t))));
-    }
+    const TypeTraits tr = type_traits(t);
+    if (!tr.to_float) throw Error("unsupported_type", strfmt("cannot dequantize tensor type %s", type_name(static_cast<uint32_t>(t))));
+    tr.to_float(src, dst, n);
 }
 
 }  // namespace moe

@@ -243,11 +243,13 @@ const KernelSet* avx512vnni_set() {
     static const KernelSet ks = [] {
         KernelSet k = *avx512_set();
         k.isa = Isa::Avx512Vnni;
-        k.dot_q8_0_q8_0 = dot_q8_0_q8_0;
-        k.dot_q4_0_q8_0 = dot_q4_0_q8_0;
-        k.mul_q8_0_q8_0 = mul_q8_0_q8_0;
-        k.mul_q4_0_q8_0 = mul_q4_0_q8_0;
-        k.mul_q4_0x16_q8_0 = mul_q4_0x16_q8_0;
+        TypeKernels& q8 = k.types[uint32_t(DType::Q8_0)];
+        q8.dot = dot_as<block_q8_0, block_q8_0, dot_q8_0_q8_0>;
+        q8.mul = mul_as<block_q8_0, block_q8_0, mul_q8_0_q8_0>;
+        TypeKernels& q4 = k.types[uint32_t(DType::Q4_0)];
+        q4.dot = dot_as<block_q4_0, block_q8_0, dot_q4_0_q8_0>;
+        q4.mul = mul_as<block_q4_0, block_q8_0, mul_q4_0_q8_0>;
+        q4.mul_x16 = mul_x16_as<block_q8_0, mul_q4_0x16_q8_0>;
         return k;
     }();
     return &ks;

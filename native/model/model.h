@@ -1,7 +1,8 @@
-// A loaded SmallThinker model: hyperparameters decided from GGUF metadata exactly as
-// llama.cpp decides them, and views of the weight tensors inside the mapped file.
-// Loading validates every tensor's presence, shape and type and refuses clearly what
-// cannot run (unknown architecture, unsupported type, missing expert tensors, ...).
+// A loaded model: the mapped GGUF file, its tokenizer, hyperparameters decided from metadata
+// exactly as llama.cpp decides them, and its architecture (native/models/), which binds the
+// weight tensors and computes the forward pass. Loading validates every tensor's presence,
+// shape and type and refuses clearly what cannot run (unknown architecture, unsupported type,
+// missing expert tensors, ...).
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -10,12 +11,15 @@
 
 #include "core/dtype.h"
 #include "model/gguf.h"
+#include "model/tensor.h"
 #include "model/tokenizer.h"
 
 namespace moe {
 
 enum class Gating : uint32_t { Softmax = 1, Sigmoid = 2 };
 
+// What the blocks and the session need to know of a model: sizes, per-layer attention kind,
+// the mixture of experts. An architecture fills it from its metadata keys.
 struct HParams {
     std::string arch;             // "smallthinker"
     uint32_t n_layer = 0;
@@ -40,76 +44,71 @@ struct HParams {
     uint32_t n_embd_q() const { return n_head * n_embd_head_k; }
     uint32_t n_embd_k_gqa() const { return n_head_kv * n_embd_head_k; }
     uint32_t n_embd_v_gqa() const { return n_head_kv * n_embd_head_v; }
-};
-
-// A view of one weight tensor in the mapped file. Rows are ne[0] elements long.
-struct Tensor {
-    const char* name = "";
-    DType type = DType::F32;
-    int64_t ne[4] = {1, 1, 1, 1};
-    size_t nb1 = 0;                  // bytes per row (ne[0] elements)
-    size_t nb2 = 0;                  // bytes per matrix (ne[0]*ne[1] elements), the stride between experts
-    const uint8_t* data = nullptr;
-    bool x16 = false;                // Q4_0 relayout 16 rows per block (kernels::repack_q4_0x16)
-    bool present() const { return data != nullptr; }
-    const uint8_t* row(int64_t i1, int64_t i2 = 0) const { return data + static_cast<size_t>(i2) * nb2 + static_cast<size_t>(i1) * nb1; }
-};
-
-struct LayerWeights {
-    Tensor attn_norm;   // {n_embd}
-    Tensor wq;          // {n_embd, n_head*head_dim}
-    Tensor wk;          // {n_embd, n_head_kv*head_dim}
-    Tensor wv;          // {n_embd, n_head_kv*head_dim}
-    Tensor wo;          // {n_head*head_dim, n_embd}
-    Tensor ffn_norm;    // {n_embd}
-    Tensor gate_inp;    // {n_embd, n_expert}  the router
-    Tensor gate_exps;   // {n_embd, n_ff_exp, n_expert}
-    Tensor up_exps;     // {n_embd, n_ff_exp, n_expert}
-    Tensor down_exps;   // {n_ff_exp, n_embd, n_expert}
+    float rope_base(uint32_t il) const { return is_swa[il] ? rope_freq_base_swa : rope_freq_base; }
 };
 
 struct LoadOptions {
     bool vocab_only = false;   // tokenizer and metadata only (no tensor validation)
-    // Relayout Q4_0 matrices 16 rows per block in place (copy-on-write pages of the mapping, no
-    // second copy; see Model::repack_weights); MOE_NO_REPACK=1 turns it off.
+    // Relayout matrices 16 rows per block in place (copy-on-write pages of the mapping, no
+    // second copy; see relayout_weights in model/weights.h); MOE_NO_REPACK=1 turns it off.
     bool repack = true;
+};
+
+struct ForwardState;
+struct Batch;
+
+// One architecture's weights and forward pass (native/models/<name>.cpp).
+class Architecture {
+ public:
+    virtual ~Architecture() = default;
+    // Evaluates batch.n tokens at positions batch.pos0.. through every layer, storing K/V in the
+    // state's cache, and writes the logits of batch.out_rows.
+    virtual void forward(ForwardState& s, const Batch& batch) const = 0;
+    // Every weight matrix the forward pass multiplies by (candidates for relayout; not the
+    // token embeddings, which are read row by row).
+    virtual std::vector<Tensor*> matrices() = 0;
+    // Whether logits come from the token embeddings (no output.weight).
+    virtual bool tied_output() const = 0;
 };
 
 class Model {
  public:
+    // Defined in native/models/registry.cpp, which knows every architecture.
     static std::unique_ptr<Model> load(const std::string& path, const LoadOptions& opts = {});
 
     const HParams& hparams() const { return hp_; }
     const Tokenizer& tokenizer() const { return *tokenizer_; }
     const GgufFile& file() const { return *file_; }
+    // The architecture; nullptr when loaded with vocab_only.
+    const Architecture* arch() const { return arch_.get(); }
     const std::string& name() const { return name_; }
     const std::string& chat_template() const { return chat_template_; }
     // JSON description: architecture, hyperparameters, per-layer attention types, tensor types, file size.
     std::string info_json() const;
 
-    Tensor tok_embd;     // {n_embd, n_vocab}
-    Tensor output_norm;  // {n_embd}
-    Tensor output;       // {n_embd, n_vocab}; == tok_embd when tied
-    bool tied_output = false;
-    std::vector<LayerWeights> layers;
-
-    // Norm weights as f32, dequantized once at load (every session reads them).
-    struct LayerNorms {
-        std::vector<float> attn, ffn;  // {n_embd}
-    };
-    std::vector<LayerNorms> norms;
-    std::vector<float> output_norm_f32;  // {n_embd}
     uint64_t repacked_bytes = 0;         // weights relaid out at load (Tensor::x16)
     double repack_ms = 0;
 
  private:
+    friend struct ModelLoader;
     Model() = default;
-    static void repack_weights(Model& m);
     std::unique_ptr<GgufFile> file_;
     std::unique_ptr<Tokenizer> tokenizer_;
+    std::unique_ptr<Architecture> arch_;
     HParams hp_;
     std::string name_;
     std::string chat_template_;
+};
+
+// The parts of loading every architecture shares (used by native/models/registry.cpp).
+struct ModelLoader {
+    // The file, general.architecture and general.name.
+    static std::unique_ptr<Model> open(const std::string& path);
+    // The tokenizer (byte-level BPE) and the chat template.
+    static void read_tokenizer(Model& m);
+    static HParams& hparams(Model& m) { return m.hp_; }
+    static void set_arch(Model& m, std::unique_ptr<Architecture> a) { m.arch_ = std::move(a); }
+    static const MappedFile* mapping(Model& m) { return m.file_->mapping(); }
 };
 
 }  // namespace moe

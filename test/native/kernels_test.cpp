@@ -314,8 +314,8 @@ void check_quantize(const KernelSet& ks, const char* case_name, QuantGen gen) {
         gen(r, x.data(), n);
         const int64_t nb = n / 32;
         Output<block_q8_0> want(nb), got(nb);
-        scalar_set().quantize_row_q8_0(x.data(), want.data(), n);
-        ks.quantize_row_q8_0(x.data(), got.data(), n);
+        scalar_set().of(DType::Q8_0).from_f32(x.data(), want.data(), n);
+        ks.of(DType::Q8_0).from_f32(x.data(), got.data(), n);
         if (!got.guard_intact()) {
             ok = false;
             detail = fmt("n=%" PRId64 ": wrote past the end of the output", n);
@@ -409,8 +409,8 @@ void check_dot_f32(const KernelSet& ks, DotCase c) {
         dot_inputs(c, r, w.data(), x.data(), n, 20);
         double mag = 0;
         for (int64_t i = 0; i < n; ++i) mag += std::fabs(static_cast<double>(w[i]) * x[i]);
-        const float want = scalar_set().dot_f32(n, w.data(), x.data());
-        const float got = ks.dot_f32(n, w.data(), x.data());
+        const float want = scalar_set().of(DType::F32).dot(n, w.data(), x.data());
+        const float got = ks.of(DType::F32).dot(n, w.data(), x.data());
         double rel = 0;
         if (!dot_close(want, got, mag, kDotRelTol, &rel)) {
             ok = false;
@@ -463,8 +463,8 @@ void check_dot_half(const KernelSet& ks, DotCase c, bool bits) {
         }
         double mag = 0;
         for (int64_t i = 0; i < n; ++i) mag += std::fabs(static_cast<double>(to_float(w[i])) * to_float(x[i]));
-        const float want = kBf16 ? scalar_set().dot_bf16(n, w.data(), x.data()) : scalar_set().dot_f16(n, w.data(), x.data());
-        const float got = kBf16 ? ks.dot_bf16(n, w.data(), x.data()) : ks.dot_f16(n, w.data(), x.data());
+        const float want = kBf16 ? scalar_set().of(DType::BF16).dot(n, w.data(), x.data()) : scalar_set().of(DType::F16).dot(n, w.data(), x.data());
+        const float got = kBf16 ? ks.of(DType::BF16).dot(n, w.data(), x.data()) : ks.of(DType::F16).dot(n, w.data(), x.data());
         double rel = 0;
         if (!dot_close(want, got, mag, kDotRelTol, &rel)) {
             ok = false;
@@ -508,7 +508,7 @@ void make_activations(QCase c, std::mt19937_64& r, block_q8_0* x, int64_t n, int
     if (c == QCase::Random || c == QCase::ZeroScales) {
         std::vector<float> f(static_cast<size_t>(n));
         gen_normal(r, f.data(), n);
-        scalar_set().quantize_row_q8_0(f.data(), x, n);
+        scalar_set().of(DType::Q8_0).from_f32(f.data(), x, n);
         return;
     }
     for (int64_t b = 0; b < nb; ++b) {
@@ -559,8 +559,8 @@ void check_dot_quant(const KernelSet& ks, QCase c) {
                 }
                 mag += s * std::fabs(static_cast<double>(fp16_to_fp32_slow(w[b].d)) * fp16_to_fp32_slow(x[b].d));
             }
-            want = scalar_set().dot_q4_0_q8_0(n, w.data(), x.data());
-            got = ks.dot_q4_0_q8_0(n, w.data(), x.data());
+            want = scalar_set().of(DType::Q4_0).dot(n, w.data(), x.data());
+            got = ks.of(DType::Q4_0).dot(n, w.data(), x.data());
         } else {
             Input<block_q8_0> w(nb, static_cast<size_t>((nb + 1) % 2));
             for (int64_t b = 0; b < nb; ++b) {
@@ -573,8 +573,8 @@ void check_dot_quant(const KernelSet& ks, QCase c) {
                 for (int j = 0; j < 32; ++j) s += std::fabs(static_cast<double>(w[b].qs[j]) * x[b].qs[j]);
                 mag += s * std::fabs(static_cast<double>(fp16_to_fp32_slow(w[b].d)) * fp16_to_fp32_slow(x[b].d));
             }
-            want = scalar_set().dot_q8_0_q8_0(n, w.data(), x.data());
-            got = ks.dot_q8_0_q8_0(n, w.data(), x.data());
+            want = scalar_set().of(DType::Q8_0).dot(n, w.data(), x.data());
+            got = ks.of(DType::Q8_0).dot(n, w.data(), x.data());
         }
         double rel = 0;
         const bool good = exact ? (want == got) : dot_close(want, got, mag, kQuantDotRelTol, &rel);
@@ -630,13 +630,13 @@ template <bool kQ4>
 struct QuantFns;
 template <>
 struct QuantFns<true> {
-    static auto mul(const KernelSet& k) { return k.mul_q4_0_q8_0; }
-    static auto dot(const KernelSet& k) { return k.dot_q4_0_q8_0; }
+    static auto mul(const KernelSet& k) { return k.of(DType::Q4_0).mul; }
+    static auto dot(const KernelSet& k) { return k.of(DType::Q4_0).dot; }
 };
 template <>
 struct QuantFns<false> {
-    static auto mul(const KernelSet& k) { return k.mul_q8_0_q8_0; }
-    static auto dot(const KernelSet& k) { return k.dot_q8_0_q8_0; }
+    static auto mul(const KernelSet& k) { return k.of(DType::Q8_0).mul; }
+    static auto dot(const KernelSet& k) { return k.of(DType::Q8_0).dot; }
 };
 
 template <bool kQ4>
@@ -799,7 +799,7 @@ void check_mul_x16(const KernelSet& ks, QCase c) {
                 if (!ok) break;
                 const int64_t ldy = nr + 5;
                 Output<float> y(nt * ldy);
-                ks.mul_q4_0x16_q8_0(n, packed.data(), group_bytes, ngroups, xrow(0), xrb, nt, y.data(), ldy);
+                ks.of(DType::Q4_0).mul_x16(n, packed.data(), group_bytes, ngroups, xrow(0), xrb, nt, y.data(), ldy);
                 ++shapes;
                 for (int64_t t = 0; t < nt && ok; ++t)
                     for (int64_t i = 0; i < ldy && ok; ++i) {
@@ -811,7 +811,7 @@ void check_mul_x16(const KernelSet& ks, QCase c) {
                         }
                         float got;
                         std::memcpy(&got, cell, sizeof got);
-                        const float want = scalar_set().dot_q4_0_q8_0(n, w.data() + i * nb, xrow(t));
+                        const float want = scalar_set().of(DType::Q4_0).dot(n, w.data() + i * nb, xrow(t));
                         ++pairs;
                         if (std::memcmp(&got, &want, sizeof got) != 0)
                             ok = false, detail = fmt("nb=%" PRId64 " groups=%" PRId64 " nt=%" PRId64 " y[%" PRId64 "][%" PRId64 "] = %.9g, reference dot %.9g (must be bit-identical)", nb, ngroups, nt, t, i, got, want);
@@ -825,7 +825,7 @@ void check_mul_x16(const KernelSet& ks, QCase c) {
 }
 
 void check_mul_set(const KernelSet& ks) {
-    const bool complete = ks.mul_q4_0_q8_0 && ks.mul_q8_0_q8_0;
+    const bool complete = ks.of(DType::Q4_0).mul && ks.of(DType::Q8_0).mul;
     report(complete, fmt("%s matrix kernels present", isa_name(ks.isa)), complete ? "" : "a mul_* pointer is null");
     if (!complete) return;
     for (QCase c : {QCase::Random, QCase::Extremes}) {
@@ -997,14 +997,24 @@ void check_softmax(const KernelSet& ks) {
 }
 
 void check_set(const KernelSet& ks) {
-    const bool complete = ks.quantize_row_q8_0 && ks.fp32_to_fp16_row && ks.fp32_to_bf16_row && ks.dot_f32 && ks.dot_f16 &&
-                          ks.dot_bf16 && ks.dot_q8_0_q8_0 && ks.dot_q4_0_q8_0 && ks.axpy_f16 &&
-                          ks.mul_q4_0_q8_0 && ks.mul_q8_0_q8_0 && ks.mul_q4_0x16_q8_0 && ks.attn_scores_f16 && ks.attn_pv_f16 && ks.softmax_f16r;
+    // Every type the engine computes with has its row: a dot, the conversion to its activation
+    // type, and the relayout kernel when the type has a relayout. Then the shared kernels.
+    bool complete = ks.axpy_f16 && ks.attn_scores_f16 && ks.attn_pv_f16 && ks.softmax_f16r;
+    for (uint32_t t = 0; t < kTypeCount; ++t) {
+        const TypeTraits tr = type_traits(t);
+        if (!tr.supported) continue;
+        const TypeKernels& k = ks.of(static_cast<DType>(t));
+        const bool row_ok = k.dot && (tr.act_type == DType::F32 || ks.of(tr.act_type).from_f32) &&
+                            (k.relayout16 != nullptr) == (k.mul_x16 != nullptr) &&
+                            (scalar_set().of(static_cast<DType>(t)).relayout16 != nullptr) == (k.relayout16 != nullptr);
+        if (!row_ok) std::printf("  %s: the row of %s is incomplete\n", isa_name(ks.isa), tr.name);
+        complete = complete && row_ok;
+    }
     report(complete, fmt("%s table complete", isa_name(ks.isa)), complete ? "" : "a kernel pointer is null");
     if (!complete) return;
 
-    auto fp16 = [](const KernelSet& k) { return k.fp32_to_fp16_row; };
-    auto bf16 = [](const KernelSet& k) { return k.fp32_to_bf16_row; };
+    auto fp16 = [](const KernelSet& k) { return k.of(DType::F16).from_f32; };
+    auto bf16 = [](const KernelSet& k) { return k.of(DType::BF16).from_f32; };
     check_conversion(ks, "fp32_to_fp16_row", "normal", gen_normal, fp16);
     check_conversion(ks, "fp32_to_fp16_row", "wide-range", gen_wide, fp16);
     check_conversion(ks, "fp32_to_fp16_row", "random-bits", gen_bits, fp16);
@@ -1230,14 +1240,14 @@ int run_bench() {
         std::vector<float> xf(static_cast<size_t>(s.n));
         gen_normal(r, xf.data(), s.n);
         std::vector<block_q8_0> xq(static_cast<size_t>(nb));
-        scalar_set().quantize_row_q8_0(xf.data(), xq.data(), s.n);
+        scalar_set().of(DType::Q8_0).from_f32(xf.data(), xq.data(), s.n);
         const double bytes = static_cast<double>(w4.size() * sizeof(block_q4_0));
         for (Isa isa : isas) {
             const KernelSet& ks = *compiled_set(isa);
             const double t = best_seconds(
                 [&] {
                     float acc = 0;
-                    for (int64_t row = 0; row < s.rows; ++row) acc += ks.dot_q4_0_q8_0(s.n, w4.data() + row * nb, xq.data());
+                    for (int64_t row = 0; row < s.rows; ++row) acc += ks.of(DType::Q4_0).dot(s.n, w4.data() + row * nb, xq.data());
                     g_sink = acc;
                 },
                 s.rows > 10000 ? 2.0 : 0.5);
@@ -1252,13 +1262,13 @@ int run_bench() {
     gen_normal(r, wf.data(), rows * n);
     gen_normal(r, xf.data(), n);
     std::vector<uint16_t> wh(wf.size()), wb(wf.size()), xh(xf.size()), xb(xf.size());
-    scalar_set().fp32_to_fp16_row(wf.data(), wh.data(), rows * n);
-    scalar_set().fp32_to_bf16_row(wf.data(), wb.data(), rows * n);
-    scalar_set().fp32_to_fp16_row(xf.data(), xh.data(), n);
-    scalar_set().fp32_to_bf16_row(xf.data(), xb.data(), n);
+    scalar_set().of(DType::F16).from_f32(wf.data(), wh.data(), rows * n);
+    scalar_set().of(DType::BF16).from_f32(wf.data(), wb.data(), rows * n);
+    scalar_set().of(DType::F16).from_f32(xf.data(), xh.data(), n);
+    scalar_set().of(DType::BF16).from_f32(xf.data(), xb.data(), n);
     std::vector<block_q8_0> w8(static_cast<size_t>(rows * nb)), x8(static_cast<size_t>(nb));
-    scalar_set().quantize_row_q8_0(wf.data(), w8.data(), rows * n);
-    scalar_set().quantize_row_q8_0(xf.data(), x8.data(), n);
+    scalar_set().of(DType::Q8_0).from_f32(wf.data(), w8.data(), rows * n);
+    scalar_set().of(DType::Q8_0).from_f32(xf.data(), x8.data(), n);
     for (Isa isa : isas) {
         const KernelSet& ks = *compiled_set(isa);
         auto run = [&](const char* what, double bytes, auto&& one_row) {
@@ -1272,12 +1282,12 @@ int run_bench() {
             std::printf("bench %-14s %-11s 1536x768: %7.2f GB/s\n", what, isa_name(isa), bytes / t / 1e9);
         };
         run("dot_q8_0_q8_0", static_cast<double>(w8.size() * sizeof(block_q8_0)),
-            [&](int64_t row) { return ks.dot_q8_0_q8_0(n, w8.data() + row * nb, x8.data()); });
-        run("dot_f16", static_cast<double>(wh.size() * 2), [&](int64_t row) { return ks.dot_f16(n, wh.data() + row * n, xh.data()); });
-        run("dot_bf16", static_cast<double>(wb.size() * 2), [&](int64_t row) { return ks.dot_bf16(n, wb.data() + row * n, xb.data()); });
-        run("dot_f32", static_cast<double>(wf.size() * 4), [&](int64_t row) { return ks.dot_f32(n, wf.data() + row * n, xf.data()); });
+            [&](int64_t row) { return ks.of(DType::Q8_0).dot(n, w8.data() + row * nb, x8.data()); });
+        run("dot_f16", static_cast<double>(wh.size() * 2), [&](int64_t row) { return ks.of(DType::F16).dot(n, wh.data() + row * n, xh.data()); });
+        run("dot_bf16", static_cast<double>(wb.size() * 2), [&](int64_t row) { return ks.of(DType::BF16).dot(n, wb.data() + row * n, xb.data()); });
+        run("dot_f32", static_cast<double>(wf.size() * 4), [&](int64_t row) { return ks.of(DType::F32).dot(n, wf.data() + row * n, xf.data()); });
         std::vector<block_q8_0> q(static_cast<size_t>(nb));
-        const double t = best_seconds([&] { ks.quantize_row_q8_0(xf.data(), q.data(), n); }, 0.1);
+        const double t = best_seconds([&] { ks.of(DType::Q8_0).from_f32(xf.data(), q.data(), n); }, 0.1);
         std::printf("bench %-14s %-11s n=768: %.0f ns\n", "quantize_q8_0", isa_name(isa), t * 1e9);
     }
     return 0;
