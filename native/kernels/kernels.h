@@ -1,7 +1,7 @@
 // Compute kernels behind one table per instruction set, chosen at run time so one binary
 // runs on any x86-64 CPU. The scalar set in ref.cpp is the reference every SIMD set is
-// tested against (test/native/kernels_test.cpp). To add an ISA: write <isa>.cpp filling a
-// KernelSet (compiled with that ISA's flags only in that file), register it in dispatch.cpp.
+// tested against (test/native/kernels_test.cpp, test/native/kernels/). To add an ISA: write
+// <isa>.cpp filling a KernelSet (compiled with that ISA's flags only in that file), register it in dispatch.cpp.
 //
 // A set holds one row of kernels per element type (KernelSet::of): as an activation type, the
 // conversion of float rows into it; as a weight type, its dot product and matrix kernels with
