@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Generates native/engine/unicode_data.inc: the Unicode category ranges and the whitespace
+// Generates native/model/unicode_data.inc: the Unicode category ranges and the whitespace
 // set the tokenizer's pre-tokenizer split uses (\p{L}, \p{N}, \s and the other categories).
 //
 // Source of truth: llama.cpp's src/unicode-data.cpp (llama.cpp is the tokenization oracle, so
@@ -23,7 +23,7 @@ const root = path.resolve(here, "..");
 
 const args = process.argv.slice(2);
 let input = process.env.LLAMA_UNICODE_DATA || "/tmp/llama-src/src/unicode-data.cpp";
-let out = path.join(root, "native/engine/unicode_data.inc");
+let out = path.join(root, "native/model/unicode_data.inc");
 let compareNode = false;
 for (let i = 0; i < args.length; i++) {
   const a = args[i];

@@ -20,8 +20,8 @@
 #include <random>
 #include <vector>
 
-#include "../native/engine/dtype.h"
-#include "../native/kernels/kernels.h"
+#include "core/dtype.h"
+#include "kernels/kernels.h"
 
 using namespace moe;
 using namespace moe::kernels;
@@ -86,17 +86,12 @@ std::vector<block_q8_0> make_acts(std::mt19937_64& r, int64_t n, int64_t nt) {
     std::vector<float> f(static_cast<size_t>(n * nt));
     for (auto& v : f) v = nd(r);
     std::vector<block_q8_0> x(static_cast<size_t>(n / 32 * nt));
-    scalar_set().quantize_row_q8_0(f.data(), x.data(), n * nt);
+    scalar_set().of(DType::Q8_0).from_f32(f.data(), x.data(), n * nt);
     return x;
 }
 
 template <typename BW>
-using DotFn = float (*)(int64_t, const BW*, const block_q8_0*);
-template <typename BW>
-using MulFn = void (*)(int64_t, const BW*, size_t, int64_t, const block_q8_0*, size_t, int64_t, float*, int64_t);
-
-template <typename BW>
-void dot_loop(DotFn<BW> dot, const Mats<BW>& m, int64_t c, const block_q8_0* x, int64_t nt, float* y) {
+void dot_loop(DotFn dot, const Mats<BW>& m, int64_t c, const block_q8_0* x, int64_t nt, float* y) {
     const int64_t nb = m.n / 32;
     const BW* w = m.mat(c);
     for (int64_t r = 0; r < m.rows; ++r)
@@ -104,7 +99,7 @@ void dot_loop(DotFn<BW> dot, const Mats<BW>& m, int64_t c, const block_q8_0* x, 
 }
 
 template <typename BW>
-void bench_shape(const char* type, const KernelSet& ks, DotFn<BW> dot, MulFn<BW> mul, std::mt19937_64& r, int64_t rows, int64_t n,
+void bench_shape(const char* type, const KernelSet& ks, DotFn dot, MulFn mul, std::mt19937_64& r, int64_t rows, int64_t n,
                  bool quick) {
     const Mats<BW> one = make_mats<BW>(r, rows, n, 1);
     const int64_t copies = std::max<int64_t>(2, static_cast<int64_t>(128e6 / one.bytes()));
@@ -174,9 +169,9 @@ int main(int argc, char** argv) {
         if (!ks || !cpu_supports(isa) || (only >= 0 && i != only)) continue;
         std::mt19937_64 r(42);
         for (auto [rows, n] : {std::pair<int64_t, int64_t>{1536, 1536}, {768, 1536}}) {
-            bench_shape<block_q4_0>("q4_0", *ks, ks->dot_q4_0_q8_0, ks->mul_q4_0_q8_0, r, rows, n, quick);
+            bench_shape<block_q4_0>("q4_0", *ks, ks->of(DType::Q4_0).dot, ks->of(DType::Q4_0).mul, r, rows, n, quick);
         }
-        bench_shape<block_q8_0>("q8_0", *ks, ks->dot_q8_0_q8_0, ks->mul_q8_0_q8_0, r, 1536, 1536, quick);
+        bench_shape<block_q8_0>("q8_0", *ks, ks->of(DType::Q8_0).dot, ks->of(DType::Q8_0).mul, r, 1536, 1536, quick);
     }
     return 0;
 }

@@ -4,6 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p build/bench
-g++ -std=c++17 -O3 -Wall -Wextra -pthread native/kernels/*.cpp native/engine/dtype.cpp native/engine/common.cpp \
+g++ -std=c++17 -Inative -O3 -Wall -Wextra -pthread native/kernels/*.cpp native/core/dtype.cpp native/core/common.cpp \
   scripts/kernels_bench.cpp -o build/bench/kernels_bench
 exec build/bench/kernels_bench "$@"

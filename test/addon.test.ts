@@ -46,6 +46,9 @@ describe('addon', () => {
     assert.ok(info.isas.includes('scalar'));
     assert.ok(info.isas.includes(info.isa));
     for (const isa of info.isas) assert.ok(info.compiledIsas.includes(isa));
+    // from the architecture registry and the type traits (native/models/registry.cpp, core/dtype.cpp)
+    assert.deepEqual(info.architectures, ['smallthinker']);
+    assert.deepEqual([...info.weightTypes].sort(), ['bf16', 'f16', 'f32', 'q4_0', 'q8_0']);
   });
 
   it('rejects bad model files with a code', async () => {

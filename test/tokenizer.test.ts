@@ -74,8 +74,8 @@ function diffLine(name: string, text: string, ours: readonly number[], ref: read
 
 // ---------------------------------------------------------------- the C++ driver (raw bytes)
 
-const DRIVER_SOURCES = ["test/native/tokenizer_driver.cpp", "native/engine/tokenizer.cpp", "native/engine/unicode.cpp"];
-const DRIVER_DEPS = [...DRIVER_SOURCES, "native/engine/tokenizer.h", "native/engine/unicode.h", "native/engine/unicode_data.inc", "native/engine/common.h"];
+const DRIVER_SOURCES = ["test/native/tokenizer_driver.cpp", "native/model/tokenizer.cpp", "native/model/unicode.cpp"];
+const DRIVER_DEPS = [...DRIVER_SOURCES, "native/model/tokenizer.h", "native/model/unicode.h", "native/model/unicode_data.inc", "native/core/common.h"];
 
 /**
  * build/test/tokenizer_driver (test/native/build.mjs, which `npm test` runs first) when it is
@@ -100,7 +100,7 @@ function tokenizerDriver(): string {
   if (fs.existsSync(exe)) return exe;
   fs.mkdirSync(dir, { recursive: true });
   const tmp = `${exe}.${process.pid}.tmp`;
-  const args = ["-std=c++17", "-O1", "-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-Inative/engine", ...DRIVER_SOURCES, "-o", tmp];
+  const args = ["-std=c++17", "-O1", "-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-Inative", ...DRIVER_SOURCES, "-o", tmp];
   console.log(`tokenizer: building the driver: g++ ${args.join(" ")}`);
   const r = spawnSync(process.env.CXX || "g++", args, { cwd: ROOT, encoding: "utf8" });
   if (r.status !== 0) throw new Error(`building the tokenizer driver failed:\n${r.stderr}`);

@@ -17,16 +17,17 @@
 #include <string>
 #include <vector>
 
-#include "../engine/chat.h"
-#include "../engine/common.h"
-#include "../engine/generate.h"
-#include "../engine/model.h"
-#include "../engine/reuse.h"
-#include "../engine/sampler.h"
-#include "../engine/session.h"
-#include "../engine/threadpool.h"
-#include "../engine/tokenizer.h"
-#include "../kernels/kernels.h"
+#include "engine/chat.h"
+#include "core/common.h"
+#include "engine/generate.h"
+#include "model/model.h"
+#include "engine/reuse.h"
+#include "engine/sampler.h"
+#include "engine/session.h"
+#include "core/threadpool.h"
+#include "model/tokenizer.h"
+#include "kernels/kernels.h"
+#include "models/registry.h"
 
 #ifndef MOE_ENGINE_VERSION
 #define MOE_ENGINE_VERSION "0.0.0"
@@ -1028,6 +1029,12 @@ Napi::Value engine_info(const Napi::CallbackInfo& info) {
         }
         out.Set("isas", supported);
         out.Set("compiledIsas", compiled);
+        Napi::Array archs = Napi::Array::New(env), types = Napi::Array::New(env);
+        for (const moe::ArchitectureEntry* a = moe::architectures(); a->name; ++a) archs.Set(archs.Length(), a->name);
+        for (uint32_t t = 0; t < kTypeCount; ++t)
+            if (moe::type_traits(t).supported) types.Set(types.Length(), moe::type_traits(t).name);
+        out.Set("architectures", archs);
+        out.Set("weightTypes", types);
         return out;
     });
 }

@@ -3,11 +3,11 @@
 // We do not run the GGUF's Jinja `tokenizer.chat_template`: a Jinja engine is out of scope.
 // SmallThinker ships a ChatML template, so ChatML is what we emit; a template that does not
 // mention <|im_start|> gets a warning, and we still use ChatML.
-#include "chat.h"
+#include "engine/chat.h"
 
-#include "common.h"
-#include "model.h"
-#include "tokenizer.h"
+#include "core/common.h"
+#include "model/model.h"
+#include "model/tokenizer.h"
 
 namespace moe {
 

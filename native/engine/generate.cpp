@@ -1,12 +1,12 @@
 // The decode loop (see generate.h).
-#include "generate.h"
+#include "engine/generate.h"
 
 #include <chrono>
 
-#include "common.h"
-#include "model.h"
-#include "session.h"
-#include "tokenizer.h"
+#include "core/common.h"
+#include "model/model.h"
+#include "engine/session.h"
+#include "model/tokenizer.h"
 
 namespace moe {
 

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "sampler.h"
+#include "engine/sampler.h"
 
 namespace moe {
 

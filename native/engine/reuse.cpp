@@ -1,10 +1,10 @@
 // Reuse planning (see reuse.h).
-#include "reuse.h"
+#include "engine/reuse.h"
 
 #include <algorithm>
 #include <unordered_map>
 
-#include "common.h"
+#include "core/common.h"
 
 namespace moe {
 

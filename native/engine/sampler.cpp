@@ -1,6 +1,6 @@
 // Token sampling (see sampler.h). Semantics follow llama.cpp's samplers of the same names;
 // the RNG and the final draw are our own so results do not depend on the C++ library.
-#include "sampler.h"
+#include "engine/sampler.h"
 
 #include <algorithm>
 #include <cmath>

@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "model.h"
-#include "reuse.h"
+#include "model/model.h"
+#include "engine/reuse.h"
 
 namespace moe {
 
@@ -80,7 +80,7 @@ class Session {
     size_t kv_bytes() const;
 
     // Routing statistics of everything evaluated so far: counts[layer * n_expert + e].
-    const std::vector<uint64_t>& expert_counts() const { return expert_counts_; }
+    const std::vector<uint64_t>& expert_counts() const;
     // ReGLU sparsity so far: expert neuron evaluations whose gate was <= 0 (relu zeroes them; their
     // `up` row is skipped when no token of the batch needs it), out of all.
     struct ReluStats {
@@ -93,7 +93,6 @@ class Session {
     const Model& model_;
     SessionParams params_;
     std::vector<int32_t> tokens_;
-    std::vector<uint64_t> expert_counts_;
     std::vector<float> last_logits_;
     bool has_logits_ = false;
     std::unique_ptr<Impl> impl_;

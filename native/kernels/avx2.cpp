@@ -11,7 +11,7 @@
 #include <cstring>
 #include <vector>
 
-#include "kernels.h"
+#include "kernels/kernels.h"
 
 #if defined(__x86_64__)
 
@@ -420,7 +420,7 @@ void mul_q8_0_q8_0(int64_t n, const block_q8_0* w, size_t w_row_bytes, const int
 // (maddubs cannot saturate: nibbles <= 15, bytes >= -128); then, as the scalar reference dot,
 // acc = acc + float(s) * (d_w * d_x), so the results are the reference's bits.
 
-#include "mul_x16.h"
+#include "kernels/mul_x16.h"
 
 inline __m256 opaque256(__m256 v) {
     __asm__("" : "+x"(v));
@@ -637,11 +637,6 @@ void softmax_f16r(int64_t n, float* s) {
     for (int64_t j = n8; j < n; ++j) s[j] = round_f16(s[j] * inv);
 }
 
-const KernelSet kAvx2 = {
-    Isa::Avx2, quantize_row_q8_0, fp32_to_fp16_row, fp32_to_bf16_row, dot_f32,       dot_f16,
-    dot_bf16,  dot_q8_0_q8_0,     dot_q4_0_q8_0,    axpy_f16,         mul_q4_0_q8_0, mul_q8_0_q8_0,
-    mul_q4_0x16_q8_0, attn_scores_f16, attn_pv_f16, softmax_f16r,
-};
 
 }  // namespace
 }  // namespace moe::kernels
@@ -654,7 +649,30 @@ const KernelSet kAvx2 = {
 #endif
 
 namespace moe::kernels {
-const KernelSet* avx2_set() { return &kAvx2; }
+namespace {
+// Built outside the ISA region: this runs on any CPU, also one without the ISA.
+KernelSet make_set() {
+    KernelSet s{};
+    s.isa = Isa::Avx2;
+    s.types[uint32_t(DType::F32)] = {nullptr, dot_as<float, float, dot_f32>, nullptr, nullptr, nullptr};
+    s.types[uint32_t(DType::F16)] = {from_f32_as<uint16_t, fp32_to_fp16_row>, dot_as<uint16_t, uint16_t, dot_f16>, nullptr, nullptr, nullptr};
+    s.types[uint32_t(DType::BF16)] = {from_f32_as<uint16_t, fp32_to_bf16_row>, dot_as<uint16_t, uint16_t, dot_bf16>, nullptr, nullptr, nullptr};
+    s.types[uint32_t(DType::Q8_0)] = {from_f32_as<block_q8_0, quantize_row_q8_0>, dot_as<block_q8_0, block_q8_0, dot_q8_0_q8_0>,
+                                      mul_as<block_q8_0, block_q8_0, mul_q8_0_q8_0>, nullptr, nullptr};
+    s.types[uint32_t(DType::Q4_0)] = {nullptr, dot_as<block_q4_0, block_q8_0, dot_q4_0_q8_0>, mul_as<block_q4_0, block_q8_0, mul_q4_0_q8_0>,
+                                      mul_x16_as<block_q8_0, mul_q4_0x16_q8_0>, repack_q4_0x16};
+    s.axpy_f16 = axpy_f16;
+    s.attn_scores_f16 = attn_scores_f16;
+    s.attn_pv_f16 = attn_pv_f16;
+    s.softmax_f16r = softmax_f16r;
+    return s;
+}
+}  // namespace
+
+const KernelSet* avx2_set() {
+    static const KernelSet set = make_set();
+    return &set;
+}
 }  // namespace moe::kernels
 
 #else  // !__x86_64__

@@ -10,7 +10,7 @@
 #include <cstring>
 #include <vector>
 
-#include "kernels.h"
+#include "kernels/kernels.h"
 
 #if defined(__x86_64__)
 
@@ -348,7 +348,7 @@ struct Q8Ops {
     static __m256 tail(const block_q8_0* w, const block_q8_0* x) { return q8_tail(w, x); }
 };
 
-#include "mul_avx512.h"
+#include "kernels/mul_avx512.h"
 
 void mul_q4_0_q8_0(int64_t n, const block_q4_0* w, size_t w_row_bytes, const int32_t* rows, int64_t nr, const block_q8_0* x,
                    size_t x_row_bytes, int64_t nt, float* y, int64_t ldy) {
@@ -521,17 +521,12 @@ struct Dp4 {
         return _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(u8, s8), _mm512_set1_epi16(1)));
     }
 };
-#include "mul_x16_avx512.h"
+#include "kernels/mul_x16_avx512.h"
 void mul_q4_0x16_q8_0(int64_t n, const uint8_t* w, size_t group_bytes, int64_t ngroups, const block_q8_0* x, size_t x_row_bytes,
                       int64_t nt, float* y, int64_t ldy) {
     mul_x16_512<Dp4>(n, w, group_bytes, ngroups, x, x_row_bytes, nt, y, ldy);
 }
 
-const KernelSet kAvx512 = {
-    Isa::Avx512, quantize_row_q8_0, fp32_to_fp16_row, fp32_to_bf16_row, dot_f32,       dot_f16,
-    dot_bf16,    dot_q8_0_q8_0,     dot_q4_0_q8_0,    axpy_f16,         mul_q4_0_q8_0, mul_q8_0_q8_0,
-    mul_q4_0x16_q8_0, attn_scores_f16, attn_pv_f16, softmax_f16r,
-};
 
 }  // namespace
 }  // namespace moe::kernels
@@ -544,7 +539,30 @@ const KernelSet kAvx512 = {
 #endif
 
 namespace moe::kernels {
-const KernelSet* avx512_set() { return &kAvx512; }
+namespace {
+// Built outside the ISA region: this runs on any CPU, also one without the ISA.
+KernelSet make_set() {
+    KernelSet s{};
+    s.isa = Isa::Avx512;
+    s.types[uint32_t(DType::F32)] = {nullptr, dot_as<float, float, dot_f32>, nullptr, nullptr, nullptr};
+    s.types[uint32_t(DType::F16)] = {from_f32_as<uint16_t, fp32_to_fp16_row>, dot_as<uint16_t, uint16_t, dot_f16>, nullptr, nullptr, nullptr};
+    s.types[uint32_t(DType::BF16)] = {from_f32_as<uint16_t, fp32_to_bf16_row>, dot_as<uint16_t, uint16_t, dot_bf16>, nullptr, nullptr, nullptr};
+    s.types[uint32_t(DType::Q8_0)] = {from_f32_as<block_q8_0, quantize_row_q8_0>, dot_as<block_q8_0, block_q8_0, dot_q8_0_q8_0>,
+                                      mul_as<block_q8_0, block_q8_0, mul_q8_0_q8_0>, nullptr, nullptr};
+    s.types[uint32_t(DType::Q4_0)] = {nullptr, dot_as<block_q4_0, block_q8_0, dot_q4_0_q8_0>, mul_as<block_q4_0, block_q8_0, mul_q4_0_q8_0>,
+                                      mul_x16_as<block_q8_0, mul_q4_0x16_q8_0>, repack_q4_0x16};
+    s.axpy_f16 = axpy_f16;
+    s.attn_scores_f16 = attn_scores_f16;
+    s.attn_pv_f16 = attn_pv_f16;
+    s.softmax_f16r = softmax_f16r;
+    return s;
+}
+}  // namespace
+
+const KernelSet* avx512_set() {
+    static const KernelSet set = make_set();
+    return &set;
+}
 }  // namespace moe::kernels
 
 #else  // !__x86_64__

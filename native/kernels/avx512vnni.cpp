@@ -9,7 +9,7 @@
 #include <cstring>
 #include <vector>
 
-#include "kernels.h"
+#include "kernels/kernels.h"
 
 #if defined(__x86_64__)
 
@@ -205,7 +205,7 @@ struct Q8Ops {
     static __m256 tail(const block_q8_0* w, const block_q8_0* x) { return q8_tail(w, x); }
 };
 
-#include "mul_avx512.h"
+#include "kernels/mul_avx512.h"
 
 void mul_q4_0_q8_0(int64_t n, const block_q4_0* w, size_t w_row_bytes, const int32_t* rows, int64_t nr, const block_q8_0* x,
                    size_t x_row_bytes, int64_t nt, float* y, int64_t ldy) {
@@ -220,7 +220,7 @@ void mul_q8_0_q8_0(int64_t n, const block_q8_0* w, size_t w_row_bytes, const int
 struct Dp4 {
     static __m512i dp(__m512i acc, __m512i u8, __m512i s8) { return _mm512_dpbusd_epi32(acc, u8, s8); }
 };
-#include "mul_x16_avx512.h"
+#include "kernels/mul_x16_avx512.h"
 void mul_q4_0x16_q8_0(int64_t n, const uint8_t* w, size_t group_bytes, int64_t ngroups, const block_q8_0* x, size_t x_row_bytes,
                       int64_t nt, float* y, int64_t ldy) {
     mul_x16_512<Dp4>(n, w, group_bytes, ngroups, x, x_row_bytes, nt, y, ldy);
@@ -243,11 +243,13 @@ const KernelSet* avx512vnni_set() {
     static const KernelSet ks = [] {
         KernelSet k = *avx512_set();
         k.isa = Isa::Avx512Vnni;
-        k.dot_q8_0_q8_0 = dot_q8_0_q8_0;
-        k.dot_q4_0_q8_0 = dot_q4_0_q8_0;
-        k.mul_q8_0_q8_0 = mul_q8_0_q8_0;
-        k.mul_q4_0_q8_0 = mul_q4_0_q8_0;
-        k.mul_q4_0x16_q8_0 = mul_q4_0x16_q8_0;
+        TypeKernels& q8 = k.types[uint32_t(DType::Q8_0)];
+        q8.dot = dot_as<block_q8_0, block_q8_0, dot_q8_0_q8_0>;
+        q8.mul = mul_as<block_q8_0, block_q8_0, mul_q8_0_q8_0>;
+        TypeKernels& q4 = k.types[uint32_t(DType::Q4_0)];
+        q4.dot = dot_as<block_q4_0, block_q8_0, dot_q4_0_q8_0>;
+        q4.mul = mul_as<block_q4_0, block_q8_0, mul_q4_0_q8_0>;
+        q4.mul_x16 = mul_x16_as<block_q8_0, mul_q4_0x16_q8_0>;
         return k;
     }();
     return &ks;

@@ -3,8 +3,8 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "../engine/common.h"
-#include "kernels.h"
+#include "core/common.h"
+#include "kernels/kernels.h"
 
 namespace moe::kernels {
 

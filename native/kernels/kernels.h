@@ -1,15 +1,18 @@
 // Compute kernels behind one table per instruction set, chosen at run time so one binary
 // runs on any x86-64 CPU. The scalar set in ref.cpp is the reference every SIMD set is
-// tested against (test/native/kernels_test.cpp). To add an ISA: write <isa>.cpp filling a
-// KernelSet (compiled with that ISA's flags only in that file), register it in dispatch.cpp.
+// tested against (test/native/kernels_test.cpp, test/native/kernels/). To add an ISA: write
+// <isa>.cpp filling a KernelSet (compiled with that ISA's flags only in that file), register it in dispatch.cpp.
 //
-// Pairing (as ggml): a weight row of type W is dotted with activations converted to W's
-// "activation type": f32->f32, f16->f16, bf16->bf16, q8_0->q8_0, q4_0->q8_0.
+// A set holds one row of kernels per element type (KernelSet::of): as an activation type, the
+// conversion of float rows into it; as a weight type, its dot product and matrix kernels with
+// rows of its activation type (TypeTraits::act_type in core/dtype.h, as ggml pairs them:
+// f32->f32, f16->f16, bf16->bf16, q8_0->q8_0, q4_0->q8_0). To add a weight type: its traits
+// row in core/dtype.cpp, its kernels in ref.cpp and each ISA file, and its row in each set.
 #pragma once
 #include <cstddef>
 #include <cstdint>
 
-#include "../engine/dtype.h"
+#include "core/dtype.h"
 
 namespace moe::kernels {
 
@@ -18,41 +21,53 @@ constexpr int kIsaCount = 4;
 const char* isa_name(Isa isa);
 bool parse_isa(const char* name, Isa* out);
 
+// Float activations -> rows of this type (n elements; a multiple of the block size). q8_0
+// follows ggml's x86 path: d = amax/127, id = 127/amax, round half to even.
+using FromF32Fn = void (*)(const float* x, void* y, int64_t n);
+// dot(weight row, activation row) over n elements.
+using DotFn = float (*)(int64_t n, const void* w, const void* x);
+// Matrix kernel: y[t*ldy + r] = dot(weight row r, activation row t) for the rows r = rows[0..nr)
+// (or r = 0..nr-1 when rows is nullptr: ReGLU passes only the neurons it needs), t < nt, where
+// weight row r starts w_row_bytes * r bytes after w and activation row t x_row_bytes * t bytes
+// after x (n elements each; ldy > every r). Every y element is bit-identical to what the same
+// set's dot returns for that pair (the same float operations in the same order per row); the
+// work is tiled so that each weight block is loaded and unpacked once per few tokens and each
+// activation block once per few rows, and the next tile's rows are prefetched. Only those
+// nr x nt elements of y are written.
+using MulFn = void (*)(int64_t n, const void* w, size_t w_row_bytes, const int32_t* rows, int64_t nr, const void* x,
+                       size_t x_row_bytes, int64_t nt, float* y, int64_t ldy);
+// Weights relaid out 16 rows at a time (repack_q4_0x16 below): y[t*ldy + 16*g + i] = dot(row
+// 16*g + i, activation row t) for groups g < ngroups (group g starts g * group_bytes after w)
+// and t < nt. Each int32 lane holds one row's whole block sum, so the float work per block is
+// shared by 16 rows; the float operations are the scalar reference dot's (block sums
+// converted, times d_w*d_x, added in block order), so every set returns the reference's bits.
+using MulX16Fn = void (*)(int64_t n, const uint8_t* w, size_t group_bytes, int64_t ngroups, const void* x,
+                          size_t x_row_bytes, int64_t nt, float* y, int64_t ldy);
+
+// One element type's kernels in one set; a null pointer is a kernel the type does not have.
+struct TypeKernels {
+    FromF32Fn from_f32;  // as an activation type (f16, bf16, q8_0; f32 rows are used in place)
+    DotFn dot;           // as a weight type, with rows of its activation type
+    MulFn mul;           // nullptr: the caller loops over dot
+    MulX16Fn mul_x16;    // weights relaid out by relayout16 (nullptr: the type has no relayout)
+    // In-place relayout of 16 consecutive weight rows of nb blocks each, the same bytes in the
+    // order mul_x16 reads (repack_q4_0x16 below); the same function in every set.
+    void (*relayout16)(uint8_t* group, int64_t nb);
+};
+
+constexpr uint32_t kTypeCount = 32;  // ggml type ids below this can have kernels
+
 struct KernelSet {
     Isa isa;
-    // activations -> activation type (n: elements; for q8_0 a multiple of 32).
-    // q8_0 follows ggml's x86 path: d = amax/127, id = 127/amax, round half to even.
-    void (*quantize_row_q8_0)(const float* x, block_q8_0* y, int64_t n);
-    void (*fp32_to_fp16_row)(const float* x, uint16_t* y, int64_t n);
-    void (*fp32_to_bf16_row)(const float* x, uint16_t* y, int64_t n);
-    // dot(weight row, activation row) over n elements.
-    float (*dot_f32)(int64_t n, const float* w, const float* x);
-    float (*dot_f16)(int64_t n, const uint16_t* w, const uint16_t* x);
-    float (*dot_bf16)(int64_t n, const uint16_t* w, const uint16_t* x);
-    float (*dot_q8_0_q8_0)(int64_t n, const block_q8_0* w, const block_q8_0* x);
-    float (*dot_q4_0_q8_0)(int64_t n, const block_q4_0* w, const block_q8_0* x);
+    TypeKernels types[kTypeCount];
+    const TypeKernels& of(DType t) const {
+        static const TypeKernels none{};
+        const uint32_t i = static_cast<uint32_t>(t);
+        return i < kTypeCount ? types[i] : none;
+    }
     // y[i] += a * x[i] for fp16 x, as a multiply then an add (no fused rounding), so every set
     // gives the reference's bits (attention's weighted sum of V rows).
     void (*axpy_f16)(int64_t n, float a, const uint16_t* x, float* y);
-    // Matrix kernels: y[t*ldy + r] = dot(weight row r, activation row t) for the rows
-    // r = rows[0..nr) (or r = 0..nr-1 when rows is nullptr: ReGLU passes only the neurons it
-    // needs), t < nt, where weight row r starts w_row_bytes * r bytes after w and activation row
-    // t x_row_bytes * t bytes after x (n elements each, n a multiple of 32; ldy > every r). Every
-    // y element is bit-identical to what dot_<w>_q8_0 of the same set returns for that pair (the
-    // same float operations in the same order per row); the work is tiled so that each weight
-    // block is loaded and unpacked once per few tokens and each activation block once per few
-    // rows, and the next tile's rows are prefetched. Only those nr x nt elements of y are written.
-    void (*mul_q4_0_q8_0)(int64_t n, const block_q4_0* w, size_t w_row_bytes, const int32_t* rows, int64_t nr,
-                          const block_q8_0* x, size_t x_row_bytes, int64_t nt, float* y, int64_t ldy);
-    void (*mul_q8_0_q8_0)(int64_t n, const block_q8_0* w, size_t w_row_bytes, const int32_t* rows, int64_t nr,
-                          const block_q8_0* x, size_t x_row_bytes, int64_t nt, float* y, int64_t ldy);
-    // Q4_0 weights repacked 16 rows at a time (repack_q4_0x16 below): y[t*ldy + 16*g + i] = dot(row
-    // 16*g + i, activation row t) for groups g < ngroups (group g starts g * group_bytes after w)
-    // and t < nt. Each int32 lane holds one row's whole block sum, so the float work per block is
-    // shared by 16 rows; the float operations are the scalar reference dot's (block sums
-    // converted, times d_w*d_x, added in block order), so every set returns the reference's bits.
-    void (*mul_q4_0x16_q8_0)(int64_t n, const uint8_t* w, size_t group_bytes, int64_t ngroups, const block_q8_0* x,
-                             size_t x_row_bytes, int64_t nt, float* y, int64_t ldy);
     // Attention over one KV head for a tile of nq queries (the heads sharing that KV head, times
     // a few tokens), reading the fp16 cache in place; d = head size.
     // Scores: s[i*lds + j] = scale * dot(q row i, k row j) for i < nq, j < nk (q: f32 rows ldq
@@ -67,6 +82,25 @@ struct KernelSet {
     // (a few ulp from std::exp).
     void (*softmax_f16r)(int64_t n, float* s);
 };
+
+// Typed kernels as table entries (the casts are free; the typed function is inlined).
+template <class Y, void (*F)(const float*, Y*, int64_t)>
+void from_f32_as(const float* x, void* y, int64_t n) {
+    F(x, static_cast<Y*>(y), n);
+}
+template <class W, class X, float (*F)(int64_t, const W*, const X*)>
+float dot_as(int64_t n, const void* w, const void* x) {
+    return F(n, static_cast<const W*>(w), static_cast<const X*>(x));
+}
+template <class W, class X, void (*F)(int64_t, const W*, size_t, const int32_t*, int64_t, const X*, size_t, int64_t, float*, int64_t)>
+void mul_as(int64_t n, const void* w, size_t wrb, const int32_t* rows, int64_t nr, const void* x, size_t xrb, int64_t nt, float* y,
+            int64_t ldy) {
+    F(n, static_cast<const W*>(w), wrb, rows, nr, static_cast<const X*>(x), xrb, nt, y, ldy);
+}
+template <class X, void (*F)(int64_t, const uint8_t*, size_t, int64_t, const X*, size_t, int64_t, float*, int64_t)>
+void mul_x16_as(int64_t n, const uint8_t* w, size_t gb, int64_t ng, const void* x, size_t xrb, int64_t nt, float* y, int64_t ldy) {
+    F(n, w, gb, ng, static_cast<const X*>(x), xrb, nt, y, ldy);
+}
 
 // In-place relayout of 16 consecutive Q4_0 rows of nb blocks each (16 * nb * 18 bytes, the same
 // size): for each block b, at b * 288: the 16 rows' fp16 scales, then 4 chunks of 64 bytes where

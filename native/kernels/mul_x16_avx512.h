@@ -8,7 +8,7 @@
 // acc = acc + float(s) * (d_w * d_x), so the results are the reference's bits.
 #pragma once
 
-#include "mul_x16.h"
+#include "kernels/mul_x16.h"
 
 constexpr int64_t kX16PrefetchBlocks = 8;  // prefetch distance along the weight stream
 

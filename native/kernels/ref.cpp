@@ -3,7 +3,7 @@
 #include <cstring>
 #include <vector>
 
-#include "kernels.h"
+#include "kernels/kernels.h"
 
 namespace moe::kernels {
 
@@ -151,16 +151,30 @@ void mul_q4_0x16_q8_0_ref(int64_t n, const uint8_t* w, size_t group_bytes, int64
     }
 }
 
-const KernelSet kScalar = {
-    Isa::Scalar,        quantize_row_q8_0_ref, fp32_to_fp16_row_ref, fp32_to_bf16_row_ref, dot_f32_ref,
-    dot_f16_ref,        dot_bf16_ref,          dot_q8_0_q8_0_ref,    dot_q4_0_q8_0_ref,
-    axpy_f16_ref,       mul_by_dots<block_q4_0, dot_q4_0_q8_0_ref>,  mul_by_dots<block_q8_0, dot_q8_0_q8_0_ref>,
-    mul_q4_0x16_q8_0_ref, attn_scores_f16_ref, attn_pv_f16_ref, softmax_f16r_ref,
-};
+KernelSet make_scalar() {
+    KernelSet s{};
+    s.isa = Isa::Scalar;
+    s.types[uint32_t(DType::F32)] = {nullptr, dot_as<float, float, dot_f32_ref>, nullptr, nullptr, nullptr};
+    s.types[uint32_t(DType::F16)] = {from_f32_as<uint16_t, fp32_to_fp16_row_ref>, dot_as<uint16_t, uint16_t, dot_f16_ref>, nullptr, nullptr, nullptr};
+    s.types[uint32_t(DType::BF16)] = {from_f32_as<uint16_t, fp32_to_bf16_row_ref>, dot_as<uint16_t, uint16_t, dot_bf16_ref>, nullptr, nullptr, nullptr};
+    s.types[uint32_t(DType::Q8_0)] = {from_f32_as<block_q8_0, quantize_row_q8_0_ref>, dot_as<block_q8_0, block_q8_0, dot_q8_0_q8_0_ref>,
+                                      mul_as<block_q8_0, block_q8_0, mul_by_dots<block_q8_0, dot_q8_0_q8_0_ref>>, nullptr, nullptr};
+    s.types[uint32_t(DType::Q4_0)] = {nullptr, dot_as<block_q4_0, block_q8_0, dot_q4_0_q8_0_ref>,
+                                      mul_as<block_q4_0, block_q8_0, mul_by_dots<block_q4_0, dot_q4_0_q8_0_ref>>,
+                                      mul_x16_as<block_q8_0, mul_q4_0x16_q8_0_ref>, repack_q4_0x16};
+    s.axpy_f16 = axpy_f16_ref;
+    s.attn_scores_f16 = attn_scores_f16_ref;
+    s.attn_pv_f16 = attn_pv_f16_ref;
+    s.softmax_f16r = softmax_f16r_ref;
+    return s;
+}
 
 }  // namespace
 
-const KernelSet& scalar_set() { return kScalar; }
+const KernelSet& scalar_set() {
+    static const KernelSet set = make_scalar();
+    return set;
+}
 
 void repack_q4_0x16(uint8_t* group, int64_t nb) {
     const size_t row_bytes = static_cast<size_t>(nb) * sizeof(block_q4_0);

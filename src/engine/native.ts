@@ -40,6 +40,10 @@ export interface EngineInfo {
   isas: string[];
   /** Kernel sets compiled into the addon. */
   compiledIsas: string[];
+  /** Model architectures (general.architecture) the engine runs. */
+  architectures: string[];
+  /** Weight types (ggml names) the engine computes with. */
+  weightTypes: string[];
 }
 
 export interface LoadOptions {

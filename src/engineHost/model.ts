@@ -42,9 +42,7 @@ export class LoadedModel {
           ? 'choose a GGUF model file'
           : code === 'io'
           ? 'check that the file exists and is readable'
-          : code === 'unsupported_arch' || code === 'unsupported_type' || code === 'unsupported_model'
-            ? 'choose a SmallThinker GGUF file (Q4_0, Q8_0, F16, BF16 or F32)'
-            : 'choose a SmallThinker GGUF file';
+          : 'choose a SmallThinker GGUF file';
       throw new ResponseError(EngineErrorCodes.ModelLoadFailed, `Cannot load the model ${params.path}: ${detail}; ${hint}.`, { code });
     }
     try {

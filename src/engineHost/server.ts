@@ -206,7 +206,7 @@ export class EngineServer {
       engineVersion: info.version,
       isa: info.isa,
       isas: info.isas,
-      architectures: ['smallthinker'],
+      architectures: info.architectures,
       pid: process.pid,
     };
   }

@@ -1,16 +1,21 @@
 #!/usr/bin/env node
 // Builds the pure-C++ test programs under AddressSanitizer + UndefinedBehaviorSanitizer into
 // build/test/: every test/native/*_test.cpp and *_driver.cpp is a program with its own main(),
-// linked with every native/engine/*.cpp and native/kernels/*.cpp (-O1 -g -std=c++17 -Wall -Wextra);
-// any other test/native/*.cpp is a shared helper linked into each program. Objects are cached
-// in build/test/obj and rebuilt when a source or an included header changes.
+// linked with every .cpp of native/{core,kernels,model,models,engine} (-O1 -g -std=c++17 -Wall -Wextra);
+// any other .cpp directly in test/native/ is a shared helper linked into each program. A test
+// <name>_test also compiles and links every .cpp in the folder test/native/<name>/ if there is one
+// (its own sources, linked into that program only: kernels_test.cpp + test/native/kernels/*.cpp).
+// Objects are cached in build/test/obj (mirroring the source paths, e.g.
+// build/test/obj/test/native/kernels/dots.o) and rebuilt when a source or an included header
+// changes; a program is relinked when any of its objects is newer than it or its list of objects
+// changed (build/test/obj/<program>.link).
 //
 // To add a test: drop test/native/<name>_test.cpp with a main() that prints a last line
-// "<name>: N passed, M failed" and exits non-zero on failure; test/run.mjs runs it.
+// "<name>: N passed, M failed" and exits non-zero on failure; test/run.mjs runs it. A large test
+// can split its checks into test/native/<name>/*.cpp.
 //
 // Usage: node test/native/build.mjs [name-substring ...]   (default: all programs)
-// Include paths: native/engine, native/kernels and native (so "tokenizer.h", "kernels.h",
-// "engine/model.h" and "../../native/engine/model.h" all resolve).
+// Include path: native (sources include "core/dtype.h", "model/model.h", ... from there).
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -25,7 +30,7 @@ const CXX = process.env.CXX || 'g++';
 const SANITIZE = ['-fsanitize=address,undefined', '-fno-sanitize-recover=undefined', '-fno-omit-frame-pointer'];
 const CXXFLAGS = [
   '-std=c++17', '-O1', '-ffp-contract=off', '-g', '-Wall', '-Wextra', '-pthread', ...SANITIZE,
-  '-Inative/engine', '-Inative/kernels', '-Inative',
+  '-Inative',
 ];
 const LDFLAGS = ['-pthread', ...SANITIZE];
 
@@ -35,13 +40,18 @@ const cppIn = (dir) =>
     ? fs.readdirSync(path.join(ROOT, dir)).filter((f) => f.endsWith('.cpp')).sort().map((f) => path.join(ROOT, dir, f))
     : [];
 
-/** The programs and their kinds, without building. */
+/**
+ * The programs and their kinds, without building. `srcs` are the program's own sources: its
+ * main file and, for a test <name>_test, every .cpp in test/native/<name>/.
+ */
 export function listPrograms() {
   return cppIn('test/native')
     .filter((f) => /_(test|driver)\.cpp$/.test(f))
     .map((src) => {
       const name = path.basename(src, '.cpp');
-      return { name, src, kind: name.endsWith('_test') ? 'test' : 'driver', exe: path.join(OUT_DIR, name) };
+      const kind = name.endsWith('_test') ? 'test' : 'driver';
+      const own = kind === 'test' ? cppIn(`test/native/${name.slice(0, -'_test'.length)}`) : [];
+      return { name, src, srcs: [src, ...own], kind, exe: path.join(OUT_DIR, name) };
     });
 }
 
@@ -117,7 +127,7 @@ function compileJob(src, log) {
 export async function buildNativeTests({ filters = [], log = (s) => process.stderr.write(s + '\n'), jobs } = {}) {
   const programs = listPrograms().filter((p) => filters.length === 0 || filters.some((f) => p.name.includes(f)));
   if (programs.length === 0) return { ok: true, programs: [] };
-  const libSrcs = [...cppIn('native/engine'), ...cppIn('native/kernels')];
+  const libSrcs = ['core', 'kernels', 'model', 'models', 'engine'].flatMap((d) => cppIn(`native/${d}`));
   const helperSrcs = cppIn('test/native').filter((f) => !/_(test|driver)\.cpp$/.test(f));
   const n = jobs || Number(process.env.MOE_BUILD_JOBS) || os.cpus().length;
 
@@ -125,20 +135,29 @@ export async function buildNativeTests({ filters = [], log = (s) => process.stde
   const libOk = libResults.every((r) => r.ok);
   const libObjs = libResults.map((r) => r.obj);
 
-  const progResults = await pool(programs.map((p) => compileJob(p.src, log)), n);
+  // Each program's own sources (its main file and test/native/<name>/*.cpp), in one pool.
+  const progResults = await pool(programs.flatMap((p) => p.srcs.map((s) => compileJob(s, log))), n);
   let ok = libOk;
   const out = [];
-  for (let i = 0; i < programs.length; i++) {
+  for (let i = 0, next = 0; i < programs.length; i++) {
     const p = programs[i];
-    let built = libOk && progResults[i].ok;
+    const own = progResults.slice(next, (next += p.srcs.length));
+    let built = libOk && own.every((r) => r.ok);
     if (built) {
-      const objs = [progResults[i].obj, ...libObjs];
+      const objs = [...own.map((r) => r.obj), ...libObjs];
       const exeTime = mtime(p.exe);
-      if (exeTime < 0 || objs.some((o) => mtime(o) > exeTime)) {
+      // The object list of the last link: a source added or removed (e.g. in test/native/<name>/)
+      // relinks even when no object is newer than the program.
+      const linkList = path.join(OBJ_DIR, `${p.name}.link`);
+      const list = objs.map(rel).join('\n') + '\n';
+      const listChanged = !fs.existsSync(linkList) || fs.readFileSync(linkList, 'utf8') !== list;
+      if (exeTime < 0 || listChanged || objs.some((o) => mtime(o) > exeTime)) {
         log(`  LINK ${rel(p.exe)}`);
         const r = await run(CXX, [...objs.map(rel), ...LDFLAGS, '-o', rel(p.exe)], p.name);
         if (r.output.trim()) log(r.output.trimEnd());
         built = r.ok;
+        if (built) fs.writeFileSync(linkList, list);
+        else fs.rmSync(linkList, { force: true });
       }
     }
     if (!built) ok = false;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the kernel test program.
+# Builds the kernel test program (test/native/kernels_test.cpp and its checks in test/native/kernels/).
 #   test/native/build_kernels_test.sh            -> build/test/kernels_test (ASan+UBSan, -O1 -g)
 #   test/native/build_kernels_test.sh --plain    -> build/test/kernels_test_plain (-O1 -g, no sanitizers; for valgrind)
 #   test/native/build_kernels_test.sh --release  -> build/test/kernels_test_release (-O3; for --bench numbers)
@@ -8,16 +8,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 mkdir -p build/test
-SRCS=(native/kernels/*.cpp native/engine/dtype.cpp native/engine/common.cpp test/native/kernels_test.cpp)
+SRCS=(native/kernels/*.cpp native/core/dtype.cpp native/core/common.cpp test/native/kernels_test.cpp test/native/kernels/*.cpp)
 case "${1:-}" in
   "")
-    g++ -std=c++17 -O1 -g -Wall -Wextra -fsanitize=address,undefined -fno-omit-frame-pointer "${SRCS[@]}" -o build/test/kernels_test
+    g++ -std=c++17 -Inative -O1 -g -Wall -Wextra -fsanitize=address,undefined -fno-omit-frame-pointer "${SRCS[@]}" -o build/test/kernels_test
     echo "built build/test/kernels_test" ;;
   --plain)
-    g++ -std=c++17 -O1 -g -Wall -Wextra "${SRCS[@]}" -o build/test/kernels_test_plain
+    g++ -std=c++17 -Inative -O1 -g -Wall -Wextra "${SRCS[@]}" -o build/test/kernels_test_plain
     echo "built build/test/kernels_test_plain" ;;
   --release)
-    g++ -std=c++17 -O3 -Wall -Wextra "${SRCS[@]}" -o build/test/kernels_test_release
+    g++ -std=c++17 -Inative -O3 -Wall -Wextra "${SRCS[@]}" -o build/test/kernels_test_release
     echo "built build/test/kernels_test_release" ;;
   *) echo "usage: $0 [--plain|--release]" >&2; exit 2 ;;
 esac

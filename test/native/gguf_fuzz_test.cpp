@@ -34,10 +34,10 @@
 #include <thread>
 #include <vector>
 
-#include "../../native/engine/common.h"
-#include "../../native/engine/gguf.h"
-#include "../../native/engine/model.h"
-#include "../../native/engine/session.h"
+#include "core/common.h"
+#include "model/gguf.h"
+#include "model/model.h"
+#include "engine/session.h"
 #include "check.h"
 #include "gguf_writer.h"
 

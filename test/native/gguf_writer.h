@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "../../native/engine/dtype.h"
+#include "core/dtype.h"
 
 namespace testgguf {
 

@@ -16,12 +16,12 @@
 #include <string>
 #include <vector>
 
-#include "../../native/engine/common.h"
-#include "../../native/engine/dtype.h"
-#include "../../native/engine/model.h"
-#include "../../native/engine/session.h"
 #include "check.h"
+#include "core/common.h"
+#include "core/dtype.h"
+#include "engine/session.h"
 #include "gguf_writer.h"
+#include "model/model.h"
 
 using namespace moe;
 

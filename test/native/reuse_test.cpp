@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "reuse.h"
+#include "engine/reuse.h"
 #include "check.h"
 
 using namespace moe;

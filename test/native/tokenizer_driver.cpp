@@ -28,7 +28,7 @@
 #include <string>
 #include <vector>
 
-#include "tokenizer.h"
+#include "model/tokenizer.h"
 
 namespace {
 

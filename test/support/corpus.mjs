@@ -312,14 +312,14 @@ export function isValidUtf8(b) {
 // llama.cpp's Unicode data and the JS-vs-llama.cpp differences
 
 let unicodeCache;
-/** llama.cpp's category ranges ([first codepoint, flags]) and \s list, from native/engine/unicode_data.inc. */
+/** llama.cpp's category ranges ([first codepoint, flags]) and \s list, from native/model/unicode_data.inc. */
 export function loadUnicodeData(root = ROOT) {
   if (unicodeCache && unicodeCache.root === root) return unicodeCache;
-  const inc = fs.readFileSync(path.join(root, "native/engine/unicode_data.inc"), "utf8");
+  const inc = fs.readFileSync(path.join(root, "native/model/unicode_data.inc"), "utf8");
   const rangeBody = inc.slice(inc.indexOf("kCategoryRanges["), inc.indexOf("kWhitespaceCpts["));
   const ranges = [...rangeBody.matchAll(/\{0x([0-9A-F]+),0x([0-9A-F]+)\}/g)].map((m) => [parseInt(m[1], 16), parseInt(m[2], 16)]);
   const wsList = [...inc.slice(inc.indexOf("{", inc.indexOf("kWhitespaceCpts["))).matchAll(/0x([0-9A-F]+)/g)].map((m) => parseInt(m[1], 16));
-  if (ranges.length < 1000 || wsList.length < 10) throw new Error("could not parse native/engine/unicode_data.inc");
+  if (ranges.length < 1000 || wsList.length < 10) throw new Error("could not parse native/model/unicode_data.inc");
   unicodeCache = { root, inc, ranges, wsList };
   return unicodeCache;
 }

@@ -1,5 +1,5 @@
 // GGUF parsing with every read bounds-checked; see gguf.h.
-#include "gguf.h"
+#include "model/gguf.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -12,8 +12,8 @@
 #include <cstring>
 #include <limits>
 
-#include "common.h"
-#include "dtype.h"
+#include "core/common.h"
+#include "core/dtype.h"
 
 namespace moe {
 

@@ -1,5 +1,5 @@
 // Worker pool with spin-then-sleep waiting; see threadpool.h.
-#include "threadpool.h"
+#include "core/threadpool.h"
 
 #include <algorithm>
 

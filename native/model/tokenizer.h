@@ -21,7 +21,7 @@
 #include <string_view>
 #include <vector>
 
-#include "common.h"
+#include "core/common.h"
 
 namespace moe {
 

@@ -1,4 +1,4 @@
-#include "unicode.h"
+#include "model/unicode.h"
 
 #include <algorithm>
 #include <array>

@@ -1,5 +1,5 @@
 // Error/log plumbing shared by the whole engine.
-#include "common.h"
+#include "core/common.h"
 
 #include <cstdarg>
 #include <cstdio>

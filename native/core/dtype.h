@@ -1,6 +1,6 @@
 // Weight and activation element types (ggml numbering, as stored in GGUF files), their
-// block layouts, and exact fp16/bf16 conversions. To add a type: add its id and traits row
-// in dtype.cpp, its block struct here, its kernels in native/kernels/.
+// block layouts, and exact fp16/bf16 conversions. To add a type: its id and block struct here,
+// its traits row in dtype.cpp, its kernels in native/kernels/ (kernels.h says where).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -32,11 +32,15 @@ enum class DType : uint32_t {
     BF16 = 30,
 };
 
+// Everything about one element type that does not depend on the instruction set (its kernels
+// are its row in each kernels::KernelSet).
 struct TypeTraits {
-    const char* name;   // "q4_0"
+    const char* name;    // "q4_0"
     int64_t block_size;  // elements per block (1 for plain types)
     size_t type_size;    // bytes per block
     bool supported;      // the engine can compute with it
+    DType act_type;      // the type activations are converted to for its dot products (as ggml's vec_dot_type)
+    void (*to_float)(const void* src, float* dst, int64_t n);  // dequantize n elements (nullptr: unsupported)
 };
 
 // Traits for any raw id read from a file; unknown ids get {"type<N>", 0, 0, false}.

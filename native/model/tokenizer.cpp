@@ -1,11 +1,11 @@
-#include "tokenizer.h"
+#include "model/tokenizer.h"
 
 #include <algorithm>
 #include <cstring>
 #include <string_view>
 #include <utility>
 
-#include "unicode.h"
+#include "model/unicode.h"
 
 namespace moe {
 

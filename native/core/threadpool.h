@@ -46,4 +46,17 @@ class ThreadPool {
     std::mutex error_mutex_;
 };
 
+// fn(i) for every i in [0, n): on the pool's threads when there are enough items (8 or more),
+// else on the calling thread.
+template <class Fn>
+void for_rows(ThreadPool& pool, int64_t n, Fn&& fn) {
+    if (n < 8) {
+        for (int64_t i = 0; i < n; ++i) fn(i);
+        return;
+    }
+    pool.parallel_for(n, 4, [&](int64_t b, int64_t e, int) {
+        for (int64_t i = b; i < e; ++i) fn(i);
+    });
+}
+
 }  // namespace moe

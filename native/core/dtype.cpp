@@ -1,0 +1,150 @@
+// Type table and exact scalar conversions for the GGUF element types.
+#include "core/dtype.h"
+
+#include <cmath>
+#include <cstdio>
+#include <string>
+
+#include "core/common.h"
+
+namespace moe {
+
+float g_fp16_table[65536];
+
+float fp16_to_fp32_slow(uint16_t h) {
+    const uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16;
+    uint32_t exp = (h >> 10) & 0x1f;
+    uint32_t mant = h & 0x3ff;
+    uint32_t bits;
+    if (exp == 0) {
+        if (mant == 0) {
+            bits = sign;
+        } else {  // subnormal: normalise
+            int e = -1;
+            do { mant <<= 1; ++e; } while ((mant & 0x400) == 0);
+            mant &= 0x3ff;
+            bits = sign | (static_cast<uint32_t>(127 - 15 - e) << 23) | (mant << 13);
+        }
+    } else if (exp == 31) {
+        bits = sign | 0x7f800000 | (mant << 13);
+    } else {
+        bits = sign | ((exp + (127 - 15)) << 23) | (mant << 13);
+    }
+    return fp32_from_bits(bits);
+}
+
+uint16_t fp32_to_fp16(float f) {
+    const uint32_t x = fp32_to_bits(f);
+    const uint32_t sign = (x >> 16) & 0x8000;
+    const uint32_t ax = x & 0x7fffffff;
+    if (ax > 0x7f800000) return static_cast<uint16_t>(sign | 0x7e00 | ((ax >> 13) & 0x3ff));  // NaN
+    if (ax >= 0x477ff000) {  // rounds to >= 65520: overflow to inf
+        return static_cast<uint16_t>(sign | 0x7c00);
+    }
+    if (ax < 0x38800000) {  // below the smallest normal half (2^-14): subnormal or zero
+        // value = ax as float; half subnormal step is 2^-24. Round to nearest even.
+        const float v = fp32_from_bits(ax);
+        const float scaled = v * 16777216.0f;  // / 2^-24, exact (power of two)
+        float r = std::nearbyint(scaled);      // default rounding mode: nearest even
+        return static_cast<uint16_t>(sign | static_cast<uint32_t>(r));
+    }
+    // normal: rebias exponent, round mantissa from 23 to 10 bits, nearest even
+    uint32_t e = ((ax >> 23) - 127 + 15);
+    uint32_t m = ax & 0x7fffff;
+    uint32_t half = (e << 10) | (m >> 13);
+    const uint32_t rest = m & 0x1fff;
+    if (rest > 0x1000 || (rest == 0x1000 && (half & 1))) half += 1;  // may carry into exponent: still correct
+    return static_cast<uint16_t>(sign | half);
+}
+
+namespace {
+struct Fp16TableInit {
+    Fp16TableInit() {
+        for (uint32_t i = 0; i < 65536; ++i) g_fp16_table[i] = fp16_to_fp32_slow(static_cast<uint16_t>(i));
+    }
+} g_fp16_table_init;
+}  // namespace
+
+namespace {
+
+void f32_to_float(const void* src, float* dst, int64_t n) { std::memcpy(dst, src, static_cast<size_t>(n) * 4); }
+
+void f16_to_float(const void* src, float* dst, int64_t n) {
+    const uint16_t* s = static_cast<const uint16_t*>(src);
+    for (int64_t i = 0; i < n; ++i) dst[i] = fp16_to_fp32(s[i]);
+}
+
+void bf16_to_float(const void* src, float* dst, int64_t n) {
+    const uint16_t* s = static_cast<const uint16_t*>(src);
+    for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_fp32(s[i]);
+}
+
+void q8_0_to_float(const void* src, float* dst, int64_t n) {
+    const block_q8_0* b = static_cast<const block_q8_0*>(src);
+    for (int64_t i = 0; i < n / QK8_0; ++i) {
+        const float d = fp16_to_fp32(b[i].d);
+        for (int j = 0; j < 32; ++j) dst[i * 32 + j] = b[i].qs[j] * d;
+    }
+}
+
+void q4_0_to_float(const void* src, float* dst, int64_t n) {
+    const block_q4_0* b = static_cast<const block_q4_0*>(src);
+    for (int64_t i = 0; i < n / QK4_0; ++i) {
+        const float d = fp16_to_fp32(b[i].d);
+        for (int j = 0; j < 16; ++j) {
+            dst[i * 32 + j] = static_cast<float>((b[i].qs[j] & 0x0f) - 8) * d;
+            dst[i * 32 + j + 16] = static_cast<float>((b[i].qs[j] >> 4) - 8) * d;
+        }
+    }
+}
+
+}  // namespace
+
+TypeTraits type_traits(uint32_t raw) {
+    switch (static_cast<DType>(raw)) {
+        //                     name    block  bytes  computed  activations  dequantize
+        case DType::F32: return {"f32", 1, 4, true, DType::F32, f32_to_float};
+        case DType::F16: return {"f16", 1, 2, true, DType::F16, f16_to_float};
+        case DType::BF16: return {"bf16", 1, 2, true, DType::BF16, bf16_to_float};
+        case DType::Q8_0: return {"q8_0", 32, 34, true, DType::Q8_0, q8_0_to_float};
+        case DType::Q4_0: return {"q4_0", 32, 18, true, DType::Q8_0, q4_0_to_float};
+        // Known to ggml, not computed by this engine yet (sizes kept so files can be described).
+        case DType::Q4_1: return {"q4_1", 32, 20, false, DType::F32, nullptr};
+        case DType::Q5_0: return {"q5_0", 32, 22, false, DType::F32, nullptr};
+        case DType::Q5_1: return {"q5_1", 32, 24, false, DType::F32, nullptr};
+        case DType::Q8_1: return {"q8_1", 32, 36, false, DType::F32, nullptr};
+        case DType::Q2_K: return {"q2_K", 256, 84, false, DType::F32, nullptr};
+        case DType::Q3_K: return {"q3_K", 256, 110, false, DType::F32, nullptr};
+        case DType::Q4_K: return {"q4_K", 256, 144, false, DType::F32, nullptr};
+        case DType::Q5_K: return {"q5_K", 256, 176, false, DType::F32, nullptr};
+        case DType::Q6_K: return {"q6_K", 256, 210, false, DType::F32, nullptr};
+        case DType::Q8_K: return {"q8_K", 256, 292, false, DType::F32, nullptr};
+        case DType::I8: return {"i8", 1, 1, false, DType::F32, nullptr};
+        case DType::I16: return {"i16", 1, 2, false, DType::F32, nullptr};
+        case DType::I32: return {"i32", 1, 4, false, DType::F32, nullptr};
+        case DType::I64: return {"i64", 1, 8, false, DType::F32, nullptr};
+        case DType::F64: return {"f64", 1, 8, false, DType::F32, nullptr};
+    }
+    return {nullptr, 0, 0, false, DType::F32, nullptr};
+}
+
+const char* type_name(uint32_t raw) {
+    TypeTraits t = type_traits(raw);
+    if (t.name) return t.name;
+    static thread_local char buf[32];
+    std::snprintf(buf, sizeof buf, "type%u", raw);
+    return buf;
+}
+
+size_t row_bytes(DType t, int64_t n) {
+    TypeTraits tr = type_traits(t);
+    return static_cast<size_t>(n / tr.block_size) * tr.type_size;
+}
+
+void dequantize_row(DType t, const void* src, float* dst, int64_t n) {
+    const TypeTraits tr = type_traits(t);
+    if (!tr.to_float) throw Error("unsupported_type", strfmt("cannot dequantize tensor type %s", type_name(static_cast<uint32_t>(t))));
+    tr.to_float(src, dst, n);
+}
+
+}  // namespace moe

@@ -1,0 +1,29 @@
+#include "model/forward.h"
+
+#include <cstdlib>
+#include <string>
+
+namespace moe {
+
+Bug injected_bug() {
+    const char* v = std::getenv("MOE_INJECT_BUG");
+    if (!v || !*v) return Bug::None;
+    const std::string s(v);
+    if (s == "route_normed") return Bug::RouteNormed;
+    if (s == "rope_on_nope") return Bug::RopeOnNope;
+    if (s == "window_off_by_one") return Bug::WindowOffByOne;
+    if (s == "softmax_gating") return Bug::SoftmaxGating;
+    if (s == "no_renorm") return Bug::NoRenorm;
+    return Bug::None;
+}
+
+ForwardState::ForwardState(const HParams& hp, uint32_t n_ctx, uint32_t n_batch, std::shared_ptr<ThreadPool> p)
+    : pool_owner(std::move(p)),
+      pool(*pool_owner),
+      ks(kernels::active()),
+      mm(pool, ks),
+      kv(hp, n_ctx, n_batch),
+      bug(injected_bug()),
+      expert_counts(static_cast<size_t>(hp.n_layer) * hp.n_expert, 0) {}
+
+}  // namespace moe

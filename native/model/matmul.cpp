@@ -1,0 +1,85 @@
+#include "model/matmul.h"
+
+#include <algorithm>
+
+namespace moe {
+
+Acts MatMul::convert(const Tensor& W, const float* x, int64_t nt, int64_t ldx, std::vector<uint8_t>& buf) {
+    const DType at = type_traits(W.type).act_type;
+    if (at == DType::F32) return {reinterpret_cast<const uint8_t*>(x), static_cast<size_t>(ldx) * sizeof(float)};
+    const int64_t K = W.ne[0];
+    const size_t arow = row_bytes(at, K);
+    if (buf.size() < arow * static_cast<size_t>(nt)) buf.resize(arow * static_cast<size_t>(nt));
+    uint8_t* dst = buf.data();
+    const kernels::FromF32Fn from_f32 = ks_.of(at).from_f32;
+    if (nt >= 4) {
+        pool_.parallel_for(nt, 1, [&](int64_t b, int64_t e, int) {
+            for (int64_t t = b; t < e; ++t) from_f32(x + t * ldx, dst + arow * t, K);
+        });
+    } else {
+        for (int64_t t = 0; t < nt; ++t) from_f32(x + t * ldx, dst + arow * t, K);
+    }
+    return {dst, arow};
+}
+
+void MatMul::add(const Tensor& W, int64_t expert, Acts a, int64_t nt, float* y, int64_t ldy, const std::vector<int32_t>* rows) {
+    if (W.x16) rows = nullptr;
+    if (nt <= 0 || (rows && rows->empty())) return;
+    jobs_.push_back({&W, expert, a, nt, y, ldy, rows});
+}
+
+void MatMul::run() {
+    chunks_.clear();
+    int64_t work = 0;
+    for (const Job& j : jobs_) work += (j.rows ? static_cast<int64_t>(j.rows->size()) : j.W->ne[1]) * j.nt;
+    // about 8 chunks per thread, at least 8 rows each
+    const int64_t target = std::max<int64_t>(1, work / (static_cast<int64_t>(pool_.size()) * 8));
+    for (size_t ji = 0; ji < jobs_.size(); ++ji) {
+        const Job& j = jobs_[ji];
+        const int64_t nrows = j.rows ? static_cast<int64_t>(j.rows->size()) : j.W->ne[1];
+        // multiples of 16 rows: the matrix kernels work in tiles of 4 (partial tiles are slower),
+        // relaid-out ones in groups of 16
+        const int64_t step = std::max<int64_t>(16, (target / std::max<int64_t>(1, j.nt) + 15) / 16 * 16);
+        for (int64_t rb = 0; rb < nrows; rb += step)
+            chunks_.push_back({static_cast<int32_t>(ji), static_cast<int32_t>(rb), static_cast<int32_t>(std::min(nrows, rb + step))});
+    }
+    pool_.parallel_for(static_cast<int64_t>(chunks_.size()), 1, [&](int64_t cb, int64_t ce, int) {
+        for (int64_t ci = cb; ci < ce; ++ci) run_chunk(chunks_[static_cast<size_t>(ci)]);
+    });
+    jobs_.clear();
+}
+
+void MatMul::mul(const Tensor& W, const float* x, int64_t nt, int64_t ldx, float* y, int64_t ldy) {
+    add(W, 0, convert(W, x, nt, ldx, act_), nt, y, ldy);
+    run();
+}
+
+void MatMul::run_chunk(const Chunk& c) const {
+    const Job& j = jobs_[static_cast<size_t>(c.job)];
+    const Tensor& W = *j.W;
+    const int64_t K = W.ne[0];
+    const uint8_t* base = W.data + static_cast<size_t>(j.expert) * W.nb2;
+    const kernels::TypeKernels& k = ks_.of(W.type);
+    if (W.x16) {
+        // relaid out 16 rows per block: chunks start on multiples of 16 rows
+        k.mul_x16(K, base + static_cast<size_t>(c.rb) * W.nb1, 16 * W.nb1, (c.re - c.rb) / 16, j.a.data, j.a.row_bytes, j.nt, j.y + c.rb,
+                  j.ldy);
+        return;
+    }
+    if (k.mul) {
+        // the matrix kernel (bit-identical to the dots, loads shared across a tile of rows and
+        // tokens), over the chunk's rows or listed rows
+        const int32_t* rows = j.rows ? j.rows->data() + c.rb : nullptr;
+        const uint8_t* w = rows ? base : base + static_cast<size_t>(c.rb) * W.nb1;
+        float* y = rows ? j.y : j.y + c.rb;
+        k.mul(K, w, W.nb1, rows, c.re - c.rb, j.a.data, j.a.row_bytes, j.nt, y, j.ldy);
+        return;
+    }
+    for (int32_t i = c.rb; i < c.re; ++i) {
+        const int64_t r = j.rows ? (*j.rows)[static_cast<size_t>(i)] : i;
+        const uint8_t* w = base + static_cast<size_t>(r) * W.nb1;
+        for (int64_t t = 0; t < j.nt; ++t) j.y[t * j.ldy + r] = k.dot(K, w, j.a.data + j.a.row_bytes * t);
+    }
+}
+
+}  // namespace moe

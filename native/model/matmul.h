@@ -1,0 +1,60 @@
+// Matrix products of the forward pass, batched: several weight matrices (or experts of one
+// expert tensor) times rows of activations run in one parallel_for (one fork/join instead of
+// one per matrix), split into chunks of whole kernel tiles. Each weight type's kernels come
+// from its row in the kernel set (kernels::KernelSet::of); nothing here names a type.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "core/threadpool.h"
+#include "kernels/kernels.h"
+#include "model/tensor.h"
+
+namespace moe {
+
+// Rows of activations converted to a weight type's activation type.
+struct Acts {
+    const uint8_t* data;
+    size_t row_bytes;
+};
+
+class MatMul {
+ public:
+    MatMul(ThreadPool& pool, const kernels::KernelSet& ks) : pool_(pool), ks_(ks) {}
+
+    // nt float rows (ldx floats apart) converted to W's activation type into buf (f32 weights
+    // read them in place).
+    Acts convert(const Tensor& W, const float* x, int64_t nt, int64_t ldx, std::vector<uint8_t>& buf);
+    // Queues y[t*ldy + r] = dot(W[expert] row r, a row t) for every row r of the matrix, or only
+    // the listed rows (ignored for relaid-out weights, whose kernel computes whole groups of 16).
+    void add(const Tensor& W, int64_t expert, Acts a, int64_t nt, float* y, int64_t ldy, const std::vector<int32_t>* rows = nullptr);
+    // Runs everything queued in one parallel_for over row chunks, then clears the queue.
+    void run();
+    // One matrix at once: convert, add, run.
+    void mul(const Tensor& W, const float* x, int64_t nt, int64_t ldx, float* y, int64_t ldy);
+
+ private:
+    struct Job {
+        const Tensor* W;
+        int64_t expert;
+        Acts a;
+        int64_t nt;
+        float* y;
+        int64_t ldy;
+        const std::vector<int32_t>* rows;  // nullptr: every row
+    };
+    struct Chunk {
+        int32_t job;
+        int32_t rb, re;  // rows (or indices into job.rows)
+    };
+    void run_chunk(const Chunk& c) const;
+
+    ThreadPool& pool_;
+    const kernels::KernelSet& ks_;
+    std::vector<Job> jobs_;
+    std::vector<Chunk> chunks_;
+    std::vector<uint8_t> act_;  // mul()'s activations
+};
+
+}  // namespace moe

@@ -1,0 +1,114 @@
+// A loaded model: the mapped GGUF file, its tokenizer, hyperparameters decided from metadata
+// exactly as llama.cpp decides them, and its architecture (native/models/), which binds the
+// weight tensors and computes the forward pass. Loading validates every tensor's presence,
+// shape and type and refuses clearly what cannot run (unknown architecture, unsupported type,
+// missing expert tensors, ...).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/dtype.h"
+#include "model/gguf.h"
+#include "model/tensor.h"
+#include "model/tokenizer.h"
+
+namespace moe {
+
+enum class Gating : uint32_t { Softmax = 1, Sigmoid = 2 };
+
+// What the blocks and the session need to know of a model: sizes, per-layer attention kind,
+// the mixture of experts. An architecture fills it from its metadata keys.
+struct HParams {
+    std::string arch;             // "smallthinker"
+    uint32_t n_layer = 0;
+    uint32_t n_embd = 0;
+    uint32_t n_head = 0;
+    uint32_t n_head_kv = 0;
+    uint32_t n_embd_head_k = 0;   // attention.key_length (128 in released models)
+    uint32_t n_embd_head_v = 0;   // attention.value_length
+    uint32_t n_vocab = 0;
+    uint32_t n_ctx_train = 0;
+    uint32_t n_expert = 0;
+    uint32_t n_expert_used = 0;
+    std::vector<uint32_t> n_ff_exp;  // per layer
+    float rms_eps = 1e-6f;
+    float rope_freq_base = 10000.0f;
+    float rope_freq_base_swa = 10000.0f;
+    Gating gating = Gating::Sigmoid;
+    bool gating_defaulted = false;   // expert_gating_func absent: we chose sigmoid
+    uint32_t n_swa = 0;              // 0: no sliding window (llama.cpp forces 4096 when the key is > 0)
+    std::vector<bool> is_swa;        // per layer: sliding-window attention
+    std::vector<bool> use_rope;      // per layer: RoPE (false = NoPE)
+    uint32_t n_embd_q() const { return n_head * n_embd_head_k; }
+    uint32_t n_embd_k_gqa() const { return n_head_kv * n_embd_head_k; }
+    uint32_t n_embd_v_gqa() const { return n_head_kv * n_embd_head_v; }
+    float rope_base(uint32_t il) const { return is_swa[il] ? rope_freq_base_swa : rope_freq_base; }
+};
+
+struct LoadOptions {
+    bool vocab_only = false;   // tokenizer and metadata only (no tensor validation)
+    // Relayout matrices 16 rows per block in place (copy-on-write pages of the mapping, no
+    // second copy; see relayout_weights in model/weights.h); MOE_NO_REPACK=1 turns it off.
+    bool repack = true;
+};
+
+struct ForwardState;
+struct Batch;
+
+// One architecture's weights and forward pass (native/models/<name>.cpp).
+class Architecture {
+ public:
+    virtual ~Architecture() = default;
+    // Evaluates batch.n tokens at positions batch.pos0.. through every layer, storing K/V in the
+    // state's cache, and writes the logits of batch.out_rows.
+    virtual void forward(ForwardState& s, const Batch& batch) const = 0;
+    // Every weight matrix the forward pass multiplies by (candidates for relayout; not the
+    // token embeddings, which are read row by row).
+    virtual std::vector<Tensor*> matrices() = 0;
+    // Whether logits come from the token embeddings (no output.weight).
+    virtual bool tied_output() const = 0;
+};
+
+class Model {
+ public:
+    // Defined in native/models/registry.cpp, which knows every architecture.
+    static std::unique_ptr<Model> load(const std::string& path, const LoadOptions& opts = {});
+
+    const HParams& hparams() const { return hp_; }
+    const Tokenizer& tokenizer() const { return *tokenizer_; }
+    const GgufFile& file() const { return *file_; }
+    // The architecture; nullptr when loaded with vocab_only.
+    const Architecture* arch() const { return arch_.get(); }
+    const std::string& name() const { return name_; }
+    const std::string& chat_template() const { return chat_template_; }
+    // JSON description: architecture, hyperparameters, per-layer attention types, tensor types, file size.
+    std::string info_json() const;
+
+    uint64_t repacked_bytes = 0;         // weights relaid out at load (Tensor::x16)
+    double repack_ms = 0;
+
+ private:
+    friend struct ModelLoader;
+    Model() = default;
+    std::unique_ptr<GgufFile> file_;
+    std::unique_ptr<Tokenizer> tokenizer_;
+    std::unique_ptr<Architecture> arch_;
+    HParams hp_;
+    std::string name_;
+    std::string chat_template_;
+};
+
+// The parts of loading every architecture shares (used by native/models/registry.cpp).
+struct ModelLoader {
+    // The file, general.architecture and general.name.
+    static std::unique_ptr<Model> open(const std::string& path);
+    // The tokenizer (byte-level BPE) and the chat template.
+    static void read_tokenizer(Model& m);
+    static HParams& hparams(Model& m) { return m.hp_; }
+    static void set_arch(Model& m, std::unique_ptr<Architecture> a) { m.arch_ = std::move(a); }
+    static const MappedFile* mapping(Model& m) { return m.file_->mapping(); }
+};
+
+}  // namespace moe

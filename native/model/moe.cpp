@@ -1,0 +1,138 @@
+#include "model/moe.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+
+namespace moe {
+
+void route(ThreadPool& pool, const float* logits, int64_t n, int64_t n_expert, int64_t k, Gating gating, bool renormalize, Routing& out,
+           MoeScratch& s, uint64_t* counts) {
+    const int64_t NX = n_expert, K = k;
+    out.k = K;
+    out.experts.resize(static_cast<size_t>(n * K));
+    out.weights.resize(static_cast<size_t>(n * K));
+    s.probs.resize(static_cast<size_t>(n * NX));
+    s.order.resize(static_cast<size_t>(n * NX));
+    for_rows(pool, n, [&](int64_t t) {
+        float* probs = &s.probs[static_cast<size_t>(t * NX)];
+        int32_t* order = &s.order[static_cast<size_t>(t * NX)];
+        const float* r = logits + t * NX;
+        if (gating == Gating::Sigmoid) {
+            for (int64_t e = 0; e < NX; ++e) probs[e] = 1.0f / (1.0f + std::exp(-r[e]));
+        } else {
+            float mx = -INFINITY;
+            for (int64_t e = 0; e < NX; ++e) mx = std::max(mx, r[e]);
+            double sum = 0.0;
+            for (int64_t e = 0; e < NX; ++e) {
+                probs[e] = std::exp(r[e] - mx);
+                sum += probs[e];
+            }
+            const float inv = static_cast<float>(1.0 / sum);
+            for (int64_t e = 0; e < NX; ++e) probs[e] *= inv;
+        }
+        // Expert choice as ggml_argsort_top_k does it: std::sort of the ids 0..n-1 with
+        // "greater probability first", so exact ties (e.g. sigmoids saturated at 1.0f) would
+        // break the same way as in llama.cpp.
+        std::iota(order, order + NX, 0);
+        std::sort(order, order + NX, [&](int32_t a, int32_t b) { return probs[a] > probs[b]; });
+        double wsum = 0.0;
+        for (int64_t j = 0; j < K; ++j) wsum += probs[order[j]];
+        const float ws = renormalize ? std::max(static_cast<float>(wsum), 6.103515625e-5f) : 1.0f;
+        for (int64_t j = 0; j < K; ++j) {
+            out.experts[static_cast<size_t>(t * K + j)] = order[j];
+            out.weights[static_cast<size_t>(t * K + j)] = probs[order[j]] / ws;
+        }
+    });
+    for (int64_t i = 0; i < n * K; ++i) counts[out.experts[static_cast<size_t>(i)]] += 1;
+}
+
+uint64_t moe_ffn(MatMul& mm, ThreadPool& pool, const ExpertWeights& w, const float* h, int64_t n, int64_t n_embd, const Routing& r, float* x,
+                 MoeScratch& s, PhaseProfile& prof) {
+    const int64_t E = n_embd, K = r.k, NX = w.gate.ne[2], n_ff = w.gate.ne[1];
+    // (token, choice) pairs routed to each expert, so that an expert's tokens are processed together
+    for (auto& b : s.by_expert) b.clear();
+    s.by_expert.resize(static_cast<size_t>(NX));
+    for (int64_t t = 0; t < n; ++t)
+        for (int64_t j = 0; j < K; ++j) s.by_expert[r.experts[static_cast<size_t>(t * K + j)]].emplace_back(t, j);
+    // Every expert's tokens together, each phase of all experts in one batch of jobs: gate, then
+    // up for the neurons relu keeps, then down.
+    std::vector<int64_t>& off = s.offset;
+    off.assign(static_cast<size_t>(NX) + 1, 0);
+    for (int64_t e = 0; e < NX; ++e) off[e + 1] = off[e] + static_cast<int64_t>(s.by_expert[e].size());
+    const int64_t nrows = off[NX];  // n * K
+    s.in.resize(static_cast<size_t>(nrows * E));
+    s.gate.resize(static_cast<size_t>(nrows * n_ff));
+    s.up.resize(static_cast<size_t>(nrows * n_ff));
+    s.down.resize(static_cast<size_t>(nrows * E));
+    s.row_token.resize(static_cast<size_t>(nrows));
+    s.row_of.resize(static_cast<size_t>(nrows));
+    for (int64_t e = 0; e < NX; ++e)
+        for (int64_t i = 0; i < off[e + 1] - off[e]; ++i) s.row_token[static_cast<size_t>(off[e] + i)] = s.by_expert[e][i].first;
+    for_rows(pool, nrows, [&](int64_t row) { std::memcpy(&s.in[row * E], h + s.row_token[static_cast<size_t>(row)] * E, sizeof(float) * E); });
+    prof.lap(PhaseProfile::Route);
+
+    const Acts ain = mm.convert(w.gate, s.in.data(), nrows, E, s.act_in);
+    for (int64_t e = 0; e < NX; ++e)
+        mm.add(w.gate, e, {ain.data + ain.row_bytes * off[e], ain.row_bytes}, off[e + 1] - off[e], &s.gate[off[e] * n_ff], n_ff);
+    mm.run();
+    prof.lap(PhaseProfile::Gate);
+
+    // ReGLU sparsity: relu(gate) * up is 0 wherever gate <= 0, so `up` is computed only for the
+    // neurons some token of the expert activates. Exact: the skipped products are +-0 either
+    // way, and both quantize to the same 0 for `down`. (Relaid-out weights compute every row.)
+    s.live.resize(static_cast<size_t>(NX));
+    for (int64_t e = 0; e < NX && !w.up.x16; ++e) {
+        std::vector<int32_t>& lr = s.live[e];
+        lr.clear();
+        const int64_t nr = off[e + 1] - off[e];
+        if (nr == 0) continue;
+        const float* g = &s.gate[off[e] * n_ff];
+        for (int64_t i = 0; i < n_ff; ++i) {
+            bool on = false;
+            for (int64_t t = 0; t < nr; ++t) on |= g[t * n_ff + i] > 0.0f;
+            if (on) lr.push_back(static_cast<int32_t>(i));
+        }
+    }
+    const Acts aup = w.up.type == w.gate.type ? ain : mm.convert(w.up, s.in.data(), nrows, E, s.act_mid);
+    for (int64_t e = 0; e < NX; ++e)
+        mm.add(w.up, e, {aup.data + aup.row_bytes * off[e], aup.row_bytes}, off[e + 1] - off[e], &s.up[off[e] * n_ff], n_ff, &s.live[e]);
+    mm.run();
+    prof.lap(PhaseProfile::Up);
+
+    std::atomic<uint64_t> zeros{0};
+    for_rows(pool, nrows, [&](int64_t row) {
+        uint64_t z = 0;
+        for (int64_t i = row * n_ff; i < (row + 1) * n_ff; ++i) {
+            const bool on = s.gate[i] > 0.0f;
+            z += on ? 0 : 1;
+            s.gate[i] = on ? s.gate[i] * s.up[i] : 0.0f;  // ReGLU
+        }
+        zeros.fetch_add(z, std::memory_order_relaxed);
+    });
+    const Acts amid = mm.convert(w.down, s.gate.data(), nrows, n_ff, s.act_mid);
+    for (int64_t e = 0; e < NX; ++e)
+        mm.add(w.down, e, {amid.data + amid.row_bytes * off[e], amid.row_bytes}, off[e + 1] - off[e], &s.down[off[e] * E], E);
+    mm.run();
+    prof.lap(PhaseProfile::Down);
+
+    // x += sum over the token's experts (in choice order) of weight * expert output
+    for (int64_t e = 0; e < NX; ++e)
+        for (int64_t i = 0; i < off[e + 1] - off[e]; ++i)
+            s.row_of[static_cast<size_t>(s.by_expert[e][i].first * K + s.by_expert[e][i].second)] = off[e] + i;
+    const float* wts = r.weights.data();
+    for_rows(pool, n, [&](int64_t t) {
+        float* xt = x + t * E;
+        for (int64_t d = 0; d < E; ++d) {
+            float acc = s.down[s.row_of[static_cast<size_t>(t * K)] * E + d] * wts[t * K];
+            for (int64_t j = 1; j < K; ++j) acc += s.down[s.row_of[static_cast<size_t>(t * K + j)] * E + d] * wts[t * K + j];
+            xt[d] = acc + xt[d];
+        }
+    });
+    prof.lap(PhaseProfile::Combine);
+    return zeros.load();
+}
+
+}  // namespace moe

@@ -1,0 +1,53 @@
+// The mixture-of-experts FFN: routing (each token's top-k experts and their weights) and the
+// experts themselves, computed expert by expert for all the tokens routed to each, with ReGLU
+// (relu(gate) * up) so that `up` is computed only for the neurons relu keeps.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "core/threadpool.h"
+#include "model/matmul.h"
+#include "model/model.h"
+#include "model/profile.h"
+
+namespace moe {
+
+// Each token's k experts, best first, and their weights: experts[t*k + j], weights[t*k + j].
+struct Routing {
+    int64_t k = 0;
+    std::vector<int32_t> experts;
+    std::vector<float> weights;
+};
+
+struct ExpertWeights {
+    const Tensor& gate;  // {n_embd, n_ff, n_expert}
+    const Tensor& up;    // {n_embd, n_ff, n_expert}
+    const Tensor& down;  // {n_ff, n_embd, n_expert}
+};
+
+// Buffers reused between calls.
+struct MoeScratch {
+    std::vector<float> probs;                                     // per token: expert probabilities
+    std::vector<int32_t> order;                                   // per token: experts by probability
+    std::vector<std::vector<std::pair<int64_t, int64_t>>> by_expert;  // (token, choice) per expert
+    std::vector<int64_t> offset;                                  // first row of each expert's tokens
+    std::vector<int64_t> row_token, row_of;
+    std::vector<float> in, gate, up, down;
+    std::vector<std::vector<int32_t>> live;                       // per expert: neurons some token activates
+    std::vector<uint8_t> act_in, act_mid;
+};
+
+// Routes n tokens from their router logits (n_expert per token): probabilities by `gating`
+// (sigmoid, or softmax over the experts), the k most probable experts (ties broken as
+// ggml_argsort does), weights = their probabilities divided by their sum when `renormalize`.
+// Adds each choice to counts[expert].
+void route(ThreadPool& pool, const float* logits, int64_t n, int64_t n_expert, int64_t k, Gating gating, bool renormalize, Routing& out,
+           MoeScratch& s, uint64_t* counts);
+
+// For every token t: x[t] += sum_j weights[t,j] * down_e(relu(gate_e(h[t])) * up_e(h[t])) with
+// e = experts[t,j], summed in choice order. Returns the number of (row, neuron) gate values
+// relu silenced, out of n * k * n_ff. Laps the Route (grouping), Gate, Up, Down and Combine phases.
+uint64_t moe_ffn(MatMul& mm, ThreadPool& pool, const ExpertWeights& w, const float* h, int64_t n, int64_t n_embd, const Routing& r, float* x,
+                 MoeScratch& s, PhaseProfile& prof);
+
+}  // namespace moe

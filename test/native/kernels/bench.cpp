@@ -1,0 +1,110 @@
+// Kernel tests, --bench: single-thread GB/s of weight bytes per usable ISA for the dots and ns per
+// quantize_row_q8_0 (use the -O3 build: test/native/build_kernels_test.sh --release).
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <random>
+#include <vector>
+
+#include "harness.h"
+
+namespace kt {
+namespace {
+
+volatile float g_sink;
+
+template <typename F>
+double best_seconds(F&& f, double budget_s) {
+    using clock = std::chrono::steady_clock;
+    double best = 1e30;
+    const auto start = clock::now();
+    int reps = 0;
+    do {
+        const auto t0 = clock::now();
+        f();
+        const double dt = std::chrono::duration<double>(clock::now() - t0).count();
+        if (dt < best) best = dt;
+        ++reps;
+    } while (reps < 3 || std::chrono::duration<double>(clock::now() - start).count() < budget_s);
+    return best;
+}
+
+}  // namespace
+
+int run_bench() {
+#if defined(__SANITIZE_ADDRESS__)
+    std::printf("warning: built with AddressSanitizer; build with test/native/build_kernels_test.sh --release for real numbers\n");
+#endif
+    const std::vector<Isa> isas = usable_isas(true);
+    std::mt19937_64 r(g_seed);
+    std::printf("bench: single thread, best of repeated passes; GB/s = weight bytes / time\n");
+
+    struct Shape {
+        const char* label;
+        int64_t rows, n;
+    };
+    const Shape shapes[] = {{"1536x768 (cache-resident)", 1536, 768}, {"1536x768 x 192 (~127 MB q4_0, from DRAM)", 1536 * 192, 768}};
+    for (const Shape& s : shapes) {
+        const int64_t nb = s.n / 32;
+        std::vector<block_q4_0> w4(static_cast<size_t>(s.rows * nb));
+        for (auto& b : w4) {
+            b.d = random_scale(r, true);
+            for (auto& q : b.qs) q = static_cast<uint8_t>(r());
+        }
+        std::vector<float> xf(static_cast<size_t>(s.n));
+        gen_normal(r, xf.data(), s.n);
+        std::vector<block_q8_0> xq(static_cast<size_t>(nb));
+        scalar_set().of(DType::Q8_0).from_f32(xf.data(), xq.data(), s.n);
+        const double bytes = static_cast<double>(w4.size() * sizeof(block_q4_0));
+        for (Isa isa : isas) {
+            const KernelSet& ks = *compiled_set(isa);
+            const double t = best_seconds(
+                [&] {
+                    float acc = 0;
+                    for (int64_t row = 0; row < s.rows; ++row) acc += ks.of(DType::Q4_0).dot(s.n, w4.data() + row * nb, xq.data());
+                    g_sink = acc;
+                },
+                s.rows > 10000 ? 2.0 : 0.5);
+            std::printf("bench dot_q4_0_q8_0 %-11s %s: %7.2f GB/s  (%.1f us per pass, %.1f ns/row)\n", isa_name(isa), s.label,
+                        bytes / t / 1e9, t * 1e6, t * 1e9 / static_cast<double>(s.rows));
+        }
+    }
+
+    // The other dots on the cache-resident shape, for reference.
+    const int64_t rows = 1536, n = 768, nb = n / 32;
+    std::vector<float> wf(static_cast<size_t>(rows * n)), xf(static_cast<size_t>(n));
+    gen_normal(r, wf.data(), rows * n);
+    gen_normal(r, xf.data(), n);
+    std::vector<uint16_t> wh(wf.size()), wb(wf.size()), xh(xf.size()), xb(xf.size());
+    scalar_set().of(DType::F16).from_f32(wf.data(), wh.data(), rows * n);
+    scalar_set().of(DType::BF16).from_f32(wf.data(), wb.data(), rows * n);
+    scalar_set().of(DType::F16).from_f32(xf.data(), xh.data(), n);
+    scalar_set().of(DType::BF16).from_f32(xf.data(), xb.data(), n);
+    std::vector<block_q8_0> w8(static_cast<size_t>(rows * nb)), x8(static_cast<size_t>(nb));
+    scalar_set().of(DType::Q8_0).from_f32(wf.data(), w8.data(), rows * n);
+    scalar_set().of(DType::Q8_0).from_f32(xf.data(), x8.data(), n);
+    for (Isa isa : isas) {
+        const KernelSet& ks = *compiled_set(isa);
+        auto run = [&](const char* what, double bytes, auto&& one_row) {
+            const double t = best_seconds(
+                [&] {
+                    float acc = 0;
+                    for (int64_t row = 0; row < rows; ++row) acc += one_row(row);
+                    g_sink = acc;
+                },
+                0.3);
+            std::printf("bench %-14s %-11s 1536x768: %7.2f GB/s\n", what, isa_name(isa), bytes / t / 1e9);
+        };
+        run("dot_q8_0_q8_0", static_cast<double>(w8.size() * sizeof(block_q8_0)),
+            [&](int64_t row) { return ks.of(DType::Q8_0).dot(n, w8.data() + row * nb, x8.data()); });
+        run("dot_f16", static_cast<double>(wh.size() * 2), [&](int64_t row) { return ks.of(DType::F16).dot(n, wh.data() + row * n, xh.data()); });
+        run("dot_bf16", static_cast<double>(wb.size() * 2), [&](int64_t row) { return ks.of(DType::BF16).dot(n, wb.data() + row * n, xb.data()); });
+        run("dot_f32", static_cast<double>(wf.size() * 4), [&](int64_t row) { return ks.of(DType::F32).dot(n, wf.data() + row * n, xf.data()); });
+        std::vector<block_q8_0> q(static_cast<size_t>(nb));
+        const double t = best_seconds([&] { ks.of(DType::Q8_0).from_f32(xf.data(), q.data(), n); }, 0.1);
+        std::printf("bench %-14s %-11s n=768: %.0f ns\n", "quantize_q8_0", isa_name(isa), t * 1e9);
+    }
+    return 0;
+}
+
+}  // namespace kt
