@@ -648,29 +648,11 @@ void softmax_f16r(int64_t n, float* s) {
 #pragma GCC pop_options
 #endif
 
-namespace moe::kernels {
-namespace {
-// Built outside the ISA region: this runs on any CPU, also one without the ISA.
-KernelSet make_set() {
-    KernelSet s{};
-    s.isa = Isa::Avx2;
-    s.types[uint32_t(DType::F32)] = {nullptr, dot_as<float, float, dot_f32>, nullptr, nullptr, nullptr};
-    s.types[uint32_t(DType::F16)] = {from_f32_as<uint16_t, fp32_to_fp16_row>, dot_as<uint16_t, uint16_t, dot_f16>, nullptr, nullptr, nullptr};
-    s.types[uint32_t(DType::BF16)] = {from_f32_as<uint16_t, fp32_to_bf16_row>, dot_as<uint16_t, uint16_t, dot_bf16>, nullptr, nullptr, nullptr};
-    s.types[uint32_t(DType::Q8_0)] = {from_f32_as<block_q8_0, quantize_row_q8_0>, dot_as<block_q8_0, block_q8_0, dot_q8_0_q8_0>,
-                                      mul_as<block_q8_0, block_q8_0, mul_q8_0_q8_0>, nullptr, nullptr};
-    s.types[uint32_t(DType::Q4_0)] = {nullptr, dot_as<block_q4_0, block_q8_0, dot_q4_0_q8_0>, mul_as<block_q4_0, block_q8_0, mul_q4_0_q8_0>,
-                                      mul_x16_as<block_q8_0, mul_q4_0x16_q8_0>, repack_q4_0x16};
-    s.axpy_f16 = axpy_f16;
-    s.attn_scores_f16 = attn_scores_f16;
-    s.attn_pv_f16 = attn_pv_f16;
-    s.softmax_f16r = softmax_f16r;
-    return s;
-}
-}  // namespace
+#include "kernels/simd_set.h"  // make_simd_set, outside the ISA region
 
+namespace moe::kernels {
 const KernelSet* avx2_set() {
-    static const KernelSet set = make_set();
+    static const KernelSet set = make_simd_set(Isa::Avx2);
     return &set;
 }
 }  // namespace moe::kernels
