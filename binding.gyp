@@ -1,15 +1,15 @@
 # Build of the Node-API addon build/Release/moe_engine.node (node-gyp; run by `npm install`
 # through node-gyp-build, or `npm run build:native`). Sources are every .cpp under
-# native/{core,kernels,model,models,engine} plus the addon glue: gyp has no glob, so a node one-liner
-# lists them at configure time (re-run configure after adding a file). Baseline x86-64 flags
-# only: per-ISA kernel files enable their instruction sets themselves.
+# native/{core,kernels,model,models,engine,addon} (the engine and its Node-API glue): gyp has no
+# glob, so a node one-liner lists them at configure time (re-run configure after adding a file;
+# test/run.mjs does when the list changed). Baseline x86-64 flags only: per-ISA kernel files
+# enable their instruction sets themselves.
 {
   "targets": [
     {
       "target_name": "moe_engine",
       "sources": [
-        "native/addon/addon.cpp",
-        "<!@(node -p \"['core','kernels','model','models','engine'].flatMap(d=>require('fs').readdirSync('native/'+d).filter(f=>f.endsWith('.cpp')).sort().map(f=>'native/'+d+'/'+f)).join(' ')\")"
+        "<!@(node -p \"['core','kernels','model','models','engine','addon'].flatMap(d=>require('fs').readdirSync('native/'+d).filter(f=>f.endsWith('.cpp')).sort().map(f=>'native/'+d+'/'+f)).join(' ')\")"
       ],
       "include_dirs": [
         "native",

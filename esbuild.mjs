@@ -23,7 +23,7 @@ const common = {
 
 const builds = [
   { ...common, entryPoints: ['src/extension.ts'], outfile: 'dist/extension.js' },
-  { ...common, entryPoints: ['src/engine/cli.ts'], outfile: 'dist/cli.js' },
+  { ...common, entryPoints: ['src/cli/cli.ts'], outfile: 'dist/cli.js' },
   { ...common, entryPoints: ['src/engineHost/main.ts'], outfile: 'dist/engineHost.js' },
   // The chat panel's script, loaded by its webview (browser, no Node).
   {

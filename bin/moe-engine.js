@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The moe-engine command (package.json "bin"): runs the CLI that esbuild.mjs bundles from
-// src/engine/cli.ts into dist/cli.js (built by `npm install` and `npm run build`).
+// src/cli/cli.ts into dist/cli.js (built by `npm install` and `npm run build`).
 'use strict';
 const path = require('node:path');
 

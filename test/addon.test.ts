@@ -1,6 +1,6 @@
-// The addon's JS API (src/engine/native.ts over native/addon/addon.cpp) on tiny fixture
-// models: errors with codes, tokenizer and chat, eval shapes, generate streaming, seeds and
-// greedy consistency, cancellation, busy sessions and deterministic disposal.
+// The addon's JS API (src/engine/native.ts over native/addon/) on tiny fixture models: errors
+// with codes, tokenizer and chat, the incremental detokenizer, eval shapes, sampling and steps in
+// agreement with eval, seeds, cancellation, busy sessions and deterministic disposal.
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -8,8 +8,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, it, before, after } from 'node:test';
 
-import { engineInfo, isEngineError, loadModel, type Model } from '../src/engine/native';
-import { TINY, ensureModel } from './support/fixtures';
+import { engineInfo, isEngineError, loadAddon, loadModel, type Model, type Sampler } from '../src/engine/native';
+import { TINY, byteToUnicode, ensureModel } from './support/fixtures';
 
 async function rejectsWithCode(p: Promise<unknown> | (() => unknown), code: string): Promise<void> {
   try {
@@ -164,97 +164,109 @@ describe('addon', () => {
     }
   });
 
-  it('generates greedily in agreement with eval, streams complete text, and honours seeds', async () => {
+  it('samples and steps in agreement with eval, and honours seeds', async () => {
+    const addon = loadAddon();
     const s = model.createSession({ nCtx: 128 });
     try {
-      const logits = await s.eval([5, 6, 7]);
-      const expectedFirst = argmax(logits);
+      const first = await s.eval([5, 6, 7]);
+      const second = await s.eval([9]);
       s.clear();
-      const pieces: string[] = [];
-      const ids: number[] = [];
-      const r = await s.generate({ prompt: [5, 6, 7], maxTokens: 8, temperature: 0 }, (text, id) => {
-        pieces.push(text);
-        ids.push(id);
-      });
-      if (r.tokens.length > 0) assert.equal(r.tokens[0], expectedFirst);
-      assert.equal(pieces.join(''), r.text);
-      assert.deepEqual(ids.filter((id) => id >= 0), Array.from(r.tokens));
-      assert.equal(r.timings.nPrompt, 3);
-      assert.equal(r.timings.nGenerated, r.tokens.length);
-      // The last sampled token is not evaluated.
-      if (r.stopReason === 'length') assert.equal(s.nPast, 3 + r.tokens.length - 1);
+      const greedy = addon.createSampler({ temperature: 0 });
+      await s.prefill([5, 6, 7]);
+      assert.equal(s.sample(greedy), argmax(first));
+      assert.equal(await s.step(9, greedy), argmax(second));
+      assert.equal(await s.step(10), -1, 'without a sampler step() only evaluates');
+      assert.deepEqual(Array.from(s.tokens()), [5, 6, 7, 9, 10]);
 
       const sample = async (seed: number) => {
         s.clear();
-        return Array.from((await s.generate({ prompt: [1], maxTokens: 12, temperature: 1.5, topK: 0, topP: 1, seed })).tokens);
+        await s.prefill([1]);
+        const sampler = addon.createSampler({ temperature: 1.5, topK: 0, topP: 1, seed });
+        assert.equal(sampler.seed, seed);
+        const ids = [s.sample(sampler)];
+        while (ids.length < 12) ids.push(await s.step(ids[ids.length - 1], sampler));
+        return ids;
       };
       assert.deepEqual(await sample(11), await sample(11));
-      const noSeed = await s.generate({ prompt: [1], maxTokens: 1 });
-      assert.ok(Number.isSafeInteger(noSeed.seed));
-    } finally {
-      s.dispose();
-    }
-  });
-
-  it('continues from the cache with an empty prompt', async () => {
-    const s = model.createSession({ nCtx: 64 });
-    try {
-      const a = await s.generate({ prompt: [1, 2, 3], maxTokens: 0 });
-      assert.equal(a.tokens.length, 0);
-      assert.equal(s.nPast, 3);
-      const b = await s.generate({ prompt: [], maxTokens: 2, temperature: 0, stopOnEog: false });
-      assert.equal(b.tokens.length, 2);
-      assert.equal(b.timings.nPrompt, 1);
-      s.clear();
-      await rejectsWithCode(s.generate({ prompt: [], maxTokens: 2 }), 'bad_input');
+      assert.ok(Number.isSafeInteger(addon.createSampler().seed));
     } finally {
       s.dispose();
     }
   });
 
   it('checks requests before starting', async () => {
+    const addon = loadAddon();
     const s = model.createSession({ nCtx: 16 });
     try {
-      await rejectsWithCode(s.generate({ prompt: [1, 2], maxTokens: 100 }), 'bad_input');
+      await rejectsWithCode(s.prefill([]), 'bad_input');
+      await rejectsWithCode(s.prefill(Array.from({ length: 17 }, (_, i) => i + 1)), 'bad_input');
       assert.equal(s.nPast, 0);
-      await rejectsWithCode(s.generate({ prompt: [1], topP: 2 }), 'bad_input');
-      await rejectsWithCode(s.generate({ maxTokens: 1 }), 'bad_input');
-      await rejectsWithCode(s.generate({ prompt: [1], messages: [] }), 'bad_input');
-      await rejectsWithCode(s.generate({ prompt: 'x' as unknown as number[], maxTokens: -1 }), 'bad_input');
+      await rejectsWithCode(() => s.sample(addon.createSampler()), 'bad_state');
+      await rejectsWithCode(() => addon.createSampler({ topP: 2 }), 'bad_input');
+      await rejectsWithCode(() => addon.createSampler({ seed: -1 }), 'bad_input');
+      await rejectsWithCode(s.step(model.nVocab), 'bad_input');
+      await rejectsWithCode(s.step(1, {} as Sampler), 'bad_input');
+      assert.equal(s.nPast, 0);
     } finally {
       s.dispose();
     }
   });
 
-  it('cancels between tokens and rejects with the error of a throwing callback', async () => {
-    const s = model.createSession({ nCtx: 512 });
+  it('cancels a prefill between batches, keeping a prefix to continue from', async () => {
+    const s = model.createSession({ nCtx: 512, nBatch: 4 });
     try {
-      let n = 0;
-      const r = await s.generate({ prompt: [1], maxTokens: 400, stopOnEog: false, seed: 1 }, () => {
-        if (++n === 3) s.cancel();
-      });
-      assert.equal(r.stopReason, 'cancelled');
-      assert.ok(r.tokens.length < 400);
-      s.clear();
-      await assert.rejects(
-        s.generate({ prompt: [1], maxTokens: 50, stopOnEog: false }, () => {
-          throw new Error('callback failed');
-        }),
-        /callback failed/,
-      );
+      const tokens = Array.from({ length: 400 }, (_, i) => (i * 7) % 500);
+      const running = s.prefill(tokens);
+      s.cancel();
+      await rejectsWithCode(running, 'cancelled');
       assert.equal(s.busy, false);
+      assert.ok(s.nPast < tokens.length);
+      assert.deepEqual(Array.from(s.tokens()), tokens.slice(0, s.nPast));
+      const stats = await s.prefill(tokens);
+      assert.equal(stats.nPrefix, tokens.length - stats.nEvaluated);
+      assert.equal(s.nPast, tokens.length);
     } finally {
       s.dispose();
     }
+  });
+
+  it('detokenizes incrementally: pieces equal detokenize(), special tokens as asked', async () => {
+    const ids = Array.from(qwen.tokenize('Hello world <|im_end|>', { special: true }));
+    assert.equal(ids[ids.length - 1], 151645);
+    for (const special of [true, false]) {
+      const d = qwen.createDetokenizer({ special });
+      const pieces = ids.map((id) => d.push(id));
+      assert.deepEqual(pieces.slice(0, 2), ['Hello', ' world']);
+      assert.equal(pieces[pieces.length - 1], special ? '<|im_end|>' : '');
+      assert.equal(pieces.join('') + d.finish(), qwen.detokenize(ids, { special }));
+    }
+    // byte tokens: a character split over three tokens comes out whole with the last one
+    const b2u = byteToUnicode();
+    const bytes = [...Buffer.from('中')].map((b) => qwen.tokenId(b2u[b]));
+    const d = qwen.createDetokenizer();
+    assert.deepEqual(bytes.map((id) => d.push(id)), ['', '', '中']);
+    d.push(bytes[0]);
+    assert.equal(d.finish(), '\uFFFD', 'an incomplete sequence at the end');
+    assert.equal(d.finish(), '');
+    await rejectsWithCode(() => d.push(qwen.nVocab), 'bad_input');
+    await rejectsWithCode(() => d.push(-1), 'bad_input');
+    await rejectsWithCode(() => d.push('1' as unknown as number), 'bad_input');
+
+    const m = await loadModel(await ensureModel({ ...TINY, vocab: 'qwen', tied: true }), { vocabOnly: true });
+    const late = m.createDetokenizer();
+    m.dispose();
+    await rejectsWithCode(() => late.push(9707), 'disposed');
+    await rejectsWithCode(() => late.finish(), 'disposed');
+    await rejectsWithCode(() => m.createDetokenizer(), 'disposed');
   });
 
   it('disposes deterministically and fails clearly afterwards', async () => {
     const m = await loadModel(await ensureModel(TINY));
-    const s = m.createSession({ nCtx: 512 });
-    const running = s.generate({ prompt: [1], maxTokens: 400, stopOnEog: false }, () => {});
+    const s = m.createSession({ nCtx: 512, nBatch: 4 });
+    const running = s.prefill(Array.from({ length: 400 }, (_, i) => i % 500));
     s.dispose();
     assert.equal(s.disposed, true);
-    assert.equal((await running).stopReason, 'cancelled');
+    await rejectsWithCode(running, 'cancelled');
     await rejectsWithCode(s.eval([1]), 'disposed');
     assert.throws(() => s.nPast, /disposed/);
 

@@ -1,7 +1,9 @@
-// The moe-engine CLI contract (bin/moe-engine.js): help, version, usage errors (exit 2),
-// runtime errors (exit 1), and the four commands on tiny generated fixture models.
+// The moe-engine CLI contract (bin/moe-engine.js, src/cli/cli.ts): help, version, usage errors
+// (exit 2), runtime errors (exit 1), and the four commands on tiny generated fixture models,
+// generate's Ctrl-C included.
 import * as assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -176,6 +178,28 @@ describe('moe-engine on a tiny model', () => {
     // A seed makes sampling reproducible.
     const seeded = ['generate', '--model', model, '--prompt', 'hello', '-n', '6', '--temp', '1', '--seed', '7', '--json'];
     assert.deepEqual(json<typeof a>(cli(...seeded)).tokens, json<typeof a>(cli(...seeded)).tokens);
+  });
+
+  it('generate stops at Ctrl-C and keeps what was produced', async () => {
+    // On this fixture the greedy continuation of "a" runs to the limit (4000 tokens, about half a second).
+    const args = ['generate', '--model', model, '--prompt', 'a', '-n', '4000', '--temp', '0', '--ctx', '4096'];
+    const full = json<{ text: string; tokens: number[]; stopReason: string }>(cli(...args, '--json'));
+    assert.equal(full.stopReason, 'length');
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: { ...process.env, MOE_LOG_LEVEL: 'warn' } });
+    const chunks: Buffer[] = [];
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => {
+      if (chunks.length === 0) child.kill('SIGINT');
+      chunks.push(d);
+    });
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const [code] = (await once(child, 'close')) as [number | null];
+    assert.equal(code, 0, `exit ${code}: ${stderr}`);
+    assert.equal(stderr, '');
+    const partial = Buffer.concat(chunks).toString('utf8');
+    assert.ok(partial.length > 0 && partial.length < full.text.length, `${partial.length} of ${full.text.length} characters`);
+    // what was produced, up to a character the stop left incomplete (printed as U+FFFD)
+    assert.ok(full.text.startsWith(partial.replace(/\uFFFD$/, '')), 'the output is the start of the full text');
   });
 
   it('generate --chat formats a ChatML prompt', () => {

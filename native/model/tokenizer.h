@@ -89,20 +89,4 @@ private:
     std::unique_ptr<Impl> p_;
 };
 
-// Streaming detokenizer: feed token pieces, get back only complete UTF-8. A multi-byte
-// character split across pieces is held back until its last byte arrives. Bytes that can
-// never start or continue a valid character (stray continuation bytes, C0/C1/F5..FF, a lead
-// followed by a non-continuation byte, overlong/surrogate/out-of-range prefixes) are passed
-// through unchanged as soon as they are known to be invalid - never replaced - so the output
-// concatenated equals the input concatenated. flush() returns whatever is still held (an
-// incomplete trailing sequence, as-is) and resets.
-class Utf8StreamDecoder {
-public:
-    std::string push(std::string_view bytes);
-    std::string flush();
-
-private:
-    std::string pending_;
-};
-
 }  // namespace moe

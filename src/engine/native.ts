@@ -1,4 +1,4 @@
-// Typed loader for the native engine addon (native/addon/addon.cpp): finds the package root,
+// Typed loader for the native engine addon (native/addon/): finds the package root,
 // loads build/Release/moe_engine.node or a prebuild through node-gyp-build, and describes the
 // addon's API in TypeScript. Every engine error is an Error with a string `code`.
 import * as fs from 'node:fs';
@@ -8,7 +8,6 @@ import * as path from 'node:path';
 
 export type LogitsMode = 'none' | 'last' | 'all';
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
-export type StopReason = 'eog' | 'length' | 'cancelled';
 export type ChatRole = 'system' | 'user' | 'assistant';
 
 /** Codes seen so far; the engine may add more. */
@@ -112,44 +111,6 @@ export interface SamplingOptions {
 
 export type TokenInput = Int32Array | Uint32Array | readonly number[];
 
-export interface GenerateOptions extends SamplingOptions {
-  /** Text (tokenized with `special`) or token ids, appended after the session's cached tokens. */
-  prompt?: string | TokenInput;
-  /** Chat messages, formatted as ChatML with the assistant generation prompt (instead of prompt). */
-  messages?: ChatMessage[];
-  /** Parse special-token text such as <|im_start|> in a text prompt (default false). */
-  special?: boolean;
-  /** Maximum new tokens (default 256; 0 evaluates the prompt only). */
-  maxTokens?: number;
-  /** Stop at an end-of-generation token (default true). */
-  stopOnEog?: boolean;
-}
-
-export interface GenerateTimings {
-  nPrompt: number;
-  nGenerated: number;
-  promptMs: number;
-  generateMs: number;
-  promptTokensPerS: number;
-  tokensPerS: number;
-}
-
-export interface GenerateResult {
-  /** Generated ids (an end-of-generation token is not included). */
-  tokens: Int32Array;
-  text: string;
-  stopReason: StopReason;
-  seed: number;
-  timings: GenerateTimings;
-}
-
-/**
- * Called for every generated token with the complete UTF-8 text it finishes (may be '' while
- * a multi-byte character is still open), and once with id -1 for leftover bytes at the end.
- * Throwing stops the generation and rejects its promise with the thrown error.
- */
-export type OnToken = (text: string, tokenId: number) => void;
-
 /**
  * How prefill() reuses what the session already holds.
  * - 'none': recompute everything (the cache is cleared first);
@@ -209,8 +170,10 @@ export interface Session {
   lastLogits(): Float32Array | null;
   /** Evaluates tokens after the cached ones; resolves with n_vocab floats per returned position. */
   eval(tokens: TokenInput, options?: { logits?: LogitsMode }): Promise<Float32Array>;
-  generate(options: GenerateOptions, onToken?: OnToken): Promise<GenerateResult>;
-  /** Stops the running eval (rejects with code 'cancelled') or generate (resolves, stopReason 'cancelled'). */
+  /**
+   * Stops the running eval or prefill between batches (it rejects with code 'cancelled'), or a
+   * step that has not started evaluating yet.
+   */
   cancel(): void;
   /** Drops cached positions >= n. Throws code 'bad_input' if a sliding-window cache cannot go back that far. */
   truncate(n: number): void;
@@ -231,10 +194,29 @@ export interface Session {
   readonly disposed: boolean;
 }
 
+/**
+ * Generated ids to text one token at a time (Model.createDetokenizer), at the cost of the new
+ * token only. The pieces push() and finish() return concatenate to Model.detokenize() of the
+ * same ids (with the same `special`), for any ids.
+ */
+export interface Detokenizer {
+  /**
+   * Adds a token; returns the text that became final with it, possibly ''. An incomplete UTF-8
+   * sequence at the end is held back until a later token completes it (or shows it broken:
+   * then it becomes U+FFFD). Throws code 'bad_input' for an id outside the vocabulary.
+   */
+  push(id: number): string;
+  /** What is still held back (an incomplete sequence, as U+FFFD), and starts over. */
+  finish(): string;
+}
+
 export interface Model {
   info(): ModelInfo;
   tokenize(text: string, options?: { special?: boolean }): Int32Array;
+  /** Concatenated token texts; special (default true): control tokens such as <|im_end|> as their text, else ''. */
   detokenize(ids: TokenInput, options?: { special?: boolean }): string;
+  /** An incremental detokenize() (special as there). Fails with code 'disposed' once the model is. */
+  createDetokenizer(options?: { special?: boolean }): Detokenizer;
   /** Exact vocabulary lookup; -1 if absent. */
   tokenId(text: string): number;
   isEog(id: number): boolean;

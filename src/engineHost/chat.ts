@@ -1,15 +1,15 @@
 // chat/create in the engine process: messages → ChatML tokens → prefill in the conversation's
-// KV session (reusing what the previous turn left there) → sampling token by token, with a
-// pre-emption point between tokens, each piece of text streamed as a partial result.
+// KV session (reusing what the previous turn left there) → sampling token by token (generate.ts),
+// with a pre-emption point between tokens, each piece of text streamed as a partial result.
 import { ResponseError } from 'vscode-jsonrpc';
 
-import { EngineErrorCodes, type ChatMessage, type ChatParams, type ChatResult, type ChatStopReason } from '../common/protocol';
+import { EngineErrorCodes, type ChatMessage, type ChatParams, type ChatResult } from '../common/protocol';
 import type { Addon, SamplingOptions } from '../engine/native';
+import { generate } from './generate';
 import type { LoadedModel } from './model';
 import { ParamChecker } from './params';
 import type { JobContext } from './scheduler';
 import { prefill } from './sessions';
-import { TextStream } from './textStream';
 
 export const DEFAULT_CHAT_MAX_TOKENS = 1024;
 
@@ -86,58 +86,27 @@ export async function runChat(
   try {
     const stats = await prefill(ctx, session, tokens, 'moves');
     const sampler = addon.createSampler(samplingOptions(params.sampling));
-    const stream = new TextStream(model, params.stop ?? []);
-    let text = '';
-    const emit = (piece: string): void => {
-      if (piece.length === 0) return;
-      text += piece;
-      onDelta(piece);
-    };
-
-    let token = session.sample(sampler);
-    const firstTokenAt = Date.now();
-    let stopReason: ChatStopReason;
-    let decodeMs = 0;
-    let steps = 0;
-    try {
-      for (;;) {
-        if (model.isEog(token)) {
-          stopReason = 'eog';
-          break;
-        }
-        emit(stream.push(token));
-        if (stream.hitStop) {
-          stopReason = 'stop';
-          break;
-        }
-        if (stream.length >= maxNew) {
-          stopReason = 'length';
-          break;
-        }
-        await ctx.checkpoint();
-        const t0 = Date.now();
-        token = await session.step(token, sampler);
-        decodeMs += Date.now() - t0;
-        steps++;
-      }
-    } catch (err) {
-      // The engine stopped the generation itself (model unloaded, shutdown): the text so far is the answer.
-      const reason = ctx.stopReason;
-      if (!reason || reason.code === EngineErrorCodes.RequestCancelled) throw err;
-      stopReason = 'cancelled';
-    }
-    emit(stream.finish());
+    const generation = await generate(model, session, sampler, {
+      maxTokens: maxNew,
+      stop: params.stop ?? [],
+      onText: onDelta,
+      checkpoint: () => ctx.checkpoint(),
+      // The engine stopped the generation itself (model unloaded, shutdown): the text so far is
+      // the answer. A cancelled request fails.
+      stopped: () => ctx.stopReason !== undefined && ctx.stopReason.code !== EngineErrorCodes.RequestCancelled,
+    });
+    const { decodeMs, steps } = generation;
     return {
-      text,
-      stopReason,
+      text: generation.text,
+      stopReason: generation.stopReason,
       seed: sampler.seed,
       stats: {
         promptTokens: tokens.length,
         reusedTokens: stats.nPrefix + stats.nMoved,
         evaluatedTokens: stats.nEvaluated,
         prefillMs: stats.totalMs,
-        timeToFirstTokenMs: firstTokenAt - receivedAt,
-        decodeTokens: stream.length,
+        timeToFirstTokenMs: generation.firstTokenAt - receivedAt,
+        decodeTokens: generation.tokens.length,
         decodeTokensPerS: decodeMs > 0 ? (steps * 1000) / decodeMs : 0,
       },
     };

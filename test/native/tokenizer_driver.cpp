@@ -1,8 +1,9 @@
-// Standalone driver for the engine tokenizer (native/engine/tokenizer.*), used by
-// test/native/tokenizer_check.mjs. Build:
-//   g++ -std=c++17 -O2 -Wall -Wextra -fsanitize=address,undefined -Inative/engine
-//       test/native/tokenizer_driver.cpp native/engine/tokenizer.cpp native/engine/unicode.cpp
-//       -o /tmp/tokenizer_driver
+// Standalone driver for the engine tokenizer (native/model/tokenizer.*) and the incremental
+// detokenizer (native/model/detokenizer.*), used by test/native/tokenizer_check.mjs and
+// test/tokenizer.test.ts. Build:
+//   g++ -std=c++17 -O2 -Wall -Wextra -fsanitize=address,undefined -Inative
+//       test/native/tokenizer_driver.cpp native/model/tokenizer.cpp native/model/detokenizer.cpp
+//       native/model/unicode.cpp -o /tmp/tokenizer_driver
 // Usage:
 //   tokenizer_driver VOCAB TEXTS          encode each text; one result line per text
 //   tokenizer_driver VOCAB --bench FILE [REPS]   encode speed
@@ -15,8 +16,9 @@
 //   merges <M>\n then M lines "<str>"
 // TEXTS format: records "<name> <parse_special 0|1> <str>\n".
 // Output per text: "<name>\t<ids space separated>\t<roundtrip 0|1>\t<stream 0|1>\n" where
-// roundtrip = decode(ids) equals the input bytes, stream = the Utf8StreamDecoder fed piece by
-// piece reproduces decode(ids) and, when that is valid UTF-8, only ever emits valid UTF-8.
+// roundtrip = decode(ids) equals the input bytes, stream = the Detokenizer fed id by id
+// reproduces decode(ids), cuts only between characters (utf8_settled_length) and, when that is
+// valid UTF-8, only ever emits valid UTF-8.
 #include <chrono>
 #include <ctime>
 #include <cstdio>
@@ -28,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "model/detokenizer.h"
 #include "model/tokenizer.h"
 
 namespace {
@@ -153,18 +156,19 @@ int run_texts(const moe::Tokenizer& tok, const std::string& path) {
         std::vector<int32_t> ids = tok.encode(text, parse_special);
         std::string dec = tok.decode(ids);
         bool rt = dec == text;
-        moe::Utf8StreamDecoder sd;
+        moe::Detokenizer detok(tok, true);
         std::string streamed;
-        bool chunks_valid = true;
+        bool chunks_valid = true, chunks_settled = true;
         for (int32_t id : ids) {
-            std::string chunk = sd.push(tok.token_to_piece(id));
+            std::string chunk = detok.push(id);
             if (!valid_utf8(chunk)) chunks_valid = false;
+            if (moe::utf8_settled_length(chunk) != chunk.size()) chunks_settled = false;
             streamed += chunk;
         }
-        std::string tail = sd.flush();
+        std::string tail = detok.finish();
         if (!valid_utf8(tail)) chunks_valid = false;
         streamed += tail;
-        bool stream_ok = streamed == dec && (chunks_valid || !valid_utf8(dec));
+        bool stream_ok = streamed == dec && chunks_settled && (chunks_valid || !valid_utf8(dec));
         line.clear();
         line += name;
         line += '\t';
@@ -258,24 +262,48 @@ int run_selftest(const moe::VocabData& v) {
           "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");  // > U+10FFFF: llama.cpp throws
     CHECK(tok.decode(tok.encode(std::string("a\0b", 3), false)) == std::string("a\0b", 3));
 
-    // streaming decoder
+    // incremental detokenizer: pieces end only where a WHATWG UTF-8 decoder is between characters
+    CHECK(moe::utf8_settled_length("") == 0);
+    CHECK(moe::utf8_settled_length("a\xe4") == 1);
+    CHECK(moe::utf8_settled_length("a\xe4\xb8\xad" "b") == 5);
+    CHECK(moe::utf8_settled_length("\xf0\x9f\x98\x80\xf0") == 4);
+    CHECK(moe::utf8_settled_length("\x80x") == 2);              // stray continuation: one U+FFFD
+    CHECK(moe::utf8_settled_length("\xe4" "A") == 2);           // broken sequence, then A
+    CHECK(moe::utf8_settled_length("\xc0") == 1);               // never a valid lead
+    CHECK(moe::utf8_settled_length("\xe0\xa0") == 0);           // valid prefix: held
+    CHECK(moe::utf8_settled_length("\xe0\x80") == 2);           // overlong: invalid at once
+    CHECK(moe::utf8_settled_length("\xed\xa0") == 2);           // surrogate
+    CHECK(moe::utf8_settled_length("\xf4\x90") == 2);           // above U+10FFFF
+    CHECK(moe::utf8_settled_length("\xf4\x8f\xbf") == 0);
+    CHECK(moe::utf8_settled_length("\xf0\x90" "A") == 3);       // one U+FFFD for F0 90, then A
     {
-        moe::Utf8StreamDecoder d;
-        CHECK(d.push("a\xe4") == "a");
-        CHECK(d.push("\xb8") == "");
-        CHECK(d.push("\xad" "b") == "\xe4\xb8\xad" "b");
-        CHECK(d.push("\xf0\x9f") == "");
-        CHECK(d.push("\x98\x80\xf0") == "\xf0\x9f\x98\x80");
-        CHECK(d.flush() == "\xf0");
-        CHECK(d.flush() == "");
-        CHECK(d.push("\x80x") == "\x80x");          // stray continuation: passed through
-        CHECK(d.push("\xe4" "A") == "\xe4" "A");    // broken sequence: passed through
-        CHECK(d.push("\xc0") == "\xc0");            // never valid lead
-        CHECK(d.push("\xe0\x80") == "\xe0\x80");    // overlong prefix: invalid at once
-        CHECK(d.push("\xed\xa0") == "\xed\xa0");    // surrogate prefix
-        CHECK(d.push("\xf4\x90") == "\xf4\x90");    // > U+10FFFF prefix
-        CHECK(d.push("\xf4\x8f\xbf") == "");
-        CHECK(d.push("\xbf") == "\xf4\x8f\xbf\xbf");
+        // the byte-level tokens: GPT-2's byte-to-unicode images
+        auto byte_token = [&](unsigned b) {
+            unsigned cp = b, n = 0;
+            const bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174;
+            if (!printable) {
+                for (unsigned x = 0; x < b; ++x)
+                    if (!((x >= 33 && x <= 126) || (x >= 161 && x <= 172) || x >= 174)) ++n;
+                cp = 256 + n;
+            }
+            std::string t = cp < 0x80 ? std::string(1, char(cp))
+                                      : std::string{char(0xC0 | (cp >> 6)), char(0x80 | (cp & 0x3F))};
+            return tok.token_id(t);
+        };
+        CHECK(tok.token_to_piece(byte_token(0xe4)) == "\xe4" && tok.token_to_piece(byte_token(0x0a)) == "\n");
+        moe::Detokenizer d(tok, true);
+        CHECK(d.push(byte_token('a')) == "a");
+        CHECK(d.push(byte_token(0xe4)) == "");
+        CHECK(throws_code([&] { d.push(-1); }, "bad_token"));  // keeps what it held
+        CHECK(d.push(byte_token(0xb8)) == "" && d.pending() == 2);
+        CHECK(d.push(byte_token(0xad)) == "\xe4\xb8\xad");
+        CHECK(d.push(byte_token(0xf0)) == "" && d.push(byte_token(0x90)) == "");
+        CHECK(d.push(byte_token('A')) == "\xf0\x90" "A");
+        CHECK(d.push(byte_token(0xf0)) == "");
+        CHECK(d.push(im_end) == "\xf0<|im_end|>");
+        CHECK(d.push(byte_token(0xf0)) == "" && d.finish() == "\xf0" && d.finish().empty());
+        moe::Detokenizer plain(tok, false);
+        CHECK(plain.push(byte_token(0xe4)) == "" && plain.push(im_end) == "" && plain.push(think) == "\xe4<think>");
     }
 
     // vocabulary validation

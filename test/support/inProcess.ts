@@ -1,12 +1,12 @@
 // The engine server and a client in this process, joined by in-memory streams: the whole
-// protocol (framing included) without a child process. For tests and benchmarks; the extension
+// protocol (framing included) without a child process. For tests; the extension
 // uses EngineProcess so that model code never runs in the extension host.
 import { PassThrough } from 'node:stream';
 
 import { StreamMessageReader, StreamMessageWriter, createMessageConnection } from 'vscode-jsonrpc/node';
 
-import { serveStreams, type EngineServer, type EngineServerOptions } from '../engineHost/server';
-import { EngineClient } from './engineClient';
+import { serveStreams, type EngineServer, type EngineServerOptions } from '../../src/engineHost/server';
+import { EngineClient } from '../../src/node/engineClient';
 
 export interface InProcessEngine {
   client: EngineClient;

@@ -1,11 +1,15 @@
-// The moe-engine command line: info, tokenize, logits and generate over the native engine.
+// The moe-engine command line: info, tokenize, logits and generate over the native engine
+// (src/engine/native.ts), generate through the engine host's decode loop
+// (src/engineHost/generate.ts), and serve, the engine host itself (src/engineHost/host.ts).
 // stdout carries only the command's result (JSON or generated text); errors are one sentence
 // on stderr. Exit codes: 0 ok, 1 runtime error, 2 usage error.
 import { once } from 'node:events';
 import * as fs from 'node:fs';
 
+import type { ChatStopReason } from '../common/protocol';
+import { isEngineError, loadAddon, packageVersion, type Model, type SamplingOptions, type Session } from '../engine/native';
+import { generate } from '../engineHost/generate';
 import { runEngineHost } from '../engineHost/host';
-import { isEngineError, loadAddon, packageVersion, type Model } from './native';
 
 const USAGE = `moe-engine: run SmallThinker MoE GGUF models on the native engine.
 
@@ -146,6 +150,90 @@ async function writeFloats(data: Float32Array, start: number, end: number): Prom
   await out(']');
 }
 
+// ---------------------------------------------------------------- generation
+
+/** What `generate --json` prints. */
+interface GenerateResult {
+  /** Generated ids (an end-of-generation token is not included). */
+  tokens: number[];
+  text: string;
+  /** 'eog', 'length' or 'cancelled' (no stop strings here). */
+  stopReason: ChatStopReason;
+  seed: number;
+  timings: {
+    nPrompt: number;
+    nGenerated: number;
+    promptMs: number;
+    /** From the first sample to the end. */
+    generateMs: number;
+    promptTokensPerS: number;
+    tokensPerS: number;
+  };
+}
+
+/**
+ * Evaluates the prompt in the (new) session, then generates with the engine host's decode loop
+ * (src/engineHost/generate.ts, as chat/create does), streaming the text to `onText`. Ctrl-C
+ * (SIGINT) stops the prompt evaluation between batches or the generation between tokens; the
+ * result then holds what was produced, with stopReason 'cancelled'.
+ */
+async function generateText(
+  model: Model,
+  session: Session,
+  prompt: Int32Array,
+  maxTokens: number,
+  sampling: SamplingOptions,
+  onText?: (text: string) => void,
+): Promise<GenerateResult> {
+  const sampler = loadAddon().createSampler(sampling);
+  let interrupted = false;
+  const onSigint = (): void => {
+    interrupted = true;
+    session.cancel();
+  };
+  process.once('SIGINT', onSigint);
+  try {
+    const result: GenerateResult = {
+      tokens: [],
+      text: '',
+      stopReason: 'cancelled',
+      seed: sampler.seed,
+      timings: { nPrompt: 0, nGenerated: 0, promptMs: 0, generateMs: 0, promptTokensPerS: 0, tokensPerS: 0 },
+    };
+    const t = result.timings;
+    const t0 = performance.now();
+    try {
+      await session.prefill(prompt);
+    } catch (err) {
+      t.promptMs = performance.now() - t0;
+      if (interrupted && isEngineError(err) && err.code === 'cancelled') return result;
+      throw err;
+    }
+    t.promptMs = performance.now() - t0;
+    t.nPrompt = prompt.length;
+    if (t.promptMs > 0) t.promptTokensPerS = (1000 * prompt.length) / t.promptMs;
+
+    const t1 = performance.now();
+    const generation = await generate(model, session, sampler, {
+      maxTokens,
+      onText,
+      checkpoint: async () => {
+        if (interrupted) throw new Error('interrupted');
+      },
+      stopped: () => interrupted,
+    });
+    t.generateMs = performance.now() - t1;
+    t.nGenerated = generation.tokens.length;
+    if (t.generateMs > 0) t.tokensPerS = (1000 * t.nGenerated) / t.generateMs;
+    result.tokens = generation.tokens;
+    result.text = generation.text;
+    result.stopReason = generation.stopReason;
+    return result;
+  } finally {
+    process.removeListener('SIGINT', onSigint);
+  }
+}
+
 // ---------------------------------------------------------------- commands
 
 function fileKind(st: fs.Stats): string {
@@ -268,15 +356,16 @@ const commands: Record<string, Command> = {
           : model.tokenize(prompt, { special: true });
         const nCtx = ctx ?? Math.min(Math.max(4096, tokens.length + n), Math.max(model.nCtxTrain, 1));
         const session = model.createSession({ nCtx, threads: threads(args) });
-        const onSigint = () => session.cancel();
-        process.once('SIGINT', onSigint);
         try {
-          const result = await session.generate(
-            { prompt: tokens, maxTokens: n, ...sampling },
-            json ? undefined : (text) => void process.stdout.write(text),
-          );
+          if (tokens.length + n > nCtx) {
+            throw new RuntimeError(
+              `The prompt (${tokens.length} tokens) and up to ${n} new tokens need ${tokens.length + n} positions, ` +
+                `but the context holds ${nCtx}; lower the token limit or raise the context size.`,
+            );
+          }
+          const result = await generateText(model, session, tokens, n, sampling, json ? undefined : (text) => void process.stdout.write(text));
           if (json) {
-            await out(JSON.stringify({ ...result, tokens: Array.from(result.tokens) }) + '\n');
+            await out(JSON.stringify(result) + '\n');
           } else if (process.stdout.isTTY) {
             await out('\n');
           }
@@ -288,7 +377,6 @@ const commands: Record<string, Command> = {
             );
           }
         } finally {
-          process.removeListener('SIGINT', onSigint);
           session.dispose();
         }
       } finally {
@@ -350,7 +438,7 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-// Run directly (node out/src/engine/cli.js); bin/moe-engine.js calls main() itself.
+// Run directly (node out/src/cli/cli.js); bin/moe-engine.js calls main() itself.
 if (require.main === module) {
   main(process.argv.slice(2)).then(
     (code) => {

@@ -1,0 +1,73 @@
+// The addon's worker-thread operations, each settling a promise on the JS thread: TaskWorker runs
+// one session operation (eval, prefill, step), LoadWorker loads a model (loadModel()).
+#pragma once
+#include <napi.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "addon/args.h"
+#include "addon/state.h"
+#include "model/model.h"
+
+namespace moe::addon {
+
+// run() on a worker thread, its exceptions kept; then, on the JS thread, settled() and either a
+// rejection with the kept error or a resolution with result() (a rejection if that throws).
+class PromiseWorker : public Napi::AsyncWorker {
+ public:
+    Napi::Promise promise() const { return deferred_.Promise(); }
+
+ protected:
+    PromiseWorker(Napi::Env env, const char* name)
+        : Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)) {}
+    virtual void run() = 0;
+    virtual Napi::Value result(Napi::Env env) = 0;
+    virtual void settled() {}
+
+ private:
+    void Execute() override;
+    void OnOK() override;
+    void OnError(const Napi::Error& e) override;
+
+    Napi::Promise::Deferred deferred_;
+    CaughtError error_;
+};
+
+// A session operation. The session is marked idle again (SessionCore::finish) before the promise
+// settles.
+class TaskWorker : public PromiseWorker {
+ public:
+    TaskWorker(Napi::Env env, const char* name, std::shared_ptr<SessionCore> core, Napi::Object self,
+               std::function<void()> run, std::function<Napi::Value(Napi::Env)> result);
+
+ protected:
+    void run() override { run_(); }
+    Napi::Value result(Napi::Env env) override { return result_(env); }
+    void settled() override { core_->finish(); }
+
+ private:
+    std::shared_ptr<SessionCore> core_;
+    Napi::ObjectReference self_;  // keeps the JS Session alive while we run
+    std::function<void()> run_;
+    std::function<Napi::Value(Napi::Env)> result_;
+};
+
+// Model::load; resolves with a Model object.
+class LoadWorker : public PromiseWorker {
+ public:
+    LoadWorker(Napi::Env env, std::string path, moe::LoadOptions opts)
+        : PromiseWorker(env, "moe.loadModel"), path_(std::move(path)), opts_(opts) {}
+
+ protected:
+    void run() override;
+    Napi::Value result(Napi::Env env) override;
+
+ private:
+    std::string path_;
+    moe::LoadOptions opts_;
+    std::shared_ptr<moe::Model> model_;
+};
+
+}  // namespace moe::addon
