@@ -158,7 +158,13 @@ function params(doc: { fileName: string }, state: DocState, mode: Mode, document
   };
 }
 
-async function runMode(engine: EngineProcess, doc: { fileName: string; text: string }, states: DocState[], mode: Mode, sample: Set<number> | null): Promise<Row[]> {
+async function runMode(
+  engine: EngineProcess,
+  doc: { fileName: string; text: string },
+  states: DocState[],
+  mode: Mode,
+  sample: Set<number> | null,
+): Promise<Row[]> {
   const rows: Row[] = [];
   const documentId = `bench-${mode}-${Date.now()}`;
   // The document as it was opened is in the cache before the script starts (an idle-time warm-up).
@@ -218,7 +224,9 @@ async function main(): Promise<void> {
   const counts = new Map<Kind, number>();
   for (const s of states.slice(1)) counts.set(s.kind, (counts.get(s.kind) ?? 0) + 1);
   console.log(`bench:edits  model ${path.basename(model)}`);
-  console.log(`  document ${doc.fileName} (${doc.text.split('\n').length - 1} lines), ${states.length - 1} requests: ${[...counts].map(([k, n]) => `${n} ${k}`).join(', ')}`);
+  console.log(
+    `  document ${doc.fileName} (${doc.text.split('\n').length - 1} lines), ${states.length - 1} requests: ${[...counts].map(([k, n]) => `${n} ${k}`).join(', ')}`,
+  );
 
   const engine = new EngineProcess({ hostScript: path.join(root, 'dist', 'engineHost.js'), clientInfo: { name: 'bench-edits' } });
   engine.onLog((line) => process.stderr.write(`  engine: ${line}\n`));
@@ -238,7 +246,9 @@ async function main(): Promise<void> {
       if (mode === 'none') {
         // evenly spaced keystrokes
         const typing = states.map((s, i) => (s.kind === 'type' ? i : -1)).filter((i) => i > 0);
-        sample = new Set(Array.from({ length: args.noneSamples }, (_, k) => typing[Math.floor(((k + 0.5) * typing.length) / args.noneSamples)]));
+        sample = new Set(
+          Array.from({ length: args.noneSamples }, (_, k) => typing[Math.floor(((k + 0.5) * typing.length) / args.noneSamples)]),
+        );
       }
       all.push(...(await runMode(engine, doc, states, mode, sample)));
     }
@@ -253,7 +263,12 @@ async function main(): Promise<void> {
 // ---------------------------------------------------------------- accuracy of moved entries
 
 /** The accuracy model: the 4B shapes at 8 layers, so full recomputations take seconds, not minutes. */
-const ACCURACY_MODEL = { ...SMALLTHINKER_4B, name: 'SmallThinker-4B shapes, 8 layers (random weights)', n_layer: 8, routing: 'varied' as const };
+const ACCURACY_MODEL = {
+  ...SMALLTHINKER_4B,
+  name: 'SmallThinker-4B shapes, 8 layers (random weights)',
+  n_layer: 8,
+  routing: 'varied' as const,
+};
 
 interface Policy {
   name: string;
@@ -281,9 +296,16 @@ async function accuracy(doc: { fileName: string; text: string }, states: DocStat
   const model = await loadModel(file);
   console.log(`\naccuracy of moved entries (${ACCURACY_MODEL.name}; ${path.basename(file)})`);
   const tokensOf = (st: DocState) =>
-    completionPromptTokens(model, { prefix: st.text.slice(0, st.cursor), suffix: st.text.slice(st.cursor), fileName: doc.fileName, languageId: 'javascript' }, true, 4096 - 8).tokens;
+    completionPromptTokens(
+      model,
+      { prefix: st.text.slice(0, st.cursor), suffix: st.text.slice(st.cursor), fileName: doc.fileName, languageId: 'javascript' },
+      true,
+      4096 - 8,
+    ).tokens;
   // the requests checked: every non-typing one, and every tenth request if it is a keystroke
-  const checked = states.map((_, i) => i).filter((i) => i > 0 && (states[i].kind !== "type" && states[i].kind !== "delete" ? true : i % 10 === 0));
+  const checked = states
+    .map((_, i) => i)
+    .filter((i) => i > 0 && (states[i].kind !== 'type' && states[i].kind !== 'delete' ? true : i % 10 === 0));
   const ref = new Map<number, { logits: Float32Array; cont: number[] }>();
   for (const i of checked) {
     const s = model.createSession({ nCtx: 4096 });
@@ -347,17 +369,24 @@ function report(rows: Row[], states: DocState[], modes: Mode[]): void {
     return [...byIndex.values()].reduce((a, b) => a + b, 0);
   })();
   const full = rows.filter((r) => r.mode === 'moves' || r.mode === 'prefix').length > 0 ? promptTotal : NaN;
-  console.log(`\n  tokens evaluated over the ${states.length - 1} requests: none ${fmt(full)}` +
-    (modes.includes('prefix') ? `, prefix ${total('prefix')}` : '') + (modes.includes('moves') ? `, moves ${total('moves')}` : ''));
+  console.log(
+    `\n  tokens evaluated over the ${states.length - 1} requests: none ${fmt(full)}` +
+      (modes.includes('prefix') ? `, prefix ${total('prefix')}` : '') +
+      (modes.includes('moves') ? `, moves ${total('moves')}` : ''),
+  );
   if (modes.includes('moves')) {
     const m = total('moves');
-    console.log(`  ratio none/moves ${fmt(full / m, 1)}x` + (modes.includes('prefix') ? `, prefix/moves ${fmt(total('prefix') / m, 1)}x` : ''));
+    console.log(
+      `  ratio none/moves ${fmt(full / m, 1)}x` + (modes.includes('prefix') ? `, prefix/moves ${fmt(total('prefix') / m, 1)}x` : ''),
+    );
     const ks = (mode: Mode) => stats(pick(mode, 'keystroke').map((r) => r.ttftMs)).median;
     if (modes.includes('none')) console.log(`  keystroke median ttft ratio none/moves ${fmt(ks('none') / ks('moves'), 1)}x`);
     if (modes.includes('prefix')) {
       const all = (mode: Mode) => stats(pick(mode, 'all').map((r) => r.ttftMs)).median;
       const mean = (mode: Mode) => pick(mode, 'all').reduce((s, r) => s + r.ttftMs, 0) / Math.max(1, pick(mode, 'all').length);
-      console.log(`  median ttft ratio prefix/moves ${fmt(all('prefix') / all('moves'), 2)}x, mean ttft ratio prefix/moves ${fmt(mean('prefix') / mean('moves'), 1)}x`);
+      console.log(
+        `  median ttft ratio prefix/moves ${fmt(all('prefix') / all('moves'), 2)}x, mean ttft ratio prefix/moves ${fmt(mean('prefix') / mean('moves'), 1)}x`,
+      );
     }
   }
 }

@@ -17,7 +17,15 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { packageRoot } from '../src/engine/native';
-import { SMALLTHINKER_21B, SMALLTHINKER_4B, ensureModel, normalizeSpec, weightCount, type ModelSpec, type WeightTypeName } from '../test/support/fixtures';
+import {
+  SMALLTHINKER_21B,
+  SMALLTHINKER_4B,
+  ensureModel,
+  normalizeSpec,
+  weightCount,
+  type ModelSpec,
+  type WeightTypeName,
+} from '../test/support/fixtures';
 import { readGgufHeader, type GgufHeader } from '../test/support/gguf';
 import { Rng } from '../test/support/rng';
 import { RESULT_MARKER, type EngineName, type WorkerFailure, type WorkerRequest, type WorkerResult } from './benchWorker';
@@ -53,7 +61,24 @@ function parseArgs(argv: string[]): Options {
     if (v === undefined || v.startsWith('--')) fail(`${name} needs a value`);
     return v;
   };
-  const known = new Set(['--shape', '--type', '--model', '--threads', '--runs', '--pp', '--tg', '--engines', '--json', '--seed', '--bandwidth', '--noisy', '--drop-noisy', '--settle', '--repeat-noisy', '--help']);
+  const known = new Set([
+    '--shape',
+    '--type',
+    '--model',
+    '--threads',
+    '--runs',
+    '--pp',
+    '--tg',
+    '--engines',
+    '--json',
+    '--seed',
+    '--bandwidth',
+    '--noisy',
+    '--drop-noisy',
+    '--settle',
+    '--repeat-noisy',
+    '--help',
+  ]);
   for (const a of argv) if (a.startsWith('--') && !known.has(a)) fail(`unknown option ${a}`);
   if (argv.includes('--help')) {
     console.log(USAGE);
@@ -116,8 +141,14 @@ async function resolveModel(o: Options): Promise<string> {
   const spec = fixtureSpec(o);
   const bytes = (weightCount(normalizeSpec(spec)) * (o.type === 'q8_0' ? 34 : 18)) / 32;
   const gb = (bytes / 1e9).toFixed(1);
-  if (o.shape === '21b') console.log(`note: the 21B shapes in ${o.type.toUpperCase()} are a ${gb} GB file; llama.cpp's Q4_0 repack needs about twice that in memory.`);
-  if (bytes * 2 > os.totalmem()) console.log(`warning: ${gb} GB x 2 exceeds this machine's ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; llama.cpp may be killed for memory.`);
+  if (o.shape === '21b')
+    console.log(
+      `note: the 21B shapes in ${o.type.toUpperCase()} are a ${gb} GB file; llama.cpp's Q4_0 repack needs about twice that in memory.`,
+    );
+  if (bytes * 2 > os.totalmem())
+    console.log(
+      `warning: ${gb} GB x 2 exceeds this machine's ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; llama.cpp may be killed for memory.`,
+    );
   const t0 = Date.now();
   const file = await ensureModel(spec);
   if (Date.now() - t0 > 2000) console.log(`generated ${path.basename(file)} in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
@@ -293,11 +324,16 @@ async function settle(cores: number, maxS: number, tag: string): Promise<number>
     quiet = load <= cores ? quiet + 1 : 0;
     const timedOut = (Date.now() - t0) / 1000 >= maxS;
     if (quiet >= QUIET_SECONDS || timedOut) {
-      if (said) console.log(`${tag} ${quiet >= QUIET_SECONDS ? `quiet for ${QUIET_SECONDS} s` : `still busy after ${maxS} s; measuring anyway`} (${load.toFixed(2)} cores)`);
+      if (said)
+        console.log(
+          `${tag} ${quiet >= QUIET_SECONDS ? `quiet for ${QUIET_SECONDS} s` : `still busy after ${maxS} s; measuring anyway`} (${load.toFixed(2)} cores)`,
+        );
       return load;
     }
     if (!said && load > cores) {
-      console.log(`${tag} other processes use ${load.toFixed(2)} cores; waiting up to ${maxS} s for ${QUIET_SECONDS} quiet seconds (--settle)`);
+      console.log(
+        `${tag} other processes use ${load.toFixed(2)} cores; waiting up to ${maxS} s for ${QUIET_SECONDS} quiet seconds (--settle)`,
+      );
       said = true;
     }
   }
@@ -417,9 +453,15 @@ async function main(): Promise<void> {
   const cpuModel = os.cpus()[0]?.model ?? 'unknown CPU';
 
   console.log(`bench  ${path.basename(model)} (${(fileSize / 1e9).toFixed(2)} GB)`);
-  console.log(`  ${o.engines.join(' vs ')}, ${o.threads} threads, ${o.runs} run(s) each, alternating; prompt ${o.pp} random tokens (batch 512), decode ${o.tg} tokens`);
-  console.log(`  decode feeds tokens from a seeded RNG (not the sampled ones: random weights would repeat one token); each step still samples greedily`);
-  console.log(`  machine: ${cpuModel}, ${os.cpus().length} CPUs, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; a run is noisy when other load exceeds ${o.noisyCores} cores`);
+  console.log(
+    `  ${o.engines.join(' vs ')}, ${o.threads} threads, ${o.runs} run(s) each, alternating; prompt ${o.pp} random tokens (batch 512), decode ${o.tg} tokens`,
+  );
+  console.log(
+    `  decode feeds tokens from a seeded RNG (not the sampled ones: random weights would repeat one token); each step still samples greedily`,
+  );
+  console.log(
+    `  machine: ${cpuModel}, ${os.cpus().length} CPUs, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; a run is noisy when other load exceeds ${o.noisyCores} cores`,
+  );
 
   const records: RunRecord[] = [];
   try {
@@ -433,7 +475,17 @@ async function main(): Promise<void> {
           const result = await runWorker(engine, reqFile, tag);
           const wallMs = performance.now() - t0;
           const other = result.ok ? otherLoad(result) : 0;
-          const rec: RunRecord = { run, engine, attempt, wallMs, otherCores: other, noisy: other > o.noisyCores, repeated: false, addonMtime: engine === 'ours' ? addonMtime() : null, result };
+          const rec: RunRecord = {
+            run,
+            engine,
+            attempt,
+            wallMs,
+            otherCores: other,
+            noisy: other > o.noisyCores,
+            repeated: false,
+            addonMtime: engine === 'ours' ? addonMtime() : null,
+            result,
+          };
           records.push(rec);
           if (!result.ok) console.log(`${tag} FAILED: ${result.error}`);
           else {
@@ -481,21 +533,30 @@ async function main(): Promise<void> {
     const rtxt = ratio.n ? `${fmt(ratio.median, 2)}x (${fmt(ratio.min, 2)}-${fmt(ratio.max, 2)})` : 'n/a';
     row([m.label, fmtStat(so, m.digits), fmtStat(sl, m.digits), rtxt]);
   }
-  console.log(`  (higher is better for t/s, lower for the rest; pp = evaluating the ${o.pp} prompt tokens, ttft adds the first sampled token)`);
+  console.log(
+    `  (higher is better for t/s, lower for the rest; pp = evaluating the ${o.pp} prompt tokens, ttft adds the first sampled token)`,
+  );
   console.log(
     `  noisy runs (other load > ${o.noisyCores} cores): ${noisy.length} of ${ok.length}` +
-      (noisy.length ? ` (${noisy.map((r) => `${r.engine} ${r.run}${r.attempt ? `.${r.attempt}` : ''}: ${r.otherCores.toFixed(2)}`).join(', ')})` : '') +
+      (noisy.length
+        ? ` (${noisy.map((r) => `${r.engine} ${r.run}${r.attempt ? `.${r.attempt}` : ''}: ${r.otherCores.toFixed(2)}`).join(', ')})`
+        : '') +
       (repeated.length ? `; ${repeated.length} repeated and left out of the table` : '') +
-      (stillNoisy.length ? `; ${stillNoisy.length} still noisy after repeats, ${o.dropNoisy ? 'left out of the table (--drop-noisy)' : 'kept in the table (--drop-noisy leaves them out)'}` : '') +
+      (stillNoisy.length
+        ? `; ${stillNoisy.length} still noisy after repeats, ${o.dropNoisy ? 'left out of the table (--drop-noisy)' : 'kept in the table (--drop-noisy leaves them out)'}`
+        : '') +
       (failed.length ? `; FAILED runs: ${failed.length} (${failed.map((r) => `${r.engine} ${r.run}`).join(', ')})` : ''),
   );
   const firsts = ok.map((r) => `${r.engine} ${r.result.firstToken}`);
   const details = [...new Set(ok.map((r) => r.result.engineDetail))];
   if (details.length) console.log(`  engines: ${details.join('; ')}`);
   const builds = new Set(ok.map((r) => r.addonMtime).filter((m) => m !== null));
-  if (builds.size > 1) console.log(`  WARNING: the addon was rebuilt during the benchmark (${[...builds].join(', ')}); our runs used different builds`);
+  if (builds.size > 1)
+    console.log(`  WARNING: the addon was rebuilt during the benchmark (${[...builds].join(', ')}); our runs used different builds`);
   if (new Set(ok.map((r) => r.result.firstToken)).size > 1) {
-    console.log(`  greedy first token after the prompt: ${[...new Set(firsts)].join(', ')} (random weights give near-tied logits; the fidelity tests compare logits)`);
+    console.log(
+      `  greedy first token after the prompt: ${[...new Set(firsts)].join(', ')} (random weights give near-tied logits; the fidelity tests compare logits)`,
+    );
   }
 
   // ---- expert use and ReGLU (ours)
@@ -503,16 +564,25 @@ async function main(): Promise<void> {
   const ex = oursOk.find((r) => r.experts)?.experts ?? null;
   let experts: { decode: ExpertSummary; prompt: ExpertSummary } | null = null;
   if (ex) {
-    experts = { decode: expertSummary(ex.decode, ex.nLayer, ex.nExpert, ex.nUsed), prompt: expertSummary(ex.prompt, ex.nLayer, ex.nExpert, ex.nUsed) };
-    console.log(`\nexpert use of our engine (${ex.nLayer} layers x ${ex.nExpert} experts, ${ex.nUsed} per token; the same inputs every run)`);
+    experts = {
+      decode: expertSummary(ex.decode, ex.nLayer, ex.nExpert, ex.nUsed),
+      prompt: expertSummary(ex.prompt, ex.nLayer, ex.nExpert, ex.nUsed),
+    };
+    console.log(
+      `\nexpert use of our engine (${ex.nLayer} layers x ${ex.nExpert} experts, ${ex.nUsed} per token; the same inputs every run)`,
+    );
     console.log(describeExperts('decode', experts.decode));
     console.log(describeExperts('prompt', experts.prompt));
-    if (experts.decode.top8.mean > 0.9 && ex.nExpert > 8) console.log('  WARNING: nearly every token picks the same experts (degenerate routing); speed figures on this file flatter batching and caching');
+    if (experts.decode.top8.mean > 0.9 && ex.nExpert > 8)
+      console.log(
+        '  WARNING: nearly every token picks the same experts (degenerate routing); speed figures on this file flatter batching and caching',
+      );
   } else console.log('\nexpert use: n/a (no successful run of our engine)');
   let sparsity: { decode: number; prompt: number } | null = null;
   const rs = oursOk.map((r) => r.reglu).filter((x): x is NonNullable<WorkerResult['reglu']> => x !== null);
   if (rs.length) {
-    const sum = (k: 'decode' | 'prompt') => rs.reduce((a, r) => ({ zero: a.zero + r[k].zero, total: a.total + r[k].total }), { zero: 0, total: 0 });
+    const sum = (k: 'decode' | 'prompt') =>
+      rs.reduce((a, r) => ({ zero: a.zero + r[k].zero, total: a.total + r[k].total }), { zero: 0, total: 0 });
     const d = sum('decode');
     const p = sum('prompt');
     sparsity = { decode: d.total ? d.zero / d.total : NaN, prompt: p.total ? p.zero / p.total : NaN };
@@ -535,7 +605,9 @@ async function main(): Promise<void> {
     if (sparsity && Number.isFinite(sparsity.decode)) {
       const bytes = c.bytesPerToken - c.expertUpDownBytes * sparsity.decode;
       ceilingSparse = (o.bandwidthGBs * 1e9) / bytes;
-      console.log(`  skipping the up/down rows of inactive neurons (measured sparsity): ${(bytes / 1e6).toFixed(0)} MB per token, ceiling ${ceilingSparse.toFixed(1)} tokens/s`);
+      console.log(
+        `  skipping the up/down rows of inactive neurons (measured sparsity): ${(bytes / 1e6).toFixed(0)} MB per token, ceiling ${ceilingSparse.toFixed(1)} tokens/s`,
+      );
     }
   }
 

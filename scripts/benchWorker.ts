@@ -88,7 +88,13 @@ function readProcStatus(): WorkerResult['memory'] {
     const m = new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(text);
     return m ? Number(m[1]) : NaN;
   };
-  return { vmHwmKiB: kib('VmHWM'), vmRssKiB: kib('VmRSS'), rssAnonKiB: kib('RssAnon'), rssFileKiB: kib('RssFile'), rssShmemKiB: kib('RssShmem') };
+  return {
+    vmHwmKiB: kib('VmHWM'),
+    vmRssKiB: kib('VmRSS'),
+    rssAnonKiB: kib('RssAnon'),
+    rssFileKiB: kib('RssFile'),
+    rssShmemKiB: kib('RssShmem'),
+  };
 }
 
 function cpuSnapshot(): CpuSnapshot {
@@ -184,7 +190,12 @@ async function openLlama(req: WorkerRequest, log: (s: string) => void): Promise<
   const t1 = performance.now();
   // node-llama-cpp's defaults otherwise (mmap, Q4_0 repacking, flash attention "auto")
   const model: LlamaModel = await llama.loadModel({ modelPath: req.model, gpuLayers: 0 });
-  const context: LlamaContext = await model.createContext({ contextSize: req.nCtx, batchSize: req.nBatch, threads: req.threads, sequences: 1 });
+  const context: LlamaContext = await model.createContext({
+    contextSize: req.nCtx,
+    batchSize: req.nBatch,
+    threads: req.threads,
+    sequences: 1,
+  });
   const sequence: LlamaContextSequence = context.getSequence();
   const t2 = performance.now();
   const rel = llama.llamaCppRelease;
@@ -195,7 +206,9 @@ async function openLlama(req: WorkerRequest, log: (s: string) => void): Promise<
     async prompt(tokens) {
       const a = performance.now();
       const last = tokens.length - 1;
-      const res = await sequence.controlledEvaluate(tokens.map((t, i) => (i === last ? ([t as Token, want] as [Token, typeof want]) : (t as Token))));
+      const res = await sequence.controlledEvaluate(
+        tokens.map((t, i) => (i === last ? ([t as Token, want] as [Token, typeof want]) : (t as Token))),
+      );
       const b = performance.now();
       const first = res[last]?.next.token;
       if (first === undefined || first === null) throw new Error('llama.cpp returned no token after the prompt');
@@ -241,7 +254,9 @@ async function measure(engine: EngineName, req: WorkerRequest): Promise<WorkerRe
   const r1 = h.reglu();
   const c3 = cpuSnapshot();
   const ppTps = (req.prompt.length * 1000) / p.evalMs;
-  log(`${engine}: prompt ${req.prompt.length} tokens in ${(p.evalMs / 1000).toFixed(2)} s = ${ppTps.toFixed(1)} tokens/s, first token after ${p.totalMs.toFixed(0)} ms`);
+  log(
+    `${engine}: prompt ${req.prompt.length} tokens in ${(p.evalMs / 1000).toFixed(2)} s = ${ppTps.toFixed(1)} tokens/s, first token after ${p.totalMs.toFixed(0)} ms`,
+  );
 
   const every = Math.max(1, Math.ceil(req.decode.length / 4));
   const d0 = performance.now();
@@ -280,7 +295,13 @@ async function measure(engine: EngineName, req: WorkerRequest): Promise<WorkerRe
     decodeMs,
     decodeTokensPerS: tgTps,
     memory: readProcStatus(),
-    load: { load: phaseLoad(c0, c1), warmup: phaseLoad(c1, c2), prompt: phaseLoad(c2, c3), decode: phaseLoad(c3, c4), total: phaseLoad(c0, c4) },
+    load: {
+      load: phaseLoad(c0, c1),
+      warmup: phaseLoad(c1, c2),
+      prompt: phaseLoad(c2, c3),
+      decode: phaseLoad(c3, c4),
+      total: phaseLoad(c0, c4),
+    },
     experts,
     reglu: rp && rd ? { prompt: rp, decode: rd } : null,
     firstToken: p.first,

@@ -2,8 +2,8 @@
 //   node out/scripts/compare-with-llama.js --model F [--text T | --tokens 1,2,3] [--ctx N]
 // Prints per-position relative errors, the tight verdict (shallow files) and the verdict against
 // our own kernel-set noise (deep files; see test/support/compare.ts). Exit 0 when either passes.
-import { compareRows, describeSummary, judge, judgeCalibrated, kernelSets, ourLogits } from "../test/support/compare";
-import { openOracle } from "../test/support/oracle";
+import { compareRows, describeSummary, judge, judgeCalibrated, kernelSets, ourLogits } from '../test/support/compare';
+import { openOracle } from '../test/support/oracle';
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(name);
@@ -11,28 +11,28 @@ function arg(name: string): string | undefined {
 }
 
 async function main(): Promise<number> {
-  const model = arg("--model");
+  const model = arg('--model');
   if (!model) {
-    console.error("usage: compare-with-llama --model F [--text T | --tokens 1,2,3] [--ctx N] [--tight X]");
+    console.error('usage: compare-with-llama --model F [--text T | --tokens 1,2,3] [--ctx N] [--tight X]');
     return 2;
   }
-  const ctx = Number(arg("--ctx") ?? 512);
-  const tight = Number(arg("--tight") ?? 5e-3);
+  const ctx = Number(arg('--ctx') ?? 512);
+  const tight = Number(arg('--tight') ?? 5e-3);
   const oracle = await openOracle(model, { contextSize: ctx });
   try {
-    const tokens = arg("--tokens")
-      ? arg("--tokens")!.split(",").map(Number)
-      : oracle.tokenize(arg("--text") ?? "def fibonacci(n):\n    if n < 2:\n        return n\n", { special: false });
+    const tokens = arg('--tokens')
+      ? arg('--tokens')!.split(',').map(Number)
+      : oracle.tokenize(arg('--text') ?? 'def fibonacci(n):\n    if n < 2:\n        return n\n', { special: false });
     const ref = await oracle.logits(tokens, { all: true });
     const ours = await ourLogits(model, tokens, { all: true, nCtx: ctx });
     const alt = await ourLogits(model, tokens, { all: true, nCtx: ctx, isa: kernelSets().alt });
     const s = compareRows(ours, ref);
     console.log(`tokens: ${tokens.length}; ${describeSummary(s)}`);
-    console.log(`per position: ${s.positions.map((p) => p.relMax.toExponential(1)).join(" ")}`);
+    console.log(`per position: ${s.positions.map((p) => p.relMax.toExponential(1)).join(' ')}`);
     const strict = judge(s, { tight });
     const cal = judgeCalibrated(s, compareRows(ours, alt), tight);
-    console.log(`tight verdict: ${strict.ok ? "PASS" : "fail"} (${strict.reason})`);
-    console.log(`noise-floor verdict: ${cal.ok ? "PASS" : "fail"} (${cal.reason})`);
+    console.log(`tight verdict: ${strict.ok ? 'PASS' : 'fail'} (${strict.reason})`);
+    console.log(`noise-floor verdict: ${cal.ok ? 'PASS' : 'fail'} (${cal.reason})`);
     return strict.ok || cal.ok ? 0 : 1;
   } finally {
     await oracle.close();

@@ -6,12 +6,12 @@
 // file): a fixed pseudo-random prompt evaluated in batches with every row's logits, then greedy
 // steps, all hashed (SHA-256 of the float32 bytes). Options: --dir D (default: the fixture
 // cache), --max-bytes N (skip larger files; default 3e9), --tokens N (prompt length, default 40).
-import * as crypto from "node:crypto";
-import * as fs from "node:fs";
-import * as path from "node:path";
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 
-import { engineInfo, loadAddon, loadModel } from "../src/engine/native";
-import { fixtureCacheDir } from "../test/support/cache";
+import { engineInfo, loadAddon, loadModel } from '../src/engine/native';
+import { fixtureCacheDir } from '../test/support/cache';
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(name);
@@ -38,17 +38,17 @@ async function digestFile(file: string, nPrompt: number): Promise<Record<string,
           tokens.push((s >>> 0) % nVocab);
         }
         const session = model.createSession({ nCtx: 128, nBatch: 16, threads: 2 });
-        const h = crypto.createHash("sha256");
-        const all = await session.eval(tokens, { logits: "all" });
+        const h = crypto.createHash('sha256');
+        const all = await session.eval(tokens, { logits: 'all' });
         h.update(Buffer.from(all.buffer, all.byteOffset, all.byteLength));
         let next = argmax(all.subarray(all.length - nVocab));
         for (let i = 0; i < 4; i++) {
-          const logits = await session.eval([next], { logits: "last" });
+          const logits = await session.eval([next], { logits: 'last' });
           h.update(Buffer.from(logits.buffer, logits.byteOffset, logits.byteLength));
           next = argmax(logits);
         }
         session.dispose();
-        out[`${isa}${repack ? "" : "/no-repack"}`] = h.digest("hex").slice(0, 32);
+        out[`${isa}${repack ? '' : '/no-repack'}`] = h.digest('hex').slice(0, 32);
       } finally {
         model.dispose();
       }
@@ -64,19 +64,19 @@ function argmax(v: Float32Array): number {
 }
 
 async function main(): Promise<number> {
-  const record = arg("--record");
-  const check = arg("--check");
+  const record = arg('--record');
+  const check = arg('--check');
   if (!record === !check) {
-    console.error("usage: logits-digest (--record F.json | --check F.json) [--dir D] [--max-bytes N] [--tokens N]");
+    console.error('usage: logits-digest (--record F.json | --check F.json) [--dir D] [--max-bytes N] [--tokens N]');
     return 2;
   }
-  const dir = arg("--dir") ?? fixtureCacheDir();
-  const maxBytes = Number(arg("--max-bytes") ?? 3e9);
-  const nPrompt = Number(arg("--tokens") ?? 40);
-  const expected: Digests = check ? JSON.parse(fs.readFileSync(check, "utf8")) : {};
+  const dir = arg('--dir') ?? fixtureCacheDir();
+  const maxBytes = Number(arg('--max-bytes') ?? 3e9);
+  const nPrompt = Number(arg('--tokens') ?? 40);
+  const expected: Digests = check ? JSON.parse(fs.readFileSync(check, 'utf8')) : {};
   const files = fs
     .readdirSync(dir)
-    .filter((f) => f.endsWith(".gguf") && (!check || f in expected))
+    .filter((f) => f.endsWith('.gguf') && (!check || f in expected))
     .filter((f) => fs.statSync(path.join(dir, f)).size <= maxBytes)
     .sort();
   const got: Digests = {};
@@ -93,7 +93,9 @@ async function main(): Promise<number> {
     const bad = check ? Object.keys({ ...expected[f], ...got[f] }).filter((k) => expected[f]?.[k] !== got[f][k]) : [];
     if (bad.length) differ += 1;
     if (got[f].error && !check) failed += 1;
-    console.log(`${bad.length ? "DIFFERS" : "ok     "} ${f} (${Object.keys(got[f]).length} digests, ${((Date.now() - t0) / 1000).toFixed(1)} s)${bad.length ? ": " + bad.join(", ") : ""}`);
+    console.log(
+      `${bad.length ? 'DIFFERS' : 'ok     '} ${f} (${Object.keys(got[f]).length} digests, ${((Date.now() - t0) / 1000).toFixed(1)} s)${bad.length ? ': ' + bad.join(', ') : ''}`,
+    );
   }
   if (check) {
     const missing = Object.keys(expected).filter((f) => !(f in got));
@@ -101,7 +103,7 @@ async function main(): Promise<number> {
     console.log(`${files.length - differ} identical, ${differ} differ, ${missing.length} missing`);
     return differ > 0 ? 1 : 0;
   }
-  fs.writeFileSync(record!, JSON.stringify(got, null, 1) + "\n");
+  fs.writeFileSync(record!, JSON.stringify(got, null, 1) + '\n');
   console.log(`recorded ${files.length} files (${failed} refused by the engine) in ${record}`);
   return 0;
 }

@@ -2,16 +2,16 @@
 // Usage: node out/scripts/make-fixture.js [tiny|4b|21b] [JSON spec overrides]
 //   e.g. node out/scripts/make-fixture.js 4b '{"routing":"skewed","types":{"default":"Q4_0"}}'
 
-import { ensureModelInfo, ModelSpec, SMALLTHINKER_21B, SMALLTHINKER_4B, TINY } from "../test/support/fixtures";
+import { ensureModelInfo, ModelSpec, SMALLTHINKER_21B, SMALLTHINKER_4B, TINY } from '../test/support/fixtures';
 
-const PRESETS: Record<string, ModelSpec> = { tiny: TINY, "4b": SMALLTHINKER_4B, "21b": SMALLTHINKER_21B };
+const PRESETS: Record<string, ModelSpec> = { tiny: TINY, '4b': SMALLTHINKER_4B, '21b': SMALLTHINKER_21B };
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   let base: ModelSpec = TINY;
-  if (args[0] && !args[0].trim().startsWith("{")) {
+  if (args[0] && !args[0].trim().startsWith('{')) {
     const preset = PRESETS[args[0].toLowerCase()];
-    if (!preset) throw new Error(`unknown preset ${args[0]} (known: ${Object.keys(PRESETS).join(", ")})`);
+    if (!preset) throw new Error(`unknown preset ${args[0]} (known: ${Object.keys(PRESETS).join(', ')})`);
     base = preset;
     args.shift();
   }

@@ -130,9 +130,13 @@ async function main() {
     })(),
   });
   const { size, files } = vsixSummary(out);
-  console.log(`\n${path.relative(process.cwd(), out)}: ${(size / 1024).toFixed(0)} KiB, ${files.length} files (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
-  if (!files.some((f) => f.startsWith('extension/prebuilds/'))) throw new Error('The .vsix has no native addon (extension/prebuilds/): check .vscodeignore.');
-  if (!files.includes('extension/node_modules/node-gyp-build/index.js')) throw new Error('The .vsix lacks node-gyp-build: check .vscodeignore.');
+  console.log(
+    `\n${path.relative(process.cwd(), out)}: ${(size / 1024).toFixed(0)} KiB, ${files.length} files (${((Date.now() - t0) / 1000).toFixed(1)} s)`,
+  );
+  if (!files.some((f) => f.startsWith('extension/prebuilds/')))
+    throw new Error('The .vsix has no native addon (extension/prebuilds/): check .vscodeignore.');
+  if (!files.includes('extension/node_modules/node-gyp-build/index.js'))
+    throw new Error('The .vsix lacks node-gyp-build: check .vscodeignore.');
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

@@ -72,9 +72,14 @@ async function main() {
   console.log('building (esbuild)...');
   const build = spawnSync(process.execPath, ['esbuild.mjs'], { cwd: ROOT, stdio: 'inherit' });
   if (build.status !== 0) throw new Error('esbuild failed; fix the errors above and run npm start again.');
-  const addon = [path.join(ROOT, 'build', 'Release', 'moe_engine.node'), path.join(ROOT, 'prebuilds', `${process.platform}-${process.arch}`)];
+  const addon = [
+    path.join(ROOT, 'build', 'Release', 'moe_engine.node'),
+    path.join(ROOT, 'prebuilds', `${process.platform}-${process.arch}`),
+  ];
   if (!addon.some((p) => fs.existsSync(p))) {
-    console.log('warning: the native engine is not built (build/Release/moe_engine.node); run npm install or npm run build:native, or use --fake-engine.');
+    console.log(
+      'warning: the native engine is not built (build/Release/moe_engine.node); run npm install or npm run build:native, or use --fake-engine.',
+    );
   }
   const env = {};
   if (o.fakeEngine) {

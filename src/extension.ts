@@ -6,19 +6,13 @@ import * as vscode from 'vscode';
 import { EngineService } from './vscode/engineService';
 import { ChatBridge, type Services } from './vscode/services';
 import { registerFeatures } from './vscode/features';
-import { chatViewForTests } from './vscode/features/chat';
-import { completionProviderForTests } from './vscode/features/completion';
-import { pendingProposalForTests } from './vscode/features/refactor';
+import { testingViews, type TestingViews } from './vscode/testing';
 
 let services: Services | undefined;
 
 /** What activate() returns: the services, plus read-only views the extension-host tests inspect. */
 export interface ExtensionApi extends Services {
-  readonly testing: {
-    completionProvider: typeof completionProviderForTests;
-    pendingProposal: typeof pendingProposalForTests;
-    chatView: typeof chatViewForTests;
-  };
+  readonly testing: TestingViews;
 }
 
 export function activate(context: vscode.ExtensionContext): ExtensionApi {
@@ -30,7 +24,7 @@ export function activate(context: vscode.ExtensionContext): ExtensionApi {
   registerFeatures(context, services);
   void engine.reload();
   // Returned as the extension's API: the extension-host tests use it to inspect state.
-  return { ...services, testing: { completionProvider: completionProviderForTests, pendingProposal: pendingProposalForTests, chatView: chatViewForTests } };
+  return { ...services, testing: testingViews() };
 }
 
 export async function deactivate(): Promise<void> {

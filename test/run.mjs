@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 // `npm test`: every test in the repository, then one summary line "N passed, M failed".
+//   0. lint: eslint (with the layering of src/ as import rules), prettier and clang-format
+//      (scripts/lint.mjs; `npm run format` applies the formatters)
 //   1. the addon: rebuilt incrementally with node-gyp if any native source is newer than it
 //   2. native: builds test/native/*_test.cpp under ASan+UBSan (test/native/build.mjs) and runs
 //      each; a program's last line "name: N passed, M failed" gives its counts
@@ -9,7 +11,7 @@
 //      into ~/.cache/smallthinker-code by test/harness/install.mjs), the mocha suites
 //      out/test/vscode/suite/**/*.vtest.js inside the extension host, then the UI tests
 //      test/ui/*.ui.mjs one at a time
-// Usage: node test/run.mjs [--native | --node | --vscode] [substring ...]   (substrings filter
+// Usage: node test/run.mjs [--lint | --native | --node | --vscode] [substring ...]   (substrings filter
 // programs and test files by name; each flag runs only its stage). Environment:
 // MOE_TEST_TIMEOUT_MS (per node test, default 20 min), MOE_NATIVE_TEST_TIMEOUT_S (per native
 // program, default 15 min), MOE_SKIP_ADDON_BUILD=1, MOE_VSCODE_TIMEOUT_S (per vscode run, 30 min).
@@ -25,10 +27,12 @@ const argv = process.argv.slice(2);
 const onlyNative = argv.includes('--native');
 const onlyNode = argv.includes('--node');
 const onlyVscode = argv.includes('--vscode');
+const onlyLint = argv.includes('--lint');
 const filters = argv.filter((a) => !a.startsWith('--'));
-const wantNative = !onlyNode && !onlyVscode;
-const wantNode = !onlyNative && !onlyVscode;
-const wantVscode = !onlyNative && !onlyNode;
+const wantNative = !onlyNode && !onlyVscode && !onlyLint;
+const wantNode = !onlyNative && !onlyVscode && !onlyLint;
+const wantVscode = !onlyNative && !onlyNode && !onlyLint;
+const wantLint = onlyLint || (!onlyNative && !onlyNode && !onlyVscode && filters.length === 0);
 
 const totals = { passed: 0, failed: 0 };
 const problems = [];
@@ -57,6 +61,18 @@ function run(cmd, args, { timeoutS = 0, env = process.env } = {}) {
       resolve({ code: code ?? (signal ? 128 : 1), signal, timedOut, tail });
     });
   });
+}
+
+// ---------------------------------------------------------------- 0. lint
+
+async function lint() {
+  banner('lint (eslint, prettier, clang-format)');
+  const r = await run(process.execPath, ['scripts/lint.mjs']);
+  const m = /^lint: (\d+) passed, (\d+) failed/m.exec(r.tail);
+  if (!m) return fail(`lint (exit ${r.code}, no summary line)`);
+  totals.passed += Number(m[1]);
+  totals.failed += Number(m[2]);
+  if (Number(m[2]) > 0) problems.push(`lint (${m[2]} failed; npm run format fixes formatting)`);
 }
 
 // ---------------------------------------------------------------- 1. addon
@@ -112,10 +128,20 @@ async function ensureAddon() {
   }
   // Configure again when the source list (a glob evaluated at configure time) changed.
   const mk = path.join(ROOT, 'build', 'moe_engine.target.mk');
-  const listed = fs.existsSync(mk) ? [...fs.readFileSync(mk, 'utf8').matchAll(/\/(native\/\S+)\.o\b/g)].map((m) => m[1] + '.cpp').sort() : [];
-  const expected = ['core', 'kernels', 'model', 'models', 'engine', 'addon'].flatMap((d) =>
-    fs.readdirSync(path.join(ROOT, 'native', d)).filter((f) => f.endsWith('.cpp')).map((f) => `native/${d}/${f}`)).sort();
-  const needConfigure = !fs.existsSync(path.join(ROOT, 'build', 'Makefile')) || listed.join() !== expected.join() ||
+  const listed = fs.existsSync(mk)
+    ? [...fs.readFileSync(mk, 'utf8').matchAll(/\/(native\/\S+)\.o\b/g)].map((m) => m[1] + '.cpp').sort()
+    : [];
+  const expected = ['core', 'kernels', 'model', 'models', 'engine', 'addon']
+    .flatMap((d) =>
+      fs
+        .readdirSync(path.join(ROOT, 'native', d))
+        .filter((f) => f.endsWith('.cpp'))
+        .map((f) => `native/${d}/${f}`),
+    )
+    .sort();
+  const needConfigure =
+    !fs.existsSync(path.join(ROOT, 'build', 'Makefile')) ||
+    listed.join() !== expected.join() ||
     mtime(path.join(ROOT, 'binding.gyp')) > mtime(mk);
   if (needConfigure) {
     const c = await run(process.execPath, [nodeGyp(), 'configure', ...extra], { env });
@@ -200,9 +226,13 @@ async function nodeTests({ buildOnly = false } = {}) {
   fs.rmSync(tap, { force: true });
   const timeoutMs = Number(process.env.MOE_TEST_TIMEOUT_MS) || 20 * 60 * 1000;
   const r = await run(process.execPath, [
-    '--test', '--test-concurrency=1', `--test-timeout=${timeoutMs}`,
-    '--test-reporter=spec', '--test-reporter-destination=stdout',
-    '--test-reporter=tap', `--test-reporter-destination=${tap}`,
+    '--test',
+    '--test-concurrency=1',
+    `--test-timeout=${timeoutMs}`,
+    '--test-reporter=spec',
+    '--test-reporter-destination=stdout',
+    '--test-reporter=tap',
+    `--test-reporter-destination=${tap}`,
     ...files.map((f) => path.relative(ROOT, f)),
   ]);
   const text = fs.existsSync(tap) ? fs.readFileSync(tap, 'utf8') : '';
@@ -265,7 +295,9 @@ async function vscodeTests() {
     try {
       installHarness();
     } catch (err) {
-      fail(`vscode harness install: ${err.message}. The VS Code tests need code-server and Node 24 from the npm registry; check the network and run node test/harness/install.mjs`);
+      fail(
+        `vscode harness install: ${err.message}. The VS Code tests need code-server and Node 24 from the npm registry; check the network and run node test/harness/install.mjs`,
+      );
       return;
     }
   } else console.log('harness: installed');
@@ -291,7 +323,8 @@ if (wantVscode) {
   const missing = await missingForVscode();
   if (missing) console.log(`\nwarning: ${missing} The VS Code stage will fail; the others run now.`);
 }
-if (!(await ensureAddon())) fail('addon build');
+if (wantLint) await lint();
+if (!onlyLint && !(await ensureAddon())) fail('addon build');
 if (wantNative) await nativeTests();
 if (wantNode) await nodeTests();
 else if (wantVscode) await nodeTests({ buildOnly: true });

@@ -18,9 +18,7 @@ Napi::Error make_error(Napi::Env env, const std::string& code, const std::string
     return e;
 }
 
-void throw_error(Napi::Env env, const std::string& code, const std::string& message) {
-    throw make_error(env, code, message);
-}
+void throw_error(Napi::Env env, const std::string& code, const std::string& message) { throw make_error(env, code, message); }
 
 Napi::TypeError type_error(Napi::Env env, const std::string& message) {
     Napi::TypeError e = Napi::TypeError::New(env, message);
@@ -68,8 +66,7 @@ double number_opt(const Napi::Object& o, const char* key, double def, double lo,
     const double d = v.As<Napi::Number>().DoubleValue();
     if (!std::isfinite(d) || d < lo || d > hi || (integer && d != std::floor(d)))
         throw_error(o.Env(), "bad_input",
-                    moe::strfmt("Option %s must be %s between %g and %g (got %g).", key, integer ? "an integer" : "a number",
-                                lo, hi, d));
+                    moe::strfmt("Option %s must be %s between %g and %g (got %g).", key, integer ? "an integer" : "a number", lo, hi, d));
     return d;
 }
 
@@ -81,8 +78,7 @@ bool bool_opt(const Napi::Object& o, const char* key, bool def) {
 }
 
 std::string string_arg(const Napi::CallbackInfo& info, size_t i, const char* what) {
-    if (info.Length() <= i || !info[i].IsString())
-        throw type_error(info.Env(), std::string("Expected ") + what + " (a string).");
+    if (info.Length() <= i || !info[i].IsString()) throw type_error(info.Env(), std::string("Expected ") + what + " (a string).");
     return info[i].As<Napi::String>().Utf8Value();
 }
 
@@ -142,8 +138,7 @@ std::vector<moe::ChatMessage> messages_from(Napi::Env env, const Napi::Value& v)
         if (!e.IsObject()) throw type_error(env, moe::strfmt("messages[%u] is not an object.", i));
         Napi::Object m = e.As<Napi::Object>();
         Napi::Value role = m.Get("role"), content = m.Get("content");
-        if (!role.IsString() || !content.IsString())
-            throw type_error(env, moe::strfmt("messages[%u] needs string role and content.", i));
+        if (!role.IsString() || !content.IsString()) throw type_error(env, moe::strfmt("messages[%u] needs string role and content.", i));
         out.push_back({role.As<Napi::String>().Utf8Value(), content.As<Napi::String>().Utf8Value()});
     }
     return out;

@@ -34,8 +34,7 @@ Napi::Value DetokenizerWrap::push(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     const moe::Model& m = model(env);
     const double d = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : NAN;
-    if (!(d >= 0 && d <= 2147483647.0 && d == std::floor(d)))
-        throw type_error(env, "Expected a token id (a non-negative integer).");
+    if (!(d >= 0 && d <= 2147483647.0 && d == std::floor(d))) throw type_error(env, "Expected a token id (a non-negative integer).");
     const auto id = static_cast<int32_t>(d);
     check_token_id(env, m, id);
     return Napi::String::New(env, guarded(env, [&] { return detok_->push(id); }));

@@ -120,8 +120,10 @@ Napi::Value ModelWrap::create_session(const Napi::CallbackInfo& info) {
     // Forget sessions that are gone, so the list does not grow without bound.
     auto& list = core_->sessions;
     for (size_t i = 0; i < list.size();)
-        if (list[i].expired()) list.erase(list.begin() + static_cast<long>(i));
-        else ++i;
+        if (list[i].expired())
+            list.erase(list.begin() + static_cast<long>(i));
+        else
+            ++i;
     return SessionWrap::wrap(env, std::move(core));
 }
 
@@ -154,9 +156,7 @@ Napi::Value ModelWrap::n_ctx_train(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), usable_model(info.Env(), core_).hparams().n_ctx_train);
 }
 
-Napi::Value ModelWrap::is_disposed(const Napi::CallbackInfo& info) {
-    return Napi::Boolean::New(info.Env(), !core_ || core_->disposed);
-}
+Napi::Value ModelWrap::is_disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !core_ || core_->disposed); }
 
 Napi::Value load_model(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();

@@ -29,9 +29,7 @@ void parse_sampling(const Napi::Object& o, moe::SamplingParams& s) {
 
 }  // namespace
 
-Napi::Function SamplerWrap::define(Napi::Env env) {
-    return DefineClass(env, "Sampler", {InstanceAccessor<&SamplerWrap::seed>("seed")});
-}
+Napi::Function SamplerWrap::define(Napi::Env env) { return DefineClass(env, "Sampler", {InstanceAccessor<&SamplerWrap::seed>("seed")}); }
 
 std::shared_ptr<SamplerCore> SamplerWrap::from(Napi::Env env, const Napi::Value& v) {
     if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(addon_data(env).sampler_ctor.Value()))

@@ -47,8 +47,7 @@ Napi::Object SessionWrap::wrap(Napi::Env env, std::shared_ptr<SessionCore> core)
 
 SessionCore& SessionWrap::core(Napi::Env env, bool idle) {
     if (!core_) throw_error(env, "bad_state", "This Session was not made by Model.createSession().");
-    if (core_->disposed || !core_->session)
-        throw_error(env, "disposed", "The session (or its model) was disposed; create a new session.");
+    if (core_->disposed || !core_->session) throw_error(env, "disposed", "The session (or its model) was disposed; create a new session.");
     if (idle && core_->busy)
         throw_error(env, "busy", "The session is busy with another eval, prefill or step; await it or cancel() it first.");
     return *core_;
@@ -87,10 +86,14 @@ Napi::Value SessionWrap::eval(const Napi::CallbackInfo& info) {
         if (has(opts, "logits")) {
             Napi::Value v = opts.Get("logits");
             const std::string s = v.IsString() ? v.As<Napi::String>().Utf8Value() : "";
-            if (s == "none") mode = moe::LogitsMode::None;
-            else if (s == "last") mode = moe::LogitsMode::Last;
-            else if (s == "all") mode = moe::LogitsMode::All;
-            else throw_error(env, "bad_input", "Option logits must be 'none', 'last' or 'all'.");
+            if (s == "none")
+                mode = moe::LogitsMode::None;
+            else if (s == "last")
+                mode = moe::LogitsMode::Last;
+            else if (s == "all")
+                mode = moe::LogitsMode::All;
+            else
+                throw_error(env, "bad_input", "Option logits must be 'none', 'last' or 'all'.");
         }
         auto logits = std::make_shared<std::vector<float>>();
         std::shared_ptr<SessionCore> sc = core_;
@@ -194,9 +197,8 @@ Napi::Value SessionWrap::top_tokens(const Napi::CallbackInfo& info) {
     const size_t n = std::min(logits.size(), static_cast<size_t>(k));
     std::vector<int32_t> ids(logits.size());
     for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>(i);
-    std::partial_sort(ids.begin(), ids.begin() + static_cast<long>(n), ids.end(), [&](int32_t a, int32_t b) {
-        return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
-    });
+    std::partial_sort(ids.begin(), ids.begin() + static_cast<long>(n), ids.end(),
+                      [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
     ids.resize(n);
     Napi::Float32Array vals = Napi::Float32Array::New(env, n);
     for (size_t i = 0; i < n; ++i) vals[i] = logits[ids[i]];
@@ -296,12 +298,8 @@ Napi::Value SessionWrap::kv_bytes(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), static_cast<double>(core(info.Env(), false).session->kv_bytes()));
 }
 
-Napi::Value SessionWrap::is_busy(const Napi::CallbackInfo& info) {
-    return Napi::Boolean::New(info.Env(), core_ && core_->busy);
-}
+Napi::Value SessionWrap::is_busy(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), core_ && core_->busy); }
 
-Napi::Value SessionWrap::is_disposed(const Napi::CallbackInfo& info) {
-    return Napi::Boolean::New(info.Env(), !core_ || core_->disposed);
-}
+Napi::Value SessionWrap::is_disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !core_ || core_->disposed); }
 
 }  // namespace moe::addon

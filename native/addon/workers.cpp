@@ -34,13 +34,9 @@ void PromiseWorker::OnError(const Napi::Error& e) {
     deferred_.Reject(e.Value());
 }
 
-TaskWorker::TaskWorker(Napi::Env env, const char* name, std::shared_ptr<SessionCore> core, Napi::Object self,
-                       std::function<void()> run, std::function<Napi::Value(Napi::Env)> result)
-    : PromiseWorker(env, name),
-      core_(std::move(core)),
-      self_(Napi::Persistent(self)),
-      run_(std::move(run)),
-      result_(std::move(result)) {}
+TaskWorker::TaskWorker(Napi::Env env, const char* name, std::shared_ptr<SessionCore> core, Napi::Object self, std::function<void()> run,
+                       std::function<Napi::Value(Napi::Env)> result)
+    : PromiseWorker(env, name), core_(std::move(core)), self_(Napi::Persistent(self)), run_(std::move(run)), result_(std::move(result)) {}
 
 void LoadWorker::run() { model_ = std::shared_ptr<moe::Model>(moe::Model::load(path_, opts_)); }
 

@@ -20,8 +20,7 @@ class PromiseWorker : public Napi::AsyncWorker {
     Napi::Promise promise() const { return deferred_.Promise(); }
 
  protected:
-    PromiseWorker(Napi::Env env, const char* name)
-        : Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)) {}
+    PromiseWorker(Napi::Env env, const char* name) : Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)) {}
     virtual void run() = 0;
     virtual Napi::Value result(Napi::Env env) = 0;
     virtual void settled() {}
@@ -39,8 +38,8 @@ class PromiseWorker : public Napi::AsyncWorker {
 // settles.
 class TaskWorker : public PromiseWorker {
  public:
-    TaskWorker(Napi::Env env, const char* name, std::shared_ptr<SessionCore> core, Napi::Object self,
-               std::function<void()> run, std::function<Napi::Value(Napi::Env)> result);
+    TaskWorker(Napi::Env env, const char* name, std::shared_ptr<SessionCore> core, Napi::Object self, std::function<void()> run,
+               std::function<Napi::Value(Napi::Env)> result);
 
  protected:
     void run() override { run_(); }

@@ -21,7 +21,10 @@ float fp16_to_fp32_slow(uint16_t h) {
             bits = sign;
         } else {  // subnormal: normalise
             int e = -1;
-            do { mant <<= 1; ++e; } while ((mant & 0x400) == 0);
+            do {
+                mant <<= 1;
+                ++e;
+            } while ((mant & 0x400) == 0);
             mant &= 0x3ff;
             bits = sign | (static_cast<uint32_t>(127 - 15 - e) << 23) | (mant << 13);
         }
@@ -38,7 +41,7 @@ uint16_t fp32_to_fp16(float f) {
     const uint32_t sign = (x >> 16) & 0x8000;
     const uint32_t ax = x & 0x7fffffff;
     if (ax > 0x7f800000) return static_cast<uint16_t>(sign | 0x7e00 | ((ax >> 13) & 0x3ff));  // NaN
-    if (ax >= 0x477ff000) {  // rounds to >= 65520: overflow to inf
+    if (ax >= 0x477ff000) {                                                                   // rounds to >= 65520: overflow to inf
         return static_cast<uint16_t>(sign | 0x7c00);
     }
     if (ax < 0x38800000) {  // below the smallest normal half (2^-14): subnormal or zero

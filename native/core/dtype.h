@@ -53,21 +53,29 @@ constexpr int64_t QK8_0 = 32;
 
 // ggml block layouts (packed, little endian).
 struct block_q4_0 {
-    uint16_t d;       // fp16 scale
-    uint8_t qs[16];   // byte j: low nibble = weight j, high nibble = weight j+16; value = (q - 8) * d
+    uint16_t d;      // fp16 scale
+    uint8_t qs[16];  // byte j: low nibble = weight j, high nibble = weight j+16; value = (q - 8) * d
 };
 static_assert(sizeof(block_q4_0) == 18, "block_q4_0 layout");
 
 struct block_q8_0 {
-    uint16_t d;       // fp16 scale
-    int8_t qs[32];    // value = q * d
+    uint16_t d;     // fp16 scale
+    int8_t qs[32];  // value = q * d
 };
 static_assert(sizeof(block_q8_0) == 34, "block_q8_0 layout");
 
 // ---- fp16 / bf16 (bit-exact IEEE round-to-nearest-even, as F16C and ggml do) ----
 
-inline float fp32_from_bits(uint32_t w) { float f; std::memcpy(&f, &w, 4); return f; }
-inline uint32_t fp32_to_bits(float f) { uint32_t w; std::memcpy(&w, &f, 4); return w; }
+inline float fp32_from_bits(uint32_t w) {
+    float f;
+    std::memcpy(&f, &w, 4);
+    return f;
+}
+inline uint32_t fp32_to_bits(float f) {
+    uint32_t w;
+    std::memcpy(&w, &f, 4);
+    return w;
+}
 
 float fp16_to_fp32_slow(uint16_t h);
 uint16_t fp32_to_fp16(float f);

@@ -40,13 +40,11 @@ std::string format_chatml(const std::vector<ChatMessage>& messages, bool add_gen
 static int32_t special_id(const Tokenizer& tok, const char* text) {
     const int32_t id = tok.token_id(text);
     if (id < 0 || id >= tok.n_vocab())
-        throw Error("unsupported_model",
-                    strfmt("The model's vocabulary has no %s token, so it cannot use the ChatML chat format.", text));
+        throw Error("unsupported_model", strfmt("The model's vocabulary has no %s token, so it cannot use the ChatML chat format.", text));
     return id;
 }
 
-std::vector<int32_t> tokenize_chatml(const Tokenizer& tok, const std::vector<ChatMessage>& messages,
-                                     bool add_generation_prompt) {
+std::vector<int32_t> tokenize_chatml(const Tokenizer& tok, const std::vector<ChatMessage>& messages, bool add_generation_prompt) {
     const int32_t im_start = special_id(tok, kImStart);
     const int32_t im_end = special_id(tok, kImEnd);
     std::vector<int32_t> ids;
@@ -71,8 +69,7 @@ std::vector<int32_t> tokenize_chatml(const Tokenizer& tok, const std::vector<Cha
     return ids;
 }
 
-std::vector<int32_t> format_chat(const Model& model, const std::vector<ChatMessage>& messages,
-                                 bool add_generation_prompt) {
+std::vector<int32_t> format_chat(const Model& model, const std::vector<ChatMessage>& messages, bool add_generation_prompt) {
     const std::string& tmpl = model.chat_template();
     if (!tmpl.empty() && tmpl.find(kImStart) == std::string::npos)
         log(LogLevel::Warn, "The model's chat template is not ChatML; formatting the prompt as ChatML anyway.");

@@ -12,7 +12,7 @@ class Model;
 class Tokenizer;
 
 struct ChatMessage {
-    std::string role;     // "system", "user" or "assistant"
+    std::string role;  // "system", "user" or "assistant"
     std::string content;
 };
 
@@ -23,12 +23,10 @@ std::string format_chatml(const std::vector<ChatMessage>& messages, bool add_gen
 // The same prompt as token ids, built piecewise (see the file comment). Throws
 // Error("bad_input") for an unknown role, Error("unsupported_model") when the vocabulary lacks
 // the ChatML tokens.
-std::vector<int32_t> tokenize_chatml(const Tokenizer& tok, const std::vector<ChatMessage>& messages,
-                                     bool add_generation_prompt = true);
+std::vector<int32_t> tokenize_chatml(const Tokenizer& tok, const std::vector<ChatMessage>& messages, bool add_generation_prompt = true);
 
 // What the addon and CLI call: checks the model's chat template (logs a warning once per call
 // when it is not ChatML), then tokenize_chatml().
-std::vector<int32_t> format_chat(const Model& model, const std::vector<ChatMessage>& messages,
-                                 bool add_generation_prompt = true);
+std::vector<int32_t> format_chat(const Model& model, const std::vector<ChatMessage>& messages, bool add_generation_prompt = true);
 
 }  // namespace moe

@@ -9,10 +9,14 @@
 namespace moe {
 
 bool parse_reuse_mode(const std::string& s, ReusePolicy::Mode* out) {
-    if (s == "none") *out = ReusePolicy::Mode::None;
-    else if (s == "prefix") *out = ReusePolicy::Mode::Prefix;
-    else if (s == "moves") *out = ReusePolicy::Mode::Moves;
-    else return false;
+    if (s == "none")
+        *out = ReusePolicy::Mode::None;
+    else if (s == "prefix")
+        *out = ReusePolicy::Mode::Prefix;
+    else if (s == "moves")
+        *out = ReusePolicy::Mode::Moves;
+    else
+        return false;
     return true;
 }
 
@@ -44,8 +48,8 @@ void push_segment(std::vector<ReuseSegment>& segs, uint32_t dst, uint32_t len, i
 
 }  // namespace
 
-ReusePlan plan_reuse(const int32_t* cached, size_t n_cached, const int32_t* tokens, size_t n, const ReusePolicy& policy,
-                     size_t src_lo, size_t max_prefix, bool eval_last) {
+ReusePlan plan_reuse(const int32_t* cached, size_t n_cached, const int32_t* tokens, size_t n, const ReusePolicy& policy, size_t src_lo,
+                     size_t max_prefix, bool eval_last) {
     ReusePlan plan;
     if (n == 0) return plan;
     size_t L = 0;
@@ -93,8 +97,10 @@ ReusePlan plan_reuse(const int32_t* cached, size_t n_cached, const int32_t* toke
                     for (int tries = 0; tries < 256 && (a > 0 || b < c.size()); ++tries) {
                         size_t cand;
                         const bool take_right = b < c.size() && (a == 0 || c[b] - expect <= expect - c[a - 1]);
-                        if (take_right) cand = c[b++];
-                        else cand = c[--a];
+                        if (take_right)
+                            cand = c[b++];
+                        else
+                            cand = c[--a];
                         const size_t len = match(cand, j);
                         if (len > best_len) {
                             best_len = len;
@@ -137,8 +143,10 @@ ReusePlan plan_reuse(const int32_t* cached, size_t n_cached, const int32_t* toke
     }
     for (size_t s = 0; s < out.size(); ++s) {
         const ReuseSegment& seg = out[s];
-        if (seg.src < 0) plan.n_evaluated += seg.len;
-        else if (s == 0 && seg.dst == 0 && seg.src == 0) plan.n_prefix = seg.len;
+        if (seg.src < 0)
+            plan.n_evaluated += seg.len;
+        else if (s == 0 && seg.dst == 0 && seg.src == 0)
+            plan.n_prefix = seg.len;
         else {
             plan.n_moved += seg.len;
             plan.n_moved_runs += 1;
@@ -151,9 +159,12 @@ std::string describe_plan(const ReusePlan& plan) {
     std::string s;
     for (const ReuseSegment& seg : plan.segments) {
         if (!s.empty()) s += ", ";
-        if (seg.src < 0) s += strfmt("eval %u", seg.len);
-        else if (seg.src == seg.dst && seg.dst == 0) s += strfmt("prefix %u", seg.len);
-        else s += strfmt("move %u@%+lld", seg.len, static_cast<long long>(seg.dst) - static_cast<long long>(seg.src));
+        if (seg.src < 0)
+            s += strfmt("eval %u", seg.len);
+        else if (seg.src == seg.dst && seg.dst == 0)
+            s += strfmt("prefix %u", seg.len);
+        else
+            s += strfmt("move %u@%+lld", seg.len, static_cast<long long>(seg.dst) - static_cast<long long>(seg.src));
     }
     return s;
 }

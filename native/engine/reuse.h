@@ -46,8 +46,8 @@ struct ReusePlan {
 // Cached positions below `src_lo` are not available as move sources (a sliding-window ring no
 // longer holds them); `max_prefix` caps the kept prefix (a ring may not allow truncating to any
 // point). When `eval_last` is set the last token is always evaluated (its logits are needed).
-ReusePlan plan_reuse(const int32_t* cached, size_t n_cached, const int32_t* tokens, size_t n, const ReusePolicy& policy,
-                     size_t src_lo, size_t max_prefix, bool eval_last);
+ReusePlan plan_reuse(const int32_t* cached, size_t n_cached, const int32_t* tokens, size_t n, const ReusePolicy& policy, size_t src_lo,
+                     size_t max_prefix, bool eval_last);
 
 // A one-line description for logs: "prefix 120, move 40@+3, eval 5, ...".
 std::string describe_plan(const ReusePlan& plan);

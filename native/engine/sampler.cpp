@@ -41,9 +41,7 @@ double Rng::uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
 // ---------------------------------------------------------------- candidate list
 
 // Descending logit, ascending id on ties: a total order, so sorting is deterministic.
-static inline bool by_logit(const Candidate& a, const Candidate& b) {
-    return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
-}
+static inline bool by_logit(const Candidate& a, const Candidate& b) { return a.logit > b.logit || (a.logit == b.logit && a.id < b.id); }
 
 static void ensure_sorted(Candidates& c) {
     if (c.sorted) return;
@@ -59,8 +57,8 @@ void candidates_from_logits(const float* logits, int32_t n_vocab, Candidates& c)
 
 // ---------------------------------------------------------------- samplers
 
-void apply_penalties(Candidates& c, const int32_t* history, size_t n_history, float repeat_penalty,
-                     float frequency_penalty, float presence_penalty) {
+void apply_penalties(Candidates& c, const int32_t* history, size_t n_history, float repeat_penalty, float frequency_penalty,
+                     float presence_penalty) {
     if (n_history == 0) return;
     if (repeat_penalty == 1.0f && frequency_penalty == 0.0f && presence_penalty == 0.0f) return;
     std::unordered_map<int32_t, int> counts;
@@ -69,8 +67,10 @@ void apply_penalties(Candidates& c, const int32_t* history, size_t n_history, fl
         auto it = counts.find(cand.id);
         if (it == counts.end()) continue;
         // As llama.cpp: shrink positive logits, push negative ones further down.
-        if (cand.logit <= 0.0f) cand.logit *= repeat_penalty;
-        else cand.logit /= repeat_penalty;
+        if (cand.logit <= 0.0f)
+            cand.logit *= repeat_penalty;
+        else
+            cand.logit /= repeat_penalty;
         cand.logit -= static_cast<float>(it->second) * frequency_penalty + presence_penalty;
     }
     c.sorted = false;
@@ -159,12 +159,12 @@ int32_t sample_dist(Candidates& c, Rng& rng) {
 
 // ---------------------------------------------------------------- the chain
 
-int32_t sample_token(const float* logits, int32_t n_vocab, const std::vector<int32_t>& history,
-                     const SamplingParams& params, Rng& rng, Candidates& scratch) {
+int32_t sample_token(const float* logits, int32_t n_vocab, const std::vector<int32_t>& history, const SamplingParams& params, Rng& rng,
+                     Candidates& scratch) {
     size_t n_hist = history.size();
     if (params.penalty_last_n >= 0) n_hist = std::min(n_hist, static_cast<size_t>(params.penalty_last_n));
-    const bool penalise = n_hist > 0 && (params.repeat_penalty != 1.0f || params.frequency_penalty != 0.0f ||
-                                         params.presence_penalty != 0.0f);
+    const bool penalise =
+        n_hist > 0 && (params.repeat_penalty != 1.0f || params.frequency_penalty != 0.0f || params.presence_penalty != 0.0f);
 
     if (params.temperature <= 0.0f && !penalise) {
         // Fast path: argmax straight over the logits (strict > keeps the lowest id on ties).
@@ -176,8 +176,8 @@ int32_t sample_token(const float* logits, int32_t n_vocab, const std::vector<int
 
     candidates_from_logits(logits, n_vocab, scratch);
     if (penalise)
-        apply_penalties(scratch, history.data() + (history.size() - n_hist), n_hist, params.repeat_penalty,
-                        params.frequency_penalty, params.presence_penalty);
+        apply_penalties(scratch, history.data() + (history.size() - n_hist), n_hist, params.repeat_penalty, params.frequency_penalty,
+                        params.presence_penalty);
     if (params.temperature <= 0.0f) return sample_greedy(scratch);
 
     top_k(scratch, params.top_k);

@@ -46,8 +46,8 @@ void candidates_from_logits(const float* logits, int32_t n_vocab, Candidates& c)
 
 // Repetition / frequency / presence penalties for the tokens in `history` (the caller passes
 // the last N). Leaves the list unsorted.
-void apply_penalties(Candidates& c, const int32_t* history, size_t n_history, float repeat_penalty,
-                     float frequency_penalty, float presence_penalty);
+void apply_penalties(Candidates& c, const int32_t* history, size_t n_history, float repeat_penalty, float frequency_penalty,
+                     float presence_penalty);
 // Keeps the k highest logits, sorted (k <= 0: off, the list is left as it is).
 void top_k(Candidates& c, int32_t k);
 // Fills p with softmax(logit); does not reorder.
@@ -65,7 +65,7 @@ int32_t sample_dist(Candidates& c, Rng& rng);
 
 // The whole chain. `history` is every token so far (prompt and generated); only its last
 // penalty_last_n entries are used. `scratch` is reused between calls to avoid allocation.
-int32_t sample_token(const float* logits, int32_t n_vocab, const std::vector<int32_t>& history,
-                     const SamplingParams& params, Rng& rng, Candidates& scratch);
+int32_t sample_token(const float* logits, int32_t n_vocab, const std::vector<int32_t>& history, const SamplingParams& params, Rng& rng,
+                     Candidates& scratch);
 
 }  // namespace moe

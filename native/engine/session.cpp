@@ -100,7 +100,8 @@ Session::Session(const Model& model, const SessionParams& params) : model_(model
     if (params_.n_batch == 0) params_.n_batch = 1;
     if (params_.n_ctx > (1u << 24)) throw Error("bad_input", strfmt("context size %u is too large", params_.n_ctx));
     params_.n_batch = std::min(params_.n_batch, params_.n_ctx);
-    if (!model.arch()) throw Error("bad_input", "the model was loaded for its vocabulary only (vocabOnly); load it fully to evaluate tokens");
+    if (!model.arch())
+        throw Error("bad_input", "the model was loaded for its vocabulary only (vocabOnly); load it fully to evaluate tokens");
     impl_ = std::make_unique<Impl>(model, params_);
 }
 
@@ -117,10 +118,12 @@ void Session::decode(const int32_t* tokens, size_t n, LogitsMode mode, std::vect
     if (n == 0) throw Error("bad_input", "nothing to evaluate: the token list is empty");
     for (size_t i = 0; i < n; ++i) {
         if (tokens[i] < 0 || static_cast<uint32_t>(tokens[i]) >= hp.n_vocab)
-            throw Error("bad_input", strfmt("token id %d at index %zu is out of range (the vocabulary has %u tokens)", tokens[i], i, hp.n_vocab));
+            throw Error("bad_input",
+                        strfmt("token id %d at index %zu is out of range (the vocabulary has %u tokens)", tokens[i], i, hp.n_vocab));
     }
     if (n_past() + n > params_.n_ctx) {
-        throw Error("bad_input", strfmt("%zu tokens do not fit the context: %u of %u positions are already used", n, n_past(), params_.n_ctx));
+        throw Error("bad_input",
+                    strfmt("%zu tokens do not fit the context: %u of %u positions are already used", n, n_past(), params_.n_ctx));
     }
     out.clear();
     const size_t nb = params_.n_batch;
@@ -136,7 +139,8 @@ void Session::decode(const int32_t* tokens, size_t n, LogitsMode mode, std::vect
         const size_t off = out.size();
         out.resize(off + rows.size() * hp.n_vocab);
         has_logits_ = false;
-        model_.arch()->forward(*impl_, Batch{tokens + start, static_cast<int64_t>(cnt), static_cast<int32_t>(n_past()), rows, out.data() + off});
+        model_.arch()->forward(*impl_,
+                               Batch{tokens + start, static_cast<int64_t>(cnt), static_cast<int32_t>(n_past()), rows, out.data() + off});
         tokens_.insert(tokens_.end(), tokens + start, tokens + start + cnt);
     }
     if (mode != LogitsMode::None && out.size() >= hp.n_vocab) {
@@ -153,10 +157,10 @@ PrefillStats Session::prefill(const int32_t* tokens, size_t n, const ReusePolicy
     if (n == 0) throw Error("bad_input", "nothing to evaluate: the token list is empty");
     for (size_t i = 0; i < n; ++i) {
         if (tokens[i] < 0 || static_cast<uint32_t>(tokens[i]) >= hp.n_vocab)
-            throw Error("bad_input", strfmt("token id %d at index %zu is out of range (the vocabulary has %u tokens)", tokens[i], i, hp.n_vocab));
+            throw Error("bad_input",
+                        strfmt("token id %d at index %zu is out of range (the vocabulary has %u tokens)", tokens[i], i, hp.n_vocab));
     }
-    if (n > params_.n_ctx)
-        throw Error("bad_input", strfmt("the prompt has %zu tokens but the context holds %u", n, params_.n_ctx));
+    if (n > params_.n_ctx) throw Error("bad_input", strfmt("the prompt has %zu tokens but the context holds %u", n, params_.n_ctx));
     PrefillStats st;
     st.n_prompt = static_cast<uint32_t>(n);
     const size_t M = tokens_.size();
@@ -202,8 +206,10 @@ PrefillStats Session::prefill(const int32_t* tokens, size_t n, const ReusePolicy
         }
     }
     if (!to_snap.empty()) impl_->snapshot(to_snap);
-    if (plan.n_prefix < tokens_.size()) truncate(plan.n_prefix);
-    else if (plan.n_prefix == 0) clear();
+    if (plan.n_prefix < tokens_.size())
+        truncate(plan.n_prefix);
+    else if (plan.n_prefix == 0)
+        clear();
     has_logits_ = false;
 
     double move_ms = 0, eval_ms = 0;
@@ -260,7 +266,8 @@ bool Session::can_truncate(uint32_t n_keep) const {
 void Session::truncate(uint32_t n_keep) {
     if (n_keep >= n_past()) return;
     if (!can_truncate(n_keep)) {
-        throw Error("bad_input", strfmt("cannot truncate from %u to %u positions: the sliding-window cache no longer holds them", n_past(), n_keep));
+        throw Error("bad_input",
+                    strfmt("cannot truncate from %u to %u positions: the sliding-window cache no longer holds them", n_past(), n_keep));
     }
     tokens_.resize(n_keep);
     has_logits_ = false;

@@ -18,22 +18,22 @@ namespace moe {
 class ThreadPool;
 
 struct SessionParams {
-    uint32_t n_ctx = 4096;    // maximum positions (clamped to >= 1)
-    uint32_t n_batch = 512;   // tokens evaluated per forward pass
-    int n_threads = 0;        // 0: hardware concurrency (ignored when `pool` is given)
+    uint32_t n_ctx = 4096;   // maximum positions (clamped to >= 1)
+    uint32_t n_batch = 512;  // tokens evaluated per forward pass
+    int n_threads = 0;       // 0: hardware concurrency (ignored when `pool` is given)
     // Worker threads shared with other sessions of the same model (optional). Operations of
     // sessions sharing a pool take turns per parallel section; they are never wrong, only slower.
     std::shared_ptr<ThreadPool> pool;
 };
 
 struct PrefillStats {
-    uint32_t n_prompt = 0;      // tokens of the new prompt
-    uint32_t n_prefix = 0;      // kept exactly
-    uint32_t n_moved = 0;       // taken from the cache at another position (or past an edit)
-    uint32_t n_evaluated = 0;   // run through the model
+    uint32_t n_prompt = 0;     // tokens of the new prompt
+    uint32_t n_prefix = 0;     // kept exactly
+    uint32_t n_moved = 0;      // taken from the cache at another position (or past an edit)
+    uint32_t n_evaluated = 0;  // run through the model
     uint32_t n_moved_runs = 0;
     double plan_ms = 0, move_ms = 0, eval_ms = 0, total_ms = 0;
-    std::string plan;           // describe_plan()
+    std::string plan;  // describe_plan()
 };
 
 // Which positions' logits decode() returns.
@@ -51,8 +51,7 @@ class Session {
     // Error("bad_input") for ids out of range, an empty list, or exceeding n_ctx;
     // Error("cancelled") when `cancel` becomes true (checked between batches; the cache then
     // holds the batches completed so far).
-    void decode(const int32_t* tokens, size_t n, LogitsMode mode, std::vector<float>& out,
-                const std::atomic<bool>* cancel = nullptr);
+    void decode(const int32_t* tokens, size_t n, LogitsMode mode, std::vector<float>& out, const std::atomic<bool>* cancel = nullptr);
 
     // Makes the session hold exactly `tokens` plus the logits of the last one (last_logits()),
     // reusing cached entries as `policy` says (reuse.h): the common prefix stays; with

@@ -305,7 +305,7 @@ struct Q8Ops {
 constexpr int kMul2OnePassMax = 4;
 constexpr int kMul2Rows = 2;  // tile rows x tokens
 constexpr int kMul2Tokens = 2;
-constexpr int kMul2DecodeRows = 4;  // decode (one token): kMul2DecodeRows x 1
+constexpr int kMul2DecodeRows = 4;       // decode (one token): kMul2DecodeRows x 1
 constexpr int64_t kMul2TokenChunk = 64;  // tokens whose activations stay in L2 while the rows pass
 
 template <class Ops, int R, int T>
@@ -332,8 +332,8 @@ __attribute__((always_inline)) inline void mul2_step(const typename Ops::BW* con
 // One tile: weight rows w[0..R) (prefetching pf[0..R), the next tile's rows), tokens
 // x + t * x_row_bytes, results to y[t * ldy + yo[r]].
 template <class Ops, int R, int T>
-void mul2_tile(int64_t nb, const uint8_t* const* w, const uint8_t* const* pf, const int64_t* yo, const uint8_t* x,
-               size_t x_row_bytes, float* y, int64_t ldy) {
+void mul2_tile(int64_t nb, const uint8_t* const* w, const uint8_t* const* pf, const int64_t* yo, const uint8_t* x, size_t x_row_bytes,
+               float* y, int64_t ldy) {
     using BW = typename Ops::BW;
     const BW* wr[R];
     const BW* pr[R];
@@ -367,8 +367,7 @@ void mul2_tile(int64_t nb, const uint8_t* const* w, const uint8_t* const* pf, co
     }
 }
 
-using Mul2Tile = void (*)(int64_t, const uint8_t* const*, const uint8_t* const*, const int64_t*, const uint8_t*, size_t,
-                          float*, int64_t);
+using Mul2Tile = void (*)(int64_t, const uint8_t* const*, const uint8_t* const*, const int64_t*, const uint8_t*, size_t, float*, int64_t);
 
 template <class Ops>
 Mul2Tile mul2_tile_for(int rows, int tokens) {
@@ -468,8 +467,8 @@ void x16_tile(int64_t nb, const uint8_t* grp, const block_q8_0* const* xt, const
     }
 }
 
-void mul_q4_0x16_q8_0(int64_t n, const uint8_t* w, size_t group_bytes, int64_t ngroups, const block_q8_0* x, size_t x_row_bytes,
-                      int64_t nt, float* y, int64_t ldy) {
+void mul_q4_0x16_q8_0(int64_t n, const uint8_t* w, size_t group_bytes, int64_t ngroups, const block_q8_0* x, size_t x_row_bytes, int64_t nt,
+                      float* y, int64_t ldy) {
     static constexpr X16Tile kTiles[kX16Tokens] = {x16_tile<1>, x16_tile<2>, x16_tile<3>, x16_tile<4>};
     mul_x16(kTiles, n, w, group_bytes, ngroups, x, x_row_bytes, nt, y, ldy);
 }
@@ -486,8 +485,7 @@ inline __m256 sum8x8(const __m256 (&a)[8]) {
 
 // Q queries (<= 2) x K keys (<= 4); accumulator qi*4 + kk lands in lane qi*4 + kk.
 template <int Q, int K>
-void scores_tile(int64_t d, const float* q, int64_t ldq, const uint16_t* k, int64_t ldk, float scale, float* s,
-                 int64_t lds) {
+void scores_tile(int64_t d, const float* q, int64_t ldq, const uint16_t* k, int64_t ldk, float scale, float* s, int64_t lds) {
     __m256 acc[8];
 #pragma GCC unroll 8
     for (int i = 0; i < 8; ++i) acc[i] = _mm256_setzero_ps();
@@ -519,8 +517,8 @@ constexpr ScoresTile kScoresTiles[2][4] = {
     {scores_tile<2, 1>, scores_tile<2, 2>, scores_tile<2, 3>, scores_tile<2, 4>},
 };
 
-void attn_scores_f16(int64_t d, int64_t nq, const float* q, int64_t ldq, int64_t nk, const uint16_t* k, int64_t ldk,
-                     float scale, float* s, int64_t lds) {
+void attn_scores_f16(int64_t d, int64_t nq, const float* q, int64_t ldq, int64_t nk, const uint16_t* k, int64_t ldk, float scale, float* s,
+                     int64_t lds) {
     for (int64_t j0 = 0; j0 < nk; j0 += 64) {
         const int64_t j1 = nk - j0 < 64 ? nk : j0 + 64;
         for (int64_t i = 0; i < nq; i += 2) {
@@ -555,7 +553,8 @@ void pv_tile(const float* p, int64_t ldp, int64_t nk, const uint16_t* v, int64_t
 #pragma GCC unroll 2
     for (int qi = 0; qi < Q; ++qi)
 #pragma GCC unroll 4
-        for (int c = 0; c < C; ++c) _mm256_storeu_ps(o + qi * ldo + 8 * c, _mm256_add_ps(_mm256_loadu_ps(o + qi * ldo + 8 * c), acc[qi][c]));
+        for (int c = 0; c < C; ++c)
+            _mm256_storeu_ps(o + qi * ldo + 8 * c, _mm256_add_ps(_mm256_loadu_ps(o + qi * ldo + 8 * c), acc[qi][c]));
 }
 
 template <int Q>
@@ -568,8 +567,7 @@ void pv_cols(int64_t chunks, const float* p, int64_t ldp, int64_t nk, const uint
     }
 }
 
-void attn_pv_f16(int64_t d, int64_t nq, const float* p, int64_t ldp, int64_t nk, const uint16_t* v, int64_t ldv, float* o,
-                 int64_t ldo) {
+void attn_pv_f16(int64_t d, int64_t nq, const float* p, int64_t ldp, int64_t nk, const uint16_t* v, int64_t ldv, float* o, int64_t ldo) {
     const int64_t d8 = d / 8 * 8;
     for (int64_t j0 = 0; j0 < nk; j0 += 256) {
         const int64_t jn = nk - j0 < 256 ? nk - j0 : 256;
@@ -636,7 +634,6 @@ void softmax_f16r(int64_t n, float* s) {
         _mm256_storeu_ps(s + j, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_mul_ps(_mm256_loadu_ps(s + j), iv), _MM_FROUND_TO_NEAREST_INT)));
     for (int64_t j = n8; j < n; ++j) s[j] = round_f16(s[j] * inv);
 }
-
 
 }  // namespace
 }  // namespace moe::kernels

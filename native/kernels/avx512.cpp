@@ -188,9 +188,9 @@ inline __m512i load_pair(const int8_t* a, const int8_t* b) {
 // Two q4_0 blocks' nibbles laid out like two consecutive q8_0 blocks' qs:
 // 128-bit lanes {a low nibbles, a high nibbles, b low nibbles, b high nibbles}.
 inline __m512i unpack_q4_pair(const uint8_t* a, const uint8_t* b) {
-    const __m512i v = _mm512_inserti64x4(
-        _mm512_castsi256_si512(_mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a)))),
-        _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b))), 1);
+    const __m512i v =
+        _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a)))),
+                           _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b))), 1);
     // shift right by 4 in 128-bit lanes 1 and 3 (16-bit elements 8..15 and 24..31)
     return _mm512_and_si512(_mm512_mask_srli_epi16(v, 0xff00ff00u, v, 4), _mm512_set1_epi8(0x0f));
 }
@@ -297,8 +297,7 @@ float dot_q4_0_q8_0(int64_t n, const block_q4_0* w, const block_q8_0* x) {
 void axpy_f16(int64_t n, float a, const uint16_t* x, float* y) {
     const __m512 av = _mm512_set1_ps(a);
     int64_t i = 0;
-    for (; i + 16 <= n; i += 16)
-        _mm512_storeu_ps(y + i, _mm512_add_ps(_mm512_loadu_ps(y + i), _mm512_mul_ps(av, load_f16x16(x + i))));
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_add_ps(_mm512_loadu_ps(y + i), _mm512_mul_ps(av, load_f16x16(x + i))));
     if (i < n) {
         const __mmask16 k = tail16(n - i);
         const __m512 xv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, x + i));
@@ -382,8 +381,7 @@ inline __m512 sum16x16(const __m512 (&a)[16]) {
 // Q queries x K keys (Q, K <= 4): the 16 accumulators are reduced together by sum16x16, so
 // accumulator qi*4 + kk lands in lane qi*4 + kk.
 template <int Q, int K>
-void scores_tile(int64_t d, const float* q, int64_t ldq, const uint16_t* k, int64_t ldk, float scale, float* s,
-                 int64_t lds) {
+void scores_tile(int64_t d, const float* q, int64_t ldq, const uint16_t* k, int64_t ldk, float scale, float* s, int64_t lds) {
     __m512 acc[16];
 #pragma GCC unroll 16
     for (int i = 0; i < 16; ++i) acc[i] = _mm512_setzero_ps();
@@ -416,8 +414,8 @@ constexpr ScoresTile kScoresTiles[4][4] = {
 };
 
 // Keys in blocks of 64 (their fp16 rows stay in L1 while every query tile passes over them).
-void attn_scores_f16(int64_t d, int64_t nq, const float* q, int64_t ldq, int64_t nk, const uint16_t* k, int64_t ldk,
-                     float scale, float* s, int64_t lds) {
+void attn_scores_f16(int64_t d, int64_t nq, const float* q, int64_t ldq, int64_t nk, const uint16_t* k, int64_t ldk, float scale, float* s,
+                     int64_t lds) {
     for (int64_t j0 = 0; j0 < nk; j0 += 64) {
         const int64_t j1 = nk - j0 < 64 ? nk : j0 + 64;
         for (int64_t i = 0; i < nq; i += 4) {
@@ -464,8 +462,7 @@ void pv_tile(int64_t d, const float* p, int64_t ldp, int64_t nk, const uint16_t*
 }
 
 // Value rows in blocks of 256 (in L1/L2 while the query tiles pass over them).
-void attn_pv_f16(int64_t d, int64_t nq, const float* p, int64_t ldp, int64_t nk, const uint16_t* v, int64_t ldv, float* o,
-                 int64_t ldo) {
+void attn_pv_f16(int64_t d, int64_t nq, const float* p, int64_t ldp, int64_t nk, const uint16_t* v, int64_t ldv, float* o, int64_t ldo) {
     for (int64_t j0 = 0; j0 < nk; j0 += 256) {
         const int64_t jn = nk - j0 < 256 ? nk - j0 : 256;
         for (int64_t c = 0; c < d; c += 64) {
@@ -480,7 +477,8 @@ void attn_pv_f16(int64_t d, int64_t nq, const float* p, int64_t ldp, int64_t nk,
 // polynomial (Cephes' expf coefficients); scalef gives 2^n, down to 0 for very negative x.
 inline __m512 exp_neg(__m512 x) {
     x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));
-    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512 n =
+        _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
     r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
     __m512 y = _mm512_set1_ps(1.9875691500e-4f);
@@ -522,11 +520,10 @@ struct Dp4 {
     }
 };
 #include "kernels/mul_x16_avx512.h"
-void mul_q4_0x16_q8_0(int64_t n, const uint8_t* w, size_t group_bytes, int64_t ngroups, const block_q8_0* x, size_t x_row_bytes,
-                      int64_t nt, float* y, int64_t ldy) {
+void mul_q4_0x16_q8_0(int64_t n, const uint8_t* w, size_t group_bytes, int64_t ngroups, const block_q8_0* x, size_t x_row_bytes, int64_t nt,
+                      float* y, int64_t ldy) {
     mul_x16_512<Dp4>(n, w, group_bytes, ngroups, x, x_row_bytes, nt, y, ldy);
 }
-
 
 }  // namespace
 }  // namespace moe::kernels

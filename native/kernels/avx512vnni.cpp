@@ -57,9 +57,9 @@ inline __m512i load_pair(const int8_t* a, const int8_t* b) {
 // Two q4_0 blocks' nibbles laid out like two consecutive q8_0 blocks' qs:
 // 128-bit lanes {a low nibbles, a high nibbles, b low nibbles, b high nibbles}.
 inline __m512i unpack_q4_pair(const uint8_t* a, const uint8_t* b) {
-    const __m512i v = _mm512_inserti64x4(
-        _mm512_castsi256_si512(_mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a)))),
-        _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b))), 1);
+    const __m512i v =
+        _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a)))),
+                           _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b))), 1);
     return _mm512_and_si512(_mm512_mask_srli_epi16(v, 0xff00ff00u, v, 4), _mm512_set1_epi8(0x0f));
 }
 
@@ -221,8 +221,8 @@ struct Dp4 {
     static __m512i dp(__m512i acc, __m512i u8, __m512i s8) { return _mm512_dpbusd_epi32(acc, u8, s8); }
 };
 #include "kernels/mul_x16_avx512.h"
-void mul_q4_0x16_q8_0(int64_t n, const uint8_t* w, size_t group_bytes, int64_t ngroups, const block_q8_0* x, size_t x_row_bytes,
-                      int64_t nt, float* y, int64_t ldy) {
+void mul_q4_0x16_q8_0(int64_t n, const uint8_t* w, size_t group_bytes, int64_t ngroups, const block_q8_0* x, size_t x_row_bytes, int64_t nt,
+                      float* y, int64_t ldy) {
     mul_x16_512<Dp4>(n, w, group_bytes, ngroups, x, x_row_bytes, nt, y, ldy);
 }
 

@@ -50,8 +50,8 @@ bool cpu_supports(Isa isa) {
         case Isa::Scalar: return true;
         case Isa::Avx2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
         case Isa::Avx512:
-            return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                   __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") && cpu_supports(Isa::Avx2);
+            return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+                   __builtin_cpu_supports("avx512dq") && cpu_supports(Isa::Avx2);
         case Isa::Avx512Vnni: return __builtin_cpu_supports("avx512vnni") && cpu_supports(Isa::Avx512);
     }
     return false;

@@ -34,15 +34,15 @@ using DotFn = float (*)(int64_t n, const void* w, const void* x);
 // work is tiled so that each weight block is loaded and unpacked once per few tokens and each
 // activation block once per few rows, and the next tile's rows are prefetched. Only those
 // nr x nt elements of y are written.
-using MulFn = void (*)(int64_t n, const void* w, size_t w_row_bytes, const int32_t* rows, int64_t nr, const void* x,
-                       size_t x_row_bytes, int64_t nt, float* y, int64_t ldy);
+using MulFn = void (*)(int64_t n, const void* w, size_t w_row_bytes, const int32_t* rows, int64_t nr, const void* x, size_t x_row_bytes,
+                       int64_t nt, float* y, int64_t ldy);
 // Weights relaid out 16 rows at a time (repack_q4_0x16 below): y[t*ldy + 16*g + i] = dot(row
 // 16*g + i, activation row t) for groups g < ngroups (group g starts g * group_bytes after w)
 // and t < nt. Each int32 lane holds one row's whole block sum, so the float work per block is
 // shared by 16 rows; the float operations are the scalar reference dot's (block sums
 // converted, times d_w*d_x, added in block order), so every set returns the reference's bits.
-using MulX16Fn = void (*)(int64_t n, const uint8_t* w, size_t group_bytes, int64_t ngroups, const void* x,
-                          size_t x_row_bytes, int64_t nt, float* y, int64_t ldy);
+using MulX16Fn = void (*)(int64_t n, const uint8_t* w, size_t group_bytes, int64_t ngroups, const void* x, size_t x_row_bytes, int64_t nt,
+                          float* y, int64_t ldy);
 
 // One element type's kernels in one set; a null pointer is a kernel the type does not have.
 struct TypeKernels {
@@ -72,11 +72,11 @@ struct KernelSet {
     // a few tokens), reading the fp16 cache in place; d = head size.
     // Scores: s[i*lds + j] = scale * dot(q row i, k row j) for i < nq, j < nk (q: f32 rows ldq
     // apart, already rounded to fp16 precision; k: fp16 rows ldk elements apart).
-    void (*attn_scores_f16)(int64_t d, int64_t nq, const float* q, int64_t ldq, int64_t nk, const uint16_t* k,
-                            int64_t ldk, float scale, float* s, int64_t lds);
+    void (*attn_scores_f16)(int64_t d, int64_t nq, const float* q, int64_t ldq, int64_t nk, const uint16_t* k, int64_t ldk, float scale,
+                            float* s, int64_t lds);
     // Weighted sum of V rows: o[i*ldo + c] += sum_j p[i*ldp + j] * v[j*ldv + c] for i < nq, c < d.
-    void (*attn_pv_f16)(int64_t d, int64_t nq, const float* p, int64_t ldp, int64_t nk, const uint16_t* v, int64_t ldv,
-                        float* o, int64_t ldo);
+    void (*attn_pv_f16)(int64_t d, int64_t nq, const float* p, int64_t ldp, int64_t nk, const uint16_t* v, int64_t ldv, float* o,
+                        int64_t ldo);
     // Softmax of s[0..n) in place, each probability then rounded to fp16 precision (llama.cpp
     // converts the attention weights to fp16 before weighting V). SIMD sets use their own expf
     // (a few ulp from std::exp).

@@ -58,8 +58,8 @@ __attribute__((always_inline)) inline void mul512_step(const typename Ops::BW* c
 // One tile: weight rows w[0..R) (prefetching pf[0..R)), tokens x + t * x_row_bytes, results to
 // y[t * ldy + yo[r]].
 template <class Ops, int R, int T>
-void mul512_tile(int64_t nb, const uint8_t* const* w, const uint8_t* const* pf, const int64_t* yo, const uint8_t* x,
-                 size_t x_row_bytes, float* y, int64_t ldy) {
+void mul512_tile(int64_t nb, const uint8_t* const* w, const uint8_t* const* pf, const int64_t* yo, const uint8_t* x, size_t x_row_bytes,
+                 float* y, int64_t ldy) {
     using BW = typename Ops::BW;
     const BW* wr[R];
     const BW* pr[R];
@@ -97,8 +97,7 @@ void mul512_tile(int64_t nb, const uint8_t* const* w, const uint8_t* const* pf, 
     }
 }
 
-using Mul512Tile = void (*)(int64_t, const uint8_t* const*, const uint8_t* const*, const int64_t*, const uint8_t*, size_t,
-                            float*, int64_t);
+using Mul512Tile = void (*)(int64_t, const uint8_t* const*, const uint8_t* const*, const int64_t*, const uint8_t*, size_t, float*, int64_t);
 
 template <class Ops>
 Mul512Tile mul512_tile_for(int rows, int tokens) {
@@ -113,8 +112,8 @@ Mul512Tile mul512_tile_for(int rows, int tokens) {
 }
 
 template <class Ops>
-void mul512(int64_t n, const typename Ops::BW* w, size_t w_row_bytes, const int32_t* rows, int64_t nr,
-            const block_q8_0* x, size_t x_row_bytes, int64_t nt, float* y, int64_t ldy) {
+void mul512(int64_t n, const typename Ops::BW* w, size_t w_row_bytes, const int32_t* rows, int64_t nr, const block_q8_0* x,
+            size_t x_row_bytes, int64_t nt, float* y, int64_t ldy) {
     const int64_t nb = n / QK8_0;
     const uint8_t* wb = reinterpret_cast<const uint8_t*>(w);
     const uint8_t* xb = reinterpret_cast<const uint8_t*>(x);
@@ -135,8 +134,7 @@ void mul512(int64_t n, const typename Ops::BW* w, size_t w_row_bytes, const int3
             }
             for (int64_t t0 = c0; t0 < c1; t0 += kMul512Tokens) {
                 const int tt = static_cast<int>(c1 - t0 < kMul512Tokens ? c1 - t0 : kMul512Tokens);
-                mul512_tile_for<Ops>(rr, tt)(nb, wp, pf, yo, xb + static_cast<size_t>(t0) * x_row_bytes, x_row_bytes,
-                                             y + t0 * ldy, ldy);
+                mul512_tile_for<Ops>(rr, tt)(nb, wp, pf, yo, xb + static_cast<size_t>(t0) * x_row_bytes, x_row_bytes, y + t0 * ldy, ldy);
             }
         }
     }

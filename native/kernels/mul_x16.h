@@ -12,7 +12,8 @@ using X16Tile = void (*)(int64_t, const uint8_t*, const block_q8_0* const*, cons
 
 // -8 * the sum of a block's 32 activation bytes (the nibbles' offset of 8, for every row at once).
 inline int32_t x16_correction(const block_q8_0& b) {
-    const __m256i u = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs)), _mm256_set1_epi8(static_cast<char>(0x80)));
+    const __m256i u =
+        _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs)), _mm256_set1_epi8(static_cast<char>(0x80)));
     const __m256i s = _mm256_sad_epu8(u, _mm256_setzero_si256());  // 4 sums of 8 (x + 128)
     const __m128i h = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
     const int64_t total = _mm_cvtsi128_si64(h) + _mm_extract_epi64(h, 1) - 32 * 128;

@@ -60,8 +60,8 @@ void x16_tile(int64_t nb, const uint8_t* grp, const block_q8_0* const* xt, const
 }
 
 template <class Dp4>
-void mul_x16_512(int64_t n, const uint8_t* w, size_t group_bytes, int64_t ngroups, const block_q8_0* x, size_t x_row_bytes,
-                 int64_t nt, float* y, int64_t ldy) {
+void mul_x16_512(int64_t n, const uint8_t* w, size_t group_bytes, int64_t ngroups, const block_q8_0* x, size_t x_row_bytes, int64_t nt,
+                 float* y, int64_t ldy) {
     static constexpr X16Tile kTiles[kX16Tokens] = {x16_tile<Dp4, 1>, x16_tile<Dp4, 2>, x16_tile<Dp4, 3>, x16_tile<Dp4, 4>};
     mul_x16(kTiles, n, w, group_bytes, ngroups, x, x_row_bytes, nt, y, ldy);
 }

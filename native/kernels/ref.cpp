@@ -77,8 +77,8 @@ float dot_q4_0_q8_0_ref(int64_t n, const block_q4_0* w, const block_q8_0* x) {
 
 // The matrix kernels by definition: the dot of every (row, token) pair.
 template <typename BW, float (*Dot)(int64_t, const BW*, const block_q8_0*)>
-void mul_by_dots(int64_t n, const BW* w, size_t w_row_bytes, const int32_t* rows, int64_t nr, const block_q8_0* x,
-                 size_t x_row_bytes, int64_t nt, float* y, int64_t ldy) {
+void mul_by_dots(int64_t n, const BW* w, size_t w_row_bytes, const int32_t* rows, int64_t nr, const block_q8_0* x, size_t x_row_bytes,
+                 int64_t nt, float* y, int64_t ldy) {
     const uint8_t* wb = reinterpret_cast<const uint8_t*>(w);
     const uint8_t* xb = reinterpret_cast<const uint8_t*>(x);
     for (int64_t t = 0; t < nt; ++t) {
@@ -90,8 +90,8 @@ void mul_by_dots(int64_t n, const BW* w, size_t w_row_bytes, const int32_t* rows
     }
 }
 
-void attn_scores_f16_ref(int64_t d, int64_t nq, const float* q, int64_t ldq, int64_t nk, const uint16_t* k, int64_t ldk,
-                         float scale, float* s, int64_t lds) {
+void attn_scores_f16_ref(int64_t d, int64_t nq, const float* q, int64_t ldq, int64_t nk, const uint16_t* k, int64_t ldk, float scale,
+                         float* s, int64_t lds) {
     for (int64_t i = 0; i < nq; ++i)
         for (int64_t j = 0; j < nk; ++j) {
             double a = 0.0;
@@ -100,8 +100,8 @@ void attn_scores_f16_ref(int64_t d, int64_t nq, const float* q, int64_t ldq, int
         }
 }
 
-void attn_pv_f16_ref(int64_t d, int64_t nq, const float* p, int64_t ldp, int64_t nk, const uint16_t* v, int64_t ldv,
-                     float* o, int64_t ldo) {
+void attn_pv_f16_ref(int64_t d, int64_t nq, const float* p, int64_t ldp, int64_t nk, const uint16_t* v, int64_t ldv, float* o,
+                     int64_t ldo) {
     for (int64_t i = 0; i < nq; ++i)
         for (int64_t c = 0; c < d; ++c) {
             double a = 0.0;
@@ -123,11 +123,12 @@ void softmax_f16r_ref(int64_t n, float* s) {
 }
 
 // The reference dot of a repacked row: the same operations as dot_q4_0_q8_0_ref.
-void mul_q4_0x16_q8_0_ref(int64_t n, const uint8_t* w, size_t group_bytes, int64_t ngroups, const block_q8_0* x,
-                          size_t x_row_bytes, int64_t nt, float* y, int64_t ldy) {
+void mul_q4_0x16_q8_0_ref(int64_t n, const uint8_t* w, size_t group_bytes, int64_t ngroups, const block_q8_0* x, size_t x_row_bytes,
+                          int64_t nt, float* y, int64_t ldy) {
     const int64_t nb = n / QK4_0;
     for (int64_t t = 0; t < nt; ++t) {
-        const block_q8_0* xt = reinterpret_cast<const block_q8_0*>(reinterpret_cast<const uint8_t*>(x) + static_cast<size_t>(t) * x_row_bytes);
+        const block_q8_0* xt =
+            reinterpret_cast<const block_q8_0*>(reinterpret_cast<const uint8_t*>(x) + static_cast<size_t>(t) * x_row_bytes);
         for (int64_t g = 0; g < ngroups; ++g) {
             const uint8_t* grp = w + static_cast<size_t>(g) * group_bytes;
             for (int i = 0; i < 16; ++i) {
@@ -155,8 +156,10 @@ KernelSet make_scalar() {
     KernelSet s{};
     s.isa = Isa::Scalar;
     s.types[uint32_t(DType::F32)] = {nullptr, dot_as<float, float, dot_f32_ref>, nullptr, nullptr, nullptr};
-    s.types[uint32_t(DType::F16)] = {from_f32_as<uint16_t, fp32_to_fp16_row_ref>, dot_as<uint16_t, uint16_t, dot_f16_ref>, nullptr, nullptr, nullptr};
-    s.types[uint32_t(DType::BF16)] = {from_f32_as<uint16_t, fp32_to_bf16_row_ref>, dot_as<uint16_t, uint16_t, dot_bf16_ref>, nullptr, nullptr, nullptr};
+    s.types[uint32_t(DType::F16)] = {from_f32_as<uint16_t, fp32_to_fp16_row_ref>, dot_as<uint16_t, uint16_t, dot_f16_ref>, nullptr, nullptr,
+                                     nullptr};
+    s.types[uint32_t(DType::BF16)] = {from_f32_as<uint16_t, fp32_to_bf16_row_ref>, dot_as<uint16_t, uint16_t, dot_bf16_ref>, nullptr,
+                                      nullptr, nullptr};
     s.types[uint32_t(DType::Q8_0)] = {from_f32_as<block_q8_0, quantize_row_q8_0_ref>, dot_as<block_q8_0, block_q8_0, dot_q8_0_q8_0_ref>,
                                       mul_as<block_q8_0, block_q8_0, mul_by_dots<block_q8_0, dot_q8_0_q8_0_ref>>, nullptr, nullptr};
     s.types[uint32_t(DType::Q4_0)] = {nullptr, dot_as<block_q4_0, block_q8_0, dot_q4_0_q8_0_ref>,

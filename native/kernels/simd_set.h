@@ -10,8 +10,10 @@ KernelSet make_simd_set(Isa isa) {
     KernelSet s{};
     s.isa = isa;
     s.types[uint32_t(DType::F32)] = {nullptr, dot_as<float, float, dot_f32>, nullptr, nullptr, nullptr};
-    s.types[uint32_t(DType::F16)] = {from_f32_as<uint16_t, fp32_to_fp16_row>, dot_as<uint16_t, uint16_t, dot_f16>, nullptr, nullptr, nullptr};
-    s.types[uint32_t(DType::BF16)] = {from_f32_as<uint16_t, fp32_to_bf16_row>, dot_as<uint16_t, uint16_t, dot_bf16>, nullptr, nullptr, nullptr};
+    s.types[uint32_t(DType::F16)] = {from_f32_as<uint16_t, fp32_to_fp16_row>, dot_as<uint16_t, uint16_t, dot_f16>, nullptr, nullptr,
+                                     nullptr};
+    s.types[uint32_t(DType::BF16)] = {from_f32_as<uint16_t, fp32_to_bf16_row>, dot_as<uint16_t, uint16_t, dot_bf16>, nullptr, nullptr,
+                                      nullptr};
     s.types[uint32_t(DType::Q8_0)] = {from_f32_as<block_q8_0, quantize_row_q8_0>, dot_as<block_q8_0, block_q8_0, dot_q8_0_q8_0>,
                                       mul_as<block_q8_0, block_q8_0, mul_q8_0_q8_0>, nullptr, nullptr};
     s.types[uint32_t(DType::Q4_0)] = {nullptr, dot_as<block_q4_0, block_q8_0, dot_q4_0_q8_0>, mul_as<block_q4_0, block_q8_0, mul_q4_0_q8_0>,

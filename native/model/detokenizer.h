@@ -17,7 +17,7 @@ namespace moe {
 class Tokenizer;
 
 class Detokenizer {
-public:
+ public:
     // `tok` must outlive every push(); render_special as Tokenizer::token_to_piece.
     Detokenizer(const Tokenizer& tok, bool render_special) : tok_(&tok), special_(render_special) {}
 
@@ -30,7 +30,7 @@ public:
     // Bytes held back (at most 3).
     size_t pending() const { return pending_.size(); }
 
-private:
+ private:
     const Tokenizer* tok_;
     bool special_;
     std::string pending_;  // starts between characters

@@ -23,9 +23,9 @@ Bug injected_bug();
 struct Batch {
     const int32_t* tokens;
     int64_t n;
-    int32_t pos0;                         // position of tokens[0]
+    int32_t pos0;                          // position of tokens[0]
     const std::vector<int64_t>& out_rows;  // batch rows whose logits are wanted, in order
-    float* logits;                        // n_vocab floats per out_rows entry
+    float* logits;                         // n_vocab floats per out_rows entry
 };
 
 struct ForwardState {

@@ -20,11 +20,11 @@ namespace moe {
 namespace {
 
 constexpr uint32_t kGgufMagic = 0x46554747;  // "GGUF" little endian
-constexpr uint64_t kMaxKeyLen = 65535;  // the GGUF spec's limit on a key's length
-constexpr uint64_t kMaxTensorName = 63;  // GGML_MAX_NAME - 1
+constexpr uint64_t kMaxKeyLen = 65535;       // the GGUF spec's limit on a key's length
+constexpr uint64_t kMaxTensorName = 63;      // GGML_MAX_NAME - 1
 constexpr uint64_t kMaxKv = 1ull << 20;
 constexpr uint64_t kMaxTensors = 1ull << 20;
-constexpr uint64_t kMinAlignment = 8;   // every typed load from tensor data is naturally aligned
+constexpr uint64_t kMinAlignment = 8;  // every typed load from tensor data is naturally aligned
 constexpr uint64_t kMaxAlignment = 1ull << 20;
 // What one parsed item costs besides its strings' characters (a std::map node and its
 // contents), for the kMaxMetadataBytes budget.
@@ -89,10 +89,17 @@ class Reader {
 
 uint64_t scalar_size(GgufType t) {
     switch (t) {
-        case GgufType::U8: case GgufType::I8: case GgufType::BOOL: return 1;
-        case GgufType::U16: case GgufType::I16: return 2;
-        case GgufType::U32: case GgufType::I32: case GgufType::F32: return 4;
-        case GgufType::U64: case GgufType::I64: case GgufType::F64: return 8;
+        case GgufType::U8:
+        case GgufType::I8:
+        case GgufType::BOOL: return 1;
+        case GgufType::U16:
+        case GgufType::I16: return 2;
+        case GgufType::U32:
+        case GgufType::I32:
+        case GgufType::F32: return 4;
+        case GgufType::U64:
+        case GgufType::I64:
+        case GgufType::F64: return 8;
         default: return 0;
     }
 }
@@ -110,14 +117,39 @@ T load(const uint8_t* p) {
 void decode_scalar(GgufType t, const uint8_t* p, GgufValue& v) {
     v.type = t;
     switch (t) {
-        case GgufType::U8: case GgufType::BOOL: v.u = load<uint8_t>(p); v.i = static_cast<int64_t>(v.u); break;
-        case GgufType::I8: v.i = load<int8_t>(p); v.u = static_cast<uint64_t>(v.i); break;
-        case GgufType::U16: v.u = load<uint16_t>(p); v.i = static_cast<int64_t>(v.u); break;
-        case GgufType::I16: v.i = load<int16_t>(p); v.u = static_cast<uint64_t>(v.i); break;
-        case GgufType::U32: v.u = load<uint32_t>(p); v.i = static_cast<int64_t>(v.u); break;
-        case GgufType::I32: v.i = load<int32_t>(p); v.u = static_cast<uint64_t>(v.i); break;
-        case GgufType::U64: v.u = load<uint64_t>(p); v.i = static_cast<int64_t>(v.u); break;
-        case GgufType::I64: v.i = load<int64_t>(p); v.u = static_cast<uint64_t>(v.i); break;
+        case GgufType::U8:
+        case GgufType::BOOL:
+            v.u = load<uint8_t>(p);
+            v.i = static_cast<int64_t>(v.u);
+            break;
+        case GgufType::I8:
+            v.i = load<int8_t>(p);
+            v.u = static_cast<uint64_t>(v.i);
+            break;
+        case GgufType::U16:
+            v.u = load<uint16_t>(p);
+            v.i = static_cast<int64_t>(v.u);
+            break;
+        case GgufType::I16:
+            v.i = load<int16_t>(p);
+            v.u = static_cast<uint64_t>(v.i);
+            break;
+        case GgufType::U32:
+            v.u = load<uint32_t>(p);
+            v.i = static_cast<int64_t>(v.u);
+            break;
+        case GgufType::I32:
+            v.i = load<int32_t>(p);
+            v.u = static_cast<uint64_t>(v.i);
+            break;
+        case GgufType::U64:
+            v.u = load<uint64_t>(p);
+            v.i = static_cast<int64_t>(v.u);
+            break;
+        case GgufType::I64:
+            v.i = load<int64_t>(p);
+            v.u = static_cast<uint64_t>(v.i);
+            break;
         case GgufType::F32: v.f = load<float>(p); break;
         case GgufType::F64: v.f = load<double>(p); break;
         default: break;
@@ -158,8 +190,15 @@ GgufValue GgufValue::element(uint64_t index) const {
 
 bool GgufValue::is_integer() const {
     switch (type) {
-        case GgufType::U8: case GgufType::I8: case GgufType::U16: case GgufType::I16: case GgufType::U32:
-        case GgufType::I32: case GgufType::U64: case GgufType::I64: case GgufType::BOOL: return true;
+        case GgufType::U8:
+        case GgufType::I8:
+        case GgufType::U16:
+        case GgufType::I16:
+        case GgufType::U32:
+        case GgufType::I32:
+        case GgufType::U64:
+        case GgufType::I64:
+        case GgufType::BOOL: return true;
         default: return false;
     }
 }
@@ -271,7 +310,8 @@ void GgufFile::parse_all(const uint8_t* data, uint64_t size) {
             uint64_t n = r.read<uint64_t>("array length");
             uint64_t min_elem = etype == GgufType::STRING ? 8 : scalar_size(etype);
             if (n > r.remaining() / min_elem)
-                bad(path_, strfmt("metadata array '%s' claims %llu elements, more than the file holds", key.c_str(), (unsigned long long)n));
+                bad(path_,
+                    strfmt("metadata array '%s' claims %llu elements, more than the file holds", key.c_str(), (unsigned long long)n));
             v.type = GgufType::ARRAY;
             v.elem_type = etype;
             v.n_elems = n;
@@ -306,7 +346,8 @@ void GgufFile::parse_all(const uint8_t* data, uint64_t size) {
 
     if (const GgufValue* a = find("general.alignment")) {
         if (!a->is_integer() || a->type == GgufType::BOOL) bad(path_, "general.alignment is not an integer");
-        const bool neg = a->i < 0 && (a->type == GgufType::I8 || a->type == GgufType::I16 || a->type == GgufType::I32 || a->type == GgufType::I64);
+        const bool neg =
+            a->i < 0 && (a->type == GgufType::I8 || a->type == GgufType::I16 || a->type == GgufType::I32 || a->type == GgufType::I64);
         const uint64_t al = a->u;
         // At least 8: the data section and every tensor start on a multiple of the alignment,
         // so every typed load (f32, f16, the quant blocks' f16 scales) is naturally aligned.
@@ -460,11 +501,13 @@ namespace {
 // entries, whose decoded form (`bytes`) stays within kMaxDecodedArrayBytes.
 void check_decoded(const std::string& path, const std::string& key, const GgufValue& v, uint64_t max_elems, uint64_t bytes) {
     if (v.n_elems > max_elems)
-        bad_key(path, key, strfmt("has %llu entries, more than the %llu this engine accepts", (unsigned long long)v.n_elems,
-                                  (unsigned long long)max_elems));
+        bad_key(path, key,
+                strfmt("has %llu entries, more than the %llu this engine accepts", (unsigned long long)v.n_elems,
+                       (unsigned long long)max_elems));
     if (bytes > kMaxDecodedArrayBytes)
-        bad_key(path, key, strfmt("would take %llu MiB of memory once decoded (at most %llu MiB allowed)", (unsigned long long)(bytes >> 20),
-                                  (unsigned long long)(kMaxDecodedArrayBytes >> 20)));
+        bad_key(path, key,
+                strfmt("would take %llu MiB of memory once decoded (at most %llu MiB allowed)", (unsigned long long)(bytes >> 20),
+                       (unsigned long long)(kMaxDecodedArrayBytes >> 20)));
 }
 bool integer_type(GgufType t) {
     GgufValue probe;
@@ -493,13 +536,15 @@ std::vector<std::string> GgufFile::get_str_arr(const std::string& key, uint64_t 
 std::vector<int32_t> GgufFile::get_i32_arr(const std::string& key, uint64_t max_elems) const {
     const GgufValue* v = find(key);
     if (!v) return {};
-    if (v->type != GgufType::ARRAY || !(v->n_elems == 0 || integer_type(v->elem_type))) bad_key(path_, key, "should be an array of integers");
+    if (v->type != GgufType::ARRAY || !(v->n_elems == 0 || integer_type(v->elem_type)))
+        bad_key(path_, key, "should be an array of integers");
     check_decoded(path_, key, *v, max_elems, v->n_elems * sizeof(int32_t));
     std::vector<int32_t> out;
     out.reserve(static_cast<size_t>(v->n_elems));
     for (uint64_t j = 0; j < v->n_elems; ++j) {
         const GgufValue e = v->element(j);
-        const bool neg = (e.type == GgufType::I8 || e.type == GgufType::I16 || e.type == GgufType::I32 || e.type == GgufType::I64) && e.i < 0;
+        const bool neg =
+            (e.type == GgufType::I8 || e.type == GgufType::I16 || e.type == GgufType::I32 || e.type == GgufType::I64) && e.i < 0;
         if ((!neg && e.u > static_cast<uint64_t>(INT32_MAX)) || e.i < INT32_MIN) bad_key(path_, key, "has an out-of-range element");
         out.push_back(static_cast<int32_t>(e.i));
     }

@@ -14,8 +14,19 @@
 namespace moe {
 
 enum class GgufType : uint32_t {
-    U8 = 0, I8 = 1, U16 = 2, I16 = 3, U32 = 4, I32 = 5, F32 = 6, BOOL = 7,
-    STRING = 8, ARRAY = 9, U64 = 10, I64 = 11, F64 = 12,
+    U8 = 0,
+    I8 = 1,
+    U16 = 2,
+    I16 = 3,
+    U32 = 4,
+    I32 = 5,
+    F32 = 6,
+    BOOL = 7,
+    STRING = 8,
+    ARRAY = 9,
+    U64 = 10,
+    I64 = 11,
+    F64 = 12,
 };
 const char* gguf_type_name(GgufType t);
 
@@ -48,11 +59,11 @@ struct GgufValue {
 struct GgufTensorInfo {
     std::string name;
     uint32_t n_dims = 0;
-    int64_t ne[4] = {1, 1, 1, 1};  // fastest dimension first
-    uint32_t type = 0;             // raw ggml type id (may be unsupported)
-    uint64_t offset = 0;           // relative to the data section
-    uint64_t size = 0;             // bytes
-    const uint8_t* data = nullptr; // points into the mapping
+    int64_t ne[4] = {1, 1, 1, 1};   // fastest dimension first
+    uint32_t type = 0;              // raw ggml type id (may be unsupported)
+    uint64_t offset = 0;            // relative to the data section
+    uint64_t size = 0;              // bytes
+    const uint8_t* data = nullptr;  // points into the mapping
     int64_t n_elements() const { return ne[0] * ne[1] * ne[2] * ne[3]; }
 };
 
@@ -69,6 +80,7 @@ class MappedFile {
     // Makes [p, p + len) of the (private, copy-on-write) mapping writable or read-only again;
     // written pages become this process's own (the file is never modified).
     void protect(const uint8_t* p, size_t len, bool writable) const;
+
  private:
     const uint8_t* data_ = nullptr;
     uint64_t size_ = 0;

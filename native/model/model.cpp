@@ -37,8 +37,8 @@ void ModelLoader::read_tokenizer(Model& m) {
     vd.add_bos = f.get_bool("tokenizer.ggml.add_bos_token", false);
     if (vd.tokens.empty()) throw Error("bad_model", strfmt("%s has no tokenizer vocabulary (tokenizer.ggml.tokens)", path.c_str()));
     if (vd.model != "gpt2") {
-        throw Error("unsupported_tokenizer", strfmt("%s: tokenizer model '%s' is not supported (byte-level BPE 'gpt2' only)",
-                                                    path.c_str(), vd.model.c_str()));
+        throw Error("unsupported_tokenizer",
+                    strfmt("%s: tokenizer model '%s' is not supported (byte-level BPE 'gpt2' only)", path.c_str(), vd.model.c_str()));
     }
     m.tokenizer_ = std::make_unique<Tokenizer>(std::move(vd));
     m.chat_template_ = f.get_str("tokenizer.chat_template", "");
@@ -47,9 +47,7 @@ void ModelLoader::read_tokenizer(Model& m) {
 std::string Model::info_json() const {
     const HParams& hp = hp_;
     std::string j = "{";
-    auto kv_num = [&](const char* k, double v, bool last = false) {
-        j += json_str(k) + ":" + strfmt("%.9g", v) + (last ? "" : ",");
-    };
+    auto kv_num = [&](const char* k, double v, bool last = false) { j += json_str(k) + ":" + strfmt("%.9g", v) + (last ? "" : ","); };
     j += "\"architecture\":" + json_str(hp.arch) + ",";
     j += "\"name\":" + json_str(name_) + ",";
     j += "\"file\":" + json_str(file_->path()) + ",";

@@ -21,13 +21,13 @@ enum class Gating : uint32_t { Softmax = 1, Sigmoid = 2 };
 // What the blocks and the session need to know of a model: sizes, per-layer attention kind,
 // the mixture of experts. An architecture fills it from its metadata keys.
 struct HParams {
-    std::string arch;             // "smallthinker"
+    std::string arch;  // "smallthinker"
     uint32_t n_layer = 0;
     uint32_t n_embd = 0;
     uint32_t n_head = 0;
     uint32_t n_head_kv = 0;
-    uint32_t n_embd_head_k = 0;   // attention.key_length (128 in released models)
-    uint32_t n_embd_head_v = 0;   // attention.value_length
+    uint32_t n_embd_head_k = 0;  // attention.key_length (128 in released models)
+    uint32_t n_embd_head_v = 0;  // attention.value_length
     uint32_t n_vocab = 0;
     uint32_t n_ctx_train = 0;
     uint32_t n_expert = 0;
@@ -37,10 +37,10 @@ struct HParams {
     float rope_freq_base = 10000.0f;
     float rope_freq_base_swa = 10000.0f;
     Gating gating = Gating::Sigmoid;
-    bool gating_defaulted = false;   // expert_gating_func absent: we chose sigmoid
-    uint32_t n_swa = 0;              // 0: no sliding window (llama.cpp forces 4096 when the key is > 0)
-    std::vector<bool> is_swa;        // per layer: sliding-window attention
-    std::vector<bool> use_rope;      // per layer: RoPE (false = NoPE)
+    bool gating_defaulted = false;  // expert_gating_func absent: we chose sigmoid
+    uint32_t n_swa = 0;             // 0: no sliding window (llama.cpp forces 4096 when the key is > 0)
+    std::vector<bool> is_swa;       // per layer: sliding-window attention
+    std::vector<bool> use_rope;     // per layer: RoPE (false = NoPE)
     uint32_t n_embd_q() const { return n_head * n_embd_head_k; }
     uint32_t n_embd_k_gqa() const { return n_head_kv * n_embd_head_k; }
     uint32_t n_embd_v_gqa() const { return n_head_kv * n_embd_head_v; }
@@ -48,7 +48,7 @@ struct HParams {
 };
 
 struct LoadOptions {
-    bool vocab_only = false;   // tokenizer and metadata only (no tensor validation)
+    bool vocab_only = false;  // tokenizer and metadata only (no tensor validation)
     // Relayout matrices 16 rows per block in place (copy-on-write pages of the mapping, no
     // second copy; see relayout_weights in model/weights.h); MOE_NO_REPACK=1 turns it off.
     bool repack = true;
@@ -86,7 +86,7 @@ class Model {
     // JSON description: architecture, hyperparameters, per-layer attention types, tensor types, file size.
     std::string info_json() const;
 
-    uint64_t repacked_bytes = 0;         // weights relaid out at load (Tensor::x16)
+    uint64_t repacked_bytes = 0;  // weights relaid out at load (Tensor::x16)
     double repack_ms = 0;
 
  private:

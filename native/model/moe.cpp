@@ -49,8 +49,8 @@ void route(ThreadPool& pool, const float* logits, int64_t n, int64_t n_expert, i
     for (int64_t i = 0; i < n * K; ++i) counts[out.experts[static_cast<size_t>(i)]] += 1;
 }
 
-uint64_t moe_ffn(MatMul& mm, ThreadPool& pool, const ExpertWeights& w, const float* h, int64_t n, int64_t n_embd, const Routing& r, float* x,
-                 MoeScratch& s, PhaseProfile& prof) {
+uint64_t moe_ffn(MatMul& mm, ThreadPool& pool, const ExpertWeights& w, const float* h, int64_t n, int64_t n_embd, const Routing& r,
+                 float* x, MoeScratch& s, PhaseProfile& prof) {
     const int64_t E = n_embd, K = r.k, NX = w.gate.ne[2], n_ff = w.gate.ne[1];
     // (token, choice) pairs routed to each expert, so that an expert's tokens are processed together
     for (auto& b : s.by_expert) b.clear();
@@ -71,7 +71,8 @@ uint64_t moe_ffn(MatMul& mm, ThreadPool& pool, const ExpertWeights& w, const flo
     s.row_of.resize(static_cast<size_t>(nrows));
     for (int64_t e = 0; e < NX; ++e)
         for (int64_t i = 0; i < off[e + 1] - off[e]; ++i) s.row_token[static_cast<size_t>(off[e] + i)] = s.by_expert[e][i].first;
-    for_rows(pool, nrows, [&](int64_t row) { std::memcpy(&s.in[row * E], h + s.row_token[static_cast<size_t>(row)] * E, sizeof(float) * E); });
+    for_rows(pool, nrows,
+             [&](int64_t row) { std::memcpy(&s.in[row * E], h + s.row_token[static_cast<size_t>(row)] * E, sizeof(float) * E); });
     prof.lap(PhaseProfile::Route);
 
     const Acts ain = mm.convert(w.gate, s.in.data(), nrows, E, s.act_in);

@@ -27,13 +27,13 @@ struct ExpertWeights {
 
 // Buffers reused between calls.
 struct MoeScratch {
-    std::vector<float> probs;                                     // per token: expert probabilities
-    std::vector<int32_t> order;                                   // per token: experts by probability
+    std::vector<float> probs;                                         // per token: expert probabilities
+    std::vector<int32_t> order;                                       // per token: experts by probability
     std::vector<std::vector<std::pair<int64_t, int64_t>>> by_expert;  // (token, choice) per expert
-    std::vector<int64_t> offset;                                  // first row of each expert's tokens
+    std::vector<int64_t> offset;                                      // first row of each expert's tokens
     std::vector<int64_t> row_token, row_of;
     std::vector<float> in, gate, up, down;
-    std::vector<std::vector<int32_t>> live;                       // per expert: neurons some token activates
+    std::vector<std::vector<int32_t>> live;  // per expert: neurons some token activates
     std::vector<uint8_t> act_in, act_mid;
 };
 
@@ -47,7 +47,7 @@ void route(ThreadPool& pool, const float* logits, int64_t n, int64_t n_expert, i
 // For every token t: x[t] += sum_j weights[t,j] * down_e(relu(gate_e(h[t])) * up_e(h[t])) with
 // e = experts[t,j], summed in choice order. Returns the number of (row, neuron) gate values
 // relu silenced, out of n * k * n_ff. Laps the Route (grouping), Gate, Up, Down and Combine phases.
-uint64_t moe_ffn(MatMul& mm, ThreadPool& pool, const ExpertWeights& w, const float* h, int64_t n, int64_t n_embd, const Routing& r, float* x,
-                 MoeScratch& s, PhaseProfile& prof);
+uint64_t moe_ffn(MatMul& mm, ThreadPool& pool, const ExpertWeights& w, const float* h, int64_t n, int64_t n_embd, const Routing& r,
+                 float* x, MoeScratch& s, PhaseProfile& prof);
 
 }  // namespace moe

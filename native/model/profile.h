@@ -31,8 +31,10 @@ struct PhaseProfile {
         static const char* names[N] = {"qkv+router", "rope+kv", "attention", "wo", "route", "gate", "up", "down", "combine", "output"};
         double total = 0;
         for (double v : ms) total += v;
-        std::fprintf(stderr, "[moe profile] %llu forward calls, %llu tokens, %.1f ms\n", (unsigned long long)calls, (unsigned long long)tokens, total);
-        for (int i = 0; i < N; ++i) std::fprintf(stderr, "  %-11s %9.1f ms %5.1f%%\n", names[i], ms[i], total > 0 ? 100.0 * ms[i] / total : 0.0);
+        std::fprintf(stderr, "[moe profile] %llu forward calls, %llu tokens, %.1f ms\n", (unsigned long long)calls,
+                     (unsigned long long)tokens, total);
+        for (int i = 0; i < N; ++i)
+            std::fprintf(stderr, "  %-11s %9.1f ms %5.1f%%\n", names[i], ms[i], total > 0 ? 100.0 * ms[i] / total : 0.0);
     }
 };
 

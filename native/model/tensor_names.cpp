@@ -11,12 +11,18 @@ std::string tensor_name(TensorName t, unsigned layer) {
         bool per_layer;
     };
     static const Row rows[] = {
-        {TensorName::TokenEmbd, "token_embd", false},     {TensorName::OutputNorm, "output_norm", false},
-        {TensorName::Output, "output", false},            {TensorName::AttnNorm, "attn_norm", true},
-        {TensorName::AttnQ, "attn_q", true},              {TensorName::AttnK, "attn_k", true},
-        {TensorName::AttnV, "attn_v", true},              {TensorName::AttnOutput, "attn_output", true},
-        {TensorName::FfnNorm, "ffn_norm", true},          {TensorName::FfnGateInp, "ffn_gate_inp", true},
-        {TensorName::FfnGateExps, "ffn_gate_exps", true}, {TensorName::FfnUpExps, "ffn_up_exps", true},
+        {TensorName::TokenEmbd, "token_embd", false},
+        {TensorName::OutputNorm, "output_norm", false},
+        {TensorName::Output, "output", false},
+        {TensorName::AttnNorm, "attn_norm", true},
+        {TensorName::AttnQ, "attn_q", true},
+        {TensorName::AttnK, "attn_k", true},
+        {TensorName::AttnV, "attn_v", true},
+        {TensorName::AttnOutput, "attn_output", true},
+        {TensorName::FfnNorm, "ffn_norm", true},
+        {TensorName::FfnGateInp, "ffn_gate_inp", true},
+        {TensorName::FfnGateExps, "ffn_gate_exps", true},
+        {TensorName::FfnUpExps, "ffn_up_exps", true},
         {TensorName::FfnDownExps, "ffn_down_exps", true},
     };
     for (const Row& r : rows)

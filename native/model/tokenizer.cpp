@@ -35,7 +35,7 @@ uint32_t attr_from_type(int32_t t) {
 
 // Open-addressing map (left id, right id) -> (rank, merged id).
 class MergeTable {
-public:
+ public:
     void reserve(size_t n) {
         size_t cap = 16;
         while (cap < n + n / 2) cap <<= 1;  // load factor <= 2/3
@@ -67,7 +67,7 @@ public:
         }
     }
 
-private:
+ private:
     static constexpr uint64_t kEmpty = ~uint64_t(0);
     static uint64_t key(int32_t l, int32_t r) { return (uint64_t(uint32_t(l)) << 32) | uint32_t(r); }
     static size_t hash(uint64_t k) {
@@ -85,7 +85,7 @@ private:
 
 // Open-addressing index of token texts -> id (the texts live in the tokenizer).
 class TextIndex {
-public:
+ public:
     void build(const std::vector<std::string>& texts) {
         size_t cap = 16;
         while (cap < texts.size() * 2) cap <<= 1;
@@ -114,7 +114,7 @@ public:
         }
     }
 
-private:
+ private:
     static uint64_t hash(std::string_view t) {  // FNV-1a, then a final mix
         uint64_t h = 1469598103934665603ULL;
         for (unsigned char c : t) h = (h ^ c) * 1099511628211ULL;
@@ -143,9 +143,7 @@ struct Candidate {
 };
 
 struct CandidateOrder {  // priority_queue top = lowest rank, then leftmost
-    bool operator()(const Candidate& a, const Candidate& b) const {
-        return a.rank > b.rank || (a.rank == b.rank && a.left > b.left);
-    }
+    bool operator()(const Candidate& a, const Candidate& b) const { return a.rank > b.rank || (a.rank == b.rank && a.left > b.left); }
 };
 
 struct Scratch {
@@ -209,15 +207,27 @@ void Tokenizer::Impl::build_attrs_and_eog() {
         slot = first_of(names);
         if (slot >= 0) force_control(slot);
     };
-    detect(eot, {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>", "<EOT>",
-                 "_<EOT>", "[EOT]", "<\xef\xbd\x9c" "end\xe2\x96\x81" "of\xe2\x96\x81" "sentence\xef\xbd\x9c>",
+    detect(eot, {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>", "<EOT>", "_<EOT>", "[EOT]",
+                 "<\xef\xbd\x9c"
+                 "end\xe2\x96\x81"
+                 "of\xe2\x96\x81"
+                 "sentence\xef\xbd\x9c>",
                  "<end_of_utterance>"});
     detect(eom, {"<|eom_id|>"});
-    detect(fim_pre, {"<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<\xef\xbd\x9c" "fim\xe2\x96\x81" "begin\xef\xbd\x9c>",
+    detect(fim_pre, {"<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>",
+                     "<\xef\xbd\x9c"
+                     "fim\xe2\x96\x81"
+                     "begin\xef\xbd\x9c>",
                      "<PRE>", "\xe2\x96\x81<PRE>", "<|code_prefix|>", "<|prefix|>"});
-    detect(fim_suf, {"<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<\xef\xbd\x9c" "fim\xe2\x96\x81" "hole\xef\xbd\x9c>",
+    detect(fim_suf, {"<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>",
+                     "<\xef\xbd\x9c"
+                     "fim\xe2\x96\x81"
+                     "hole\xef\xbd\x9c>",
                      "<SUF>", "\xe2\x96\x81<SUF>", "<|code_suffix|>", "<|suffix|>"});
-    detect(fim_mid, {"<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<\xef\xbd\x9c" "fim\xe2\x96\x81" "end\xef\xbd\x9c>",
+    detect(fim_mid, {"<|fim_middle|>", "<fim-middle>", "<fim_middle>",
+                     "<\xef\xbd\x9c"
+                     "fim\xe2\x96\x81"
+                     "end\xef\xbd\x9c>",
                      "<MID>", "\xe2\x96\x81<MID>", "<|code_middle|>", "<|middle|>"});
     detect(fim_pad, {"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"});
     detect(fim_rep, {"<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"});
@@ -225,17 +235,37 @@ void Tokenizer::Impl::build_attrs_and_eog() {
 
     // control tokens whose text contains "unused" are unused
     for (int32_t id = 0; id < n(); ++id) {
-        if ((attr[size_t(id)] & kAttrControl) && text[size_t(id)].find("unused") != std::string::npos)
-            attr[size_t(id)] |= kAttrUnused;
+        if ((attr[size_t(id)] & kAttrControl) && text[size_t(id)].find("unused") != std::string::npos) attr[size_t(id)] |= kAttrUnused;
     }
 
     std::vector<int32_t> e;
     for (int32_t id : {fim_pad, fim_rep, fim_sep})
         if (id >= 0) e.push_back(id);
-    for (const char* nm : {"<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>",
-                           "<end_of_turn>", "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]",
-                           "<|end_of_text|>", "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>",
-                           "<\xef\xbd\x9c" "end\xe2\x96\x81" "of\xe2\x96\x81" "sentence\xef\xbd\x9c>", "[e~["}) {
+    for (const char* nm : {"<|eot_id|>",
+                           "<|im_end|>",
+                           "<|end|>",
+                           "<|return|>",
+                           "<|call|>",
+                           "<|flush|>",
+                           "<|calls|>",
+                           "<end_of_turn>",
+                           "<|endoftext|>",
+                           "</s>",
+                           "<|eom_id|>",
+                           "<EOT>",
+                           "_<EOT>",
+                           "[EOT]",
+                           "[EOS]",
+                           "<|end_of_text|>",
+                           "<end_of_utterance>",
+                           "<eos>",
+                           "<turn|>",
+                           "<|tool_response>",
+                           "<\xef\xbd\x9c"
+                           "end\xe2\x96\x81"
+                           "of\xe2\x96\x81"
+                           "sentence\xef\xbd\x9c>",
+                           "[e~["}) {
         int32_t id = find(nm);
         if (id >= 0) {
             e.push_back(id);
@@ -262,8 +292,8 @@ void Tokenizer::Impl::build_attrs_and_eog() {
         attr[size_t(id)] = new_attr;
     };
     // o200k_harmony / solar-open: <|end|> is not end-of-generation there
-    if (has("<|end|>") && ((has("<|return|>") && (has("<|call|>") || has("<|calls|>"))) ||
-                           ((has("<|call|>") || has("<|calls|>")) && has("<|flush|>"))))
+    if (has("<|end|>") &&
+        ((has("<|return|>") && (has("<|call|>") || has("<|calls|>"))) || ((has("<|call|>") || has("<|calls|>")) && has("<|flush|>"))))
         drop("<|end|>", kAttrUserDefined);
     // gemma4 / paddleocr: </s> is not end-of-generation when <|tool_response> is
     if (has("<|tool_response>") && has("</s>")) drop("</s>", kAttrNormal);
@@ -311,7 +341,7 @@ void Tokenizer::Impl::build_pieces() {
             int v = 0;
             for (size_t i = 3; i < 5 && i < t.size(); ++i) {
                 char ch = t[i];
-                int d = (ch >= '0' && ch <= '9') ? ch - '0'
+                int d = (ch >= '0' && ch <= '9')   ? ch - '0'
                         : (ch >= 'a' && ch <= 'f') ? ch - 'a' + 10
                         : (ch >= 'A' && ch <= 'F') ? ch - 'A' + 10
                                                    : -1;
@@ -330,14 +360,13 @@ Tokenizer::Tokenizer(VocabData v) : p_(new Impl) {
     Impl& m = *p_;
     if (v.model != "gpt2")
         throw Error("bad_vocab", "unsupported tokenizer model '" + v.model + "' (only byte-level BPE, \"gpt2\", is supported)");
-    if (!is_qwen2_pre(v.pre))
-        m.note("tokenizer pre-type '" + v.pre + "' is not qwen2; using the qwen2 pre-tokenizer split");
+    if (!is_qwen2_pre(v.pre)) m.note("tokenizer pre-type '" + v.pre + "' is not qwen2; using the qwen2 pre-tokenizer split");
     const size_t n = v.tokens.size();
     if (n == 0) throw Error("bad_vocab", "the vocabulary has no tokens");
     if (n >= size_t(INT32_MAX)) throw Error("bad_vocab", "the vocabulary has too many tokens");
     if (!v.token_types.empty() && v.token_types.size() < n)
-        throw Error("bad_vocab", "token type list is shorter than the token list (" + std::to_string(v.token_types.size()) +
-                                     " < " + std::to_string(n) + ")");
+        throw Error("bad_vocab", "token type list is shorter than the token list (" + std::to_string(v.token_types.size()) + " < " +
+                                     std::to_string(n) + ")");
 
     m.text = std::move(v.tokens);
     m.attr.resize(n);
@@ -355,8 +384,7 @@ Tokenizer::Tokenizer(VocabData v) : p_(new Impl) {
         std::string s;
         unicode::append_utf8(s, unicode::byte_to_cpt(uint8_t(b)));
         m.byte_token[b] = m.find(s);
-        if (m.byte_token[b] < 0)
-            throw Error("bad_vocab", "the vocabulary lacks the byte-level token for byte " + std::to_string(b));
+        if (m.byte_token[b] < 0) throw Error("bad_vocab", "the vocabulary lacks the byte-level token for byte " + std::to_string(b));
     }
 
     // merges: "left right", split at the first space after position 0 (as llama.cpp)
@@ -453,8 +481,7 @@ void Tokenizer::Impl::bpe(const std::string& word, std::vector<int32_t>& out, Sc
     }
     std::vector<Symbol>& syms = s.syms;
     syms.resize(n);
-    for (size_t i = 0; i < n; ++i)
-        syms[i] = {byte_token[uint8_t(word[i])], int32_t(i) - 1, i + 1 < n ? int32_t(i + 1) : -1};
+    for (size_t i = 0; i < n; ++i) syms[i] = {byte_token[uint8_t(word[i])], int32_t(i) - 1, i + 1 < n ? int32_t(i + 1) : -1};
 
     std::vector<Candidate>& heap = s.heap;
     heap.clear();

@@ -27,18 +27,18 @@ namespace moe {
 
 enum class TokenType : int32_t { Undefined = 0, Normal = 1, Unknown = 2, Control = 3, UserDefined = 4, Unused = 5, Byte = 6 };
 
-struct VocabData {                   // what the GGUF provides
-    std::string model;               // tokenizer.ggml.model, must be "gpt2"
-    std::string pre;                 // tokenizer.ggml.pre, "qwen2" expected
-    std::vector<std::string> tokens; // tokenizer.ggml.tokens
-    std::vector<int32_t> token_types;// tokenizer.ggml.token_type (may be empty -> all Normal)
-    std::vector<std::string> merges; // "a b"
+struct VocabData {                                   // what the GGUF provides
+    std::string model;                               // tokenizer.ggml.model, must be "gpt2"
+    std::string pre;                                 // tokenizer.ggml.pre, "qwen2" expected
+    std::vector<std::string> tokens;                 // tokenizer.ggml.tokens
+    std::vector<int32_t> token_types;                // tokenizer.ggml.token_type (may be empty -> all Normal)
+    std::vector<std::string> merges;                 // "a b"
     int32_t bos = -1, eos = -1, eot = -1, pad = -1;  // -1: absent
     bool add_bos = false;
 };
 
 class Tokenizer {
-public:
+ public:
     // Validates; throws moe::Error("bad_vocab", ...) on malformed data: model not "gpt2", no
     // tokens, duplicate token texts, token_types shorter than tokens, or a byte-level token
     // (one of the 256 GPT-2 byte images) missing. Tolerated (llama.cpp loads these too), with a
@@ -64,9 +64,9 @@ public:
     std::string decode(const std::vector<int32_t>& ids, bool render_special = true) const;
 
     int32_t n_vocab() const;
-    bool is_eog(int32_t id) const;                 // end of generation, as llama.cpp marks it
-    const std::vector<int32_t>& eog_ids() const;   // sorted
-    int32_t token_id(std::string_view text) const; // exact vocab lookup, -1 if absent
+    bool is_eog(int32_t id) const;                  // end of generation, as llama.cpp marks it
+    const std::vector<int32_t>& eog_ids() const;    // sorted
+    int32_t token_id(std::string_view text) const;  // exact vocab lookup, -1 if absent
     // Effective type after llama.cpp's text-based fix-ups (e.g. <|im_end|> forced to Control).
     TokenType type(int32_t id) const;
     const std::string& token_text(int32_t id) const;
@@ -84,7 +84,7 @@ public:
     // constructor); the caller may log it.
     const std::string& warning() const;
 
-private:
+ private:
     struct Impl;
     std::unique_ptr<Impl> p_;
 };

@@ -24,8 +24,7 @@ uint16_t flags_by_search(uint32_t cpt) {
     const CategoryRange* begin = kCategoryRanges;
     const CategoryRange* end = kCategoryRanges + sizeof(kCategoryRanges) / sizeof(kCategoryRanges[0]);
     // last range whose first <= cpt
-    const CategoryRange* it =
-        std::upper_bound(begin, end, cpt, [](uint32_t c, const CategoryRange& r) { return c < r.first; });
+    const CategoryRange* it = std::upper_bound(begin, end, cpt, [](uint32_t c, const CategoryRange& r) { return c < r.first; });
     uint16_t f = (it == begin) ? 0 : (it - 1)->flag;
     if (std::binary_search(std::begin(kWhitespaceCpts), std::end(kWhitespaceCpts), cpt)) f |= kWhitespace;
     return f;
@@ -103,8 +102,8 @@ uint32_t decode_utf8(std::string_view s, size_t& off) {
         }
     } else if ((b0 & 0x08) == 0) {
         if (off + 3 < n && cont(off + 1) && cont(off + 2) && cont(off + 3)) {
-            uint32_t c = (uint32_t(b0 & 0x07) << 18) | (uint32_t(at(off + 1) & 0x3F) << 12) |
-                         (uint32_t(at(off + 2) & 0x3F) << 6) | (at(off + 3) & 0x3F);
+            uint32_t c = (uint32_t(b0 & 0x07) << 18) | (uint32_t(at(off + 1) & 0x3F) << 12) | (uint32_t(at(off + 2) & 0x3F) << 6) |
+                         (at(off + 3) & 0x3F);
             if (c < kMaxCpt) {
                 off += 4;
                 return c;

@@ -13,15 +13,15 @@ namespace unicode {
 
 // Category flags (one category bit per assigned codepoint, plus the whitespace bit).
 enum : uint16_t {
-    kUndefined = 0x0001,   // unassigned (Cn)
-    kNumber = 0x0002,      // \p{N}
-    kLetter = 0x0004,      // \p{L}
-    kSeparator = 0x0008,   // \p{Z}
-    kMark = 0x0010,        // \p{M}
-    kPunctuation = 0x0020, // \p{P}
-    kSymbol = 0x0040,      // \p{S}
-    kControl = 0x0080,     // \p{C} (Cc, Cf, Co, Cs)
-    kWhitespace = 0x0100,  // \s as llama.cpp defines it (includes U+0085, excludes U+FEFF)
+    kUndefined = 0x0001,    // unassigned (Cn)
+    kNumber = 0x0002,       // \p{N}
+    kLetter = 0x0004,       // \p{L}
+    kSeparator = 0x0008,    // \p{Z}
+    kMark = 0x0010,         // \p{M}
+    kPunctuation = 0x0020,  // \p{P}
+    kSymbol = 0x0040,       // \p{S}
+    kControl = 0x0080,      // \p{C} (Cc, Cf, Co, Cs)
+    kWhitespace = 0x0100,   // \s as llama.cpp defines it (includes U+0085, excludes U+FEFF)
 };
 
 // Flags of a codepoint; 0 for codepoints >= 0x110000.

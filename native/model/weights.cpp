@@ -69,7 +69,8 @@ bool TensorBinder::shape_is(const std::string& name, std::initializer_list<int64
 void TensorBinder::log_unused(const char* arch) const {
     for (const GgufTensorInfo& ti : f_.tensors()) {
         if (!used_.count(ti.name))
-            log(LogLevel::Info, strfmt("%s: ignoring tensor '%s' (not used by the %s forward pass)", f_.path().c_str(), ti.name.c_str(), arch));
+            log(LogLevel::Info,
+                strfmt("%s: ignoring tensor '%s' (not used by the %s forward pass)", f_.path().c_str(), ti.name.c_str(), arch));
     }
 }
 
@@ -77,8 +78,7 @@ uint64_t relayout_weights(const std::vector<Tensor*>& matrices, const MappedFile
     std::vector<Tensor*> todo;
     for (Tensor* t : matrices) {
         const auto relayout = kernels::scalar_set().of(t->type).relayout16;
-        if (relayout && t->present() && !t->x16 && t->ne[1] % 16 == 0 &&
-            std::find(todo.begin(), todo.end(), t) == todo.end())
+        if (relayout && t->present() && !t->x16 && t->ne[1] % 16 == 0 && std::find(todo.begin(), todo.end(), t) == todo.end())
             todo.push_back(t);
     }
     if (todo.empty() || !map) return 0;

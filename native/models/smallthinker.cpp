@@ -27,16 +27,16 @@ namespace moe {
 namespace {
 
 struct Layer {
-    Tensor attn_norm;  // {n_embd}
-    Tensor wq;         // {n_embd, n_head*head_dim}
-    Tensor wk;         // {n_embd, n_head_kv*head_dim}
-    Tensor wv;         // {n_embd, n_head_kv*head_dim}
-    Tensor wo;         // {n_head*head_dim, n_embd}
-    Tensor ffn_norm;   // {n_embd}
-    Tensor router;     // {n_embd, n_expert}  ffn_gate_inp
-    Tensor gate_exps;  // {n_embd, n_ff_exp, n_expert}
-    Tensor up_exps;    // {n_embd, n_ff_exp, n_expert}
-    Tensor down_exps;  // {n_ff_exp, n_embd, n_expert}
+    Tensor attn_norm;                                // {n_embd}
+    Tensor wq;                                       // {n_embd, n_head*head_dim}
+    Tensor wk;                                       // {n_embd, n_head_kv*head_dim}
+    Tensor wv;                                       // {n_embd, n_head_kv*head_dim}
+    Tensor wo;                                       // {n_head*head_dim, n_embd}
+    Tensor ffn_norm;                                 // {n_embd}
+    Tensor router;                                   // {n_embd, n_expert}  ffn_gate_inp
+    Tensor gate_exps;                                // {n_embd, n_ff_exp, n_expert}
+    Tensor up_exps;                                  // {n_embd, n_ff_exp, n_expert}
+    Tensor down_exps;                                // {n_ff_exp, n_embd, n_expert}
     std::vector<float> attn_norm_f32, ffn_norm_f32;  // the norms dequantised once at load
 };
 
@@ -151,21 +151,26 @@ void read_hparams(const GgufFile& f, HParams& hp) {
     const std::string& path = f.path();
     hp.n_layer = f.get_u32(key("block_count"));
     hp.n_embd = f.get_u32(key("embedding_length"));
-    if (hp.n_layer == 0 || hp.n_layer > 512) throw Error("bad_model", strfmt("%s: block_count %u is out of range", path.c_str(), hp.n_layer));
-    if (hp.n_embd == 0 || hp.n_embd > 65536) throw Error("bad_model", strfmt("%s: embedding_length %u is out of range", path.c_str(), hp.n_embd));
+    if (hp.n_layer == 0 || hp.n_layer > 512)
+        throw Error("bad_model", strfmt("%s: block_count %u is out of range", path.c_str(), hp.n_layer));
+    if (hp.n_embd == 0 || hp.n_embd > 65536)
+        throw Error("bad_model", strfmt("%s: embedding_length %u is out of range", path.c_str(), hp.n_embd));
     {
         std::vector<uint32_t> heads = f.get_u32_or_arr(key("attention.head_count"), hp.n_layer);
-        if (heads.empty()) throw Error("bad_model", strfmt("%s: required metadata '%s' is missing", path.c_str(), key("attention.head_count").c_str()));
+        if (heads.empty())
+            throw Error("bad_model", strfmt("%s: required metadata '%s' is missing", path.c_str(), key("attention.head_count").c_str()));
         for (uint32_t h : heads)
             if (h != heads[0]) throw Error("bad_model", strfmt("%s: per-layer head counts that differ are not supported", path.c_str()));
         hp.n_head = heads[0];
         std::vector<uint32_t> kv = f.get_u32_or_arr(key("attention.head_count_kv"), hp.n_layer);
         hp.n_head_kv = kv.empty() ? hp.n_head : kv[0];
         for (uint32_t h : kv)
-            if (h != hp.n_head_kv) throw Error("bad_model", strfmt("%s: per-layer KV head counts that differ are not supported", path.c_str()));
+            if (h != hp.n_head_kv)
+                throw Error("bad_model", strfmt("%s: per-layer KV head counts that differ are not supported", path.c_str()));
     }
     if (hp.n_head == 0 || hp.n_head_kv == 0 || hp.n_head % hp.n_head_kv != 0 || hp.n_head > 1024)
-        throw Error("bad_model", strfmt("%s: head counts %u/%u are invalid (heads must be a multiple of KV heads)", path.c_str(), hp.n_head, hp.n_head_kv));
+        throw Error("bad_model", strfmt("%s: head counts %u/%u are invalid (heads must be a multiple of KV heads)", path.c_str(), hp.n_head,
+                                        hp.n_head_kv));
     uint32_t head_def = hp.n_embd % hp.n_head == 0 ? hp.n_embd / hp.n_head : 0;
     hp.n_embd_head_k = f.get_u32(key("attention.key_length"), head_def);
     hp.n_embd_head_v = f.get_u32(key("attention.value_length"), head_def);
@@ -189,14 +194,17 @@ void read_hparams(const GgufFile& f, HParams& hp) {
     // gating: llama.cpp aborts when the key is missing; we default to sigmoid (the HF config default).
     if (f.has(key("expert_gating_func"))) {
         uint32_t g = f.get_u32(key("expert_gating_func"));
-        if (g == 1) hp.gating = Gating::Softmax;
-        else if (g == 2) hp.gating = Gating::Sigmoid;
-        else throw Error("bad_model", strfmt("%s: expert_gating_func %u is not supported (1 = softmax, 2 = sigmoid)", path.c_str(), g));
+        if (g == 1)
+            hp.gating = Gating::Softmax;
+        else if (g == 2)
+            hp.gating = Gating::Sigmoid;
+        else
+            throw Error("bad_model", strfmt("%s: expert_gating_func %u is not supported (1 = softmax, 2 = sigmoid)", path.c_str(), g));
     } else {
         hp.gating = Gating::Sigmoid;
         hp.gating_defaulted = true;
-        log(LogLevel::Warn, strfmt("%s: smallthinker.expert_gating_func is missing; using sigmoid gating (the model's published default)",
-                                   path.c_str()));
+        log(LogLevel::Warn,
+            strfmt("%s: smallthinker.expert_gating_func is missing; using sigmoid gating (the model's published default)", path.c_str()));
     }
 
     // layer types, as llama.cpp decides them
@@ -209,7 +217,8 @@ void read_hparams(const GgufFile& f, HParams& hp) {
         if (pat && pat->type == GgufType::ARRAY) {
             std::vector<bool> arr = f.get_bool_arr(key("attention.sliding_window_pattern"));
             if (arr.size() < hp.n_layer)
-                throw Error("bad_model", strfmt("%s: attention.sliding_window_pattern has %zu entries for %u layers", path.c_str(), arr.size(), hp.n_layer));
+                throw Error("bad_model", strfmt("%s: attention.sliding_window_pattern has %zu entries for %u layers", path.c_str(),
+                                                arr.size(), hp.n_layer));
             for (uint32_t il = 0; il < hp.n_layer; ++il) hp.is_swa[il] = arr[il];
         } else {
             uint32_t period = pat ? f.get_u32(key("attention.sliding_window_pattern")) : 4;
@@ -244,10 +253,12 @@ std::unique_ptr<Architecture> load_smallthinker(const GgufFile& f, HParams& hp, 
     const std::string& path = f.path();
     read_hparams(f, hp);
     const GgufTensorInfo* te = f.tensor(tensor_name(TensorName::TokenEmbd));
-    if (!te) throw Error("bad_model", strfmt("%s: required tensor '%s' is missing", path.c_str(), tensor_name(TensorName::TokenEmbd).c_str()));
+    if (!te)
+        throw Error("bad_model", strfmt("%s: required tensor '%s' is missing", path.c_str(), tensor_name(TensorName::TokenEmbd).c_str()));
     hp.n_vocab = static_cast<uint32_t>(te->ne[1]);
     if (static_cast<int64_t>(hp.n_vocab) != static_cast<int64_t>(n_vocab)) {
-        throw Error("bad_model", strfmt("%s: the vocabulary has %d tokens but token_embd.weight has %u rows", path.c_str(), n_vocab, hp.n_vocab));
+        throw Error("bad_model",
+                    strfmt("%s: the vocabulary has %d tokens but token_embd.weight has %u rows", path.c_str(), n_vocab, hp.n_vocab));
     }
     if (opts.vocab_only) return nullptr;
 

@@ -332,8 +332,17 @@ const commands: Record<string, Command> = {
 
   generate: {
     options: {
-      model: 'string', prompt: 'string', n: 'string', temp: 'string', seed: 'string', 'top-k': 'string',
-      'top-p': 'string', 'min-p': 'string', chat: 'boolean', json: 'boolean', ctx: 'string',
+      model: 'string',
+      prompt: 'string',
+      n: 'string',
+      temp: 'string',
+      seed: 'string',
+      'top-k': 'string',
+      'top-p': 'string',
+      'min-p': 'string',
+      chat: 'boolean',
+      json: 'boolean',
+      ctx: 'string',
     },
     async run(args) {
       required(args, 'model');
@@ -351,9 +360,7 @@ const commands: Record<string, Command> = {
 
       const model = await openModel(args);
       try {
-        const tokens = args.get('chat')
-          ? model.formatChat([{ role: 'user', content: prompt }])
-          : model.tokenize(prompt, { special: true });
+        const tokens = args.get('chat') ? model.formatChat([{ role: 'user', content: prompt }]) : model.tokenize(prompt, { special: true });
         const nCtx = ctx ?? Math.min(Math.max(4096, tokens.length + n), Math.max(model.nCtxTrain, 1));
         const session = model.createSession({ nCtx, threads: threads(args) });
         try {
@@ -363,7 +370,14 @@ const commands: Record<string, Command> = {
                 `but the context holds ${nCtx}; lower the token limit or raise the context size.`,
             );
           }
-          const result = await generateText(model, session, tokens, n, sampling, json ? undefined : (text) => void process.stdout.write(text));
+          const result = await generateText(
+            model,
+            session,
+            tokens,
+            n,
+            sampling,
+            json ? undefined : (text) => void process.stdout.write(text),
+          );
           if (json) {
             await out(JSON.stringify(result) + '\n');
           } else if (process.stdout.isTTY) {

@@ -49,7 +49,8 @@ export function loadAcceptanceState(raw: unknown): AcceptanceState {
   if (!raw || typeof raw !== 'object') return s;
   const r = raw as Record<string, unknown>;
   const count = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? Math.floor(v) : 0);
-  const triple = (v: unknown): [number, number, number] => (Array.isArray(v) && v.length === 3 ? [count(v[0]), count(v[1]), count(v[2])] : [0, 0, 0]);
+  const triple = (v: unknown): [number, number, number] =>
+    Array.isArray(v) && v.length === 3 ? [count(v[0]), count(v[1]), count(v[2])] : [0, 0, 0];
   s.shown = count(r.shown);
   s.accepted = count(r.accepted);
   s.typedOver = count(r.typedOver);
@@ -59,7 +60,9 @@ export function loadAcceptanceState(raw: unknown): AcceptanceState {
   s.retentionChecks = triple(r.retentionChecks);
   s.cacheHits = count(r.cacheHits);
   s.engineRequests = count(r.engineRequests);
-  s.latenciesMs = Array.isArray(r.latenciesMs) ? r.latenciesMs.filter((v): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0).slice(-200) : [];
+  s.latenciesMs = Array.isArray(r.latenciesMs)
+    ? r.latenciesMs.filter((v): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0).slice(-200)
+    : [];
   return s;
 }
 
@@ -88,7 +91,13 @@ export class AcceptanceTracker {
     if (!text) return;
     const prev = this.shownNow;
     // Typing into the shown suggestion keeps it the same suggestion.
-    if (prev && prev.document === document && prefixLength >= prev.prefixLength && prev.text.endsWith(text) && prefixLength - prev.prefixLength === prev.text.length - text.length) {
+    if (
+      prev &&
+      prev.document === document &&
+      prefixLength >= prev.prefixLength &&
+      prev.text.endsWith(text) &&
+      prefixLength - prev.prefixLength === prev.text.length - text.length
+    ) {
       return;
     }
     this.settlePrevious(document, prefixLength);

@@ -178,7 +178,9 @@ function parseMessage(v: unknown): ConversationMessage | undefined {
   if (role === 'assistant') {
     if (typeof v.error === 'string') m.error = v.error;
     if (Array.isArray(v.actions)) {
-      const actions = v.actions.filter((a): a is CommandAction => isObject(a) && typeof a.label === 'string' && typeof a.command === 'string');
+      const actions = v.actions.filter(
+        (a): a is CommandAction => isObject(a) && typeof a.label === 'string' && typeof a.command === 'string',
+      );
       if (actions.length > 0) m.actions = actions.map((a) => ({ label: a.label, command: a.command }));
     }
     const stats = parseStats(v.stats);
@@ -353,7 +355,10 @@ export function buildChatPrompt(input: PromptInput): AssembledPrompt {
   let truncatedAttachments = false;
   if (total > input.budgetTokens && attachments.length > 0) {
     // Share what is left among the attachments (in characters, by the same estimate).
-    const withoutTexts = renderUserMessage(question.user.text, attachments.map((a) => ({ ...a, text: '' })));
+    const withoutTexts = renderUserMessage(
+      question.user.text,
+      attachments.map((a) => ({ ...a, text: '' })),
+    );
     const room = input.budgetTokens - fixed - cost(withoutTexts);
     const perAttachment = Math.max(0, Math.floor((room * CHARS_PER_TOKEN) / attachments.length) - 32);
     attachments = attachments.map((a) => ({ ...a, text: truncateText(a.text, perAttachment) }));
@@ -372,7 +377,11 @@ export function buildChatPrompt(input: PromptInput): AssembledPrompt {
  * For requests that come as a list of messages (VS Code's language-model API): keeps the leading
  * system messages and the last message, and drops the oldest of the others until the estimate fits.
  */
-export function trimMessages(messages: readonly ChatMessage[], budgetTokens: number, estimate: (text: string) => number = estimateTokens): ChatMessage[] {
+export function trimMessages(
+  messages: readonly ChatMessage[],
+  budgetTokens: number,
+  estimate: (text: string) => number = estimateTokens,
+): ChatMessage[] {
   const cost = (m: ChatMessage): number => estimate(m.content) + MESSAGE_OVERHEAD_TOKENS;
   let lead = 0;
   while (lead < messages.length - 1 && messages[lead].role === 'system') lead++;

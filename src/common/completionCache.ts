@@ -77,7 +77,14 @@ export class CompletionCache {
       suffixLength: key.suffix.length,
       candidates: [...candidates],
     };
-    const same = this.entries.findIndex((e) => e.document === entry.document && e.prefixLength === entry.prefixLength && e.prefixHash === entry.prefixHash && e.suffixHash === entry.suffixHash && e.suffixLength === entry.suffixLength);
+    const same = this.entries.findIndex(
+      (e) =>
+        e.document === entry.document &&
+        e.prefixLength === entry.prefixLength &&
+        e.prefixHash === entry.prefixHash &&
+        e.suffixHash === entry.suffixHash &&
+        e.suffixLength === entry.suffixLength,
+    );
     if (same >= 0) this.entries.splice(same, 1);
     this.entries.push(entry);
     while (this.entries.length > this.maxEntries) this.entries.shift();

@@ -25,7 +25,13 @@ export interface RingChunk extends ContextChunk {
 
 /** Jaccard similarity of two chunks' sets of trimmed, non-blank lines. */
 export function chunkSimilarity(a: string, b: string): number {
-  const set = (t: string): Set<string> => new Set(t.split('\n').map((l) => l.trim()).filter((l) => l.length > 0));
+  const set = (t: string): Set<string> =>
+    new Set(
+      t
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => l.length > 0),
+    );
   const sa = set(a);
   const sb = set(b);
   if (sa.size === 0 && sb.size === 0) return 1;

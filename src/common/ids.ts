@@ -1,5 +1,5 @@
 // Every command, view, view container and setting id of the extension, declared once. The
-// package.json contributions must match these (test/ids.test.ts checks both directions).
+// package.json contributions must match these (test/unit/ids.test.ts checks both directions).
 // Pure: no vscode, no Node.
 
 /** The configuration section: settings are `smallthinker.<key>`. */

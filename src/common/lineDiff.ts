@@ -254,7 +254,14 @@ function rangesConflict(a: number, n: number, b: number, m: number): boolean {
 export function hunkLabel(hunk: Hunk): string {
   const first = hunk.oldStart + 1;
   const last = hunk.oldStart + hunk.oldLines;
-  const where = hunk.oldLines === 0 ? (hunk.oldStart === 0 ? 'at the start' : `after line ${hunk.oldStart}`) : hunk.oldLines === 1 ? `line ${first}` : `lines ${first}-${last}`;
+  const where =
+    hunk.oldLines === 0
+      ? hunk.oldStart === 0
+        ? 'at the start'
+        : `after line ${hunk.oldStart}`
+      : hunk.oldLines === 1
+        ? `line ${first}`
+        : `lines ${first}-${last}`;
   return `${where}: -${hunk.oldLines} +${hunk.newLines}`;
 }
 

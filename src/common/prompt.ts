@@ -287,7 +287,14 @@ function assemble(plan: Plan, cut: Cut): CompletionPrompt {
     suffixKeep = cut.suffixKeep;
     let suffix = suffixText(plan, suffixKeep);
     if (suffixKeep === 0 && cut.restKeep >= 0) suffix = headOf(suffix, cut.restKeep);
-    pieces.push({ special: 'fim_prefix' }, { text: prefixText }, { special: 'fim_suffix' }, { text: suffix }, { special: 'fim_middle' }, { text: cursorText });
+    pieces.push(
+      { special: 'fim_prefix' },
+      { text: prefixText },
+      { special: 'fim_suffix' },
+      { text: suffix },
+      { special: 'fim_middle' },
+      { text: cursorText },
+    );
   } else {
     pieces.push({ text: prefixText }, { text: cursorText });
   }

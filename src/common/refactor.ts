@@ -232,13 +232,20 @@ export function buildEditMessages(input: EditPromptInput): ChatMessage[] {
   const before = tailLines(parts.before, contextLines, contextChars);
   if (before !== '') {
     const from = input.region.startLine - countLines(before) + 1;
-    sections.push(`Lines ${from}-${input.region.startLine} of the file, before the code (context only; do not repeat them):\n${fenced(before, input.languageId)}`);
+    sections.push(
+      `Lines ${from}-${input.region.startLine} of the file, before the code (context only; do not repeat them):\n${fenced(before, input.languageId)}`,
+    );
   }
-  const what = input.action === 'tests' ? 'The code to test' : `The code to ${input.action === 'document' ? 'document' : input.action === 'fix' ? 'fix' : 'rewrite'}`;
+  const what =
+    input.action === 'tests'
+      ? 'The code to test'
+      : `The code to ${input.action === 'document' ? 'document' : input.action === 'fix' ? 'fix' : 'rewrite'}`;
   sections.push(`${what} (${span}):\n${fenced(parts.region, input.languageId)}`);
   const after = headLines(parts.after, contextLines, contextChars);
   if (after !== '') {
-    sections.push(`Lines ${last + 1}-${last + countLines(after)}, after the code (context only; do not repeat them):\n${fenced(after, input.languageId)}`);
+    sections.push(
+      `Lines ${last + 1}-${last + countLines(after)}, after the code (context only; do not repeat them):\n${fenced(after, input.languageId)}`,
+    );
   }
 
   const keepIndent = `Reply with the complete new version of ${span} (all of it, changed or not) in one \`\`\`${lang} block, keeping the original indentation. Nothing else.`;
@@ -279,7 +286,10 @@ export function buildEditMessages(input: EditPromptInput): ChatMessage[] {
     }
     case 'tests': {
       const testFile = input.testFileName ?? 'a new test file';
-      let task = `Task: write unit tests for the code above, using ${testFrameworkHint(input.languageId)}. ` + `They go in ${testFile}, in the same folder as ${baseName(input.fileName)}. ` + 'Cover the normal cases, edge cases and errors; each test checks real results.';
+      let task =
+        `Task: write unit tests for the code above, using ${testFrameworkHint(input.languageId)}. ` +
+        `They go in ${testFile}, in the same folder as ${baseName(input.fileName)}. ` +
+        'Cover the normal cases, edge cases and errors; each test checks real results.';
       if (input.existingTests !== undefined && input.existingTests.trim() !== '') {
         const head = headLines(input.existingTests, 60, contextChars);
         task +=

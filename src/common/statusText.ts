@@ -116,7 +116,12 @@ export function statusView(input: StatusInput): StatusView {
       const name = modelDisplayName(status.modelPath);
       return {
         text: `$(loading~spin) ${NAME}${pct}`,
-        tooltip: [`**${NAME}**: loading ${escapeMarkdown(name)}${pct}`, ...(status.message ? [escapeMarkdown(status.message)] : []), ...engineLine(input), CLICK_HINT],
+        tooltip: [
+          `**${NAME}**: loading ${escapeMarkdown(name)}${pct}`,
+          ...(status.message ? [escapeMarkdown(status.message)] : []),
+          ...engineLine(input),
+          CLICK_HINT,
+        ],
         severity: 'normal',
         accessibilityLabel: `${NAME}: loading${pct}`,
       };
@@ -143,7 +148,11 @@ export function statusView(input: StatusInput): StatusView {
     case 'error':
       return {
         text: status.restarting ? `$(error) ${NAME}: restarting` : `$(error) ${NAME}`,
-        tooltip: [`**${NAME}**: ${status.restarting ? 'the engine stopped; restarting it' : 'error'}`, escapeMarkdown(status.message), 'Click for actions (Show Engine Log, Restart Engine, Choose Model File).'],
+        tooltip: [
+          `**${NAME}**: ${status.restarting ? 'the engine stopped; restarting it' : 'error'}`,
+          escapeMarkdown(status.message),
+          'Click for actions (Show Engine Log, Restart Engine, Choose Model File).',
+        ],
         severity: 'error',
         accessibilityLabel: `${NAME}: error. ${status.message}`,
       };

@@ -144,13 +144,19 @@ function maxNewTokens(lm: LoadedModel, asked: number | undefined): number {
 
 // ---------------------------------------------------------------- completion/create
 
-export async function runCompletion(ctx: JobContext, lm: LoadedModel, params: CompletionParams, receivedAt: number): Promise<CompletionResult> {
+export async function runCompletion(
+  ctx: JobContext,
+  lm: LoadedModel,
+  params: CompletionParams,
+  receivedAt: number,
+): Promise<CompletionResult> {
   ctx.throwIfStopped();
   const { model, pool } = lm;
   const maxNew = maxNewTokens(lm, params.maxTokens);
   const fim = (params.fim ?? true) && lm.summary.fim;
   const { tokens, layout } = completionPromptTokens(model, params.prompt, fim, pool.options.nCtx - maxNew);
-  if (tokens.length === 0) throw new ResponseError(EngineErrorCodes.InvalidParams, 'Invalid completion/create request: the prompt is empty.');
+  if (tokens.length === 0)
+    throw new ResponseError(EngineErrorCodes.InvalidParams, 'Invalid completion/create request: the prompt is empty.');
 
   const entry = pool.acquire('completion', params.documentId);
   const { session } = entry;

@@ -269,11 +269,15 @@ export class FrameParser {
         if (length !== undefined) return { kind: 'error', message: 'the frame has more than one Content-Length header' };
         const raw = buf.subarray(colon + 1, contentEnd);
         const value = buf.toString('latin1', colon + 1, contentEnd).replace(/^[ \t]+|[ \t]+$/g, '');
-        if (!/^[0-9]+$/.test(value)) return { kind: 'error', message: `Content-Length "${show(raw).trim()}" is not a non-negative decimal integer` };
+        if (!/^[0-9]+$/.test(value))
+          return { kind: 'error', message: `Content-Length "${show(raw).trim()}" is not a non-negative decimal integer` };
         const digits = value.replace(/^0+(?=.)/, '');
         const n = digits.length > 15 ? Infinity : Number(digits);
         if (n > this.maxContentLength) {
-          return { kind: 'error', message: `Content-Length ${show(Buffer.from(digits, 'latin1'), 30)} is over the limit of ${this.maxContentLength} bytes` };
+          return {
+            kind: 'error',
+            message: `Content-Length ${show(Buffer.from(digits, 'latin1'), 30)} is over the limit of ${this.maxContentLength} bytes`,
+          };
         }
         length = n;
       }
@@ -311,7 +315,8 @@ export class FrameReader extends AbstractMessageReader implements MessageReader 
   private arrivals = 0;
   private lastArrival = 0;
   private closed = false;
-  private readonly handleData = (chunk: Buffer | string): void => this.onData(typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk);
+  private readonly handleData = (chunk: Buffer | string): void =>
+    this.onData(typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk);
   private readonly handleEnd = (): void => this.onEnd();
   private readonly handleError = (err: Error): void => this.fireError(err);
 

@@ -56,10 +56,14 @@ export function runEngineHost(options: EngineHostOptions = {}): Promise<number> 
   for (const method of ['log', 'info', 'warn', 'error', 'debug', 'trace'] as const) {
     console[method] = (...args: unknown[]) => log(args.map((a) => (typeof a === 'string' ? a : String(a))).join(' '));
   }
-  process.on('unhandledRejection', (reason) => log(`engine: unhandled rejection: ${reason instanceof Error ? (reason.stack ?? reason.message) : String(reason)}`));
+  process.on('unhandledRejection', (reason) =>
+    log(`engine: unhandled rejection: ${reason instanceof Error ? (reason.stack ?? reason.message) : String(reason)}`),
+  );
 
   return new Promise<number>((resolve) => {
     let done = false;
+    // Assigned once below, but finish() may run before that (prefer-const would move it there).
+    // eslint-disable-next-line prefer-const
     let server: EngineServer | undefined;
     const finish = (code: number, why: string): void => {
       if (done) return;

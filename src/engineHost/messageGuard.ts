@@ -4,7 +4,15 @@
 // reply (id null), and a JSON value that is not a request, notification or response
 // gets an InvalidRequest reply (with its id when it has a usable one). Neither reaches the
 // connection, which goes on serving.
-import { AbstractMessageReader, ErrorCodes, type DataCallback, type Disposable, type Message, type MessageReader, type MessageWriter } from 'vscode-jsonrpc';
+import {
+  AbstractMessageReader,
+  ErrorCodes,
+  type DataCallback,
+  type Disposable,
+  type Message,
+  type MessageReader,
+  type MessageWriter,
+} from 'vscode-jsonrpc';
 
 type Id = string | number | null;
 
@@ -22,8 +30,10 @@ function problem(value: unknown): { id: Id; why: string } | undefined {
   if (m.jsonrpc !== '2.0') return { id, why: 'the "jsonrpc" member must be "2.0"' };
   if ('method' in m) {
     if (typeof m.method !== 'string') return { id, why: 'the "method" member must be a string' };
-    if ('id' in m && m.id !== null && typeof m.id !== 'string' && typeof m.id !== 'number') return { id: null, why: 'the "id" member must be a string or a number' };
-    if ('params' in m && (typeof m.params !== 'object' || m.params === null)) return { id, why: 'the "params" member must be an object or an array' };
+    if ('id' in m && m.id !== null && typeof m.id !== 'string' && typeof m.id !== 'number')
+      return { id: null, why: 'the "id" member must be a string or a number' };
+    if ('params' in m && (typeof m.params !== 'object' || m.params === null))
+      return { id, why: 'the "params" member must be an object or an array' };
     return undefined;
   }
   if ('id' in m && ('result' in m || 'error' in m)) return undefined; // a response
@@ -57,7 +67,8 @@ export class GuardedMessageReader extends AbstractMessageReader implements Messa
       // A malformed notification gets no reply (JSON-RPC), unless it cannot be told apart from a request.
       const m = message as unknown as Record<string, unknown> | null;
       const isNotification = typeof m === 'object' && m !== null && !('id' in m) && typeof m.method === 'string';
-      if (!isNotification) this.reply(errorReply(bad.id, ErrorCodes.InvalidRequest, `The engine received an invalid message: ${bad.why}; it was ignored.`));
+      if (!isNotification)
+        this.reply(errorReply(bad.id, ErrorCodes.InvalidRequest, `The engine received an invalid message: ${bad.why}; it was ignored.`));
     });
   }
 

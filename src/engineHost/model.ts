@@ -41,8 +41,8 @@ export class LoadedModel {
         code === 'io' && /not a regular file/.test(detail)
           ? 'choose a GGUF model file'
           : code === 'io'
-          ? 'check that the file exists and is readable'
-          : 'choose a SmallThinker GGUF file';
+            ? 'check that the file exists and is readable'
+            : 'choose a SmallThinker GGUF file';
       throw new ResponseError(EngineErrorCodes.ModelLoadFailed, `Cannot load the model ${params.path}: ${detail}; ${hint}.`, { code });
     }
     try {

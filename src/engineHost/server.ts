@@ -145,8 +145,12 @@ export class EngineServer {
     this.handle0(EngineStatsRequest, () => this.stats());
 
     // Methods nobody registered (vscode-jsonrpc's own reply would not say what to do).
-    c.onRequest((method) =>
-      new ResponseError(EngineErrorCodes.MethodNotFound, `The engine has no method "${method}"; the extension and the engine may be different versions.`),
+    c.onRequest(
+      (method) =>
+        new ResponseError(
+          EngineErrorCodes.MethodNotFound,
+          `The engine has no method "${method}"; the extension and the engine may be different versions.`,
+        ),
     );
   }
 
@@ -170,7 +174,10 @@ export class EngineServer {
         throw new ResponseError(EngineErrorCodes.NotInitialized, `The engine is not initialized: send initialize before ${method}.`);
       }
       if (this.state === 'shutdown' && !opts.afterShutdown) {
-        throw new ResponseError(EngineErrorCodes.InvalidRequest, `The engine is shutting down and no longer serves ${method}; start a new engine.`);
+        throw new ResponseError(
+          EngineErrorCodes.InvalidRequest,
+          `The engine is shutting down and no longer serves ${method}; start a new engine.`,
+        );
       }
       return await body();
     } catch (err) {
@@ -197,7 +204,8 @@ export class EngineServer {
         `The engine speaks protocol version ${PROTOCOL_VERSION} but the client speaks ${version}; install matching versions of the extension and its engine.`,
       );
     }
-    if (this.state === 'shutdown') throw new ResponseError(EngineErrorCodes.InvalidRequest, 'The engine is shutting down; start a new engine.');
+    if (this.state === 'shutdown')
+      throw new ResponseError(EngineErrorCodes.InvalidRequest, 'The engine is shutting down; start a new engine.');
     const addon = this.requireAddon();
     const info = addon.engineInfo();
     this.state = 'running';
@@ -290,7 +298,10 @@ export class EngineServer {
       this.model = undefined;
       if (old) {
         this.scheduler.stopAll(
-          new ResponseError(EngineErrorCodes.ModelNotLoaded, 'The model was unloaded while the request waited or ran; load a model and try again.'),
+          new ResponseError(
+            EngineErrorCodes.ModelNotLoaded,
+            'The model was unloaded while the request waited or ran; load a model and try again.',
+          ),
         );
         await this.scheduler.idle();
         old.dispose();
@@ -314,7 +325,10 @@ export class EngineServer {
       throw new ResponseError(EngineErrorCodes.EngineStopped, 'The engine is shutting down; the request was stopped.');
     }
     if (!this.model || this.model.disposed) {
-      throw new ResponseError(EngineErrorCodes.ModelNotLoaded, 'No model is loaded: choose a SmallThinker GGUF file to load (model/load) first.');
+      throw new ResponseError(
+        EngineErrorCodes.ModelNotLoaded,
+        'No model is loaded: choose a SmallThinker GGUF file to load (model/load) first.',
+      );
     }
     return this.model;
   }
@@ -351,7 +365,11 @@ export class EngineServer {
  * after malformed frames), replies to `output`, malformed input answered by GuardedMessageReader.
  * The connection is listening when this returns.
  */
-export function serveStreams(input: NodeJS.ReadableStream, output: NodeJS.WritableStream, options: EngineServerOptions = {}): { connection: MessageConnection; server: EngineServer } {
+export function serveStreams(
+  input: NodeJS.ReadableStream,
+  output: NodeJS.WritableStream,
+  options: EngineServerOptions = {},
+): { connection: MessageConnection; server: EngineServer } {
   const log = options.log ?? (() => {});
   const writer = new StreamMessageWriter(output);
   const reader = new GuardedMessageReader(new FrameReader(input), writer, log);
@@ -370,12 +388,19 @@ export function toResponseError(method: string, err: unknown): ResponseError<unk
       case 'cancelled':
         return new ResponseError(EngineErrorCodes.RequestCancelled, 'The request was cancelled.');
       case 'disposed':
-        return new ResponseError(EngineErrorCodes.ModelNotLoaded, `The model was unloaded while ${method} ran; load a model and try again.`);
+        return new ResponseError(
+          EngineErrorCodes.ModelNotLoaded,
+          `The model was unloaded while ${method} ran; load a model and try again.`,
+        );
       case 'bad_input':
       case 'bad_token':
         return new ResponseError(EngineErrorCodes.InvalidParams, `Invalid ${method} request: ${message}`, { code: err.code });
       case 'out_of_memory':
-        return new ResponseError(EngineErrorCodes.EngineInternal, `The engine ran out of memory during ${method}: ${message} Lower contextLength or kvMemoryLimitBytes, or use a smaller model.`, { code: err.code });
+        return new ResponseError(
+          EngineErrorCodes.EngineInternal,
+          `The engine ran out of memory during ${method}: ${message} Lower contextLength or kvMemoryLimitBytes, or use a smaller model.`,
+          { code: err.code },
+        );
       default:
         return new ResponseError(EngineErrorCodes.EngineInternal, `The engine failed during ${method}: ${message}`, { code: err.code });
     }

@@ -65,16 +65,7 @@ export interface DownloadResult {
 }
 
 export type DownloadErrorKind =
-  | 'cancelled'
-  | 'noChecksum'
-  | 'checksum'
-  | 'notGguf'
-  | 'diskSpace'
-  | 'diskFull'
-  | 'http'
-  | 'network'
-  | 'url'
-  | 'io';
+  'cancelled' | 'noChecksum' | 'checksum' | 'notGguf' | 'diskSpace' | 'diskFull' | 'http' | 'network' | 'url' | 'io';
 
 /** Every failure of downloadFile; the message says what happened and what to do. */
 export class DownloadError extends Error {
@@ -175,7 +166,11 @@ export function sha256FromText(text: string): string | undefined {
 }
 
 /** Hashes a file; resolves its SHA-256 hex and size. */
-export async function hashFile(file: string, signal?: AbortSignal, hash: Hash = createHash('sha256')): Promise<{ sha256: string; bytes: number; hash: Hash }> {
+export async function hashFile(
+  file: string,
+  signal?: AbortSignal,
+  hash: Hash = createHash('sha256'),
+): Promise<{ sha256: string; bytes: number; hash: Hash }> {
   let bytes = 0;
   const stream = fs.createReadStream(file, { highWaterMark: 1 << 20 });
   try {
@@ -191,7 +186,13 @@ export async function hashFile(file: string, signal?: AbortSignal, hash: Hash = 
 }
 
 function cancelled(partKept: boolean): DownloadError {
-  return new DownloadError('cancelled', partKept ? 'The download was cancelled; the part downloaded so far is kept. Run the download again to resume it.' : 'The download was cancelled.', partKept);
+  return new DownloadError(
+    'cancelled',
+    partKept
+      ? 'The download was cancelled; the part downloaded so far is kept. Run the download again to resume it.'
+      : 'The download was cancelled.',
+    partKept,
+  );
 }
 
 async function fileSize(file: string): Promise<number | undefined> {
@@ -245,7 +246,8 @@ function httpError(status: number, statusText: string, url: string, partKept: bo
   const what = `The server answered HTTP ${status}${statusText ? ` ${statusText}` : ''} for ${url}.`;
   let todo: string;
   if (status === 404 || status === 410) todo = `Check the ${URL_SETTING} setting: no file is there.`;
-  else if (status === 401 || status === 403) todo = `The file is not public; check the ${URL_SETTING} setting, or download it yourself and use Choose Model File.`;
+  else if (status === 401 || status === 403)
+    todo = `The file is not public; check the ${URL_SETTING} setting, or download it yourself and use Choose Model File.`;
   else if (status === 429) todo = 'The server limits requests; try again in a few minutes.';
   else if (status >= 500) todo = 'The server has a problem; try again later.';
   else todo = `Check the ${URL_SETTING} setting and try again.`;
@@ -255,7 +257,9 @@ function httpError(status: number, statusText: string, url: string, partKept: bo
 
 function networkError(err: unknown, url: string, partKept: boolean): DownloadError {
   const detail = errorDetail(err);
-  const kept = partKept ? ' The part downloaded so far is kept; run the download again to resume it.' : ' Check your connection and try again.';
+  const kept = partKept
+    ? ' The part downloaded so far is kept; run the download again to resume it.'
+    : ' Check your connection and try again.';
   return new DownloadError('network', `The connection to ${new URL(url).host} failed (${detail}).${kept}`, partKept, { cause: err });
 }
 
@@ -267,7 +271,11 @@ function errorDetail(err: unknown): string {
 }
 
 function isEnospc(err: unknown): boolean {
-  return typeof err === 'object' && err !== null && ((err as { code?: string }).code === 'ENOSPC' || (err as { code?: string }).code === 'EDQUOT');
+  return (
+    typeof err === 'object' &&
+    err !== null &&
+    ((err as { code?: string }).code === 'ENOSPC' || (err as { code?: string }).code === 'EDQUOT')
+  );
 }
 
 function defaultWriter(file: string, flags: 'a' | 'w'): PartWriter {
@@ -321,7 +329,10 @@ async function get(fetchImpl: typeof fetch, url: string, headers: Record<string,
       try {
         current = new URL(location, current).toString();
       } catch {
-        throw new DownloadError('url', downloadUrlProblem(location, previous) ?? `${previous} redirects to an invalid URL; the download was refused.`);
+        throw new DownloadError(
+          'url',
+          downloadUrlProblem(location, previous) ?? `${previous} redirects to an invalid URL; the download was refused.`,
+        );
       }
       continue;
     }
@@ -371,7 +382,10 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
   const url = options.url;
   let expected = options.expectedSha256?.trim().toLowerCase() || undefined;
   if (expected !== undefined && !HEX64.test(expected)) {
-    throw new DownloadError('noChecksum', `The ${SHA_SETTING} setting ("${options.expectedSha256}") is not a SHA-256: it must be 64 hexadecimal characters, or empty to use the server's checksum.`);
+    throw new DownloadError(
+      'noChecksum',
+      `The ${SHA_SETTING} setting ("${options.expectedSha256}") is not a SHA-256: it must be 64 hexadecimal characters, or empty to use the server's checksum.`,
+    );
   }
   try {
     new URL(url);
@@ -404,14 +418,20 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
 
   try {
     await fs.promises.mkdir(dir, { recursive: true }).catch((err: unknown) => {
-      throw new DownloadError('io', `Cannot create the folder ${dir} (${errorDetail(err)}). Set ${FOLDER_SETTING} to a folder you can write to.`);
+      throw new DownloadError(
+        'io',
+        `Cannot create the folder ${dir} (${errorDetail(err)}). Set ${FOLDER_SETTING} to a folder you can write to.`,
+      );
     });
 
     for (let attempt = 0; ; attempt++) {
       // What an earlier run left.
       let sidecar = await readSidecar(sidecarFile);
       let partBytes = (await fileSize(part)) ?? 0;
-      if (partBytes > 0 && (!sidecar || sidecar.url !== url || (expected && sidecar.sha256 && sidecar.sha256 !== expected) || attempt > 0)) {
+      if (
+        partBytes > 0 &&
+        (!sidecar || sidecar.url !== url || (expected && sidecar.sha256 && sidecar.sha256 !== expected) || attempt > 0)
+      ) {
         // A part of some other download (or one the server no longer vouches for): start over.
         await removeQuietly(part);
         partBytes = 0;
@@ -428,7 +448,10 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
           partHash = hashed.hash;
         } catch (err) {
           if (err instanceof DownloadError) throw err;
-          throw new DownloadError('io', `Reading the partial download ${part} failed (${errorDetail(err)}). Delete it and run the download again.`);
+          throw new DownloadError(
+            'io',
+            `Reading the partial download ${part} failed (${errorDetail(err)}). Delete it and run the download again.`,
+          );
         }
       }
 
@@ -446,7 +469,12 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
       } catch (err) {
         if (err instanceof DownloadError) throw err;
         if (userSignal?.aborted) throw cancelled(partBytes > 0);
-        if (stalled) throw new DownloadError('network', `${new URL(url).host} did not answer for ${Math.round(stallTimeoutMs / 1000)} s. Check your connection and try again.`, partBytes > 0);
+        if (stalled)
+          throw new DownloadError(
+            'network',
+            `${new URL(url).host} did not answer for ${Math.round(stallTimeoutMs / 1000)} s. Check your connection and try again.`,
+            partBytes > 0,
+          );
         throw networkError(err, url, partBytes > 0);
       } finally {
         disarmStall();
@@ -479,14 +507,22 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
         const knownTotal = range.total ?? sidecar?.total;
         if (knownTotal !== partBytes) {
           if (attempt === 0) continue; // The part does not match the file: start over.
-          throw new DownloadError('http', `The server refused to resume the download (HTTP 416). Delete ${part} and run the download again.`);
+          throw new DownloadError(
+            'http',
+            `The server refused to resume the download (HTTP 416). Delete ${part} and run the download again.`,
+          );
         }
         append = true;
         complete = true; // The part is the whole file; it only needs verifying.
         total = knownTotal;
       } else {
         await cancelBody();
-        throw httpError(response.status, response.statusText, fetched.finalUrl === url ? url : `${url} (redirected to ${new URL(fetched.finalUrl).host})`, partBytes > 0);
+        throw httpError(
+          response.status,
+          response.statusText,
+          fetched.finalUrl === url ? url : `${url} (redirected to ${new URL(fetched.finalUrl).host})`,
+          partBytes > 0,
+        );
       }
       total ??= fetched.linkedSize;
 
@@ -517,7 +553,9 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
           sha256 = (await hashFile(dest, userSignal)).sha256;
         } catch (err) {
           await cancelBody();
-          throw err instanceof DownloadError ? err : new DownloadError('io', `Reading ${dest} failed (${errorDetail(err)}). Delete it and run the download again.`);
+          throw err instanceof DownloadError
+            ? err
+            : new DownloadError('io', `Reading ${dest} failed (${errorDetail(err)}). Delete it and run the download again.`);
         }
         if (sha256 === expected) {
           await cancelBody();
@@ -557,8 +595,17 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
           await fs.promises.writeFile(sidecarFile, JSON.stringify(nextSidecar));
         } catch (err) {
           await cancelBody();
-          if (isEnospc(err)) throw new DownloadError('diskFull', `The disk holding ${dir} is full. Free some space and run the download again.`, partBytes > 0);
-          throw new DownloadError('io', `Cannot write in ${dir} (${errorDetail(err)}). Set ${FOLDER_SETTING} to a folder you can write to.`, partBytes > 0);
+          if (isEnospc(err))
+            throw new DownloadError(
+              'diskFull',
+              `The disk holding ${dir} is full. Free some space and run the download again.`,
+              partBytes > 0,
+            );
+          throw new DownloadError(
+            'io',
+            `Cannot write in ${dir} (${errorDetail(err)}). Set ${FOLDER_SETTING} to a folder you can write to.`,
+            partBytes > 0,
+          );
         }
 
         received = await receive({
@@ -581,7 +628,11 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
       }
       // Verify: the whole length, the GGUF magic, the checksum. Only then does the file get its name.
       if (total !== undefined && received !== total) {
-        throw new DownloadError('network', `The connection closed after ${formatBytes(received)} of ${formatBytes(total)}. The part is kept; run the download again to resume it.`, true);
+        throw new DownloadError(
+          'network',
+          `The connection closed after ${formatBytes(received)} of ${formatBytes(total)}. The part is kept; run the download again to resume it.`,
+          true,
+        );
       }
       const magic = await readMagic(part);
       if (magic.toString('latin1') !== GGUF_MAGIC) {
@@ -601,7 +652,11 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
       try {
         await fs.promises.rename(part, dest);
       } catch (err) {
-        throw new DownloadError('io', `The verified download could not be moved to ${dest} (${errorDetail(err)}). Check the folder's permissions and run the download again.`, true);
+        throw new DownloadError(
+          'io',
+          `The verified download could not be moved to ${dest} (${errorDetail(err)}). Check the folder's permissions and run the download again.`,
+          true,
+        );
       }
       await removeQuietly(sidecarFile);
       return { path: dest, sha256, bytes: received, resumed: append && partBytes > 0, alreadyPresent: false };
@@ -652,7 +707,11 @@ async function receive(args: ReceiveArgs): Promise<number> {
     writer = args.createWriter(args.part, args.append ? 'a' : 'w');
   } catch (err) {
     await response.body.cancel().catch(() => {});
-    throw new DownloadError('io', `Cannot write ${args.part} (${errorDetail(err)}). Set ${FOLDER_SETTING} to a folder you can write to.`, startBytes > 0);
+    throw new DownloadError(
+      'io',
+      `Cannot write ${args.part} (${errorDetail(err)}). Set ${FOLDER_SETTING} to a folder you can write to.`,
+      startBytes > 0,
+    );
   }
   let writeError: unknown;
   const onError = (err: unknown): void => {
@@ -741,10 +800,19 @@ async function receive(args: ReceiveArgs): Promise<number> {
     );
   }
   if (writeError !== undefined) {
-    throw new DownloadError('io', `Writing ${args.part} failed (${errorDetail(failure)}). Check the folder and run the download again.`, kept > 0, { cause: failure });
+    throw new DownloadError(
+      'io',
+      `Writing ${args.part} failed (${errorDetail(failure)}). Check the folder and run the download again.`,
+      kept > 0,
+      { cause: failure },
+    );
   }
   if (args.isStalled()) {
-    throw new DownloadError('network', `No data arrived for ${Math.round(args.stallTimeoutMs / 1000)} s after ${formatBytes(received)}. The part is kept; run the download again to resume it.`, kept > 0);
+    throw new DownloadError(
+      'network',
+      `No data arrived for ${Math.round(args.stallTimeoutMs / 1000)} s after ${formatBytes(received)}. The part is kept; run the download again to resume it.`,
+      kept > 0,
+    );
   }
   throw networkError(failure, args.url, kept > 0);
 }
@@ -757,7 +825,10 @@ export function fileNameFromUrl(url: string): string {
   } catch {
     segment = '';
   }
-  const safe = segment.replace(/[\\/:*?"<>|\x00-\x1f]/g, '_').replace(/^\.+/, '').trim();
+  const safe = segment
+    .replace(/[\\/:*?"<>|\x00-\x1f]/g, '_')
+    .replace(/^\.+/, '')
+    .trim();
   return safe || 'model.gguf';
 }
 

@@ -142,7 +142,12 @@ export class EngineClient extends EngineApi {
     super();
   }
 
-  protected send<P, R>(type: AnyRequestType<P, R>, params: P | undefined, token?: CancellationToken, progress?: ProgressListener<unknown>): Promise<R> {
+  protected send<P, R>(
+    type: AnyRequestType<P, R>,
+    params: P | undefined,
+    token?: CancellationToken,
+    progress?: ProgressListener<unknown>,
+  ): Promise<R> {
     return sendOn(this.connection, type, params, token, progress);
   }
 

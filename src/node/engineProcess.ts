@@ -6,7 +6,15 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as readline from 'node:readline';
 
-import { ConnectionError, Emitter, ErrorCodes, ResponseError, type CancellationToken, type Event, type MessageConnection } from 'vscode-jsonrpc';
+import {
+  ConnectionError,
+  Emitter,
+  ErrorCodes,
+  ResponseError,
+  type CancellationToken,
+  type Event,
+  type MessageConnection,
+} from 'vscode-jsonrpc';
 import { StreamMessageReader, StreamMessageWriter, createMessageConnection } from 'vscode-jsonrpc/node';
 
 import {
@@ -163,7 +171,12 @@ export class EngineProcess extends EngineApi {
 
   // ---------------------------------------------------------------- requests
 
-  protected async send<P, R>(type: AnyRequestType<P, R>, params: P | undefined, token?: CancellationToken, progress?: ProgressListener<unknown>): Promise<R> {
+  protected async send<P, R>(
+    type: AnyRequestType<P, R>,
+    params: P | undefined,
+    token?: CancellationToken,
+    progress?: ProgressListener<unknown>,
+  ): Promise<R> {
     const child = await this.whenReady();
     const result = await this.track(child, sendOn<P, R>(child.connection, type, params, token, progress));
     if (type.method === ModelLoadRequest.method) {

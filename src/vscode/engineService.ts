@@ -8,7 +8,17 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { ResponseError } from 'vscode-jsonrpc';
 
-import { EngineErrorCodes, type ChatParams, type ChatResult, type CompletionParams, type CompletionResult, type CompletionStats, type EngineStatsResult, type WarmParams, type WarmResult } from '../common/protocol';
+import {
+  EngineErrorCodes,
+  type ChatParams,
+  type ChatResult,
+  type CompletionParams,
+  type CompletionResult,
+  type CompletionStats,
+  type EngineStatsResult,
+  type WarmParams,
+  type WarmResult,
+} from '../common/protocol';
 import type { ChatCallbacks } from '../node/engineClient';
 import { EngineProcess } from '../node/engineProcess';
 import { affects, engineConfig } from './config';
@@ -38,7 +48,7 @@ export class EngineUnavailableError extends Error {
 
 /** True for the error a cancelled request ends with. */
 export function isCancellation(err: unknown): boolean {
-  return (err instanceof ResponseError && err.code === EngineErrorCodes.RequestCancelled) || (err instanceof vscode.CancellationError);
+  return (err instanceof ResponseError && err.code === EngineErrorCodes.RequestCancelled) || err instanceof vscode.CancellationError;
 }
 
 /** A message for the user from any error a request can end with. */
@@ -125,7 +135,11 @@ export class EngineService implements vscode.Disposable {
   // ---------------------------------------------------------------- requests
 
   /** `record: false` for speculative requests: their figures do not become the "last completion". */
-  async complete(params: CompletionParams, token?: vscode.CancellationToken, options: { record?: boolean } = {}): Promise<CompletionResult> {
+  async complete(
+    params: CompletionParams,
+    token?: vscode.CancellationToken,
+    options: { record?: boolean } = {},
+  ): Promise<CompletionResult> {
     const engine = this.readyEngine();
     const result = await engine.complete(params, toJsonrpcToken(token));
     if (options.record === false) return result;
@@ -134,7 +148,11 @@ export class EngineService implements vscode.Disposable {
     return result;
   }
 
-  chat(params: Omit<ChatParams, 'partialResultToken'>, onDelta?: (text: string) => void, token?: vscode.CancellationToken): Promise<ChatResult> {
+  chat(
+    params: Omit<ChatParams, 'partialResultToken'>,
+    onDelta?: (text: string) => void,
+    token?: vscode.CancellationToken,
+  ): Promise<ChatResult> {
     const callbacks: ChatCallbacks = { onDelta, token: toJsonrpcToken(token) };
     return this.readyEngine().chat(params, callbacks);
   }
@@ -157,7 +175,10 @@ export class EngineService implements vscode.Disposable {
     if (status.kind === 'ready' && this.process) return this.process;
     switch (status.kind) {
       case 'noModel':
-        throw new EngineUnavailableError(`${status.message} Choose a GGUF file or download the default model (SmallThinker: Choose Model File / Download Default Model).`, status);
+        throw new EngineUnavailableError(
+          `${status.message} Choose a GGUF file or download the default model (SmallThinker: Choose Model File / Download Default Model).`,
+          status,
+        );
       case 'starting':
       case 'loading':
         throw new EngineUnavailableError('The model is still loading; try again in a moment.', status);
@@ -185,7 +206,12 @@ export class EngineService implements vscode.Disposable {
       if (change.state === 'crashed') {
         const modelPath = this.current.kind === 'ready' ? this.current.modelPath : undefined;
         this.log.error(change.message ?? 'The engine process stopped unexpectedly.');
-        this.setStatus({ kind: 'error', message: change.message ?? 'The engine process stopped unexpectedly; restarting it.', modelPath, restarting: true });
+        this.setStatus({
+          kind: 'error',
+          message: change.message ?? 'The engine process stopped unexpectedly; restarting it.',
+          modelPath,
+          restarting: true,
+        });
       } else if (change.state === 'failed') {
         this.log.error(change.message ?? 'The engine failed.');
         this.setStatus({ kind: 'error', message: change.message ?? 'The engine failed; reload the window to try again.' });
@@ -252,7 +278,9 @@ export class EngineService implements vscode.Disposable {
         },
       );
       if (generation !== this.generation) return;
-      this.log.info(`loaded ${result.info.name || path.basename(modelPath)} (${result.info.n_layer} layers, context ${result.info.context}) in ${result.loadMs.toFixed(0)} ms.`);
+      this.log.info(
+        `loaded ${result.info.name || path.basename(modelPath)} (${result.info.n_layer} layers, context ${result.info.context}) in ${result.loadMs.toFixed(0)} ms.`,
+      );
       this.setStatus({ kind: 'ready', modelPath, model: result.info, loadMs: result.loadMs });
     } catch (err) {
       if (generation !== this.generation) return;

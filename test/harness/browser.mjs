@@ -37,9 +37,15 @@ export async function closeAllBrowsers() {
  * timeoutMs for the launch (default 60 s).
  * Resolves to { context, page, close() }; close() also removes the profile folder.
  */
-export async function launchBrowser({ headless = process.env.HARNESS_HEADED !== '1', viewport = { width: 1400, height: 900 }, timeoutMs = 60_000 } = {}) {
+export async function launchBrowser({
+  headless = process.env.HARNESS_HEADED !== '1',
+  viewport = { width: 1400, height: 900 },
+  timeoutMs = 60_000,
+} = {}) {
   if (!fs.existsSync(CHROMIUM)) {
-    throw new Error(`Chromium is not installed at ${CHROMIUM}: install the Debian package "chromium" (apt-get install chromium), or set CHROMIUM_PATH.`);
+    throw new Error(
+      `Chromium is not installed at ${CHROMIUM}: install the Debian package "chromium" (apt-get install chromium), or set CHROMIUM_PATH.`,
+    );
   }
   const dir = makeTempDir('smallthinker-chromium-');
   const home = path.join(dir, 'home');

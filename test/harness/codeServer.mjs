@@ -49,7 +49,9 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 /** Resolves when `promise` settles or after `ms`, whichever is first; leaves no timer behind. */
 export function settleWithin(promise, ms) {
   let timer;
-  return Promise.race([Promise.resolve(promise).catch(() => {}), new Promise((r) => (timer = setTimeout(r, ms)))]).finally(() => clearTimeout(timer));
+  return Promise.race([Promise.resolve(promise).catch(() => {}), new Promise((r) => (timer = setTimeout(r, ms)))]).finally(() =>
+    clearTimeout(timer),
+  );
 }
 
 /** Process groups of the servers this process started and has not stopped yet. */
@@ -92,7 +94,8 @@ export function stopServersOnSignals(onSignal = async () => {}) {
  */
 export function createProfile({ dir, settings = {} } = {}) {
   const profile = profilePaths(dir ?? makeTempDir('smallthinker-cs-'));
-  for (const d of [profile.userDataDir, profile.extensionsDir, profile.home, path.join(profile.userDataDir, 'User')]) fs.mkdirSync(d, { recursive: true });
+  for (const d of [profile.userDataDir, profile.extensionsDir, profile.home, path.join(profile.userDataDir, 'User')])
+    fs.mkdirSync(d, { recursive: true });
   fs.writeFileSync(profile.config, 'auth: none\ncert: false\n');
   writeSettings(profile, settings);
   return profile;
@@ -181,13 +184,16 @@ export async function startCodeServer(options = {}) {
   const args = [
     codeServerEntry(),
     ...commonArgs(profile),
-    '--bind-addr', `127.0.0.1:${port}`,
-    '--auth', 'none',
+    '--bind-addr',
+    `127.0.0.1:${port}`,
+    '--auth',
+    'none',
     '--disable-telemetry',
     '--disable-update-check',
     '--disable-workspace-trust',
     '--disable-getting-started-override',
-    '--reconnection-grace-time', '10',
+    '--reconnection-grace-time',
+    '10',
     ...(smokeTestDriver ? ['--vscode-option', 'enable-smoke-test-driver'] : []),
     ...extraArgs,
     ...(folder ? [folder] : []),

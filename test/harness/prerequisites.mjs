@@ -64,7 +64,8 @@ export function missingPrerequisites(steps, { only } = {}) {
 // install script reads as "the Node you run"; npm_config_node_gyp and nodedir point at the
 // outer Node's), and npm's lifecycle and package variables describe another package. Network
 // settings a user may have put in the environment pass through.
-const KEEP_NPM_CONFIG = /^npm_config_(registry|proxy|https_proxy|http_proxy|noproxy|no_proxy|cafile|ca|strict_ssl|cache|fetch_retries|fetch_timeout)$/i;
+const KEEP_NPM_CONFIG =
+  /^npm_config_(registry|proxy|https_proxy|http_proxy|noproxy|no_proxy|cafile|ca|strict_ssl|cache|fetch_retries|fetch_timeout)$/i;
 
 /** `env` less what an outer npm script runner added (variables and PATH entries). */
 export function childNpmEnv(env = process.env) {
@@ -76,7 +77,10 @@ export function childNpmEnv(env = process.env) {
   }
   const PATH = (env.PATH || '')
     .split(path.delimiter)
-    .filter((dir) => dir && !/[\\/]node_modules[\\/]\.bin[\\/]?$/.test(dir) && !/[\\/]@npmcli[\\/]run-script[\\/]lib[\\/]node-gyp-bin[\\/]?$/.test(dir))
+    .filter(
+      (dir) =>
+        dir && !/[\\/]node_modules[\\/]\.bin[\\/]?$/.test(dir) && !/[\\/]@npmcli[\\/]run-script[\\/]lib[\\/]node-gyp-bin[\\/]?$/.test(dir),
+    )
     .join(path.delimiter);
   out.PATH = PATH;
   return out;

@@ -36,7 +36,7 @@ const NOISE = [
   /^\[AgentHost/,
   /^Updating additional builtin extensions cache/,
   /authentication provider '.*' to register/,
-]
+];
 
 /**
  * Options:
@@ -77,7 +77,8 @@ export async function runExtensionTests(options = {}) {
   const logStream = fs.createWriteStream(logFile);
 
   const serverEnv = { ...env };
-  serverEnv.SMALLTHINKER_TEST_MODEL = options.testModel ?? env.SMALLTHINKER_TEST_MODEL ?? process.env.SMALLTHINKER_TEST_MODEL ?? (await defaultTestModel());
+  serverEnv.SMALLTHINKER_TEST_MODEL =
+    options.testModel ?? env.SMALLTHINKER_TEST_MODEL ?? process.env.SMALLTHINKER_TEST_MODEL ?? (await defaultTestModel());
   if (grep) serverEnv.SMALLTHINKER_TEST_GREP = grep;
   if (files) serverEnv.SMALLTHINKER_TEST_FILES = Array.isArray(files) ? files.join(',') : files;
 
@@ -119,10 +120,13 @@ export async function runExtensionTests(options = {}) {
     ];
     const url = `${server.url}/?folder=${encodeURIComponent(workspace)}&payload=${encodeURIComponent(JSON.stringify(payload))}`;
     const deadline = new Promise((resolve) => {
-      timer = setTimeout(() => {
-        timedOut = true;
-        resolve();
-      }, Math.max(1000, timeoutMs - (Date.now() - started)));
+      timer = setTimeout(
+        () => {
+          timedOut = true;
+          resolve();
+        },
+        Math.max(1000, timeoutMs - (Date.now() - started)),
+      );
     });
     await page.goto(url, { timeout: 60_000 });
     await Promise.race([exited, deadline]);
@@ -144,7 +148,9 @@ export async function runExtensionTests(options = {}) {
   // No summary, or a non-zero exit with no failure counted: the run itself failed.
   if (!summary || (exitCode !== 0 && failed === 0)) {
     failed += 1;
-    print(`vscode: the suite did not complete (exit code ${exitCode ?? 'none'}${timedOut ? ', timed out' : ''}); see ${path.relative(process.cwd(), logFile)}.`);
+    print(
+      `vscode: the suite did not complete (exit code ${exitCode ?? 'none'}${timedOut ? ', timed out' : ''}); see ${path.relative(process.cwd(), logFile)}.`,
+    );
   }
   return { passed, failed, pending, exitCode: exitCode ?? -1, ms, timedOut };
 }
@@ -204,7 +210,8 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     console.error(`runExtensionTests: ${err.message}`);
     process.exit(2);
   }
-  if (process.env.SMALLTHINKER_VSCODE_TIMEOUT_S && !options.timeoutMs) options.timeoutMs = Number(process.env.SMALLTHINKER_VSCODE_TIMEOUT_S) * 1000;
+  if (process.env.SMALLTHINKER_VSCODE_TIMEOUT_S && !options.timeoutMs)
+    options.timeoutMs = Number(process.env.SMALLTHINKER_VSCODE_TIMEOUT_S) * 1000;
   const r = await runExtensionTests(options).catch((err) => {
     console.log(`vscode: ${err.message}`);
     return { passed: 0, failed: 1, pending: 0, ms: 0 };

@@ -70,7 +70,11 @@ export async function runUiTests({ filters = [], print = (l) => console.log(l), 
       };
       const t0 = Date.now();
       try {
-        await withTimeout(Promise.resolve().then(() => t.run(ui)), t.timeoutMs ?? 180_000, `UI test "${t.name}"`);
+        await withTimeout(
+          Promise.resolve().then(() => t.run(ui)),
+          t.timeoutMs ?? 180_000,
+          `UI test "${t.name}"`,
+        );
         passed++;
         print(`✔ ${base}: ${t.name} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
       } catch (err) {

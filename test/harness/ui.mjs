@@ -67,7 +67,10 @@ export class Workbench {
     const row = page.locator(`.quick-input-list .monaco-list-row[aria-label="${cssString(label)}"]`).first();
     await row.waitFor({ state: 'visible', timeout: timeoutMs });
     await row.click();
-    await page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: timeoutMs }).catch(() => {});
+    await page
+      .locator('.quick-input-widget')
+      .waitFor({ state: 'hidden', timeout: timeoutMs })
+      .catch(() => {});
   }
 
   /** Opens a workspace file (path relative to the workspace) through Quick Open; waits for its tab. */
@@ -85,7 +88,10 @@ export class Workbench {
     const row = page.locator(`.quick-input-list .monaco-list-row[aria-label^="${cssString(rowLabel)}"]`).first();
     await row.waitFor({ state: 'visible', timeout: timeoutMs });
     await row.click();
-    await page.locator(`.tabs-container .tab[aria-label^="${cssString(base)}"]`).first().waitFor({ timeout: timeoutMs });
+    await page
+      .locator(`.tabs-container .tab[aria-label^="${cssString(base)}"]`)
+      .first()
+      .waitFor({ timeout: timeoutMs });
     await this.focusEditor();
   }
 
@@ -104,7 +110,10 @@ export class Workbench {
     await input.fill(column ? `:${line}:${column}` : `:${line}`);
     await this.page.waitForTimeout(200);
     await this.page.keyboard.press('Enter');
-    await this.page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: timeoutMs }).catch(() => {});
+    await this.page
+      .locator('.quick-input-widget')
+      .waitFor({ state: 'hidden', timeout: timeoutMs })
+      .catch(() => {});
     const want = `Ln ${line}, Col ${column ?? 1}`;
     await this.page.locator('.statusbar-item[id="status.editor.selection"]', { hasText: want }).waitFor({ timeout: timeoutMs });
   }
@@ -163,7 +172,13 @@ export class Workbench {
 
   /** Closes a quick input left open by a previous step. */
   async dismissQuickInput() {
-    if (await this.page.locator('.quick-input-widget').isVisible().catch(() => false)) await this.page.keyboard.press('Escape');
+    if (
+      await this.page
+        .locator('.quick-input-widget')
+        .isVisible()
+        .catch(() => false)
+    )
+      await this.page.keyboard.press('Escape');
   }
 
   /** Saves a screenshot to test-results/screenshots/<name>.png; returns its path. */

@@ -56,7 +56,6 @@ namespace {
 
 constexpr double kCaseLimitS = 5.0;  // one load + decode under ASan takes a few milliseconds
 
-
 std::string g_tmp;       // this run's temp directory
 std::string g_keep_dir;  // where failing inputs are kept
 
@@ -110,10 +109,10 @@ void watchdog() {
 }
 
 struct Outcome {
-    bool ok = false;     // loaded and ran
-    std::string code;    // moe::Error code when it did not
+    bool ok = false;   // loaded and ran
+    std::string code;  // moe::Error code when it did not
     std::string message;
-    std::string other;   // set when something other than moe::Error was thrown
+    std::string other;  // set when something other than moe::Error was thrown
     bool acceptable() const { return other.empty() && (ok || (!code.empty() && message.size() >= 10)); }
     std::string describe() const {
         if (!other.empty()) return "non-moe exception: " + other;
@@ -242,7 +241,8 @@ void case_not_regular() {
     Outcome o = load_and_run(g_tmp, "directory");
     check(o.code == "io" && contains(o.message, "not a regular file (a directory)"), "a directory is refused clearly: " + o.describe());
     o = load_and_run("/dev/zero", "dev-zero");
-    check(o.code == "io" && contains(o.message, "not a regular file (a character device)"), "/dev/zero is refused clearly: " + o.describe());
+    check(o.code == "io" && contains(o.message, "not a regular file (a character device)"),
+          "/dev/zero is refused clearly: " + o.describe());
     o = load_and_run("/dev/null", "dev-null");
     check(o.code == "io" && contains(o.message, "not a regular file"), "/dev/null is refused clearly: " + o.describe());
     // stdin may be anything (a terminal, a pipe, /dev/null, a file): no hang, a clear outcome
@@ -274,8 +274,8 @@ void case_huge_u8_array() {
     std::printf("  32 MiB u8 array: %s in %.2f s, peak RSS +%ld MiB (file %llu MiB)\n", o.describe().c_str(), secs, growth_mib,
                 (unsigned long long)(file_size >> 20));
     check(o.ok, "a model with a 32 MiB u8 metadata array loads: " + o.describe());
-    check(growth_mib < static_cast<long>(file_size >> 20) + 64, "a 32 MiB u8 array costs at most 64 MiB above the file size (+" +
-                                                                     std::to_string(growth_mib) + " MiB)");
+    check(growth_mib < static_cast<long>(file_size >> 20) + 64,
+          "a 32 MiB u8 array costs at most 64 MiB above the file size (+" + std::to_string(growth_mib) + " MiB)");
     check(secs < 5.0, "a 32 MiB u8 array loads in under 5 s");
     unlink(path.c_str());
 
@@ -346,7 +346,8 @@ void case_alignment() {
         }
         Outcome o = load_bytes(testgguf::make_gguf(s), "alignment-" + std::to_string(al));
         const std::string want = "general.alignment " + std::to_string(al) + " must be a power of two of at least 8";
-        check(o.code == "bad_gguf" && contains(o.message, want), "general.alignment " + std::to_string(al) + " is refused: " + o.describe());
+        check(o.code == "bad_gguf" && contains(o.message, want),
+              "general.alignment " + std::to_string(al) + " is refused: " + o.describe());
     }
     for (uint32_t al : {8u, 64u}) {
         Spec s;
@@ -368,17 +369,26 @@ void case_float_hparams() {
         bool sliding;
     };
     const C cases[] = {
-        {"rope.freq_base_swa", nan, true},   {"rope.freq_base_swa", inf, true},  {"rope.freq_base_swa", -inf, true},
-        {"rope.freq_base_swa", 0.0f, true},  {"rope.freq_base_swa", -5.0f, true}, {"rope.freq_base_swa", nan, false},
-        {"rope.freq_base", nan, false},      {"rope.freq_base", 0.0f, false},    {"rope.freq_base", 1e30f, false},
-        {"attention.layer_norm_rms_epsilon", nan, false}, {"attention.layer_norm_rms_epsilon", inf, false},
-        {"attention.layer_norm_rms_epsilon", -1e-6f, false}, {"attention.layer_norm_rms_epsilon", 10.0f, false},
+        {"rope.freq_base_swa", nan, true},
+        {"rope.freq_base_swa", inf, true},
+        {"rope.freq_base_swa", -inf, true},
+        {"rope.freq_base_swa", 0.0f, true},
+        {"rope.freq_base_swa", -5.0f, true},
+        {"rope.freq_base_swa", nan, false},
+        {"rope.freq_base", nan, false},
+        {"rope.freq_base", 0.0f, false},
+        {"rope.freq_base", 1e30f, false},
+        {"attention.layer_norm_rms_epsilon", nan, false},
+        {"attention.layer_norm_rms_epsilon", inf, false},
+        {"attention.layer_norm_rms_epsilon", -1e-6f, false},
+        {"attention.layer_norm_rms_epsilon", 10.0f, false},
     };
     for (const C& c : cases) {
         Built base = testgguf::build([&] {
             Spec s;
             s.sliding = c.sliding;
-            if (std::string(c.key) == "rope.freq_base_swa") s.extra_kvs.push_back([](Writer& w) { w.kv_f32(A + "rope.freq_base_swa", 1e4f); });
+            if (std::string(c.key) == "rope.freq_base_swa")
+                s.extra_kvs.push_back([](Writer& w) { w.kv_f32(A + "rope.freq_base_swa", 1e4f); });
             return s;
         }());
         std::vector<uint8_t> bytes = base.bytes;
@@ -386,7 +396,8 @@ void case_float_hparams() {
             if (f.kind == FieldKind::F32Value && f.name == A + c.key) std::memcpy(&bytes[f.off], &c.v, 4);
         const std::string what = std::string(c.key) + " = " + std::to_string(c.v) + (c.sliding ? " (sliding window)" : "");
         Outcome o = load_bytes(bytes, what);
-        check(o.code == "bad_model" && contains(o.message, c.key) && contains(o.message, "finite number"), what + " is refused: " + o.describe());
+        check(o.code == "bad_model" && contains(o.message, c.key) && contains(o.message, "finite number"),
+              what + " is refused: " + o.describe());
     }
     // in range, with a sliding window: loads
     Spec s = base_spec();
@@ -441,7 +452,9 @@ struct Mutator {
     std::mt19937_64 rng;
     uint64_t pick(uint64_t n) { return n ? rng() % n : 0; }
     template <typename T>
-    const T& one_of(const std::vector<T>& v) { return v[pick(v.size())]; }
+    const T& one_of(const std::vector<T>& v) {
+        return v[pick(v.size())];
+    }
 
     std::vector<const Field*> fields_of(FieldKind k) const {
         std::vector<const Field*> out;
@@ -450,8 +463,27 @@ struct Mutator {
         return out;
     }
     uint64_t interesting_u64(uint64_t orig, uint64_t file_size) {
-        const std::vector<uint64_t> v = {0, 1, 2, 3, 7, 8, 31, 33, 255, 256, 0x7fff, 0xffff, 0x10000, 0x7fffffff, 0x80000000, 0xffffffff,
-                                         0x100000000ull, 1ull << 40, 0x7fffffffffffffffull, 0x8000000000000000ull, ~0ull};
+        const std::vector<uint64_t> v = {0,
+                                         1,
+                                         2,
+                                         3,
+                                         7,
+                                         8,
+                                         31,
+                                         33,
+                                         255,
+                                         256,
+                                         0x7fff,
+                                         0xffff,
+                                         0x10000,
+                                         0x7fffffff,
+                                         0x80000000,
+                                         0xffffffff,
+                                         0x100000000ull,
+                                         1ull << 40,
+                                         0x7fffffffffffffffull,
+                                         0x8000000000000000ull,
+                                         ~0ull};
         switch (pick(4)) {
             case 0: return one_of(v);
             case 1: return orig + 1 + pick(3);
@@ -470,8 +502,16 @@ struct Mutator {
         return v;
     }
     float odd_float() {
-        const std::vector<float> v = {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
-                                      -std::numeric_limits<float>::infinity(), 0.0f, -0.0f, -1.0f, 1e-45f, 3e38f, 1e-30f, 1e30f};
+        const std::vector<float> v = {std::numeric_limits<float>::quiet_NaN(),
+                                      std::numeric_limits<float>::infinity(),
+                                      -std::numeric_limits<float>::infinity(),
+                                      0.0f,
+                                      -0.0f,
+                                      -1.0f,
+                                      1e-45f,
+                                      3e38f,
+                                      1e-30f,
+                                      1e30f};
         return one_of(v);
     }
     // Edits a field of kind k (u32 or u64 wide) with an interesting value; false if none exists.
@@ -541,8 +581,11 @@ struct Mutator {
                 auto fs = fields_of(FieldKind::TensorOffset);
                 const Field& f = *one_of(fs);
                 uint64_t o = get<uint64_t>(b, f.off);
-                const std::vector<uint64_t> v = {o + 1, o + 2, o + 8, o + 32, o ? o - 32 : 0, 0, b.size(), b.size() - base.data_start,
-                                                 ~0ull - 31, interesting_u64(o, b.size())};
+                const std::vector<uint64_t> v = {o + 1,          o + 2,
+                                                 o + 8,          o + 32,
+                                                 o ? o - 32 : 0, 0,
+                                                 b.size(),       b.size() - base.data_start,
+                                                 ~0ull - 31,     interesting_u64(o, b.size())};
                 uint64_t nv = one_of(v);
                 put(b, f.off, nv);
                 what += "offset(" + f.name + ")=" + std::to_string(nv) + " ";
@@ -552,7 +595,8 @@ struct Mutator {
                 auto fs = fields_of(FieldKind::U32Value);
                 const Field& f = *one_of(fs);
                 uint32_t o = get<uint32_t>(b, f.off);
-                const std::vector<uint32_t> v = {0, 1, 2, 3, 4, 7, 8, 16, 64, 4096, 1u << 20, 1u << 21, 0x7fffffff, 0xffffffff, o + 1, o ? o - 1 : 0, o * 2};
+                const std::vector<uint32_t> v = {
+                    0, 1, 2, 3, 4, 7, 8, 16, 64, 4096, 1u << 20, 1u << 21, 0x7fffffff, 0xffffffff, o + 1, o ? o - 1 : 0, o * 2};
                 uint32_t nv = pick(5) ? one_of(v) : static_cast<uint32_t>(rng());
                 put(b, f.off, nv);
                 what += "u32(" + f.name + ")=" + std::to_string(nv) + " ";

@@ -37,8 +37,8 @@ struct Field {
     FieldKind kind;
     size_t off;
     size_t size;
-    std::string name;                    // the key or tensor name
-    moe::DType type = moe::DType::F32;   // TensorData only
+    std::string name;                   // the key or tensor name
+    moe::DType type = moe::DType::F32;  // TensorData only
 };
 
 // Little-endian byte writer with helpers for metadata entries; records fields and boundaries.
@@ -51,7 +51,10 @@ struct Writer {
     void u64(uint64_t v) { put(&v, 8); }
     void f32(float v) { put(&v, 4); }
     void put(const void* p, size_t n);
-    void str(const std::string& s) { u64(s.size()); put(s.data(), s.size()); }
+    void str(const std::string& s) {
+        u64(s.size());
+        put(s.data(), s.size());
+    }
     void mark() { boundaries.push_back(b.size()); }
     void field(FieldKind k, size_t size, const std::string& name) { fields.push_back({k, b.size(), size, name}); }
 

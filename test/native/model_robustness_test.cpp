@@ -27,7 +27,6 @@ using namespace moe;
 
 namespace {
 
-
 using testgguf::make_gguf;
 using testgguf::Spec;
 
@@ -87,8 +86,10 @@ int main() {
             std::vector<uint8_t> t(good.begin(), good.begin() + cut);
             std::string code = try_load_and_run(t);
             ++total;
-            if (code == "bad_gguf" || code == "io" || code == "bad_model") ++clear;
-            else std::printf("  truncation at %zu gave '%s'\n", cut, code.c_str());
+            if (code == "bad_gguf" || code == "io" || code == "bad_model")
+                ++clear;
+            else
+                std::printf("  truncation at %zu gave '%s'\n", cut, code.c_str());
         }
         check(clear == total, "every truncation (" + std::to_string(total) + ") is refused with a clear error");
     }
@@ -101,16 +102,24 @@ int main() {
             size_t pos = rng() % t.size();
             t[pos] ^= static_cast<uint8_t>(1u << (rng() % 8));
             std::string code = try_load_and_run(t);
-            if (code.empty()) ++ran;
-            else if (code.rfind("non-moe", 0) == 0 || code == "short_message") { ++bad; std::printf("  flip at %zu: %s\n", pos, code.c_str()); }
-            else ++errors;
+            if (code.empty())
+                ++ran;
+            else if (code.rfind("non-moe", 0) == 0 || code == "short_message") {
+                ++bad;
+                std::printf("  flip at %zu: %s\n", pos, code.c_str());
+            } else
+                ++errors;
         }
         std::printf("  byte flips: %d ran, %d refused clearly, %d bad\n", ran, errors, bad);
         check(bad == 0, "300 random byte flips: no crash, every error is a clear moe::Error");
     }
     // wrong magic, version, absurd counts
     {
-        auto with = [&](size_t off, const void* p, size_t n) { std::vector<uint8_t> t = good; std::memcpy(&t[off], p, n); return t; };
+        auto with = [&](size_t off, const void* p, size_t n) {
+            std::vector<uint8_t> t = good;
+            std::memcpy(&t[off], p, n);
+            return t;
+        };
         uint32_t bad_magic = 0x12345678, v1 = 1, v9 = 9;
         uint64_t huge = 0x7fffffffffffffffull;
         check(try_load_and_run(with(0, &bad_magic, 4)) == "bad_gguf", "wrong magic");
@@ -119,7 +128,8 @@ int main() {
         check(try_load_and_run(with(8, &huge, 8)) == "bad_gguf", "absurd tensor count");
         check(try_load_and_run(with(16, &huge, 8)) == "bad_gguf", "absurd kv count");
         check(try_load_and_run({}) == "bad_gguf", "empty file");
-        check(try_load_and_run(std::vector<uint8_t>(good.begin(), good.begin() + bounds.back())) == "bad_gguf", "tensor data past the end of the file");
+        check(try_load_and_run(std::vector<uint8_t>(good.begin(), good.begin() + bounds.back())) == "bad_gguf",
+              "tensor data past the end of the file");
     }
     // unknown architecture, unknown tensor type, version 2
     {
@@ -151,7 +161,11 @@ int main() {
         Session s(*m, sp);
         std::vector<float> out;
         auto code_of = [&](std::function<void()> fn) {
-            try { fn(); } catch (const Error& e) { return e.code; }
+            try {
+                fn();
+            } catch (const Error& e) {
+                return e.code;
+            }
             return std::string();
         };
         std::vector<int32_t> empty, oor = {1, 100000}, neg = {-1}, many(9, 1), ok = {1, 2, 3};
@@ -163,7 +177,8 @@ int main() {
         check(code_of([&] { s.decode(ok.data(), ok.size(), LogitsMode::All, out); }).empty() && out.size() == 3u * m->hparams().n_vocab,
               "all-logits decode returns one row per token");
         std::atomic<bool> cancel{true};
-        check(code_of([&] { s.decode(ok.data(), ok.size(), LogitsMode::Last, out, &cancel); }) == "cancelled", "cancel flag stops evaluation");
+        check(code_of([&] { s.decode(ok.data(), ok.size(), LogitsMode::Last, out, &cancel); }) == "cancelled",
+              "cancel flag stops evaluation");
         check(code_of([] { Model::load("/nonexistent/model.gguf"); }) == "io", "missing file");
         unlink(path.c_str());
     }

@@ -12,7 +12,6 @@
 
 using namespace moe;
 
-
 using Tokens = std::vector<int32_t>;
 
 static Tokens seq(int32_t from, size_t n) {
@@ -26,8 +25,8 @@ static Tokens cat(std::initializer_list<Tokens> parts) {
     return out;
 }
 
-static ReusePlan plan(const Tokens& cached, const Tokens& fresh, ReusePolicy pol = {}, size_t src_lo = 0,
-                      size_t max_prefix = SIZE_MAX, bool eval_last = true) {
+static ReusePlan plan(const Tokens& cached, const Tokens& fresh, ReusePolicy pol = {}, size_t src_lo = 0, size_t max_prefix = SIZE_MAX,
+                      bool eval_last = true) {
     return plan_reuse(cached.data(), cached.size(), fresh.data(), fresh.size(), pol, src_lo, max_prefix, eval_last);
 }
 
@@ -40,8 +39,10 @@ static bool valid(const Tokens& cached, const Tokens& fresh, const ReusePlan& p,
         if (g.src >= 0) {
             for (uint32_t i = 0; i < g.len; ++i)
                 if (static_cast<size_t>(g.src) + i >= cached.size() || cached[g.src + i] != fresh[g.dst + i]) return false;
-            if (s == 0 && g.src == 0) pre += g.len;
-            else mv += g.len;
+            if (s == 0 && g.src == 0)
+                pre += g.len;
+            else
+                mv += g.len;
         } else {
             ev += g.len;
         }
@@ -167,9 +168,12 @@ static void test_random_edits() {
         const int kind = static_cast<int>(rng() % 3);
         const size_t at = rng() % after.size();
         const size_t len = 1 + rng() % 20;
-        if (kind == 0) after.insert(after.begin() + static_cast<long>(at), len, 77);
-        else if (kind == 1) after.erase(after.begin() + static_cast<long>(at), after.begin() + static_cast<long>(std::min(after.size(), at + len)));
-        else after[at] = 88;
+        if (kind == 0)
+            after.insert(after.begin() + static_cast<long>(at), len, 77);
+        else if (kind == 1)
+            after.erase(after.begin() + static_cast<long>(at), after.begin() + static_cast<long>(std::min(after.size(), at + len)));
+        else
+            after[at] = 88;
         if (after.empty()) continue;
         ReusePolicy pol;
         pol.min_run = 1 + rng() % 16;

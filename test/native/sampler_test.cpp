@@ -14,7 +14,6 @@
 
 using namespace moe;
 
-
 static Candidates make(const std::vector<float>& logits) {
     Candidates c;
     candidates_from_logits(logits.data(), static_cast<int32_t>(logits.size()), c);

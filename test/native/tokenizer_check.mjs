@@ -21,7 +21,7 @@
 //
 // The vocabulary, the corpus (source files from node_modules and /tmp/llama-src when present,
 // plus edge cases) and reference A come from test/support/corpus.mjs, which
-// test/tokenizer.test.ts shares.
+// test/engine/tokenizer.test.ts shares.
 //
 // Usage: node test/native/tokenizer_check.mjs [--no-build] [--driver PATH] [--max-bytes N]
 //                                            [--bench] [--verbose]

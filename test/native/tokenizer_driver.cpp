@@ -193,18 +193,18 @@ int run_bench(const moe::Tokenizer& tok, const std::string& path, int reps) {
     auto t1 = std::chrono::steady_clock::now();
     double s = std::chrono::duration<double>(t1 - t0).count() / reps;
     double cpu = double(c1 - c0) / CLOCKS_PER_SEC / reps;
-    std::printf("bench: %zu bytes -> %zu tokens; per encode %.2f ms wall, %.2f ms CPU; %.0f tokens/s (CPU), %.1f MB/s (CPU)\n",
-                text.size(), n_tok, s * 1e3, cpu * 1e3, n_tok / cpu, text.size() / cpu / 1e6);
+    std::printf("bench: %zu bytes -> %zu tokens; per encode %.2f ms wall, %.2f ms CPU; %.0f tokens/s (CPU), %.1f MB/s (CPU)\n", text.size(),
+                n_tok, s * 1e3, cpu * 1e3, n_tok / cpu, text.size() / cpu / 1e6);
     return 0;
 }
 
 int failures = 0;
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
+#define CHECK(cond)                                                                 \
+    do {                                                                            \
+        if (!(cond)) {                                                              \
             std::fprintf(stderr, "selftest FAILED line %d: %s\n", __LINE__, #cond); \
-            ++failures;                                                              \
-        }                                                                            \
+            ++failures;                                                             \
+        }                                                                           \
     } while (0)
 
 template <class F>
@@ -222,12 +222,11 @@ int run_selftest(const moe::VocabData& v) {
     CHECK(tok.warning().empty());
     CHECK(tok.n_vocab() == int32_t(v.tokens.size()));
     // Qwen ids (ENGINE-SPEC section 5)
-    const int32_t eot_txt = tok.token_id("<|endoftext|>"), im_start = tok.token_id("<|im_start|>"),
-                  im_end = tok.token_id("<|im_end|>"), think = tok.token_id("<think>");
+    const int32_t eot_txt = tok.token_id("<|endoftext|>"), im_start = tok.token_id("<|im_start|>"), im_end = tok.token_id("<|im_end|>"),
+                  think = tok.token_id("<think>");
     CHECK(eot_txt == 151643 && im_start == 151644 && im_end == 151645 && think == 151667);
     CHECK(tok.is_eog(im_end) && tok.is_eog(eot_txt) && !tok.is_eog(im_start) && !tok.is_eog(think));
-    CHECK(tok.is_eog(tok.token_id("<|fim_pad|>")) && tok.is_eog(tok.token_id("<|repo_name|>")) &&
-          tok.is_eog(tok.token_id("<|file_sep|>")));
+    CHECK(tok.is_eog(tok.token_id("<|fim_pad|>")) && tok.is_eog(tok.token_id("<|repo_name|>")) && tok.is_eog(tok.token_id("<|file_sep|>")));
     CHECK(!tok.is_eog(-1) && !tok.is_eog(0));
     CHECK(tok.type(im_start) == moe::TokenType::Control && tok.type(think) == moe::TokenType::UserDefined &&
           tok.type(0) == moe::TokenType::Normal);
@@ -254,7 +253,11 @@ int run_selftest(const moe::VocabData& v) {
     CHECK(throws_code([&] { tok.decode({0, 1 << 30}); }, "bad_token"));
 
     // invalid UTF-8 as llama.cpp: each bad byte -> U+FFFD (EF BF BD); overlong C0 AF -> '/'
-    CHECK(tok.decode(tok.encode("a\xff" "b", false)) == "a\xef\xbf\xbd" "b");
+    CHECK(tok.decode(tok.encode("a\xff"
+                                "b",
+                                false)) ==
+          "a\xef\xbf\xbd"
+          "b");
     CHECK(tok.decode(tok.encode("\xe4\xb8", false)) == "\xef\xbf\xbd\xef\xbf\xbd");
     CHECK(tok.decode(tok.encode("x\xc0\xaf", false)) == "x/");
     CHECK(tok.decode(tok.encode("\xed\xa0\x80", false)) == "\xed\xa0\x80");  // surrogate kept
@@ -265,17 +268,20 @@ int run_selftest(const moe::VocabData& v) {
     // incremental detokenizer: pieces end only where a WHATWG UTF-8 decoder is between characters
     CHECK(moe::utf8_settled_length("") == 0);
     CHECK(moe::utf8_settled_length("a\xe4") == 1);
-    CHECK(moe::utf8_settled_length("a\xe4\xb8\xad" "b") == 5);
+    CHECK(moe::utf8_settled_length("a\xe4\xb8\xad"
+                                   "b") == 5);
     CHECK(moe::utf8_settled_length("\xf0\x9f\x98\x80\xf0") == 4);
-    CHECK(moe::utf8_settled_length("\x80x") == 2);              // stray continuation: one U+FFFD
-    CHECK(moe::utf8_settled_length("\xe4" "A") == 2);           // broken sequence, then A
-    CHECK(moe::utf8_settled_length("\xc0") == 1);               // never a valid lead
-    CHECK(moe::utf8_settled_length("\xe0\xa0") == 0);           // valid prefix: held
-    CHECK(moe::utf8_settled_length("\xe0\x80") == 2);           // overlong: invalid at once
-    CHECK(moe::utf8_settled_length("\xed\xa0") == 2);           // surrogate
-    CHECK(moe::utf8_settled_length("\xf4\x90") == 2);           // above U+10FFFF
+    CHECK(moe::utf8_settled_length("\x80x") == 2);  // stray continuation: one U+FFFD
+    CHECK(moe::utf8_settled_length("\xe4"
+                                   "A") == 2);         // broken sequence, then A
+    CHECK(moe::utf8_settled_length("\xc0") == 1);      // never a valid lead
+    CHECK(moe::utf8_settled_length("\xe0\xa0") == 0);  // valid prefix: held
+    CHECK(moe::utf8_settled_length("\xe0\x80") == 2);  // overlong: invalid at once
+    CHECK(moe::utf8_settled_length("\xed\xa0") == 2);  // surrogate
+    CHECK(moe::utf8_settled_length("\xf4\x90") == 2);  // above U+10FFFF
     CHECK(moe::utf8_settled_length("\xf4\x8f\xbf") == 0);
-    CHECK(moe::utf8_settled_length("\xf0\x90" "A") == 3);       // one U+FFFD for F0 90, then A
+    CHECK(moe::utf8_settled_length("\xf0\x90"
+                                   "A") == 3);  // one U+FFFD for F0 90, then A
     {
         // the byte-level tokens: GPT-2's byte-to-unicode images
         auto byte_token = [&](unsigned b) {
@@ -286,8 +292,7 @@ int run_selftest(const moe::VocabData& v) {
                     if (!((x >= 33 && x <= 126) || (x >= 161 && x <= 172) || x >= 174)) ++n;
                 cp = 256 + n;
             }
-            std::string t = cp < 0x80 ? std::string(1, char(cp))
-                                      : std::string{char(0xC0 | (cp >> 6)), char(0x80 | (cp & 0x3F))};
+            std::string t = cp < 0x80 ? std::string(1, char(cp)) : std::string{char(0xC0 | (cp >> 6)), char(0x80 | (cp & 0x3F))};
             return tok.token_id(t);
         };
         CHECK(tok.token_to_piece(byte_token(0xe4)) == "\xe4" && tok.token_to_piece(byte_token(0x0a)) == "\n");
@@ -298,7 +303,9 @@ int run_selftest(const moe::VocabData& v) {
         CHECK(d.push(byte_token(0xb8)) == "" && d.pending() == 2);
         CHECK(d.push(byte_token(0xad)) == "\xe4\xb8\xad");
         CHECK(d.push(byte_token(0xf0)) == "" && d.push(byte_token(0x90)) == "");
-        CHECK(d.push(byte_token('A')) == "\xf0\x90" "A");
+        CHECK(d.push(byte_token('A')) ==
+              "\xf0\x90"
+              "A");
         CHECK(d.push(byte_token(0xf0)) == "");
         CHECK(d.push(im_end) == "\xf0<|im_end|>");
         CHECK(d.push(byte_token(0xf0)) == "" && d.finish() == "\xf0" && d.finish().empty());
@@ -313,7 +320,10 @@ int run_selftest(const moe::VocabData& v) {
         return throws_code([&] { moe::Tokenizer t(std::move(w)); }, "bad_vocab");
     };
     CHECK(bad([](moe::VocabData& w) { w.model = "llama"; }));
-    CHECK(bad([](moe::VocabData& w) { w.tokens.clear(); w.token_types.clear(); }));
+    CHECK(bad([](moe::VocabData& w) {
+        w.tokens.clear();
+        w.token_types.clear();
+    }));
     CHECK(bad([](moe::VocabData& w) { w.tokens[5] = w.tokens[6]; }));
     CHECK(bad([](moe::VocabData& w) { w.token_types.resize(10); }));
     CHECK(bad([](moe::VocabData& w) { w.tokens[0] = "not a byte token"; }));

@@ -2,17 +2,17 @@
 // file (O_EXCL, holding the owner's pid; stale locks of dead processes are taken over) guards
 // generation, and the producer writes under a temporary name that is renamed into place.
 
-import * as fs from "node:fs";
-import * as os from "node:os";
-import * as path from "node:path";
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 
 /** $MOE_FIXTURE_DIR, else $XDG_CACHE_HOME (or ~/.cache) + /smallthinker-code/fixtures. */
 export function fixtureCacheDir(): string {
   const explicit = process.env.MOE_FIXTURE_DIR;
   if (explicit && explicit.length > 0) return path.resolve(explicit);
   const xdg = process.env.XDG_CACHE_HOME;
-  const base = xdg && xdg.length > 0 ? xdg : path.join(os.homedir(), ".cache");
-  return path.join(base, "smallthinker-code", "fixtures");
+  const base = xdg && xdg.length > 0 ? xdg : path.join(os.homedir(), '.cache');
+  return path.join(base, 'smallthinker-code', 'fixtures');
 }
 
 function sleep(ms: number): Promise<void> {
@@ -25,7 +25,7 @@ function pidAlive(pid: number): boolean {
     process.kill(pid, 0);
     return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
@@ -61,9 +61,9 @@ async function ensureFileLocked(target: string, create: () => void | Promise<voi
     if (fs.existsSync(target)) return target;
     let fd: number | undefined;
     try {
-      fd = fs.openSync(lockPath, "wx");
+      fd = fs.openSync(lockPath, 'wx');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
     if (fd !== undefined) {
       try {
@@ -75,13 +75,17 @@ async function ensureFileLocked(target: string, create: () => void | Promise<voi
         return target;
       } finally {
         if (fd !== undefined) fs.closeSync(fd);
-        try { fs.unlinkSync(lockPath); } catch { /* already gone */ }
+        try {
+          fs.unlinkSync(lockPath);
+        } catch {
+          /* already gone */
+        }
       }
     }
     // someone else holds the lock: wait for the file, or take over a stale lock
     let owner = NaN;
     try {
-      owner = parseInt(fs.readFileSync(lockPath, "utf8"), 10);
+      owner = parseInt(fs.readFileSync(lockPath, 'utf8'), 10);
     } catch {
       continue; // lock vanished between our open and read: retry at once
     }

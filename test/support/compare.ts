@@ -16,7 +16,7 @@
 // 20 positions. So `judge` requires tight agreement on the leading positions (where every bug
 // we know of already shows) and top-1 agreement almost everywhere, not tight agreement at every
 // position of a long prompt.
-import { engineInfo, loadAddon, loadModel, type Model } from "../../src/engine/native";
+import { engineInfo, loadAddon, loadModel, type Model } from '../../src/engine/native';
 
 export interface PositionStats {
   relMax: number;
@@ -185,7 +185,7 @@ export interface OurLogitsOptions {
 export function kernelSets(): { best: string; alt: string } {
   const { isas } = engineInfo();
   const best = isas[isas.length - 1];
-  const alt = best.startsWith("avx512") && isas.includes("avx2") ? "avx2" : "scalar";
+  const alt = best.startsWith('avx512') && isas.includes('avx2') ? 'avx2' : 'scalar';
   return { best, alt };
 }
 
@@ -203,13 +203,17 @@ export async function ourLogits(path: string, tokens: readonly number[], opts: O
   let session;
   try {
     loadAddon().setIsa(opts.isa ?? kernelSets().best);
-    session = model.createSession({ nCtx: opts.nCtx ?? Math.max(64, tokens.length), nBatch: opts.nBatch ?? 512, threads: opts.threads ?? 2 });
+    session = model.createSession({
+      nCtx: opts.nCtx ?? Math.max(64, tokens.length),
+      nBatch: opts.nBatch ?? 512,
+      threads: opts.threads ?? 2,
+    });
   } finally {
     if (prev === undefined) delete process.env.MOE_INJECT_BUG;
     else process.env.MOE_INJECT_BUG = prev;
   }
   try {
-    const flat = await session.eval(Int32Array.from(tokens), { logits: opts.all ? "all" : "last" });
+    const flat = await session.eval(Int32Array.from(tokens), { logits: opts.all ? 'all' : 'last' });
     return splitRows(flat, model.nVocab);
   } finally {
     session.dispose();

@@ -2,8 +2,8 @@
 // that also reports the byte offset of every section, for fixtures and corruption tests.
 // Layout: magic "GGUF", u32 version, u64 n_tensors, u64 n_kv, KVs, tensor infos, pad, data.
 
-import * as fs from "node:fs";
-import * as path from "node:path";
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 
 // ---------------------------------------------------------------- types
 
@@ -59,26 +59,26 @@ export interface GgmlTypeInfo {
 }
 
 const TYPE_INFO: Partial<Record<GgmlType, GgmlTypeInfo>> = {
-  [GgmlType.F32]: { name: "F32", blockSize: 1, typeSize: 4 },
-  [GgmlType.F16]: { name: "F16", blockSize: 1, typeSize: 2 },
-  [GgmlType.Q4_0]: { name: "Q4_0", blockSize: 32, typeSize: 18 },
-  [GgmlType.Q4_1]: { name: "Q4_1", blockSize: 32, typeSize: 20 },
-  [GgmlType.Q5_0]: { name: "Q5_0", blockSize: 32, typeSize: 22 },
-  [GgmlType.Q5_1]: { name: "Q5_1", blockSize: 32, typeSize: 24 },
-  [GgmlType.Q8_0]: { name: "Q8_0", blockSize: 32, typeSize: 34 },
-  [GgmlType.Q8_1]: { name: "Q8_1", blockSize: 32, typeSize: 36 },
-  [GgmlType.Q2_K]: { name: "Q2_K", blockSize: 256, typeSize: 84 },
-  [GgmlType.Q3_K]: { name: "Q3_K", blockSize: 256, typeSize: 110 },
-  [GgmlType.Q4_K]: { name: "Q4_K", blockSize: 256, typeSize: 144 },
-  [GgmlType.Q5_K]: { name: "Q5_K", blockSize: 256, typeSize: 176 },
-  [GgmlType.Q6_K]: { name: "Q6_K", blockSize: 256, typeSize: 210 },
-  [GgmlType.Q8_K]: { name: "Q8_K", blockSize: 256, typeSize: 292 },
-  [GgmlType.I8]: { name: "I8", blockSize: 1, typeSize: 1 },
-  [GgmlType.I16]: { name: "I16", blockSize: 1, typeSize: 2 },
-  [GgmlType.I32]: { name: "I32", blockSize: 1, typeSize: 4 },
-  [GgmlType.I64]: { name: "I64", blockSize: 1, typeSize: 8 },
-  [GgmlType.F64]: { name: "F64", blockSize: 1, typeSize: 8 },
-  [GgmlType.BF16]: { name: "BF16", blockSize: 1, typeSize: 2 },
+  [GgmlType.F32]: { name: 'F32', blockSize: 1, typeSize: 4 },
+  [GgmlType.F16]: { name: 'F16', blockSize: 1, typeSize: 2 },
+  [GgmlType.Q4_0]: { name: 'Q4_0', blockSize: 32, typeSize: 18 },
+  [GgmlType.Q4_1]: { name: 'Q4_1', blockSize: 32, typeSize: 20 },
+  [GgmlType.Q5_0]: { name: 'Q5_0', blockSize: 32, typeSize: 22 },
+  [GgmlType.Q5_1]: { name: 'Q5_1', blockSize: 32, typeSize: 24 },
+  [GgmlType.Q8_0]: { name: 'Q8_0', blockSize: 32, typeSize: 34 },
+  [GgmlType.Q8_1]: { name: 'Q8_1', blockSize: 32, typeSize: 36 },
+  [GgmlType.Q2_K]: { name: 'Q2_K', blockSize: 256, typeSize: 84 },
+  [GgmlType.Q3_K]: { name: 'Q3_K', blockSize: 256, typeSize: 110 },
+  [GgmlType.Q4_K]: { name: 'Q4_K', blockSize: 256, typeSize: 144 },
+  [GgmlType.Q5_K]: { name: 'Q5_K', blockSize: 256, typeSize: 176 },
+  [GgmlType.Q6_K]: { name: 'Q6_K', blockSize: 256, typeSize: 210 },
+  [GgmlType.Q8_K]: { name: 'Q8_K', blockSize: 256, typeSize: 292 },
+  [GgmlType.I8]: { name: 'I8', blockSize: 1, typeSize: 1 },
+  [GgmlType.I16]: { name: 'I16', blockSize: 1, typeSize: 2 },
+  [GgmlType.I32]: { name: 'I32', blockSize: 1, typeSize: 4 },
+  [GgmlType.I64]: { name: 'I64', blockSize: 1, typeSize: 8 },
+  [GgmlType.F64]: { name: 'F64', blockSize: 1, typeSize: 8 },
+  [GgmlType.BF16]: { name: 'BF16', blockSize: 1, typeSize: 2 },
 };
 
 export function ggmlTypeInfo(type: GgmlType): GgmlTypeInfo {
@@ -96,7 +96,7 @@ export function ggmlTypeFromName(name: string): GgmlType {
 /** Bytes of a tensor of `type` with shape `ne` (fastest dimension first). */
 export function tensorNbytes(type: GgmlType, ne: readonly number[]): number {
   const { blockSize, typeSize, name } = ggmlTypeInfo(type);
-  if (ne.length === 0) throw new Error("tensor needs at least one dimension");
+  if (ne.length === 0) throw new Error('tensor needs at least one dimension');
   if (ne[0] % blockSize !== 0) {
     throw new Error(`${name} tensor: ne[0]=${ne[0]} is not a multiple of the block size ${blockSize}`);
   }
@@ -153,21 +153,61 @@ class ByteWriter {
     this.buf.copy(nb, 0, 0, this.len);
     this.buf = nb;
   }
-  u8(v: number) { this.ensure(1); this.buf.writeUInt8(v, this.len); this.len += 1; }
-  i8(v: number) { this.ensure(1); this.buf.writeInt8(v, this.len); this.len += 1; }
-  u16(v: number) { this.ensure(2); this.buf.writeUInt16LE(v, this.len); this.len += 2; }
-  i16(v: number) { this.ensure(2); this.buf.writeInt16LE(v, this.len); this.len += 2; }
-  u32(v: number) { this.ensure(4); this.buf.writeUInt32LE(v, this.len); this.len += 4; }
-  i32(v: number) { this.ensure(4); this.buf.writeInt32LE(v, this.len); this.len += 4; }
-  f32(v: number) { this.ensure(4); this.buf.writeFloatLE(v, this.len); this.len += 4; }
-  f64(v: number) { this.ensure(8); this.buf.writeDoubleLE(v, this.len); this.len += 8; }
-  u64(v: number | bigint) { this.ensure(8); this.buf.writeBigUInt64LE(BigInt(v), this.len); this.len += 8; }
-  i64(v: number | bigint) { this.ensure(8); this.buf.writeBigInt64LE(BigInt(v), this.len); this.len += 8; }
+  u8(v: number) {
+    this.ensure(1);
+    this.buf.writeUInt8(v, this.len);
+    this.len += 1;
+  }
+  i8(v: number) {
+    this.ensure(1);
+    this.buf.writeInt8(v, this.len);
+    this.len += 1;
+  }
+  u16(v: number) {
+    this.ensure(2);
+    this.buf.writeUInt16LE(v, this.len);
+    this.len += 2;
+  }
+  i16(v: number) {
+    this.ensure(2);
+    this.buf.writeInt16LE(v, this.len);
+    this.len += 2;
+  }
+  u32(v: number) {
+    this.ensure(4);
+    this.buf.writeUInt32LE(v, this.len);
+    this.len += 4;
+  }
+  i32(v: number) {
+    this.ensure(4);
+    this.buf.writeInt32LE(v, this.len);
+    this.len += 4;
+  }
+  f32(v: number) {
+    this.ensure(4);
+    this.buf.writeFloatLE(v, this.len);
+    this.len += 4;
+  }
+  f64(v: number) {
+    this.ensure(8);
+    this.buf.writeDoubleLE(v, this.len);
+    this.len += 8;
+  }
+  u64(v: number | bigint) {
+    this.ensure(8);
+    this.buf.writeBigUInt64LE(BigInt(v), this.len);
+    this.len += 8;
+  }
+  i64(v: number | bigint) {
+    this.ensure(8);
+    this.buf.writeBigInt64LE(BigInt(v), this.len);
+    this.len += 8;
+  }
   str(s: string) {
-    const n = Buffer.byteLength(s, "utf8");
+    const n = Buffer.byteLength(s, 'utf8');
     this.u64(n);
     this.ensure(n);
-    this.buf.write(s, this.len, n, "utf8");
+    this.buf.write(s, this.len, n, 'utf8');
     this.len += n;
   }
   pad(alignment: number) {
@@ -176,32 +216,42 @@ class ByteWriter {
     this.buf.fill(0, this.len, target);
     this.len = target;
   }
-  bytes(): Buffer { return this.buf.subarray(0, this.len); }
+  bytes(): Buffer {
+    return this.buf.subarray(0, this.len);
+  }
 }
 
 function writeScalar(w: ByteWriter, type: GgufScalarType, v: GgufScalar, key: string): void {
   const num = (): number => {
-    if (typeof v !== "number") throw new Error(`GGUF key ${key}: expected a number, got ${typeof v}`);
+    if (typeof v !== 'number') throw new Error(`GGUF key ${key}: expected a number, got ${typeof v}`);
     return v;
   };
   switch (type) {
-    case GgufValueType.UINT8: return w.u8(num());
-    case GgufValueType.INT8: return w.i8(num());
-    case GgufValueType.UINT16: return w.u16(num());
-    case GgufValueType.INT16: return w.i16(num());
-    case GgufValueType.UINT32: return w.u32(num());
-    case GgufValueType.INT32: return w.i32(num());
-    case GgufValueType.FLOAT32: return w.f32(num());
-    case GgufValueType.FLOAT64: return w.f64(num());
+    case GgufValueType.UINT8:
+      return w.u8(num());
+    case GgufValueType.INT8:
+      return w.i8(num());
+    case GgufValueType.UINT16:
+      return w.u16(num());
+    case GgufValueType.INT16:
+      return w.i16(num());
+    case GgufValueType.UINT32:
+      return w.u32(num());
+    case GgufValueType.INT32:
+      return w.i32(num());
+    case GgufValueType.FLOAT32:
+      return w.f32(num());
+    case GgufValueType.FLOAT64:
+      return w.f64(num());
     case GgufValueType.BOOL:
-      if (typeof v !== "boolean") throw new Error(`GGUF key ${key}: expected a boolean`);
+      if (typeof v !== 'boolean') throw new Error(`GGUF key ${key}: expected a boolean`);
       return w.u8(v ? 1 : 0);
     case GgufValueType.STRING:
-      if (typeof v !== "string") throw new Error(`GGUF key ${key}: expected a string`);
+      if (typeof v !== 'string') throw new Error(`GGUF key ${key}: expected a string`);
       return w.str(v);
     case GgufValueType.UINT64:
     case GgufValueType.INT64:
-      if (typeof v !== "number" && typeof v !== "bigint") throw new Error(`GGUF key ${key}: expected a number or bigint`);
+      if (typeof v !== 'number' && typeof v !== 'bigint') throw new Error(`GGUF key ${key}: expected a number or bigint`);
       return type === GgufValueType.UINT64 ? w.u64(v) : w.i64(v);
     default:
       throw new Error(`GGUF key ${key}: unsupported value type ${type as number}`);
@@ -253,16 +303,19 @@ export interface GgufWriteResult {
 export function writeGguf(filePath: string, opts: GgufWriteOptions): GgufWriteResult {
   const version = opts.version ?? 3;
   const kvs = [...opts.kv];
-  const alignKv = kvs.find((e) => e.key === "general.alignment");
-  let alignment = opts.alignment ?? (alignKv && typeof alignKv.value === "number" ? alignKv.value : 32);
+  const alignKv = kvs.find((e) => e.key === 'general.alignment');
+  let alignment = opts.alignment ?? (alignKv && typeof alignKv.value === 'number' ? alignKv.value : 32);
   if (!alignKv && opts.alignment !== undefined && opts.alignment !== 32) {
-    kvs.push(kv.u32("general.alignment", opts.alignment));
+    kvs.push(kv.u32('general.alignment', opts.alignment));
   }
   if (!Number.isInteger(alignment) || alignment <= 0) alignment = 32;
 
   // header, KVs and tensor infos in memory (a few MB at most, with a full vocabulary)
   const w = new ByteWriter();
-  w.u8(0x47); w.u8(0x47); w.u8(0x55); w.u8(0x46); // "GGUF"
+  w.u8(0x47);
+  w.u8(0x47);
+  w.u8(0x55);
+  w.u8(0x46); // "GGUF"
   w.u32(version);
   w.u64(opts.tensors.length);
   w.u64(kvs.length);
@@ -293,7 +346,7 @@ export function writeGguf(filePath: string, opts: GgufWriteOptions): GgufWriteRe
   const dir = path.dirname(filePath);
   fs.mkdirSync(dir, { recursive: true });
   const tmp = `${filePath}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
-  const fd = fs.openSync(tmp, "w");
+  const fd = fs.openSync(tmp, 'w');
   const chunkBytes = opts.chunkBytes ?? 8 << 20;
   const stage = Buffer.allocUnsafe(chunkBytes);
   let staged = 0;
@@ -331,7 +384,7 @@ export function writeGguf(filePath: string, opts: GgufWriteOptions): GgufWriteRe
         if (written > sizes[i]) throw new Error(`tensor ${t.name}: producer wrote more than ${sizes[i]} bytes`);
         put(chunk);
       };
-      if (typeof t.data === "function") t.data(write);
+      if (typeof t.data === 'function') t.data(write);
       else write(t.data);
       if (written !== sizes[i]) throw new Error(`tensor ${t.name}: expected ${sizes[i]} bytes, producer wrote ${written}`);
       const padN = alignUp(sizes[i], alignment) - sizes[i];
@@ -340,8 +393,16 @@ export function writeGguf(filePath: string, opts: GgufWriteOptions): GgufWriteRe
     flush();
     fs.closeSync(fd);
   } catch (err) {
-    try { fs.closeSync(fd); } catch { /* already closed */ }
-    try { fs.unlinkSync(tmp); } catch { /* nothing to remove */ }
+    try {
+      fs.closeSync(fd);
+    } catch {
+      /* already closed */
+    }
+    try {
+      fs.unlinkSync(tmp);
+    } catch {
+      /* nothing to remove */
+    }
     throw err;
   }
   fs.renameSync(tmp, filePath);
@@ -410,7 +471,10 @@ class FileReader {
   private buf = Buffer.alloc(0);
   private bufStart = 0;
   pos = 0;
-  constructor(private fd: number, readonly size: number) {}
+  constructor(
+    private fd: number,
+    readonly size: number,
+  ) {}
 
   private need(n: number): void {
     if (this.pos + n > this.size) throw new Error(`GGUF truncated: need ${n} bytes at offset ${this.pos}, file has ${this.size}`);
@@ -433,16 +497,46 @@ class FileReader {
     this.pos += n;
     return o;
   }
-  u8() { const o = this.at(1); return this.buf.readUInt8(o); }
-  i8() { const o = this.at(1); return this.buf.readInt8(o); }
-  u16() { const o = this.at(2); return this.buf.readUInt16LE(o); }
-  i16() { const o = this.at(2); return this.buf.readInt16LE(o); }
-  u32() { const o = this.at(4); return this.buf.readUInt32LE(o); }
-  i32() { const o = this.at(4); return this.buf.readInt32LE(o); }
-  f32() { const o = this.at(4); return this.buf.readFloatLE(o); }
-  f64() { const o = this.at(8); return this.buf.readDoubleLE(o); }
-  u64(): number | bigint { const o = this.at(8); return safeNum(this.buf.readBigUInt64LE(o)); }
-  i64(): number | bigint { const o = this.at(8); return safeNum(this.buf.readBigInt64LE(o)); }
+  u8() {
+    const o = this.at(1);
+    return this.buf.readUInt8(o);
+  }
+  i8() {
+    const o = this.at(1);
+    return this.buf.readInt8(o);
+  }
+  u16() {
+    const o = this.at(2);
+    return this.buf.readUInt16LE(o);
+  }
+  i16() {
+    const o = this.at(2);
+    return this.buf.readInt16LE(o);
+  }
+  u32() {
+    const o = this.at(4);
+    return this.buf.readUInt32LE(o);
+  }
+  i32() {
+    const o = this.at(4);
+    return this.buf.readInt32LE(o);
+  }
+  f32() {
+    const o = this.at(4);
+    return this.buf.readFloatLE(o);
+  }
+  f64() {
+    const o = this.at(8);
+    return this.buf.readDoubleLE(o);
+  }
+  u64(): number | bigint {
+    const o = this.at(8);
+    return safeNum(this.buf.readBigUInt64LE(o));
+  }
+  i64(): number | bigint {
+    const o = this.at(8);
+    return safeNum(this.buf.readBigInt64LE(o));
+  }
   u64n(what: string): number {
     const o = this.at(8);
     const v = this.buf.readBigUInt64LE(o);
@@ -450,16 +544,16 @@ class FileReader {
     return Number(v);
   }
   str(): string {
-    const n = this.u64n("string length");
+    const n = this.u64n('string length');
     if (n > this.size - this.pos) throw new Error(`GGUF string length ${n} at offset ${this.pos - 8} runs past the end of the file`);
-    if (n > (64 << 20)) {
+    if (n > 64 << 20) {
       const b = Buffer.allocUnsafe(n);
       fs.readSync(this.fd, b, 0, n, this.pos);
       this.pos += n;
-      return b.toString("utf8");
+      return b.toString('utf8');
     }
     const o = this.at(n);
-    return this.buf.toString("utf8", o, o + n);
+    return this.buf.toString('utf8', o, o + n);
   }
   skip(n: number) {
     if (this.pos + n > this.size) throw new Error(`GGUF truncated at offset ${this.pos}`);
@@ -472,27 +566,47 @@ function safeNum(v: bigint): number | bigint {
 }
 
 const SCALAR_SIZE: Partial<Record<GgufValueType, number>> = {
-  [GgufValueType.UINT8]: 1, [GgufValueType.INT8]: 1, [GgufValueType.BOOL]: 1,
-  [GgufValueType.UINT16]: 2, [GgufValueType.INT16]: 2,
-  [GgufValueType.UINT32]: 4, [GgufValueType.INT32]: 4, [GgufValueType.FLOAT32]: 4,
-  [GgufValueType.UINT64]: 8, [GgufValueType.INT64]: 8, [GgufValueType.FLOAT64]: 8,
+  [GgufValueType.UINT8]: 1,
+  [GgufValueType.INT8]: 1,
+  [GgufValueType.BOOL]: 1,
+  [GgufValueType.UINT16]: 2,
+  [GgufValueType.INT16]: 2,
+  [GgufValueType.UINT32]: 4,
+  [GgufValueType.INT32]: 4,
+  [GgufValueType.FLOAT32]: 4,
+  [GgufValueType.UINT64]: 8,
+  [GgufValueType.INT64]: 8,
+  [GgufValueType.FLOAT64]: 8,
 };
 
 function readScalar(r: FileReader, type: GgufValueType): GgufScalar {
   switch (type) {
-    case GgufValueType.UINT8: return r.u8();
-    case GgufValueType.INT8: return r.i8();
-    case GgufValueType.UINT16: return r.u16();
-    case GgufValueType.INT16: return r.i16();
-    case GgufValueType.UINT32: return r.u32();
-    case GgufValueType.INT32: return r.i32();
-    case GgufValueType.FLOAT32: return r.f32();
-    case GgufValueType.FLOAT64: return r.f64();
-    case GgufValueType.BOOL: return r.u8() !== 0;
-    case GgufValueType.STRING: return r.str();
-    case GgufValueType.UINT64: return r.u64();
-    case GgufValueType.INT64: return r.i64();
-    default: throw new Error(`GGUF: unknown value type ${type} at offset ${r.pos - 4}`);
+    case GgufValueType.UINT8:
+      return r.u8();
+    case GgufValueType.INT8:
+      return r.i8();
+    case GgufValueType.UINT16:
+      return r.u16();
+    case GgufValueType.INT16:
+      return r.i16();
+    case GgufValueType.UINT32:
+      return r.u32();
+    case GgufValueType.INT32:
+      return r.i32();
+    case GgufValueType.FLOAT32:
+      return r.f32();
+    case GgufValueType.FLOAT64:
+      return r.f64();
+    case GgufValueType.BOOL:
+      return r.u8() !== 0;
+    case GgufValueType.STRING:
+      return r.str();
+    case GgufValueType.UINT64:
+      return r.u64();
+    case GgufValueType.INT64:
+      return r.i64();
+    default:
+      throw new Error(`GGUF: unknown value type ${type} at offset ${r.pos - 4}`);
   }
 }
 
@@ -504,16 +618,17 @@ export interface ReadGgufHeaderOptions {
 /** Parse a GGUF file's header, metadata and tensor infos (not the tensor data). */
 export function readGgufHeader(filePath: string, opts: ReadGgufHeaderOptions = {}): GgufHeader {
   const keepArrays = opts.arrays ?? true;
-  const fd = fs.openSync(filePath, "r");
+  const fd = fs.openSync(filePath, 'r');
   try {
     const size = fs.fstatSync(fd).size;
     const r = new FileReader(fd, size);
     const magic = [r.u8(), r.u8(), r.u8(), r.u8()];
-    if (String.fromCharCode(...magic) !== "GGUF") throw new Error(`not a GGUF file (magic ${JSON.stringify(String.fromCharCode(...magic))})`);
+    if (String.fromCharCode(...magic) !== 'GGUF')
+      throw new Error(`not a GGUF file (magic ${JSON.stringify(String.fromCharCode(...magic))})`);
     const version = r.u32();
     if (version < 2 || version > 3) throw new Error(`unsupported GGUF version ${version}`);
-    const nTensors = r.u64n("n_tensors");
-    const nKv = r.u64n("n_kv");
+    const nTensors = r.u64n('n_tensors');
+    const nKv = r.u64n('n_kv');
     const kvStart = r.pos;
     const kvs: GgufKvInfo[] = [];
     for (let i = 0; i < nKv; i++) {
@@ -533,7 +648,7 @@ export function readGgufHeader(filePath: string, opts: ReadGgufHeaderOptions = {
         if (!keepArrays && fixed !== undefined) {
           r.skip(fixed * length);
         } else if (!keepArrays && itemType === GgufValueType.STRING) {
-          for (let j = 0; j < length; j++) r.skip(r.u64n("string length"));
+          for (let j = 0; j < length; j++) r.skip(r.u64n('string length'));
         } else {
           const items: GgufScalar[] = [];
           for (let j = 0; j < length; j++) items.push(readScalar(r, itemType));
@@ -545,10 +660,10 @@ export function readGgufHeader(filePath: string, opts: ReadGgufHeaderOptions = {
       kvs.push({ key, type, itemType, length, value, offset, typeOffset, valueOffset, end: r.pos });
     }
     const kvEnd = r.pos;
-    const alignKv = kvs.find((e) => e.key === "general.alignment");
-    const alignment = alignKv && typeof alignKv.value === "number" ? alignKv.value : 32;
+    const alignKv = kvs.find((e) => e.key === 'general.alignment');
+    const alignment = alignKv && typeof alignKv.value === 'number' ? alignKv.value : 32;
     const tensorInfoStart = r.pos;
-    const partial: Omit<GgufTensorInfo, "dataOffset">[] = [];
+    const partial: Omit<GgufTensorInfo, 'dataOffset'>[] = [];
     for (let i = 0; i < nTensors; i++) {
       const infoOffset = r.pos;
       const name = r.str();
@@ -559,7 +674,11 @@ export function readGgufHeader(filePath: string, opts: ReadGgufHeaderOptions = {
       const type = r.u32() as GgmlType;
       const offset = r.u64n(`offset of ${name}`);
       let nbytes: number | undefined;
-      try { nbytes = tensorNbytes(type, ne); } catch { nbytes = undefined; }
+      try {
+        nbytes = tensorNbytes(type, ne);
+      } catch {
+        nbytes = undefined;
+      }
       partial.push({ name, ne, type, offset, nbytes, infoOffset, infoEnd: r.pos });
     }
     const tensorInfoEnd = r.pos;
@@ -587,7 +706,7 @@ export function readTensorBytes(filePath: string, header: GgufHeader, name: stri
   if (!t) throw new Error(`tensor ${name} not in ${filePath}`);
   if (t.nbytes === undefined) throw new Error(`tensor ${name}: unknown size for type ${t.type}`);
   const b = Buffer.allocUnsafe(t.nbytes);
-  const fd = fs.openSync(filePath, "r");
+  const fd = fs.openSync(filePath, 'r');
   try {
     let got = 0;
     while (got < t.nbytes) {

@@ -2,9 +2,9 @@
 // logits per position, tokenization and greedy decoding on a GGUF file. Test-only.
 // One Llama instance per process; contexts use the non-flash attention path (F16 KV cache).
 
-import { readGgufHeader } from "./gguf";
+import { readGgufHeader } from './gguf';
 
-import type { Llama, LlamaContext, LlamaContextSequence, LlamaModel, Token } from "node-llama-cpp" with { "resolution-mode": "import" };
+import type { Llama, LlamaContext, LlamaContextSequence, LlamaModel, Token } from 'node-llama-cpp' with { 'resolution-mode': 'import' };
 
 export interface OracleOptions {
   /** context size in tokens (default 512) */
@@ -46,14 +46,14 @@ export interface Oracle {
   close(): Promise<void>;
 }
 
-type NodeLlamaCpp = typeof import("node-llama-cpp", { with: { "resolution-mode": "import" } });
+type NodeLlamaCpp = typeof import('node-llama-cpp', { with: { 'resolution-mode': 'import' } });
 
 let modulePromise: Promise<NodeLlamaCpp> | undefined;
 let llamaPromise: Promise<Llama> | undefined;
 
 /** The node-llama-cpp module (an ES module, loaded with a real dynamic import). */
 export function loadNodeLlamaCpp(): Promise<NodeLlamaCpp> {
-  modulePromise ??= import("node-llama-cpp");
+  modulePromise ??= import('node-llama-cpp');
   return modulePromise;
 }
 
@@ -62,7 +62,7 @@ export function getOracleLlama(): Promise<Llama> {
   llamaPromise ??= loadNodeLlamaCpp().then((m) =>
     m.getLlama({
       gpu: false,
-      build: "never",
+      build: 'never',
       usePrebuiltBinaries: true,
       skipDownload: true,
       progressLogs: false,
@@ -93,7 +93,7 @@ export async function openOracle(modelPath: string, opts: OracleOptions = {}): P
     throw err;
   }
   const sequence: LlamaContextSequence = context.getSequence();
-  const tokensKv = readGgufHeader(modelPath, { arrays: false }).kv.find((e) => e.key === "tokenizer.ggml.tokens");
+  const tokensKv = readGgufHeader(modelPath, { arrays: false }).kv.find((e) => e.key === 'tokenizer.ggml.tokens');
   let nVocab = tokensKv?.length ?? 0;
   let closed = false;
   let queue: Promise<unknown> = Promise.resolve();
@@ -106,8 +106,8 @@ export async function openOracle(modelPath: string, opts: OracleOptions = {}): P
   };
 
   const checkTokens = (tokens: readonly number[], extra: number) => {
-    if (closed) throw new Error("oracle is closed");
-    if (tokens.length === 0) throw new Error("oracle: empty token list");
+    if (closed) throw new Error('oracle is closed');
+    if (tokens.length === 0) throw new Error('oracle: empty token list');
     if (tokens.length + extra > contextSize) {
       throw new Error(`oracle: ${tokens.length + extra} tokens do not fit the context of ${contextSize}`);
     }
@@ -141,7 +141,9 @@ export async function openOracle(modelPath: string, opts: OracleOptions = {}): P
         const all = o?.all ?? false;
         const last = tokens.length - 1;
         const input = tokens.map((t, i) =>
-          all || i === last ? ([t as Token, { generateNext: { logits: true } }] as [Token, { generateNext: { logits: true } }]) : (t as Token),
+          all || i === last
+            ? ([t as Token, { generateNext: { logits: true } }] as [Token, { generateNext: { logits: true } }])
+            : (t as Token),
         );
         const res = await sequence.controlledEvaluate(input);
         const rows: Float32Array[] = [];
@@ -160,11 +162,13 @@ export async function openOracle(modelPath: string, opts: OracleOptions = {}): P
         await sequence.clearHistory();
         const out: number[] = [];
         const want = { generateNext: { token: true } } as const;
-        let input: Array<Token | [Token, typeof want]> = tokens.map((t, i) => (i === tokens.length - 1 ? [t as Token, want] : (t as Token)));
+        let input: Array<Token | [Token, typeof want]> = tokens.map((t, i) =>
+          i === tokens.length - 1 ? [t as Token, want] : (t as Token),
+        );
         while (out.length < n) {
           const res = await sequence.controlledEvaluate(input);
           const next = res[input.length - 1]?.next.token;
-          if (next === undefined || next === null) throw new Error("oracle: no token generated");
+          if (next === undefined || next === null) throw new Error('oracle: no token generated');
           out.push(next);
           if (o?.stopAtEog && model.isEogToken(next)) break;
           input = [[next, want]];

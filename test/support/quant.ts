@@ -2,7 +2,7 @@
 // Q8_0 / Q4_0 block quantisers (quantize_row_q8_0_ref / quantize_row_q4_0_ref in
 // ggml-quants.c), with float32 rounding at every step as the C code does.
 
-import { GgmlType, ggmlTypeInfo, tensorNbytes } from "./gguf";
+import { GgmlType, ggmlTypeInfo, tensorNbytes } from './gguf';
 
 export const QK = 32; // weights per Q4_0 / Q8_0 block
 export const Q8_0_BLOCK_BYTES = 34; // f16 d + 32 x int8
@@ -227,7 +227,7 @@ export function encodeTensor(type: GgmlType, x: Float32Array, dst?: Uint8Array):
     case GgmlType.F16:
     case GgmlType.BF16: {
       const out = dst ?? new Uint8Array(nbytes);
-      if (out.byteOffset % 2 !== 0) throw new Error("encodeTensor: dst must be 2-byte aligned");
+      if (out.byteOffset % 2 !== 0) throw new Error('encodeTensor: dst must be 2-byte aligned');
       const u16 = new Uint16Array(out.buffer, out.byteOffset, x.length);
       if (type === GgmlType.F16) f32ArrayToF16(x, u16);
       else f32ArrayToBf16(x, u16);

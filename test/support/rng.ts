@@ -34,7 +34,7 @@ export class Rng {
   private hasSpare = false;
 
   /** seed: any 32-bit integer; stream: an optional label giving an independent stream. */
-  constructor(seed: number, stream = "") {
+  constructor(seed: number, stream = '') {
     let st = (seed ^ hashString32(stream)) >>> 0;
     const out: number[] = [];
     for (let i = 0; i < 4; i++) {
@@ -96,16 +96,29 @@ export class Rng {
     const n = dst.length;
     let i = 0;
     if (this.hasSpare && n > 0) dst[i++] = mean + std * this.normal();
-    let s0 = this.s0, s1 = this.s1, s2 = this.s2, s3 = this.s3;
+    let s0 = this.s0,
+      s1 = this.s1,
+      s2 = this.s2,
+      s3 = this.s3;
     while (i + 1 < n) {
       // two uniforms in (-1, 1) from two xoshiro128** outputs
       let r = Math.imul(rotl(Math.imul(s1, 5), 7), 9);
       let t = s1 << 9;
-      s2 ^= s0; s3 ^= s1; s1 ^= s2; s0 ^= s3; s2 ^= t; s3 = rotl(s3, 11);
+      s2 ^= s0;
+      s3 ^= s1;
+      s1 ^= s2;
+      s0 ^= s3;
+      s2 ^= t;
+      s3 = rotl(s3, 11);
       const u = (r >> 8) * TWO_POW_M23 + TWO_POW_M24; // signed 24-bit, centred: (-1, 1)
       r = Math.imul(rotl(Math.imul(s1, 5), 7), 9);
       t = s1 << 9;
-      s2 ^= s0; s3 ^= s1; s1 ^= s2; s0 ^= s3; s2 ^= t; s3 = rotl(s3, 11);
+      s2 ^= s0;
+      s3 ^= s1;
+      s1 ^= s2;
+      s0 ^= s3;
+      s2 ^= t;
+      s3 = rotl(s3, 11);
       const v = (r >> 8) * TWO_POW_M23 + TWO_POW_M24;
       const q = u * u + v * v;
       if (q >= 1) continue;
@@ -114,7 +127,10 @@ export class Rng {
       dst[i + 1] = mean + v * f;
       i += 2;
     }
-    this.s0 = s0; this.s1 = s1; this.s2 = s2; this.s3 = s3;
+    this.s0 = s0;
+    this.s1 = s1;
+    this.s2 = s2;
+    this.s3 = s3;
     if (i < n) dst[i] = mean + std * this.normal();
     return dst;
   }

@@ -24,7 +24,9 @@ export const tests = [
       await wb.type('  ret', { delayMs: 60 });
       const ghost = wb.page.locator('.monaco-editor .ghost-text-decoration, .monaco-editor .ghost-text').first();
       await ghost.waitFor({ state: 'visible', timeout: 30_000 });
-      const shown = (await wb.page.locator('.monaco-editor .ghost-text-decoration, .monaco-editor .ghost-text').allTextContents()).join('').replace(/\u00a0/g, ' ');
+      const shown = (await wb.page.locator('.monaco-editor .ghost-text-decoration, .monaco-editor .ghost-text').allTextContents())
+        .join('')
+        .replace(/\u00a0/g, ' ');
       assert.ok(shown.includes('Math.min(Math.max(value, min), max);'), `ghost text "${shown}"`);
       await wb.screenshot('ghost-text');
       await wb.press('Tab');
@@ -56,7 +58,8 @@ export const tests = [
       const code = await block.innerText();
       assert.match(code, /export function add\(a: number, b: number\): number/);
       assert.ok((await block.locator('.hljs-keyword').count()) > 0, 'the code block is highlighted');
-      for (const id of ['code-copy', 'code-insert', 'code-apply']) assert.equal(await block.locator(`[data-testid="${id}"]`).count(), 1, id);
+      for (const id of ['code-copy', 'code-insert', 'code-apply'])
+        assert.equal(await block.locator(`[data-testid="${id}"]`).count(), 1, id);
       assert.match(await chat.locator('[data-testid="message"][data-role="user"]').last().innerText(), /adds two numbers/);
       await wb.screenshot('chat-panel');
     },
@@ -97,7 +100,7 @@ tests.push({
     const toast = wb.page.locator('.notification-toast', { hasText: 'SmallThinker Code needs a model' });
     await toast.waitFor({ state: 'visible', timeout: 30_000 });
     for (const button of ['Download', 'Choose File', 'Not now']) {
-      assert.equal(await toast.locator('.monaco-button', { hasText: button }).count() >= 1, true, `button ${button}`);
+      assert.equal((await toast.locator('.monaco-button', { hasText: button }).count()) >= 1, true, `button ${button}`);
     }
     await wb.screenshot('first-run');
     await toast.locator('.monaco-button', { hasText: 'Not now' }).first().click();

@@ -55,7 +55,10 @@ describe('fake engine', () => {
   });
 
   it('completion before a model is loaded fails with ModelNotLoaded', async () => {
-    await assert.rejects(engine.complete(COMPLETION), (err: unknown) => err instanceof ResponseError && err.code === EngineErrorCodes.ModelNotLoaded);
+    await assert.rejects(
+      engine.complete(COMPLETION),
+      (err: unknown) => err instanceof ResponseError && err.code === EngineErrorCodes.ModelNotLoaded,
+    );
   });
 
   it('loads any existing file with begin/report/end progress', async () => {
@@ -67,7 +70,10 @@ describe('fake engine', () => {
     assert.equal(result.info.fileSize, fs.statSync(model).size);
     assert.equal(progress[0]?.kind, 'begin');
     assert.equal(progress[progress.length - 1]?.kind, 'end');
-    assert.ok(progress.some((p) => p.kind === 'report' && p.percentage === 100), JSON.stringify(progress));
+    assert.ok(
+      progress.some((p) => p.kind === 'report' && p.percentage === 100),
+      JSON.stringify(progress),
+    );
     assert.deepEqual(await engine.modelInfo(), { loaded: true, path: model, info: result.info });
   });
 
@@ -93,7 +99,10 @@ describe('fake engine', () => {
   it('a cancelled chat ends with RequestCancelled', async () => {
     const source = new CancellationTokenSource();
     let pieces = 0;
-    const chat = engine.chat({ messages: [{ role: 'user', content: 'x' }] }, { token: source.token, onDelta: () => ++pieces === 2 && source.cancel() });
+    const chat = engine.chat(
+      { messages: [{ role: 'user', content: 'x' }] },
+      { token: source.token, onDelta: () => ++pieces === 2 && source.cancel() },
+    );
     await assert.rejects(chat, (err: unknown) => err instanceof ResponseError && err.code === EngineErrorCodes.RequestCancelled);
   });
 
@@ -107,9 +116,14 @@ describe('fake engine', () => {
   });
 
   it('records every request with its params', () => {
-    const lines = fs.readFileSync(record, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { method: string; params: unknown });
+    const lines = fs
+      .readFileSync(record, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { method: string; params: unknown });
     const methods = lines.map((l) => l.method);
-    for (const m of ['initialize', 'model/load', 'chat/create', 'completion/create']) assert.ok(methods.includes(m), `${m} in ${methods.join(', ')}`);
+    for (const m of ['initialize', 'model/load', 'chat/create', 'completion/create'])
+      assert.ok(methods.includes(m), `${m} in ${methods.join(', ')}`);
     const completion = lines.find((l) => l.method === 'completion/create');
     assert.deepEqual((completion?.params as CompletionParams).prompt, COMPLETION.prompt);
   });

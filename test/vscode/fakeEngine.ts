@@ -117,7 +117,10 @@ export function main(): void {
         throw new ResponseError(EngineErrorCodes.NotInitialized, `The engine is not initialized: send initialize before ${method}.`);
       }
       if (state === 'shutdown' && method !== 'shutdown') {
-        throw new ResponseError(EngineErrorCodes.InvalidRequest, `The engine is shutting down and no longer serves ${method}; start a new engine.`);
+        throw new ResponseError(
+          EngineErrorCodes.InvalidRequest,
+          `The engine is shutting down and no longer serves ${method}; start a new engine.`,
+        );
       }
       return await body();
     } catch (err) {
@@ -128,29 +131,50 @@ export function main(): void {
   }
 
   function requireModel(): { path: string; info: ModelSummary } {
-    if (!model) throw new ResponseError(EngineErrorCodes.ModelNotLoaded, 'No model is loaded: choose a SmallThinker GGUF file to load (model/load) first.');
+    if (!model)
+      throw new ResponseError(
+        EngineErrorCodes.ModelNotLoaded,
+        'No model is loaded: choose a SmallThinker GGUF file to load (model/load) first.',
+      );
     return model;
   }
 
   connection.onRequest(InitializeRequest, (params) =>
-    guard('initialize', params, (): InitializeResult => {
-      if (params.protocolVersion !== PROTOCOL_VERSION) {
-        throw new ResponseError(
-          EngineErrorCodes.InvalidRequest,
-          `The engine speaks protocol version ${PROTOCOL_VERSION} but the client speaks ${params.protocolVersion}; install matching versions of the extension and its engine.`,
-        );
-      }
-      state = 'running';
-      return { protocolVersion: PROTOCOL_VERSION, engineVersion: '0.0.0-fake', isa: 'scalar', isas: ['scalar'], architectures: ['smallthinker'], pid: process.pid };
-    }, { beforeInit: true }),
+    guard(
+      'initialize',
+      params,
+      (): InitializeResult => {
+        if (params.protocolVersion !== PROTOCOL_VERSION) {
+          throw new ResponseError(
+            EngineErrorCodes.InvalidRequest,
+            `The engine speaks protocol version ${PROTOCOL_VERSION} but the client speaks ${params.protocolVersion}; install matching versions of the extension and its engine.`,
+          );
+        }
+        state = 'running';
+        return {
+          protocolVersion: PROTOCOL_VERSION,
+          engineVersion: '0.0.0-fake',
+          isa: 'scalar',
+          isas: ['scalar'],
+          architectures: ['smallthinker'],
+          pid: process.pid,
+        };
+      },
+      { beforeInit: true },
+    ),
   );
 
   connection.onRequest(ShutdownRequest, () =>
-    guard('shutdown', undefined, () => {
-      state = 'shutdown';
-      model = undefined;
-      return null;
-    }, { beforeInit: true }),
+    guard(
+      'shutdown',
+      undefined,
+      () => {
+        state = 'shutdown';
+        model = undefined;
+        return null;
+      },
+      { beforeInit: true },
+    ),
   );
 
   connection.onNotification(ExitNotification, () => {
@@ -172,7 +196,10 @@ export function main(): void {
         stat = fs.statSync(params.path);
       } catch {
         progress({ kind: 'end', message: 'failed' });
-        throw new ResponseError(EngineErrorCodes.ModelLoadFailed, `Cannot open the model file ${params.path}: it does not exist. Choose another file.`);
+        throw new ResponseError(
+          EngineErrorCodes.ModelLoadFailed,
+          `Cannot open the model file ${params.path}: it does not exist. Choose another file.`,
+        );
       }
       const steps = 4;
       for (let i = 1; i <= steps; i++) {
@@ -209,7 +236,9 @@ export function main(): void {
   );
 
   connection.onRequest(ModelInfoRequest, () =>
-    guard('model/info', undefined, (): ModelInfoResult => (model ? { loaded: true, path: model.path, info: model.info } : { loaded: false })),
+    guard('model/info', undefined, (): ModelInfoResult =>
+      model ? { loaded: true, path: model.path, info: model.info } : { loaded: false },
+    ),
   );
 
   connection.onRequest(CompletionRequest, (params: CompletionParams, token: CancellationToken) =>
@@ -267,7 +296,9 @@ export function main(): void {
         if (stopAt.length > 0) {
           const cut = next.slice(0, Math.min(...stopAt));
           if (cut.length > text.length && params.partialResultToken !== undefined) {
-            void connection.sendProgress(ChatDeltaProgressType, params.partialResultToken, { text: cut.slice(text.length) }).catch(() => {});
+            void connection
+              .sendProgress(ChatDeltaProgressType, params.partialResultToken, { text: cut.slice(text.length) })
+              .catch(() => {});
           }
           text = cut;
           stopReason = 'stop';
@@ -327,7 +358,10 @@ export function main(): void {
 
   connection.onRequest((method) => {
     record(method, undefined);
-    return new ResponseError(EngineErrorCodes.MethodNotFound, `The engine has no method "${method}"; the extension and the engine may be different versions.`);
+    return new ResponseError(
+      EngineErrorCodes.MethodNotFound,
+      `The engine has no method "${method}"; the extension and the engine may be different versions.`,
+    );
   });
 
   connection.onClose(() => process.exit(state === 'shutdown' ? 0 : 1));

@@ -43,7 +43,11 @@ function post(message: WebviewToHost): void {
   api.postMessage(message);
 }
 
-function h<K extends keyof HTMLElementTagNameMap>(tag: K, props: Record<string, string> = {}, ...children: (Node | string)[]): HTMLElementTagNameMap[K] {
+function h<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  props: Record<string, string> = {},
+  ...children: (Node | string)[]
+): HTMLElementTagNameMap[K] {
   const el = document.createElement(tag);
   for (const [name, value] of Object.entries(props)) {
     if (name === 'class') el.className = value;
@@ -55,7 +59,9 @@ function h<K extends keyof HTMLElementTagNameMap>(tag: K, props: Record<string, 
 }
 
 function actionButtons(actions: readonly CommandAction[] | undefined): HTMLElement[] {
-  return (actions ?? []).map((a) => h('button', { type: 'button', class: 'link-button', 'data-command': a.command, 'data-testid': 'command-button', text: a.label }));
+  return (actions ?? []).map((a) =>
+    h('button', { type: 'button', class: 'link-button', 'data-command': a.command, 'data-testid': 'command-button', text: a.label }),
+  );
 }
 
 // ---------------------------------------------------------------- rendering
@@ -70,7 +76,13 @@ function scrollToBottom(): void {
 }
 
 function chipElement(chip: AttachmentChip, removable: boolean): HTMLElement {
-  const el = h('span', { class: `chip chip-${chip.kind}`, 'data-testid': 'attachment-chip', 'data-kind': chip.kind, 'data-id': chip.id, title: chip.detail });
+  const el = h('span', {
+    class: `chip chip-${chip.kind}`,
+    'data-testid': 'attachment-chip',
+    'data-kind': chip.kind,
+    'data-id': chip.id,
+    title: chip.detail,
+  });
   el.append(h('span', { class: 'chip-kind', 'aria-hidden': 'true', text: chip.kind === 'selection' ? '⌶' : '▤' }));
   el.append(h('span', { class: 'chip-label', text: chip.label }));
   if (removable) {
@@ -125,12 +137,19 @@ function fillMessageBody(article: HTMLElement, m: MessageView, streaming: boolea
 }
 
 function messageElement(m: MessageView, streaming: boolean): HTMLElement {
-  const article = h('article', { class: `message message-${m.role}`, 'data-testid': 'message', 'data-role': m.role, 'data-message-id': m.id });
+  const article = h('article', {
+    class: `message message-${m.role}`,
+    'data-testid': 'message',
+    'data-role': m.role,
+    'data-message-id': m.id,
+  });
   article.append(h('div', { class: 'message-author', text: m.role === 'user' ? 'You' : 'SmallThinker' }));
   if (m.attachments && m.attachments.length > 0) {
     article.append(h('div', { class: 'message-chips' }, ...m.attachments.map((c) => chipElement(c, false))));
   }
-  article.append(h('div', { class: m.role === 'user' ? 'message-body user-text' : 'message-body markdown', 'data-testid': 'message-body' }));
+  article.append(
+    h('div', { class: m.role === 'user' ? 'message-body user-text' : 'message-body markdown', 'data-testid': 'message-body' }),
+  );
   if (m.role === 'assistant') {
     article.append(h('div', { class: 'message-error', role: 'alert', 'data-testid': 'message-error', hidden: '' }));
     article.append(h('div', { class: 'message-status', 'data-testid': 'message-status', hidden: '' }));
@@ -165,7 +184,10 @@ function renderHistory(list: readonly ConversationSummary[]): void {
   ui.historyList.replaceChildren(
     ...list.map((c) => {
       const open = h('button', { type: 'button', class: 'history-open', 'data-open-id': c.id, 'data-testid': 'history-item' });
-      open.append(h('span', { class: 'history-title', text: c.title }), h('span', { class: 'history-when', text: formatWhen(c.updatedAt) }));
+      open.append(
+        h('span', { class: 'history-title', text: c.title }),
+        h('span', { class: 'history-when', text: formatWhen(c.updatedAt) }),
+      );
       if (c.id === current) open.setAttribute('aria-current', 'true');
       const remove = h('button', {
         type: 'button',

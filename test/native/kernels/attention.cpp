@@ -25,7 +25,9 @@ void check_axpy_f16(const KernelSet& ks) {
             std::vector<uint16_t> x(static_cast<size_t>(n));
             std::vector<float> y0(static_cast<size_t>(n));
             for (int64_t i = 0; i < n; ++i) {
-                x[static_cast<size_t>(i)] = round == 2 ? static_cast<uint16_t>(r()) : fp32_to_fp16(static_cast<float>(static_cast<int64_t>(r() % 20001) - 10000) / 1000.0f);
+                x[static_cast<size_t>(i)] = round == 2
+                                                ? static_cast<uint16_t>(r())
+                                                : fp32_to_fp16(static_cast<float>(static_cast<int64_t>(r() % 20001) - 10000) / 1000.0f);
                 y0[static_cast<size_t>(i)] = static_cast<float>(static_cast<int64_t>(r() % 20001) - 10000) / 777.0f;
             }
             const float a = round == 1 ? 0.0f : static_cast<float>(r() % 1000) / 997.0f;
@@ -75,14 +77,21 @@ void check_attn_scores(const KernelSet& ks) {
                     for (int64_t j = 0; j < lds && ok; ++j) {
                         const float w = want[static_cast<size_t>(i * lds + j)], g = got[static_cast<size_t>(i * lds + j)];
                         if (j >= nk) {
-                            if (g != -7.0f) ok = false, detail = fmt("d=%" PRId64 " nq=%" PRId64 " nk=%" PRId64 ": wrote padding at (%" PRId64 ",%" PRId64 ")", d, nq, nk, i, j);
+                            if (g != -7.0f)
+                                ok = false,
+                                detail = fmt("d=%" PRId64 " nq=%" PRId64 " nk=%" PRId64 ": wrote padding at (%" PRId64 ",%" PRId64 ")", d,
+                                             nq, nk, i, j);
                             continue;
                         }
                         double mag = 0.0;
-                        for (int64_t c = 0; c < d; ++c) mag += std::fabs(static_cast<double>(q[static_cast<size_t>(i * ldq + c)]) * fp16_to_fp32(k[static_cast<size_t>(j * ldk + c)]));
+                        for (int64_t c = 0; c < d; ++c)
+                            mag += std::fabs(static_cast<double>(q[static_cast<size_t>(i * ldq + c)]) *
+                                             fp16_to_fp32(k[static_cast<size_t>(j * ldk + c)]));
                         mag *= scale;
                         if (!(std::fabs(static_cast<double>(g) - w) <= kAttnRelTol * mag + 1e-30))
-                            ok = false, detail = fmt("d=%" PRId64 " nq=%" PRId64 " nk=%" PRId64 " (%" PRId64 ",%" PRId64 "): want %.9g got %.9g", d, nq, nk, i, j, w, g);
+                            ok = false,
+                            detail = fmt("d=%" PRId64 " nq=%" PRId64 " nk=%" PRId64 " (%" PRId64 ",%" PRId64 "): want %.9g got %.9g", d, nq,
+                                         nk, i, j, w, g);
                     }
             }
         }
@@ -114,13 +123,20 @@ void check_attn_pv(const KernelSet& ks) {
                     for (int64_t c = 0; c < ldo && ok; ++c) {
                         const size_t at = static_cast<size_t>(i * ldo + c);
                         if (c >= d) {
-                            if (std::memcmp(&got[at], &o0[at], sizeof(float)) != 0) ok = false, detail = fmt("d=%" PRId64 " nq=%" PRId64 " nk=%" PRId64 ": wrote padding at (%" PRId64 ",%" PRId64 ")", d, nq, nk, i, c);
+                            if (std::memcmp(&got[at], &o0[at], sizeof(float)) != 0)
+                                ok = false,
+                                detail = fmt("d=%" PRId64 " nq=%" PRId64 " nk=%" PRId64 ": wrote padding at (%" PRId64 ",%" PRId64 ")", d,
+                                             nq, nk, i, c);
                             continue;
                         }
                         double mag = std::fabs(o0[at]);
-                        for (int64_t j = 0; j < nk; ++j) mag += std::fabs(static_cast<double>(p[static_cast<size_t>(i * ldp + j)]) * fp16_to_fp32(v[static_cast<size_t>(j * ldv + c)]));
+                        for (int64_t j = 0; j < nk; ++j)
+                            mag += std::fabs(static_cast<double>(p[static_cast<size_t>(i * ldp + j)]) *
+                                             fp16_to_fp32(v[static_cast<size_t>(j * ldv + c)]));
                         if (!(std::fabs(static_cast<double>(got[at]) - want[at]) <= kAttnRelTol * mag + 1e-30))
-                            ok = false, detail = fmt("d=%" PRId64 " nq=%" PRId64 " nk=%" PRId64 " (%" PRId64 ",%" PRId64 "): want %.9g got %.9g", d, nq, nk, i, c, want[at], got[at]);
+                            ok = false,
+                            detail = fmt("d=%" PRId64 " nq=%" PRId64 " nk=%" PRId64 " (%" PRId64 ",%" PRId64 "): want %.9g got %.9g", d, nq,
+                                         nk, i, c, want[at], got[at]);
                     }
             }
         }
@@ -144,9 +160,9 @@ void check_softmax(const KernelSet& ks) {
             std::vector<float> x(static_cast<size_t>(n));
             for (float& v : x) {
                 switch (kind) {
-                    case 0: v = normal(r); break;               // typical scores
-                    case 1: v = normal(r) * 30.0f; break;       // peaked: many underflow to 0
-                    case 2: v = static_cast<float>(r() % 3); break;  // ties
+                    case 0: v = normal(r); break;                                     // typical scores
+                    case 1: v = normal(r) * 30.0f; break;                             // peaked: many underflow to 0
+                    case 2: v = static_cast<float>(r() % 3); break;                   // ties
                     default: v = r() % 4 == 0 ? -INFINITY : normal(r) * 5.0f; break;  // masked entries
                 }
             }

@@ -97,9 +97,12 @@ int run_bench() {
         };
         run("dot_q8_0_q8_0", static_cast<double>(w8.size() * sizeof(block_q8_0)),
             [&](int64_t row) { return ks.of(DType::Q8_0).dot(n, w8.data() + row * nb, x8.data()); });
-        run("dot_f16", static_cast<double>(wh.size() * 2), [&](int64_t row) { return ks.of(DType::F16).dot(n, wh.data() + row * n, xh.data()); });
-        run("dot_bf16", static_cast<double>(wb.size() * 2), [&](int64_t row) { return ks.of(DType::BF16).dot(n, wb.data() + row * n, xb.data()); });
-        run("dot_f32", static_cast<double>(wf.size() * 4), [&](int64_t row) { return ks.of(DType::F32).dot(n, wf.data() + row * n, xf.data()); });
+        run("dot_f16", static_cast<double>(wh.size() * 2),
+            [&](int64_t row) { return ks.of(DType::F16).dot(n, wh.data() + row * n, xh.data()); });
+        run("dot_bf16", static_cast<double>(wb.size() * 2),
+            [&](int64_t row) { return ks.of(DType::BF16).dot(n, wb.data() + row * n, xb.data()); });
+        run("dot_f32", static_cast<double>(wf.size() * 4),
+            [&](int64_t row) { return ks.of(DType::F32).dot(n, wf.data() + row * n, xf.data()); });
         std::vector<block_q8_0> q(static_cast<size_t>(nb));
         const double t = best_seconds([&] { ks.of(DType::Q8_0).from_f32(xf.data(), q.data(), n); }, 0.1);
         std::printf("bench %-14s %-11s n=768: %.0f ns\n", "quantize_q8_0", isa_name(isa), t * 1e9);

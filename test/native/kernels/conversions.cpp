@@ -58,8 +58,10 @@ void gen_fp16_ties(std::mt19937_64& r, float* x, int64_t n) {
         const uint16_t h = static_cast<uint16_t>(r() % 0x7c00);  // finite, non-negative half
         const float f = fp16_to_fp32_slow(h);
         float v;
-        if (h >= 0x0400) v = fp32_from_bits(fp32_to_bits(f) + 0x1000);  // half a 10-bit mantissa ulp
-        else v = f + std::ldexp(1.0f, -25);                            // half a subnormal step
+        if (h >= 0x0400)
+            v = fp32_from_bits(fp32_to_bits(f) + 0x1000);  // half a 10-bit mantissa ulp
+        else
+            v = f + std::ldexp(1.0f, -25);  // half a subnormal step
         if (r() & 1) v = -v;
         x[i] = (r() % 4 == 0) ? static_cast<float>(uniform(r, -70000, 70000)) : v;
     }

@@ -127,7 +127,8 @@ void check_dot_half(const KernelSet& ks, DotCase c, bool bits) {
         }
         double mag = 0;
         for (int64_t i = 0; i < n; ++i) mag += std::fabs(static_cast<double>(to_float(w[i])) * to_float(x[i]));
-        const float want = kBf16 ? scalar_set().of(DType::BF16).dot(n, w.data(), x.data()) : scalar_set().of(DType::F16).dot(n, w.data(), x.data());
+        const float want =
+            kBf16 ? scalar_set().of(DType::BF16).dot(n, w.data(), x.data()) : scalar_set().of(DType::F16).dot(n, w.data(), x.data());
         const float got = kBf16 ? ks.of(DType::BF16).dot(n, w.data(), x.data()) : ks.of(DType::F16).dot(n, w.data(), x.data());
         double rel = 0;
         if (!dot_close(want, got, mag, kDotRelTol, &rel)) {

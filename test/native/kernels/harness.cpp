@@ -106,8 +106,10 @@ void make_activations(QCase c, std::mt19937_64& r, block_q8_0* x, int64_t n, int
     for (int64_t b = 0; b < nb; ++b) {
         x[b].d = 0x3c00;  // 1.0
         for (int j = 0; j < 32; ++j) {
-            if (c == QCase::Extremes) x[b].qs[j] = static_cast<int8_t>((r() & 1) ? 127 : lo);
-            else x[b].qs[j] = static_cast<int8_t>(lo + static_cast<int>(r() % static_cast<uint64_t>(128 - lo)));
+            if (c == QCase::Extremes)
+                x[b].qs[j] = static_cast<int8_t>((r() & 1) ? 127 : lo);
+            else
+                x[b].qs[j] = static_cast<int8_t>(lo + static_cast<int>(r() % static_cast<uint64_t>(128 - lo)));
         }
     }
 }
@@ -136,8 +138,9 @@ std::vector<Isa> usable_isas(bool print) {
         if (!compiled || !cpu) {
             if (print)
                 std::printf("SKIP %s: %s\n", isa_name(isa),
-                            !compiled ? "not compiled into this build"
-                                      : (under_valgrind() ? "not supported by this CPU as valgrind reports it" : "not supported by this CPU"));
+                            !compiled
+                                ? "not compiled into this build"
+                                : (under_valgrind() ? "not supported by this CPU as valgrind reports it" : "not supported by this CPU"));
             continue;
         }
         v.push_back(isa);

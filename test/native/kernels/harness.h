@@ -29,8 +29,8 @@ inline constexpr double kQuantDotRelTol = 1e-5;
 inline constexpr double kAttnRelTol = 2e-6;
 
 inline constexpr uint64_t kDefaultSeed = 20240611;
-inline constexpr size_t kGuard = 64;          // sentinel bytes after every output buffer
-inline constexpr uint8_t kSentinel = 0xA5;    // byte pattern of the sentinels
+inline constexpr size_t kGuard = 64;        // sentinel bytes after every output buffer
+inline constexpr uint8_t kSentinel = 0xA5;  // byte pattern of the sentinels
 
 extern uint64_t g_seed;  // --seed=N; kDefaultSeed otherwise
 extern int g_passed;

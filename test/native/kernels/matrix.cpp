@@ -87,8 +87,10 @@ void check_mul(const KernelSet& ks, QCase c) {
             blk.d = exact ? 0x3c00 : random_scale(r, kQ4);
             if (!exact && r() % 5 == 0) blk.d = 0x0000;
             for (auto& q : blk.qs) {
-                if constexpr (kQ4) q = static_cast<uint8_t>(exact ? (((r() & 1) ? 0x0f : 0x00) | ((r() & 1) ? 0xf0 : 0x00)) : r());
-                else q = static_cast<int8_t>(exact ? ((r() & 1) ? 127 : -128) : static_cast<int>(r() & 0xff) - 128);
+                if constexpr (kQ4)
+                    q = static_cast<uint8_t>(exact ? (((r() & 1) ? 0x0f : 0x00) | ((r() & 1) ? 0xf0 : 0x00)) : r());
+                else
+                    q = static_cast<int8_t>(exact ? ((r() & 1) ? 127 : -128) : static_cast<int>(r() & 0xff) - 128);
             }
         }
         for (int64_t t = 0; t < kMaxTokens; ++t) make_activations(c, r, xsrc.data() + t * nb, n, kQ4 ? -128 : -127);
@@ -117,7 +119,9 @@ void check_mul(const KernelSet& ks, QCase c) {
                     Input<uint16_t> xbuf(static_cast<int64_t>(((static_cast<size_t>(nt) - 1) * xrb + xrow) / 2), 1);
                     for (auto& v : wbuf.buf) v = 0x5a5a;
                     for (auto& v : xbuf.buf) v = 0x5a5a;
-                    auto wrow_at = [&](int64_t i) { return reinterpret_cast<BW*>(reinterpret_cast<uint8_t*>(wbuf.data()) + static_cast<size_t>(i) * wrb); };
+                    auto wrow_at = [&](int64_t i) {
+                        return reinterpret_cast<BW*>(reinterpret_cast<uint8_t*>(wbuf.data()) + static_cast<size_t>(i) * wrb);
+                    };
                     auto xrow_at = [&](int64_t i) {
                         return reinterpret_cast<block_q8_0*>(reinterpret_cast<uint8_t*>(xbuf.data()) + static_cast<size_t>(i) * xrb);
                     };
@@ -125,8 +129,10 @@ void check_mul(const KernelSet& ks, QCase c) {
                     for (int64_t t = 0; t < nt; ++t) std::memcpy(static_cast<void*>(xrow_at(t)), xsrc.data() + t * nb, xrow);
 
                     Output<float> y(nt * ldy);
-                    if (sparse) mul(n, wrow_at(0), wrb, list.data(), static_cast<int64_t>(list.size()), xrow_at(0), xrb, nt, y.data(), ldy);
-                    else mul(n, wrow_at(0), wrb, nullptr, nr, xrow_at(0), xrb, nt, y.data(), ldy);
+                    if (sparse)
+                        mul(n, wrow_at(0), wrb, list.data(), static_cast<int64_t>(list.size()), xrow_at(0), xrb, nt, y.data(), ldy);
+                    else
+                        mul(n, wrow_at(0), wrb, nullptr, nr, xrow_at(0), xrb, nt, y.data(), ldy);
                     ++shapes;
                     for (int64_t t = 0; t < nt && ok; ++t) {
                         for (int64_t i = 0; i < ldy && ok; ++i) {
@@ -150,7 +156,8 @@ void check_mul(const KernelSet& ks, QCase c) {
                             ++pairs;
                             if (std::memcmp(&got, &own, sizeof got) != 0) {
                                 ok = false;
-                                detail = fmt("%s = %.9g, %s's dot gives %.9g (must be bit-identical)", at().c_str(), got, isa_name(ks.isa), own);
+                                detail =
+                                    fmt("%s = %.9g, %s's dot gives %.9g (must be bit-identical)", at().c_str(), got, isa_name(ks.isa), own);
                                 break;
                             }
                             // The dots themselves are checked against the reference above; here a
@@ -161,8 +168,8 @@ void check_mul(const KernelSet& ks, QCase c) {
                             const double mag = quant_mag(wrow_at(i), xrow_at(t), nb);
                             if (exact ? got != want : !dot_close(want, got, mag, kQuantDotRelTol, &rel)) {
                                 ok = false;
-                                detail = fmt("%s = %.9g, scalar reference %.9g (magnitude %.6g, tol kQuantDotRelTol=%g)", at().c_str(), got, want,
-                                             mag, kQuantDotRelTol);
+                                detail = fmt("%s = %.9g, scalar reference %.9g (magnitude %.6g, tol kQuantDotRelTol=%g)", at().c_str(), got,
+                                             want, mag, kQuantDotRelTol);
                                 break;
                             }
                             if (rel > worst) worst = rel;
@@ -200,7 +207,8 @@ void check_mul_x16(const KernelSet& ks, QCase c) {
             for (block_q4_0& blk : w) {
                 blk.d = c == QCase::Extremes ? 0x3c00 : random_scale(r, true);
                 if (c != QCase::Extremes && r() % 7 == 0) blk.d = 0;
-                for (auto& q : blk.qs) q = static_cast<uint8_t>(c == QCase::Extremes ? (((r() & 1) ? 0x0f : 0x00) | ((r() & 1) ? 0xf0 : 0x00)) : r());
+                for (auto& q : blk.qs)
+                    q = static_cast<uint8_t>(c == QCase::Extremes ? (((r() & 1) ? 0x0f : 0x00) | ((r() & 1) ? 0xf0 : 0x00)) : r());
             }
             const size_t xrb = static_cast<size_t>(nb) * sizeof(block_q8_0) + 6;  // padded rows
             std::vector<uint8_t> xbuf(xrb * kMaxTokens);
@@ -210,13 +218,15 @@ void check_mul_x16(const KernelSet& ks, QCase c) {
                 std::memcpy(xbuf.data() + static_cast<size_t>(t) * xrb, row.data(), row.size() * sizeof(block_q8_0));
             }
             auto xrow = [&](int64_t t) { return reinterpret_cast<const block_q8_0*>(xbuf.data() + static_cast<size_t>(t) * xrb); };
-            std::vector<uint8_t> packed(reinterpret_cast<uint8_t*>(w.data()), reinterpret_cast<uint8_t*>(w.data()) + w.size() * sizeof(block_q4_0));
+            std::vector<uint8_t> packed(reinterpret_cast<uint8_t*>(w.data()),
+                                        reinterpret_cast<uint8_t*>(w.data()) + w.size() * sizeof(block_q4_0));
             const size_t group_bytes = 16 * static_cast<size_t>(nb) * sizeof(block_q4_0);
             for (int64_t g = 0; g < ngroups; ++g) repack_q4_0x16(packed.data() + static_cast<size_t>(g) * group_bytes, nb);
             if (&ks == &scalar_set()) {
                 std::vector<uint8_t> back = packed;
                 for (int64_t g = 0; g < ngroups; ++g) unpack_q4_0x16(back.data() + static_cast<size_t>(g) * group_bytes, nb);
-                if (std::memcmp(back.data(), w.data(), back.size()) != 0) ok = false, detail = fmt("nb=%" PRId64 ": unpack(repack(w)) != w", nb);
+                if (std::memcmp(back.data(), w.data(), back.size()) != 0)
+                    ok = false, detail = fmt("nb=%" PRId64 ": unpack(repack(w)) != w", nb);
             }
             for (int64_t nt : std::initializer_list<int64_t>{1, 2, 3, 4, 5, 9, kMaxTokens}) {
                 if (!ok) break;
@@ -229,7 +239,10 @@ void check_mul_x16(const KernelSet& ks, QCase c) {
                         const uint8_t* cell = y.bytes.data() + static_cast<size_t>(t * ldy + i) * sizeof(float);
                         if (i >= nr) {
                             for (size_t k = 0; k < sizeof(float); ++k)
-                                if (cell[k] != kSentinel) ok = false, detail = fmt("nb=%" PRId64 " nt=%" PRId64 ": y[%" PRId64 "][%" PRId64 "] past the rows was written", nb, nt, t, i);
+                                if (cell[k] != kSentinel)
+                                    ok = false,
+                                    detail = fmt("nb=%" PRId64 " nt=%" PRId64 ": y[%" PRId64 "][%" PRId64 "] past the rows was written", nb,
+                                                 nt, t, i);
                             continue;
                         }
                         float got;
@@ -237,9 +250,12 @@ void check_mul_x16(const KernelSet& ks, QCase c) {
                         const float want = scalar_set().of(DType::Q4_0).dot(n, w.data() + i * nb, xrow(t));
                         ++pairs;
                         if (std::memcmp(&got, &want, sizeof got) != 0)
-                            ok = false, detail = fmt("nb=%" PRId64 " groups=%" PRId64 " nt=%" PRId64 " y[%" PRId64 "][%" PRId64 "] = %.9g, reference dot %.9g (must be bit-identical)", nb, ngroups, nt, t, i, got, want);
+                            ok = false, detail = fmt("nb=%" PRId64 " groups=%" PRId64 " nt=%" PRId64 " y[%" PRId64 "][%" PRId64
+                                                     "] = %.9g, reference dot %.9g (must be bit-identical)",
+                                                     nb, ngroups, nt, t, i, got, want);
                     }
-                if (ok && !y.guard_intact()) ok = false, detail = fmt("nb=%" PRId64 " nt=%" PRId64 ": sentinel after y overwritten", nb, nt);
+                if (ok && !y.guard_intact())
+                    ok = false, detail = fmt("nb=%" PRId64 " nt=%" PRId64 ": sentinel after y overwritten", nb, nt);
             }
         }
     }

@@ -39,7 +39,8 @@ suite('inline completion (real engine)', () => {
       async () => {
         await vscode.commands.executeCommand('editor.action.inlineSuggest.commit');
         if (editor.document.getText() !== before) return true;
-        if (api.testing.completionProvider()!.engineCalls > calls) await vscode.commands.executeCommand('editor.action.inlineSuggest.trigger');
+        if (api.testing.completionProvider()!.engineCalls > calls)
+          await vscode.commands.executeCommand('editor.action.inlineSuggest.trigger');
         return false;
       },
       90_000,
@@ -58,13 +59,21 @@ suite('inline completion (real engine)', () => {
     const provider = api.testing.completionProvider()!;
     const editor = await editorAtEnd('typed.py', 'import os\n\ndef main():\n    path = ');
     const doc = editor.document;
-    const key = (text: string, offset: number) => ({ document: doc.uri.toString(), prefix: text.slice(0, offset), suffix: text.slice(offset) });
+    const key = (text: string, offset: number) => ({
+      document: doc.uri.toString(),
+      prefix: text.slice(0, offset),
+      suffix: text.slice(offset),
+    });
     await vscode.commands.executeCommand(Commands.triggerCompletion);
     const text0 = doc.getText();
-    const hit = await waitFor('a cached suggestion', () => {
-      const h = provider.cache.get(key(text0, text0.length));
-      return h && h.candidates[0] && h.candidates[0].length >= 2 ? h : undefined;
-    }, 90_000);
+    const hit = await waitFor(
+      'a cached suggestion',
+      () => {
+        const h = provider.cache.get(key(text0, text0.length));
+        return h && h.candidates[0] && h.candidates[0].length >= 2 ? h : undefined;
+      },
+      90_000,
+    );
     const suggestion = hit.candidates[0];
     const callsBefore = provider.engineCalls;
     // Type the first character of the suggestion.
@@ -75,7 +84,12 @@ suite('inline completion (real engine)', () => {
     assert.ok(served, 'the cache serves the typed-ahead position');
     assert.equal(served.typed, 1);
     assert.equal(served.candidates[0], suggestion.slice(1));
-    const items = await provider.provideInlineCompletionItems(doc, doc.positionAt(text1.length), { triggerKind: vscode.InlineCompletionTriggerKind.Automatic, selectedCompletionInfo: undefined }, new vscode.CancellationTokenSource().token);
+    const items = await provider.provideInlineCompletionItems(
+      doc,
+      doc.positionAt(text1.length),
+      { triggerKind: vscode.InlineCompletionTriggerKind.Automatic, selectedCompletionInfo: undefined },
+      new vscode.CancellationTokenSource().token,
+    );
     assert.ok(items && items.length > 0);
     assert.equal(items[0].insertText, suggestion.slice(1));
     assert.equal(provider.engineCalls, callsBefore, 'no engine call for a typed-ahead suggestion');

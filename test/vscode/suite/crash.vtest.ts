@@ -22,7 +22,11 @@ suite('engine crash (real engine)', () => {
       assert.match(error.message, /stopped unexpectedly/);
       await waitFor('the engine to be ready again', () => api.engine.status.kind === 'ready', 120_000);
       assert.notEqual(api.engine.engineInfo?.pid, pid, 'a new engine process');
-      const result = await api.engine.complete({ documentId: 'after-crash', prompt: { prefix: 'let x = ', suffix: '', fileName: 'a.ts', languageId: 'typescript' }, maxTokens: 4 });
+      const result = await api.engine.complete({
+        documentId: 'after-crash',
+        prompt: { prefix: 'let x = ', suffix: '', fileName: 'a.ts', languageId: 'typescript' },
+        maxTokens: 4,
+      });
       assert.ok(result.stats.promptTokens > 0);
     } finally {
       sub.dispose();

@@ -34,7 +34,8 @@ export async function waitFor<T>(what: string, check: () => T | Promise<T>, time
     } catch (err) {
       last = err;
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
     await sleep(intervalMs);
   }
 }
@@ -46,7 +47,13 @@ export async function readyEngine(): Promise<ExtensionApi> {
   assert.ok(model && fs.existsSync(model), `${TEST_MODEL_ENV} must name an existing GGUF file (got ${model})`);
   const config = vscode.workspace.getConfiguration('smallthinker');
   if (config.get('model.path') !== model) await config.update('model.path', model, vscode.ConfigurationTarget.Global);
-  await waitFor('the engine to be ready', () => api.engine.status.kind === 'ready' || (api.engine.status.kind === 'error' && !api.engine.status.restarting ? Promise.reject(new Error(api.engine.status.message)) : false), 120_000);
+  await waitFor(
+    'the engine to be ready',
+    () =>
+      api.engine.status.kind === 'ready' ||
+      (api.engine.status.kind === 'error' && !api.engine.status.restarting ? Promise.reject(new Error(api.engine.status.message)) : false),
+    120_000,
+  );
   return api;
 }
 

@@ -53,7 +53,10 @@ export function run(): Promise<void> {
   const grep = readGrep();
   if (grep !== undefined) mocha.grep(grep);
 
-  const only = (process.env.SMALLTHINKER_TEST_FILES || '').split(',').map((s) => s.trim()).filter(Boolean);
+  const only = (process.env.SMALLTHINKER_TEST_FILES || '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   const files = findSuiteFiles(__dirname).filter((f) => only.length === 0 || only.some((s) => f.includes(s)));
   for (const f of files) mocha.addFile(f);
   console.log(`vscode-tests: ${files.length} suite file(s)${grep !== undefined ? `, grep ${String(grep)}` : ''}`);

@@ -12,10 +12,14 @@ suite('language model provider (real engine)', () => {
   test('vscode.lm offers the model and streams an answer', async function () {
     this.timeout(120_000);
     await readyEngine();
-    const [model] = await waitFor('the SmallThinker language model', async () => {
-      const models = await vscode.lm.selectChatModels({ vendor: LANGUAGE_MODEL_VENDOR });
-      return models.length > 0 ? models : undefined;
-    }, 30_000);
+    const [model] = await waitFor(
+      'the SmallThinker language model',
+      async () => {
+        const models = await vscode.lm.selectChatModels({ vendor: LANGUAGE_MODEL_VENDOR });
+        return models.length > 0 ? models : undefined;
+      },
+      30_000,
+    );
     assert.equal(model.vendor, LANGUAGE_MODEL_VENDOR);
     assert.ok(model.maxInputTokens > 0);
     const source = new vscode.CancellationTokenSource();

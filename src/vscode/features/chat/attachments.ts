@@ -54,7 +54,13 @@ export function fileAttachment(editor: vscode.TextEditor, maxChars: number): Cha
   const base = { id: `file:${uri}`, kind: 'file' as const, uri, languageId: document.languageId };
   if (text.length <= maxChars) return { ...base, label: fileName(document), text };
   const window = windowAroundLine(text, editor.selection.active.line, maxChars);
-  return { ...base, label: `${fileName(document)}:${lines(window.startLine, window.endLine)}`, text: window.text, startLine: window.startLine, endLine: window.endLine };
+  return {
+    ...base,
+    label: `${fileName(document)}:${lines(window.startLine, window.endLine)}`,
+    text: window.text,
+    startLine: window.startLine,
+    endLine: window.endLine,
+  };
 }
 
 export class EditorAttachments implements vscode.Disposable {

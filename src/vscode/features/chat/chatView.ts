@@ -20,7 +20,16 @@ import {
   type Conversation,
   type ConversationMessage,
 } from '../../../common/chatHistory';
-import { describeMessage, parseWebviewMessage, toChip, toConversationView, type ChatViewState, type EngineView, type HostToWebview, type WebviewToHost } from '../../../common/chatMessages';
+import {
+  describeMessage,
+  parseWebviewMessage,
+  toChip,
+  toConversationView,
+  type ChatViewState,
+  type EngineView,
+  type HostToWebview,
+  type WebviewToHost,
+} from '../../../common/chatMessages';
 import type { ChatAskRequest, ChatAttachment } from '../../../common/chatTypes';
 import { Commands, Views } from '../../../common/ids';
 import { EngineErrorCodes } from '../../../common/protocol';
@@ -144,7 +153,9 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
   private post(message: HostToWebview): void {
     this.postEmitter.fire(message);
     if (!this.view || !this.ready) return; // the full state goes out on `ready`
-    this.view.webview.postMessage(message).then(undefined, (err: unknown) => this.services.log.warn(`chat: could not post to the panel: ${errorMessage(err)}`));
+    this.view.webview
+      .postMessage(message)
+      .then(undefined, (err: unknown) => this.services.log.warn(`chat: could not post to the panel: ${errorMessage(err)}`));
   }
 
   /** What the panel shows, complete. */
@@ -171,7 +182,9 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
       return;
     }
     this.handle(message).catch((err: unknown) => {
-      this.services.log.error(`chat: handling '${message.type}' failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+      this.services.log.error(
+        `chat: handling '${message.type}' failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`,
+      );
       this.post({ type: 'error', message: `That did not work: ${errorMessage(err)}. See the log (SmallThinker: Show Engine Log).` });
     });
   }
@@ -322,11 +335,18 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
       for (let attempt = 0; ; attempt++) {
         const prompt = buildChatPrompt({ messages: upToQuestion, budgetTokens: budget });
         if (prompt.droppedTurns > 0 || prompt.truncatedAttachments) {
-          this.services.log.info(`chat: left out ${prompt.droppedTurns} earlier exchange(s)${prompt.truncatedAttachments ? ' and shortened the attachments' : ''} to fit the context.`);
+          this.services.log.info(
+            `chat: left out ${prompt.droppedTurns} earlier exchange(s)${prompt.truncatedAttachments ? ' and shortened the attachments' : ''} to fit the context.`,
+          );
         }
         try {
           const result = await engine.chat(
-            { conversationId: conversation.id, messages: prompt.messages, sampling: { temperature: config.temperature }, maxTokens: config.maxTokens },
+            {
+              conversationId: conversation.id,
+              messages: prompt.messages,
+              sampling: { temperature: config.temperature },
+              maxTokens: config.maxTokens,
+            },
             (delta) => {
               answer.text += delta;
               this.post({ type: 'delta', messageId: answer.id, text: delta });
@@ -371,7 +391,10 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
       }
     }
     if (isContextOverflow(err)) return { message: errorMessage(err), actions: [ACTIONS.newChat] };
-    return { message: `The answer failed: ${errorMessage(err)} See the log for details.`, actions: [ACTIONS.showLog, ACTIONS.restartEngine] };
+    return {
+      message: `The answer failed: ${errorMessage(err)} See the log for details.`,
+      actions: [ACTIONS.showLog, ACTIONS.restartEngine],
+    };
   }
 
   /** Stops the running answer (its text so far stays). */

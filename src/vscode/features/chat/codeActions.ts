@@ -16,7 +16,11 @@ async function liveEditor(editor: vscode.TextEditor): Promise<vscode.TextEditor>
   if (vscode.window.visibleTextEditors.includes(editor)) return editor;
   const visible = vscode.window.visibleTextEditors.find((e) => e.document === editor.document);
   if (visible) return visible;
-  return vscode.window.showTextDocument(editor.document, { viewColumn: editor.viewColumn, preserveFocus: true, selection: editor.selection });
+  return vscode.window.showTextDocument(editor.document, {
+    viewColumn: editor.viewColumn,
+    preserveFocus: true,
+    selection: editor.selection,
+  });
 }
 
 export async function runCodeAction(action: CodeAction, code: string, target: vscode.TextEditor | undefined): Promise<CodeActionResult> {

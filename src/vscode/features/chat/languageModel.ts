@@ -18,7 +18,8 @@ const SYSTEM_ROLE = 3;
 
 function partText(part: unknown): string {
   if (part instanceof vscode.LanguageModelTextPart) return part.value;
-  if (typeof part === 'object' && part !== null && typeof (part as { value?: unknown }).value === 'string') return (part as { value: string }).value;
+  if (typeof part === 'object' && part !== null && typeof (part as { value?: unknown }).value === 'string')
+    return (part as { value: string }).value;
   return '';
 }
 
@@ -103,7 +104,11 @@ export class SmallThinkerChatModelProvider implements vscode.LanguageModelChatPr
     const context = s.kind === 'ready' ? s.model.context : model.maxInputTokens + model.maxOutputTokens;
     const trimmed = trimMessages(converted, promptBudget(context, maxTokens));
     try {
-      await this.engine.chat({ messages: trimmed, sampling: { temperature }, maxTokens }, (delta) => progress.report(new vscode.LanguageModelTextPart(delta)), token);
+      await this.engine.chat(
+        { messages: trimmed, sampling: { temperature }, maxTokens },
+        (delta) => progress.report(new vscode.LanguageModelTextPart(delta)),
+        token,
+      );
     } catch (err) {
       if (token.isCancellationRequested || isCancellation(err)) throw new vscode.CancellationError();
       if (err instanceof EngineUnavailableError) throw new Error(`SmallThinker cannot answer: ${err.message}`);
@@ -111,7 +116,11 @@ export class SmallThinkerChatModelProvider implements vscode.LanguageModelChatPr
     }
   }
 
-  async provideTokenCount(_model: vscode.LanguageModelChatInformation, text: string | vscode.LanguageModelChatRequestMessage, token: vscode.CancellationToken): Promise<number> {
+  async provideTokenCount(
+    _model: vscode.LanguageModelChatInformation,
+    text: string | vscode.LanguageModelChatRequestMessage,
+    token: vscode.CancellationToken,
+  ): Promise<number> {
     const value = typeof text === 'string' ? text : text.content.map(partText).join('');
     if (this.engine.status.kind !== 'ready' || token.isCancellationRequested) return estimateTokens(value);
     try {

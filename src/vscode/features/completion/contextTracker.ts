@@ -19,7 +19,9 @@ export function displayName(document: vscode.TextDocument): string {
 }
 
 function eligible(document: vscode.TextDocument): boolean {
-  return !document.isClosed && ['file', 'untitled', 'vscode-remote', 'vscode-userdata'].includes(document.uri.scheme) && document.lineCount > 0;
+  return (
+    !document.isClosed && ['file', 'untitled', 'vscode-remote', 'vscode-userdata'].includes(document.uri.scheme) && document.lineCount > 0
+  );
 }
 
 export class ContextTracker implements vscode.Disposable {

@@ -3,7 +3,13 @@
 // text), and warming the engine's cache for a file the user switched to.
 import * as vscode from 'vscode';
 
-import { AcceptanceTracker, RETENTION_DELAYS_MS, describeAcceptance, emptyAcceptanceState, loadAcceptanceState } from '../../../common/acceptanceStats';
+import {
+  AcceptanceTracker,
+  RETENTION_DELAYS_MS,
+  describeAcceptance,
+  emptyAcceptanceState,
+  loadAcceptanceState,
+} from '../../../common/acceptanceStats';
 import { Commands } from '../../../common/ids';
 import { completionConfig, languageEnabled } from '../../config';
 import { errorMessage, isCancellation } from '../../engineService';
@@ -77,11 +83,18 @@ export function registerCompletion(context: vscode.ExtensionContext, services: S
       warmSource = source;
       services.engine
         .warm(
-          { documentId: doc.uri.toString(), prompt: completionPrompt(doc, text.slice(0, offset), text.slice(offset), contextTracker, config), maxTokens: config.maxTokens },
+          {
+            documentId: doc.uri.toString(),
+            prompt: completionPrompt(doc, text.slice(0, offset), text.slice(offset), contextTracker, config),
+            maxTokens: config.maxTokens,
+          },
           source.token,
         )
         .then(
-          (r) => services.log.debug(`warmed ${displayName(doc)}: ${r.evaluatedTokens}/${r.promptTokens} tokens evaluated in ${r.ms.toFixed(0)} ms`),
+          (r) =>
+            services.log.debug(
+              `warmed ${displayName(doc)}: ${r.evaluatedTokens}/${r.promptTokens} tokens evaluated in ${r.ms.toFixed(0)} ms`,
+            ),
           (err: unknown) => {
             if (!isCancellation(err)) services.log.debug(`warming failed: ${errorMessage(err)}`);
           },
@@ -105,7 +118,11 @@ export function registerCompletion(context: vscode.ExtensionContext, services: S
     }),
     vscode.commands.registerCommand(Commands.showStats, async () => {
       const lines = describeAcceptance(tracker.state);
-      const choice = await vscode.window.showInformationMessage('SmallThinker inline completion statistics (kept on this machine only)', { modal: true, detail: lines.join('\n') }, 'Reset');
+      const choice = await vscode.window.showInformationMessage(
+        'SmallThinker inline completion statistics (kept on this machine only)',
+        { modal: true, detail: lines.join('\n') },
+        'Reset',
+      );
       if (choice === 'Reset') {
         Object.assign(tracker.state, emptyAcceptanceState());
         await context.globalState.update(STATS_KEY, tracker.state);

@@ -33,7 +33,13 @@ function sleep(ms: number, token: vscode.CancellationToken): Promise<boolean> {
 }
 
 /** The completion/create (and context/warm) prompt for a document position, clipped for transport. */
-export function completionPrompt(document: vscode.TextDocument, prefix: string, suffix: string, context: ContextTracker, config: CompletionConfig): CompletionPrompt {
+export function completionPrompt(
+  document: vscode.TextDocument,
+  prefix: string,
+  suffix: string,
+  context: ContextTracker,
+  config: CompletionConfig,
+): CompletionPrompt {
   const clipped = clipForRequest(prefix, suffix);
   return {
     chunks: config.contextChunks ? context.ring.forPrompt(document.uri.toString()) : [],
@@ -122,7 +128,13 @@ export class CompletionProvider implements vscode.InlineCompletionItemProvider, 
     return this.items(document, position, result.candidates, prefix, suffix, false);
   }
 
-  private params(document: vscode.TextDocument, prefix: string, suffix: string, config: CompletionConfig, candidates: number): CompletionParams {
+  private params(
+    document: vscode.TextDocument,
+    prefix: string,
+    suffix: string,
+    config: CompletionConfig,
+    candidates: number,
+  ): CompletionParams {
     return {
       documentId: document.uri.toString(),
       prompt: completionPrompt(document, prefix, suffix, this.context, config),
@@ -133,7 +145,14 @@ export class CompletionProvider implements vscode.InlineCompletionItemProvider, 
     };
   }
 
-  private items(document: vscode.TextDocument, position: vscode.Position, candidates: readonly string[], prefix: string, suffix: string, fromCache: boolean): vscode.InlineCompletionItem[] | undefined {
+  private items(
+    document: vscode.TextDocument,
+    position: vscode.Position,
+    candidates: readonly string[],
+    prefix: string,
+    suffix: string,
+    fromCache: boolean,
+  ): vscode.InlineCompletionItem[] | undefined {
     const texts = candidates.filter((c) => c.length > 0);
     const docKey = document.uri.toString();
     this.tracker.onShown(docKey, prefix.length, texts[0] ?? '', fromCache);

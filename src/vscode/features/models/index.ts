@@ -7,7 +7,15 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 
 import { Commands, CONFIG_SECTION, DEFAULT_MODEL_URL, Settings } from '../../../common/ids';
-import { downloadFile, DownloadError, fileNameFromUrl, formatBytes, isDownloadCancelled, isGgufFile, type DownloadProgress } from '../../../node/download';
+import {
+  downloadFile,
+  DownloadError,
+  fileNameFromUrl,
+  formatBytes,
+  isDownloadCancelled,
+  isGgufFile,
+  type DownloadProgress,
+} from '../../../node/download';
 import { downloadConfig, engineConfig, updateSetting } from '../../config';
 import type { EngineStatus } from '../../engineService';
 import type { Services } from '../../services';
@@ -73,9 +81,14 @@ export function registerModels(context: vscode.ExtensionContext, services: Servi
     const uri = picked?.[0];
     if (!uri) return;
     if (uri.scheme !== 'file') {
-      void vscode.window.showErrorMessage(`${uri.toString()} is not on this machine's disk. The engine runs locally: choose a GGUF file on a local drive.`, CHOOSE).then((choice) => {
-        if (choice === CHOOSE) void chooseModel();
-      });
+      void vscode.window
+        .showErrorMessage(
+          `${uri.toString()} is not on this machine's disk. The engine runs locally: choose a GGUF file on a local drive.`,
+          CHOOSE,
+        )
+        .then((choice) => {
+          if (choice === CHOOSE) void chooseModel();
+        });
       return;
     }
     const file = uri.fsPath;
@@ -143,7 +156,10 @@ export function registerModels(context: vscode.ExtensionContext, services: Servi
       const part = await fs.promises.stat(`${dest}.part`).catch(() => undefined);
       log.info(`download cancelled${part ? ` with ${formatBytes(part.size)} kept` : ''}.`);
       const kept = part && part.size > 0 ? ` ${formatBytes(part.size)} downloaded so far is kept.` : '';
-      const choice = await vscode.window.showInformationMessage(`Download paused.${kept} Run Download Default Model again to resume.`, RESUME);
+      const choice = await vscode.window.showInformationMessage(
+        `Download paused.${kept} Run Download Default Model again to resume.`,
+        RESUME,
+      );
       if (choice === RESUME) void vscode.commands.executeCommand(Commands.downloadModel);
       return;
     }
@@ -204,7 +220,9 @@ export function registerModels(context: vscode.ExtensionContext, services: Servi
       if (shown.has(status.message)) return;
       shown.add(status.message);
       const buttons = status.restarting ? [SHOW_LOG] : status.modelPath ? [CHOOSE, SHOW_LOG] : [RESTART, SHOW_LOG];
-      const text = status.restarting ? `SmallThinker: ${status.message} If this repeats, see the engine log.` : `SmallThinker: ${status.message}`;
+      const text = status.restarting
+        ? `SmallThinker: ${status.message} If this repeats, see the engine log.`
+        : `SmallThinker: ${status.message}`;
       void vscode.window.showErrorMessage(text, ...buttons).then((choice) => {
         if (choice === SHOW_LOG) services.log.show();
         else if (choice === CHOOSE) void chooseModel();
@@ -215,10 +233,12 @@ export function registerModels(context: vscode.ExtensionContext, services: Servi
       if (shown.has(status.message)) return;
       shown.add(status.message);
       const download = downloadLabel();
-      void vscode.window.showWarningMessage(`SmallThinker: ${status.message} Choose another GGUF file or download the default model.`, CHOOSE, download).then((choice) => {
-        if (choice === CHOOSE) void chooseModel();
-        else if (choice === download) void downloadModel();
-      });
+      void vscode.window
+        .showWarningMessage(`SmallThinker: ${status.message} Choose another GGUF file or download the default model.`, CHOOSE, download)
+        .then((choice) => {
+          if (choice === CHOOSE) void chooseModel();
+          else if (choice === download) void downloadModel();
+        });
     } else if (status.kind === 'ready') {
       shown.clear(); // A later failure is worth telling again.
     }

@@ -65,7 +65,10 @@ export function registerRefactor(context: vscode.ExtensionContext, services: Ser
     vscode.commands.registerCommand(Commands.acceptEdit, () => proposals.accept()),
     // From the editor title bar the argument is the file's URI; { hunks: [...] } skips the QuickPick.
     vscode.commands.registerCommand(Commands.acceptEditPart, (args?: unknown) => {
-      const hunks = isRecord(args) && Array.isArray(args.hunks) ? (args.hunks as unknown[]).filter((x): x is number => typeof x === 'number') : undefined;
+      const hunks =
+        isRecord(args) && Array.isArray(args.hunks)
+          ? (args.hunks as unknown[]).filter((x): x is number => typeof x === 'number')
+          : undefined;
       return hunks ? proposals.accept(hunks) : proposals.acceptPart();
     }),
     vscode.commands.registerCommand(Commands.rejectEdit, () => proposals.reject()),
@@ -95,7 +98,10 @@ async function enclosingBlock(document: vscode.TextDocument, position: vscode.Po
   let symbols: Array<vscode.DocumentSymbol | vscode.SymbolInformation> | undefined;
   try {
     symbols = await Promise.race([
-      vscode.commands.executeCommand<Array<vscode.DocumentSymbol | vscode.SymbolInformation> | undefined>('vscode.executeDocumentSymbolProvider', document.uri),
+      vscode.commands.executeCommand<Array<vscode.DocumentSymbol | vscode.SymbolInformation> | undefined>(
+        'vscode.executeDocumentSymbolProvider',
+        document.uri,
+      ),
       timeout,
     ]);
   } catch {
@@ -125,7 +131,8 @@ async function commandTarget(editor: vscode.TextEditor, action: EditAction | 'ex
     const block = await enclosingBlock(document, selection.active);
     if (block) return { region: { startLine: block.start.line, endLine: block.end.line }, kind: 'symbol' };
   }
-  if (document.lineCount <= WHOLE_FILE_MAX_LINES) return { region: { startLine: 0, endLine: Math.max(0, document.lineCount - 1) }, kind: 'file' };
+  if (document.lineCount <= WHOLE_FILE_MAX_LINES)
+    return { region: { startLine: 0, endLine: Math.max(0, document.lineCount - 1) }, kind: 'file' };
   if (action === 'explain') {
     const line = selection.active.line;
     const startLine = Math.max(0, line - 60);
@@ -182,7 +189,9 @@ async function explain(services: Services): Promise<void> {
     await vscode.commands.executeCommand(Commands.focusChat);
   } catch (err) {
     services.log.error(`Could not open the chat panel: ${errorMessage(err)}`);
-    void vscode.window.showErrorMessage('SmallThinker could not open the chat panel to explain the code; see the log (SmallThinker: Show Engine Log).');
+    void vscode.window.showErrorMessage(
+      'SmallThinker could not open the chat panel to explain the code; see the log (SmallThinker: Show Engine Log).',
+    );
   }
 }
 
@@ -216,7 +225,10 @@ async function testTarget(document: vscode.TextDocument): Promise<TestTarget> {
   const own = fileLabel(document.uri);
   const name = testFileNameFor(own, document.languageId);
   if (name === own) return { uri: document.uri, exists: true, text: document.getText() };
-  const uri = document.uri.scheme === 'untitled' ? vscode.Uri.from({ scheme: 'untitled', path: name }) : vscode.Uri.joinPath(document.uri, '..', name);
+  const uri =
+    document.uri.scheme === 'untitled'
+      ? vscode.Uri.from({ scheme: 'untitled', path: name })
+      : vscode.Uri.joinPath(document.uri, '..', name);
   const open = vscode.workspace.textDocuments.find((d) => d.uri.toString() === uri.toString());
   if (open) return { uri, exists: open.uri.scheme !== 'untitled' || open.getText() !== '', text: open.getText() };
   if (uri.scheme === 'untitled') return { uri, exists: false, text: '' };
@@ -250,7 +262,9 @@ async function runEdit(action: EditAction, services: Services, proposals: Propos
 
   const target = await commandTarget(editor, action);
   if (!target) {
-    void vscode.window.showInformationMessage(`The file is too long to ${VERBS[action]} as a whole: select the code to ${VERBS[action]} first.`);
+    void vscode.window.showInformationMessage(
+      `The file is too long to ${VERBS[action]} as a whole: select the code to ${VERBS[action]} first.`,
+    );
     return false;
   }
   const baseText = document.getText();
@@ -287,8 +301,10 @@ async function runEdit(action: EditAction, services: Services, proposals: Propos
     return false;
   }
   const notes: string[] = [];
-  if (answer.truncated) notes.push('The answer was cut off at the token limit (setting smallthinker.chat.maxTokens): check the end of the change.');
-  if (diagnostics && diagnostics.length === 0) notes.push('No problems were reported in the selection, so SmallThinker looked for bugs itself.');
+  if (answer.truncated)
+    notes.push('The answer was cut off at the token limit (setting smallthinker.chat.maxTokens): check the end of the change.');
+  if (diagnostics && diagnostics.length === 0)
+    notes.push('No problems were reported in the selection, so SmallThinker looked for bugs itself.');
   const note = notes.length > 0 ? notes.join(' ') : undefined;
 
   if (tests) {
@@ -305,7 +321,8 @@ async function runEdit(action: EditAction, services: Services, proposals: Propos
     void vscode.window.showInformationMessage(`SmallThinker proposes no changes to ${fileLabel(document.uri)}.${note ? ` ${note}` : ''}`);
     return false;
   }
-  if (document.version !== baseVersion) services.log.info(`${fileLabel(document.uri)} changed while SmallThinker worked; the proposal is carried over to it.`);
+  if (document.version !== baseVersion)
+    services.log.info(`${fileLabel(document.uri)} changed while SmallThinker worked; the proposal is carried over to it.`);
   await proposals.propose({ target: document.uri, exists: true, baseText, proposedText, note });
   return true;
 }
@@ -327,7 +344,13 @@ interface Answer {
  * Runs the one-shot chat request under a cancellable progress notification. Stops the model once
  * the code block is closed. Undefined when cancelled or failed (the error is shown).
  */
-async function generate(services: Services, action: EditAction, messages: ChatMessage[], temperature: number, maxTokens: number): Promise<Answer | undefined> {
+async function generate(
+  services: Services,
+  action: EditAction,
+  messages: ChatMessage[],
+  temperature: number,
+  maxTokens: number,
+): Promise<Answer | undefined> {
   try {
     return await vscode.window.withProgress(
       { location: vscode.ProgressLocation.Notification, title: `SmallThinker: ${PROGRESS_TITLES[action]}…`, cancellable: true },

@@ -75,7 +75,15 @@ export class ProposalManager implements vscode.Disposable, vscode.TextDocumentCo
   get pending(): PendingProposalInfo | undefined {
     const p = this.current;
     if (!p) return undefined;
-    return { id: p.id, uri: p.target, proposalUri: p.proposalUri, exists: p.exists, baseText: p.baseText, proposedText: p.proposedText, hunks: diffLines(p.baseText, p.proposedText) };
+    return {
+      id: p.id,
+      uri: p.target,
+      proposalUri: p.proposalUri,
+      exists: p.exists,
+      baseText: p.baseText,
+      proposedText: p.proposedText,
+      hunks: diffLines(p.baseText, p.proposedText),
+    };
   }
 
   /**
@@ -90,7 +98,9 @@ export class ProposalManager implements vscode.Disposable, vscode.TextDocumentCo
     const id = this.nextId++;
     const query = `proposal=${id}`;
     const proposalUri = vscode.Uri.from({ scheme: PROPOSAL_SCHEME, path: input.target.path, query });
-    const originalUri = input.exists ? input.target : vscode.Uri.from({ scheme: PROPOSAL_SCHEME, path: input.target.path, query: `${query}&side=original` });
+    const originalUri = input.exists
+      ? input.target
+      : vscode.Uri.from({ scheme: PROPOSAL_SCHEME, path: input.target.path, query: `${query}&side=original` });
     const proposal: Proposal = { ...input, id, proposalUri, originalUri, opened: false };
     this.texts.set(proposalUri.toString(), input.proposedText);
     if (!input.exists) this.texts.set(originalUri.toString(), '');
@@ -111,7 +121,9 @@ export class ProposalManager implements vscode.Disposable, vscode.TextDocumentCo
 
   private async notify(proposal: Proposal): Promise<void> {
     const count = diffLines(proposal.baseText, proposal.proposedText).length;
-    const what = proposal.exists ? `${count} change${count === 1 ? '' : 's'} to ${basename(proposal.target)}` : `a new file, ${basename(proposal.target)}`;
+    const what = proposal.exists
+      ? `${count} change${count === 1 ? '' : 's'} to ${basename(proposal.target)}`
+      : `a new file, ${basename(proposal.target)}`;
     const message = `SmallThinker proposes ${what}. Review the diff, then accept or reject.${proposal.note ? ` ${proposal.note}` : ''}`;
     const choice = await vscode.window.showInformationMessage(message, 'Accept', 'Accept Part…', 'Reject');
     if (this.current !== proposal || choice === undefined) return;
@@ -135,11 +147,14 @@ export class ProposalManager implements vscode.Disposable, vscode.TextDocumentCo
   private async applyPending(indexes?: readonly number[]): Promise<boolean> {
     const p = this.current;
     if (!p) {
-      void vscode.window.showInformationMessage('No SmallThinker proposal is pending: run Refactor, Add Documentation, Fix or Write Tests first.');
+      void vscode.window.showInformationMessage(
+        'No SmallThinker proposal is pending: run Refactor, Add Documentation, Fix or Write Tests first.',
+      );
       return false;
     }
     const all = diffLines(p.baseText, p.proposedText);
-    const chosen = indexes === undefined ? all : [...new Set(indexes)].filter((i) => Number.isInteger(i) && i >= 0 && i < all.length).map((i) => all[i]);
+    const chosen =
+      indexes === undefined ? all : [...new Set(indexes)].filter((i) => Number.isInteger(i) && i >= 0 && i < all.length).map((i) => all[i]);
     if (chosen.length === 0) {
       void vscode.window.showInformationMessage('No change was chosen; the proposal stays open (reject it to close it).');
       return false;
@@ -156,25 +171,32 @@ export class ProposalManager implements vscode.Disposable, vscode.TextDocumentCo
         const rebased = rebaseHunks(base, chosen, current);
         if (rebased.conflicts.length > 0) {
           const lines = rebased.conflicts.map((h) => hunkLabel(h).split(':')[0]).join(', ');
-          void vscode.window.showWarningMessage(`${name} changed where SmallThinker proposes edits (${lines}), so nothing was applied. The proposal stays open: reject it and run the command again.`);
+          void vscode.window.showWarningMessage(
+            `${name} changed where SmallThinker proposes edits (${lines}), so nothing was applied. The proposal stays open: reject it and run the command again.`,
+          );
           return false;
         }
         hunks = rebased.hunks;
         base = current;
       }
       const doc = document;
-      for (const e of hunkEdits(base, hunks)) edit.replace(p.target, new vscode.Range(doc.positionAt(e.start), doc.positionAt(e.end)), e.text);
+      for (const e of hunkEdits(base, hunks))
+        edit.replace(p.target, new vscode.Range(doc.positionAt(e.start), doc.positionAt(e.end)), e.text);
     } else {
       const text = applyHunks('', chosen);
       if (p.target.scheme === 'untitled') {
         document = await vscode.workspace.openTextDocument(p.target);
         if (document.getText() !== '') {
-          void vscode.window.showWarningMessage(`${name} is no longer empty, so nothing was applied. The proposal stays open: reject it and run the command again.`);
+          void vscode.window.showWarningMessage(
+            `${name} is no longer empty, so nothing was applied. The proposal stays open: reject it and run the command again.`,
+          );
           return false;
         }
       } else {
         if (await exists(p.target)) {
-          void vscode.window.showWarningMessage(`${name} was created in the meantime, so nothing was applied. The proposal stays open: reject it and run Write Tests again (it will add to the file).`);
+          void vscode.window.showWarningMessage(
+            `${name} was created in the meantime, so nothing was applied. The proposal stays open: reject it and run Write Tests again (it will add to the file).`,
+          );
           return false;
         }
         edit.createFile(p.target, { ignoreIfExists: false, overwrite: false });
@@ -231,7 +253,9 @@ export class ProposalManager implements vscode.Disposable, vscode.TextDocumentCo
 
   private tabsShowing(p: Proposal): vscode.Tab[] {
     const uri = p.proposalUri.toString();
-    return vscode.window.tabGroups.all.flatMap((group) => group.tabs).filter((tab) => tab.input instanceof vscode.TabInputTextDiff && tab.input.modified.toString() === uri);
+    return vscode.window.tabGroups.all
+      .flatMap((group) => group.tabs)
+      .filter((tab) => tab.input instanceof vscode.TabInputTextDiff && tab.input.modified.toString() === uri);
   }
 
   /** A pending proposal whose diff is no longer open anywhere was closed: it is rejected. */

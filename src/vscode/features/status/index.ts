@@ -58,7 +58,10 @@ export function registerStatus(context: vscode.ExtensionContext, services: Servi
     try {
       await engine.restart();
     } catch (err) {
-      const choice = await vscode.window.showErrorMessage(`SmallThinker: restarting the engine failed: ${errorMessage(err)} See the engine log for details.`, 'Show Log');
+      const choice = await vscode.window.showErrorMessage(
+        `SmallThinker: restarting the engine failed: ${errorMessage(err)} See the engine log for details.`,
+        'Show Log',
+      );
       if (choice === 'Show Log') services.log.show();
     }
   };
@@ -74,8 +77,16 @@ export function registerStatus(context: vscode.ExtensionContext, services: Servi
     const view = statusView({ status, completionEnabled: completionConfig().enabled });
     const enabled = completionConfig().enabled;
     const modelActions: ActionItem[] = [
-      { label: '$(folder-opened) Choose Model File…', description: 'a local GGUF file', run: () => vscode.commands.executeCommand(Commands.chooseModel) },
-      { label: '$(cloud-download) Download Default Model', description: 'SmallThinker-4B-A0.6B Q4_0, 2.4 GB', run: () => vscode.commands.executeCommand(Commands.downloadModel) },
+      {
+        label: '$(folder-opened) Choose Model File…',
+        description: 'a local GGUF file',
+        run: () => vscode.commands.executeCommand(Commands.chooseModel),
+      },
+      {
+        label: '$(cloud-download) Download Default Model',
+        description: 'SmallThinker-4B-A0.6B Q4_0, 2.4 GB',
+        run: () => vscode.commands.executeCommand(Commands.downloadModel),
+      },
     ];
     const engineActions: ActionItem[] = [
       { label: '$(debug-restart) Restart Engine', run: restartEngine },
@@ -90,7 +101,10 @@ export function registerStatus(context: vscode.ExtensionContext, services: Servi
       { label: '$(comment-discussion) Open Chat', run: () => vscode.commands.executeCommand(Commands.focusChat) },
       { label: '$(graph) Show Completion Statistics', run: () => vscode.commands.executeCommand(Commands.showStats) },
     ];
-    const settings: ActionItem = { label: '$(gear) Open Settings', run: () => vscode.commands.executeCommand('workbench.action.openSettings', EXTENSION_SETTINGS_QUERY) };
+    const settings: ActionItem = {
+      label: '$(gear) Open Settings',
+      run: () => vscode.commands.executeCommand('workbench.action.openSettings', EXTENSION_SETTINGS_QUERY),
+    };
     const separator = (label: string): ActionItem => ({ label, kind: vscode.QuickPickItemKind.Separator });
     // What the state calls for comes first.
     const items: ActionItem[] =

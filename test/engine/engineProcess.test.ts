@@ -14,12 +14,19 @@ import { describe, it, before } from 'node:test';
 import { ResponseError } from 'vscode-jsonrpc';
 import { StreamMessageReader, StreamMessageWriter, createMessageConnection } from 'vscode-jsonrpc/node';
 
-import { EngineErrorCodes, ExitNotification, PARENT_PID_ENV, PROTOCOL_VERSION, ShutdownRequest, type CompletionParams } from '../src/common/protocol';
-import { EngineClient } from '../src/node/engineClient';
-import { EngineProcess, type EngineState, type EngineStateChange } from '../src/node/engineProcess';
-import { TINY, ensureModel, type ModelSpec } from './support/fixtures';
+import {
+  EngineErrorCodes,
+  ExitNotification,
+  PARENT_PID_ENV,
+  PROTOCOL_VERSION,
+  ShutdownRequest,
+  type CompletionParams,
+} from '../../src/common/protocol';
+import { EngineClient } from '../../src/node/engineClient';
+import { EngineProcess, type EngineState, type EngineStateChange } from '../../src/node/engineProcess';
+import { TINY, ensureModel, type ModelSpec } from '../support/fixtures';
 
-const ROOT = path.resolve(__dirname, '..', '..');
+const ROOT = path.resolve(__dirname, '..', '..', '..');
 const HOST = path.join(ROOT, 'dist', 'engineHost.js');
 const BIN = path.join(ROOT, 'bin', 'moe-engine.js');
 
@@ -229,7 +236,10 @@ describe('engine process', () => {
 
     // With stdin still open, the parent-pid watch alone ends it.
     const sleeper = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
-    const host = spawn(process.execPath, [HOST], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, [PARENT_PID_ENV]: String(sleeper.pid) } });
+    const host = spawn(process.execPath, [HOST], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: { ...process.env, [PARENT_PID_ENV]: String(sleeper.pid) },
+    });
     let stderr = '';
     host.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     try {
@@ -253,7 +263,7 @@ describe('engine process', () => {
     // broken stderr pipe.
     const slowModel = await ensureModel(SLOW_PREFILL);
     const script = path.join(os.tmpdir(), `engine-parent-prefill-${process.pid}.js`);
-    const engineProcessModule = path.join(__dirname, '..', 'src', 'node', 'engineProcess.js');
+    const engineProcessModule = path.join(__dirname, '..', '..', 'src', 'node', 'engineProcess.js');
     fs.writeFileSync(
       script,
       `const { EngineProcess } = require(${JSON.stringify(engineProcessModule)});
@@ -352,7 +362,10 @@ describe('engine process', () => {
       const frames = raw.split(/Content-Length: \d+\r\n\r\n/);
       assert.equal(frames[0], '');
       const replies = frames.slice(1).map((f) => JSON.parse(f) as { id: unknown; error?: { code: number } });
-      assert.ok(replies.some((r) => r.id === null && r.error?.code === EngineErrorCodes.ParseError), raw);
+      assert.ok(
+        replies.some((r) => r.id === null && r.error?.code === EngineErrorCodes.ParseError),
+        raw,
+      );
       await client.shutdown();
       assert.deepEqual(await exited(host), { code: 0, signal: null });
     } finally {

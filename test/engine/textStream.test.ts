@@ -5,9 +5,9 @@
 import * as assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
-import { loadModel, type Detokenizer, type Model } from '../src/engine/native';
-import { TextStream } from '../src/engineHost/textStream';
-import { TINY, byteToUnicode, ensureModel } from './support/fixtures';
+import { loadModel, type Detokenizer, type Model } from '../../src/engine/native';
+import { TextStream } from '../../src/engineHost/textStream';
+import { TINY, byteToUnicode, ensureModel } from '../support/fixtures';
 
 describe('TextStream', () => {
   let qwen: Model;
@@ -56,7 +56,10 @@ describe('TextStream', () => {
     );
     assert.equal(stream.hitStop, false);
     const held = new TextStream(qwen, ['STOP']);
-    assert.deepEqual(single('x', 'ST').map((id) => held.push(id)), ['x', '']);
+    assert.deepEqual(
+      single('x', 'ST').map((id) => held.push(id)),
+      ['x', ''],
+    );
     assert.equal(held.finish(), 'ST', 'finish() gives what was held back');
   });
 
@@ -71,7 +74,10 @@ describe('TextStream', () => {
 
     const euro = new TextStream(qwen, ['€']);
     const ids = [...single('a'), ...bytes('€'), ...single('b')];
-    assert.deepEqual(ids.map((id) => euro.push(id)), ['a', '', '', '', '']);
+    assert.deepEqual(
+      ids.map((id) => euro.push(id)),
+      ['a', '', '', '', ''],
+    );
     assert.equal(euro.hitStop, true);
     assert.equal(euro.text(), 'a');
   });

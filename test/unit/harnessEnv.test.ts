@@ -1,7 +1,7 @@
 // Tests of the VS Code harness's machine checks (test/harness/prerequisites.mjs): the clean
 // environment a child npm gets (an outer `npm test` once made code-server's install script see
 // Node 20 through the inherited npm_config_user_agent), and the one-sentence message naming
-// missing Debian packages. Run: node --test out/test/harnessEnv.test.js
+// missing Debian packages. Run: node --test out/test/unit/harnessEnv.test.js
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 
-const ROOT = path.resolve(__dirname, '..', '..');
+const ROOT = path.resolve(__dirname, '..', '..', '..');
 const MODULE = path.join(ROOT, 'test', 'harness', 'prerequisites.mjs');
 
 interface Prerequisites {
@@ -34,14 +34,19 @@ describe('childNpmEnv', () => {
       npm_execpath: '/usr/lib/node_modules/npm/bin/npm-cli.js',
       npm_config_registry: 'http://127.0.0.1:4873/',
       npm_config_https_proxy: 'http://proxy:3128',
-      PATH: ['/w/node_modules/.bin', '/node_modules/.bin', '/usr/lib/node_modules/npm/node_modules/@npmcli/run-script/lib/node-gyp-bin', '/usr/local/bin', '/usr/bin'].join(path.delimiter),
+      PATH: [
+        '/w/node_modules/.bin',
+        '/node_modules/.bin',
+        '/usr/lib/node_modules/npm/node_modules/@npmcli/run-script/lib/node-gyp-bin',
+        '/usr/local/bin',
+        '/usr/bin',
+      ].join(path.delimiter),
     });
     assert.deepEqual(Object.keys(env).sort(), ['HOME', 'PATH', 'npm_config_https_proxy', 'npm_config_registry']);
     assert.equal(env.PATH, ['/usr/local/bin', '/usr/bin'].join(path.delimiter));
   });
 
   test('a child npm run from inside `npm run` sets its own user agent', async () => {
-    const { childNpmEnv } = await load();
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'smallthinker-npmenv-'));
     try {
       // inner: prints the user agent npm gives its scripts. outer: runs `npm run inner` the way
@@ -86,10 +91,12 @@ describe('missingPrerequisites', () => {
     );
     const two = missingPrerequisites(['build', 'browser'], { only: new Set(['g++', 'chromium']) });
     assert.deepEqual(two.packages, ['g++', 'chromium']);
-    assert.match(two.message, /^The VS Code tests need the Debian packages g\+\+ \(a C\+\+ compiler\) and chromium \(Chromium at .*\), which are not installed: run `sudo apt-get install g\+\+ chromium`\.$/);
+    assert.match(
+      two.message,
+      /^The VS Code tests need the Debian packages g\+\+ \(a C\+\+ compiler\) and chromium \(Chromium at .*\), which are not installed: run `sudo apt-get install g\+\+ chromium`\.$/,
+    );
     assert.equal(two.message.split('. ').length, 1, 'one sentence');
     // Steps filter: Chromium is not needed to build the harness.
     assert.deepEqual(missingPrerequisites(['build'], { only: new Set(['chromium']) }).packages, []);
   });
-
 });

@@ -16,11 +16,19 @@ import { after, before, describe, it } from 'node:test';
 import type { Message } from 'vscode-jsonrpc';
 import { StreamMessageReader } from 'vscode-jsonrpc/node';
 
-import { EngineErrorCodes, PROTOCOL_VERSION } from '../src/common/protocol';
-import { FrameParser, FrameReader, MAX_CONTENT_LENGTH, MAX_HEADER_BYTES, indexOfMarker, type FrameError, type FrameEvent } from '../src/engineHost/frameReader';
-import { Rng } from './support/rng';
+import { EngineErrorCodes, PROTOCOL_VERSION } from '../../src/common/protocol';
+import {
+  FrameParser,
+  FrameReader,
+  MAX_CONTENT_LENGTH,
+  MAX_HEADER_BYTES,
+  indexOfMarker,
+  type FrameError,
+  type FrameEvent,
+} from '../../src/engineHost/frameReader';
+import { Rng } from '../support/rng';
 
-const ROOT = path.resolve(__dirname, '..', '..');
+const ROOT = path.resolve(__dirname, '..', '..', '..');
 const HOST = path.join(ROOT, 'dist', 'engineHost.js');
 const REGRESSIONS = path.join(ROOT, 'test', 'fuzz', 'frames.regressions.json');
 
@@ -52,7 +60,8 @@ function ids(events: FrameEvent[]): unknown[] {
 
 // ---------------------------------------------------------------- regression file
 
-type Piece = string | { hex: string } | { repeat: string; times: number } | { frames: { method: string; count: number; idPrefix: string } } | Piece[];
+type Piece =
+  string | { hex: string } | { repeat: string; times: number } | { frames: { method: string; count: number; idPrefix: string } } | Piece[];
 
 interface RegressionCase {
   name: string;
@@ -97,7 +106,11 @@ describe('frame parser', () => {
   });
 
   it('delivers the same messages whatever the byte boundaries of the writes', () => {
-    const input = Buffer.concat([frame(request(1)), frame(request(2), `Content-Length: ${request(2).length}\n\n`), frame('{"jsonrpc":"2.0","method":"n","params":{"t":"é ✓ 𝄞"}}')]);
+    const input = Buffer.concat([
+      frame(request(1)),
+      frame(request(2), `Content-Length: ${request(2).length}\n\n`),
+      frame('{"jsonrpc":"2.0","method":"n","params":{"t":"é ✓ 𝄞"}}'),
+    ]);
     const expected = messages(new FrameParser().push(input));
     assert.equal(expected.length, 3);
     for (let cut = 1; cut < input.length; cut++) {
@@ -119,7 +132,11 @@ describe('frame parser', () => {
       ['letters', frame(request(0), 'Content-Length: abc\r\n\r\n'), /"abc" is not a non-negative/],
       ['empty value', frame(request(0), 'Content-Length:\r\n\r\n'), /"" is not a non-negative/],
       ['exponent', frame(request(0), 'Content-Length: 1e3\r\n\r\n'), /"1e3"/],
-      ['too large', frame(request(0), 'Content-Length: 999999999999\r\n\r\n'), /Content-Length 999999999999 is over the limit of 67108864 bytes/],
+      [
+        'too large',
+        frame(request(0), 'Content-Length: 999999999999\r\n\r\n'),
+        /Content-Length 999999999999 is over the limit of 67108864 bytes/,
+      ],
       ['twice', frame(request(0), 'Content-Length: 5\r\nContent-Length: 5\r\n\r\n'), /more than one Content-Length/],
       ['no colon', frame(request(0), 'Content-Length 5\r\n\r\n'), /header line "Content-Length 5" is not "Name: value"/],
       ['space before colon', frame(request(0), 'Content-Length : 5\r\n\r\n'), /is not "Name: value"/],
@@ -143,7 +160,9 @@ describe('frame parser', () => {
     const swallowed = Buffer.concat([frame(request(2)), frame(request(3))]);
     // The swallowed frames fill the claimed length: the body is not JSON, and the search starts inside it.
     const p = new FrameParser();
-    let events = p.push(Buffer.concat([frame(request(1), `Content-Length: ${request(1).length + swallowed.length - 5}\r\n\r\n`), swallowed]));
+    let events = p.push(
+      Buffer.concat([frame(request(1), `Content-Length: ${request(1).length + swallowed.length - 5}\r\n\r\n`), swallowed]),
+    );
     assert.equal(errors(events).length, 1);
     assert.deepEqual(ids(events), [2, 3]);
     // They do not: the frame waits, and expire() reports it cut short and finds them.
@@ -152,7 +171,10 @@ describe('frame parser', () => {
     assert.deepEqual(events, []);
     assert.equal(q.pending, true);
     events = q.expire(1000);
-    assert.match(errors(events)[0], new RegExp(`the frame was cut short: ${request(1).length + swallowed.length} of its 4000 body bytes arrived, then nothing for 1 s`));
+    assert.match(
+      errors(events)[0],
+      new RegExp(`the frame was cut short: ${request(1).length + swallowed.length} of its 4000 body bytes arrived, then nothing for 1 s`),
+    );
     assert.deepEqual(ids(events), [2, 3]);
     assert.equal(q.pending, false);
     // A header cut short.
@@ -193,11 +215,19 @@ describe('frame parser', () => {
   it('reports a run of bad input once, and stays fast on a body full of Content-Length: markers', () => {
     const p = new FrameParser();
     // Two bad frames in a row, then a good one, then another bad one: two runs, two errors.
-    let events = p.push(Buffer.concat([frame(request(0), 'Content-Length: x\r\n\r\n'), frame('{', 'Content-Length: 1\r\n\r\n'), frame(request(1)), Buffer.from('junk\r\n\r\n'), frame(request(2))]));
+    let events = p.push(
+      Buffer.concat([
+        frame(request(0), 'Content-Length: x\r\n\r\n'),
+        frame('{', 'Content-Length: 1\r\n\r\n'),
+        frame(request(1)),
+        Buffer.from('junk\r\n\r\n'),
+        frame(request(2)),
+      ]),
+    );
     assert.equal(errors(events).length, 2, JSON.stringify(errors(events)));
     assert.deepEqual(ids(events), [1, 2]);
     // 8 MB of markers without a line end: each is a failed frame of the same run.
-    const markers = Buffer.from('Content-Length:'.repeat(8 * 1024 * 1024 / 15));
+    const markers = Buffer.from('Content-Length:'.repeat((8 * 1024 * 1024) / 15));
     const input = Buffer.concat([frame(markers, `Content-Length: ${markers.length}\r\n\r\n`), frame(request(3))]);
     const q = new FrameParser();
     const t0 = Date.now();
@@ -284,7 +314,11 @@ class Host {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiters.delete(id);
-        reject(new Error(`no reply to ${id} within ${timeoutMs} ms (engine alive: ${this.child.exitCode === null}); engine stderr ends:\n${this.stderrTail.slice(-2000)}`));
+        reject(
+          new Error(
+            `no reply to ${id} within ${timeoutMs} ms (engine alive: ${this.child.exitCode === null}); engine stderr ends:\n${this.stderrTail.slice(-2000)}`,
+          ),
+        );
       }, timeoutMs);
       this.waiters.set(id, () => {
         clearTimeout(timer);
@@ -360,7 +394,23 @@ function setLength(f: FrameParts, value: string): void {
   else f.headers.push(['Content-Length', value]);
 }
 
-const BAD_LENGTHS = ['-5', '-1', 'abc', '', ' ', '1e3', '0x10', '+5', '5.0', '99999999999999999999', '٣', 'NaN', 'Infinity', '12 34', '999999999999'];
+const BAD_LENGTHS = [
+  '-5',
+  '-1',
+  'abc',
+  '',
+  ' ',
+  '1e3',
+  '0x10',
+  '+5',
+  '5.0',
+  '99999999999999999999',
+  '٣',
+  'NaN',
+  'Infinity',
+  '12 34',
+  '999999999999',
+];
 
 /** Mutates a frame's parts; returns the mutation's name. Some mutations leave the frame valid. */
 function mutateParts(rng: Rng, f: FrameParts): string {
@@ -384,7 +434,15 @@ function mutateParts(rng: Rng, f: FrameParts): string {
       f.headers.push(['Content-Length', String(rng.nextInt(2) === 0 ? len : rng.nextInt(200))]);
       return 'two lengths';
     case 4: {
-      const names = ['content-length', 'CONTENT-LENGTH', 'Content_Length', 'Content-Length ', ' Content-Length', 'Content Length', 'Content-Lengt'];
+      const names = [
+        'content-length',
+        'CONTENT-LENGTH',
+        'Content_Length',
+        'Content-Length ',
+        ' Content-Length',
+        'Content Length',
+        'Content-Lengt',
+      ];
       const name = names[rng.nextInt(names.length)];
       const h = f.headers.find(([n]) => n === 'Content-Length');
       if (h) h[0] = name;
@@ -401,7 +459,8 @@ function mutateParts(rng: Rng, f: FrameParts): string {
     case 7: {
       const r = rng.nextInt(4);
       if (r === 0) f.headers.push(['X-Junk', randomBytes(rng, rng.nextInt(60), true).toString('latin1')]);
-      else if (r === 1) f.headers.splice(rng.nextInt(f.headers.length + 1), 0, [randomBytes(rng, 1 + rng.nextInt(20), false).toString('latin1'), 'x']);
+      else if (r === 1)
+        f.headers.splice(rng.nextInt(f.headers.length + 1), 0, [randomBytes(rng, 1 + rng.nextInt(20), false).toString('latin1'), 'x']);
       else if (r === 2) f.headers.push(['X-Long', 'y'.repeat(MAX_HEADER_BYTES - 100 + rng.nextInt(200))]);
       else f.headers.unshift([randomText(rng, 10).replace(/[\r\n:]/g, ''), randomText(rng, 10).replace(/[\r\n]/g, '')]);
       return `junk header ${r}`;
@@ -417,7 +476,10 @@ function mutateParts(rng: Rng, f: FrameParts): string {
     case 9: {
       // Bytes inserted into or removed from the body, length kept.
       const at = rng.nextInt(len + 1);
-      f.body = rng.nextInt(2) === 0 ? Buffer.concat([f.body.subarray(0, at), randomBytes(rng, 1 + rng.nextInt(8), true), f.body.subarray(at)]) : Buffer.concat([f.body.subarray(0, at), f.body.subarray(at + 1 + rng.nextInt(8))]);
+      f.body =
+        rng.nextInt(2) === 0
+          ? Buffer.concat([f.body.subarray(0, at), randomBytes(rng, 1 + rng.nextInt(8), true), f.body.subarray(at)])
+          : Buffer.concat([f.body.subarray(0, at), f.body.subarray(at + 1 + rng.nextInt(8))]);
       return 'body length changed';
     }
     default:
@@ -513,7 +575,9 @@ describe('engine host under malformed frames (one process)', () => {
         assert.fail(`regression case "${c.name}": ${err instanceof Error ? err.message : String(err)}`);
       }
     }
-    console.log(`frames: ${cases.length} regression cases answered in ${Date.now() - t0} ms, ${host.parseErrors - before} parse-error replies`);
+    console.log(
+      `frames: ${cases.length} regression cases answered in ${Date.now() - t0} ms, ${host.parseErrors - before} parse-error replies`,
+    );
     assert.deepEqual(host.stdoutErrors, [], 'stdout carries only frames');
   });
 
@@ -538,7 +602,11 @@ describe('engine host under malformed frames (one process)', () => {
       try {
         if ((await probe(host)) > 900) slow++;
       } catch (err) {
-        const regression = { name: `fuzz seed ${seed} case ${i}: ${c.what.join(', ')}`, source: `frames.test.ts generator, seed ${seed}`, writes: c.writes.map((w) => ({ hex: w.toString('hex') })) };
+        const regression = {
+          name: `fuzz seed ${seed} case ${i}: ${c.what.join(', ')}`,
+          source: `frames.test.ts generator, seed ${seed}`,
+          writes: c.writes.map((w) => ({ hex: w.toString('hex') })),
+        };
         console.log(`frames: failing case, to add to test/fuzz/frames.regressions.json:\n${JSON.stringify(regression)}`);
         assert.fail(`fuzz seed ${seed} case ${i} (${c.what.join(', ')}): ${err instanceof Error ? err.message : String(err)}`);
       }

@@ -1,7 +1,7 @@
 // Tests of src/node/download.ts against a local HTTP server (127.0.0.1, random port) that serves a
 // generated GGUF-like payload with Range/If-Range/ETag/X-Linked-Etag and a redirect, and counts
 // the bytes it sends, and the URL policy (https only; http only to this machine; every redirect
-// hop checked before it is fetched). Run: node --test out/test/download.test.js
+// hop checked before it is fetched). Run: node --test out/test/unit/download.test.js
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -24,7 +24,7 @@ import {
   sha256FromText,
   type DownloadOptions,
   type PartWriter,
-} from '../src/node/download';
+} from '../../src/node/download';
 
 const SIZE = 4 * 1024 * 1024;
 const CHUNK = 64 * 1024;
@@ -101,7 +101,13 @@ class TestServer {
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const b = this.behaviour;
     const url = req.url ?? '/';
-    const record: Served = { path: url, range: req.headers.range, ifRange: req.headers['if-range'] as string | undefined, status: 0, bytes: 0 };
+    const record: Served = {
+      path: url,
+      range: req.headers.range,
+      ifRange: req.headers['if-range'] as string | undefined,
+      status: 0,
+      bytes: 0,
+    };
     this.served.push(record);
     if (url.startsWith('/redirect?to=')) {
       // Redirects anywhere (the policy tests): /redirect?to=<encoded Location>.
@@ -172,8 +178,7 @@ class TestServer {
           };
           res.on('drain', done).on('close', done);
         });
-      }
-      else await new Promise((r) => setImmediate(r));
+      } else await new Promise((r) => setImmediate(r));
     }
     res.end();
   }
@@ -254,8 +259,11 @@ describe('checksum parsing', () => {
 });
 
 describe('file names and magic', () => {
-  test('the file name comes from the URL\'s last segment, made safe', () => {
-    assert.equal(fileNameFromUrl('https://huggingface.co/o/r/resolve/main/SmallThinker-4B-A0.6B-Instruct-Q4_0.gguf?download=true'), 'SmallThinker-4B-A0.6B-Instruct-Q4_0.gguf');
+  test("the file name comes from the URL's last segment, made safe", () => {
+    assert.equal(
+      fileNameFromUrl('https://huggingface.co/o/r/resolve/main/SmallThinker-4B-A0.6B-Instruct-Q4_0.gguf?download=true'),
+      'SmallThinker-4B-A0.6B-Instruct-Q4_0.gguf',
+    );
     assert.equal(fileNameFromUrl('http://h/dir/my%20model.gguf'), 'my model.gguf');
     assert.equal(fileNameFromUrl('http://h/a%2F..%2Fb.gguf'), 'a_.._b.gguf');
     assert.equal(fileNameFromUrl('http://h/'), 'model.gguf');
@@ -332,7 +340,10 @@ describe('downloadFile', () => {
     assert.match(err.message, /smallthinker\.model\.sha256/);
     assert.equal(await exists(dest()), false);
     assert.equal(await exists(`${dest()}.part`), false);
-    assert.ok(server.served.some((s) => s.path.endsWith('.sha256')), 'the .sha256 file was looked for');
+    assert.ok(
+      server.served.some((s) => s.path.endsWith('.sha256')),
+      'the .sha256 file was looked for',
+    );
   });
 
   test('a <url>.sha256 file supplies the checksum', async () => {
@@ -401,7 +412,10 @@ describe('downloadFile', () => {
     server.reset({ etagIsSha: true });
     await fs.promises.mkdir(path.dirname(dest()), { recursive: true });
     await fs.promises.writeFile(`${dest()}.part`, server.behaviour.payload);
-    await fs.promises.writeFile(`${dest()}.part.json`, JSON.stringify({ url: server.url, etag: `"${sha(server.behaviour.payload)}"`, total: SIZE, sha256: sha(server.behaviour.payload) }));
+    await fs.promises.writeFile(
+      `${dest()}.part.json`,
+      JSON.stringify({ url: server.url, etag: `"${sha(server.behaviour.payload)}"`, total: SIZE, sha256: sha(server.behaviour.payload) }),
+    );
     const result = await downloadFile(opts());
     assert.equal(server.served.find((s) => s.path === '/cdn/model.gguf')?.status, 416);
     assert.equal(server.bytesServed(), 0);
@@ -538,12 +552,20 @@ describe('downloadFile', () => {
 describe('URL policy', () => {
   test('https anywhere; http only to this machine and never after https; no other scheme', () => {
     assert.equal(downloadUrlProblem('https://huggingface.co/o/r/resolve/main/m.gguf'), undefined);
-    for (const ok of ['http://127.0.0.1:8080/m.gguf', 'http://127.9.8.7/m.gguf', 'http://localhost/m.gguf', 'http://LOCALHOST./m.gguf', 'http://[::1]:9/m.gguf']) {
+    for (const ok of [
+      'http://127.0.0.1:8080/m.gguf',
+      'http://127.9.8.7/m.gguf',
+      'http://localhost/m.gguf',
+      'http://LOCALHOST./m.gguf',
+      'http://[::1]:9/m.gguf',
+    ]) {
       assert.equal(downloadUrlProblem(ok), undefined, ok);
     }
     assert.equal(downloadUrlProblem('http://127.0.0.1/b.gguf', 'http://localhost/a.gguf'), undefined);
     assert.equal(downloadUrlProblem('https://cdn.example/b.gguf', 'http://127.0.0.1/a.gguf'), undefined);
-    assert.ok(isLoopbackHost('127.0.0.1') && isLoopbackHost('[::1]') && !isLoopbackHost('128.0.0.1') && !isLoopbackHost('localhost.example.com'));
+    assert.ok(
+      isLoopbackHost('127.0.0.1') && isLoopbackHost('[::1]') && !isLoopbackHost('128.0.0.1') && !isLoopbackHost('localhost.example.com'),
+    );
 
     const refused: [string, string | undefined, RegExp][] = [
       ['http://example.com/m.gguf', undefined, /plain http is allowed only to this machine/],
@@ -552,10 +574,18 @@ describe('URL policy', () => {
       ['file:///etc/passwd', undefined, /file: URLs are never downloaded, only https/],
       ['ftp://example.com/m.gguf', undefined, /ftp: URLs are never downloaded/],
       ['data:application/octet-stream;base64,R0dVRg==', undefined, /data: URLs are never downloaded/],
-      ['data:application/octet-stream;base64,R0dVRg==', 'https://huggingface.co/m.gguf', /redirects to data:.*data: URLs are never downloaded/],
+      [
+        'data:application/octet-stream;base64,R0dVRg==',
+        'https://huggingface.co/m.gguf',
+        /redirects to data:.*data: URLs are never downloaded/,
+      ],
       ['http://example.com/m.gguf', 'https://huggingface.co/m.gguf', /from https down to plain http/],
       // Even to this machine: an https server must not be able to send the download to a local port.
-      ['http://127.0.0.1:9/m.gguf', 'https://huggingface.co/m.gguf', /redirects to http:\/\/127\.0\.0\.1:9\/m\.gguf and it goes from https down to plain http/],
+      [
+        'http://127.0.0.1:9/m.gguf',
+        'https://huggingface.co/m.gguf',
+        /redirects to http:\/\/127\.0\.0\.1:9\/m\.gguf and it goes from https down to plain http/,
+      ],
       ['javascript:alert(1)', 'https://huggingface.co/m.gguf', /javascript: URLs are never downloaded/],
     ];
     for (const [url, from, pattern] of refused) {
@@ -584,7 +614,12 @@ describe('URL policy', () => {
 
   test('the initial URL: file:, ftp:, data: and non-local http are refused before any request', async () => {
     server.reset({ etagIsSha: true });
-    for (const url of ['file:///etc/passwd', 'ftp://127.0.0.1/model.gguf', 'data:application/octet-stream;base64,R0dVRg==', 'http://192.0.2.1/model.gguf']) {
+    for (const url of [
+      'file:///etc/passwd',
+      'ftp://127.0.0.1/model.gguf',
+      'data:application/octet-stream;base64,R0dVRg==',
+      'http://192.0.2.1/model.gguf',
+    ]) {
       const { fetchImpl, urls } = recordingFetch();
       const err = await rejectsWith(downloadFile(opts({ url, fetchImpl })), 'url');
       assert.match(err.message, /smallthinker\.model\.downloadUrl/);
@@ -628,7 +663,10 @@ describe('URL policy', () => {
       return fetch(input, init);
     }) as typeof fetch;
     const err = await rejectsWith(downloadFile(opts({ url: 'https://models.example/model.gguf', fetchImpl })), 'url');
-    assert.equal(err.message, `The download was refused because https://models.example/model.gguf redirects to ${server.url} and it goes from https down to plain http.`);
+    assert.equal(
+      err.message,
+      `The download was refused because https://models.example/model.gguf redirects to ${server.url} and it goes from https down to plain http.`,
+    );
     assert.deepEqual(urls, ['https://models.example/model.gguf']);
     assert.equal(server.served.length, 0, 'the http server was never contacted');
   });

@@ -9,9 +9,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, it, before } from 'node:test';
 
-import { TINY, ensureModel } from './support/fixtures';
+import { TINY, ensureModel } from '../support/fixtures';
 
-const ROOT = path.resolve(__dirname, '..', '..');
+const ROOT = path.resolve(__dirname, '..', '..', '..');
 const BIN = path.join(ROOT, 'bin', 'moe-engine.js');
 
 interface Run {

@@ -16,7 +16,7 @@ import {
   splitRegion,
   testFileNameFor,
   type EditPromptInput,
-} from '../src/common/refactor';
+} from '../../src/common/refactor';
 
 describe('extractCode', () => {
   test('a fenced block with a language, prose around it', () => {
@@ -204,7 +204,9 @@ describe('buildEditMessages', () => {
     assert.match(fresh, /The code to test/);
     assert.match(fresh, /They go in app\.test\.ts, in the same folder as app\.ts/);
     assert.match(fresh, /complete test file, imports included/);
-    const more = buildEditMessages(input({ action: 'tests', testFileName: 'app.test.ts', existingTests: "import { f } from './app';\ntest('x', () => {});\n" }))[1].content;
+    const more = buildEditMessages(
+      input({ action: 'tests', testFileName: 'app.test.ts', existingTests: "import { f } from './app';\ntest('x', () => {});\n" }),
+    )[1].content;
     assert.match(more, /already exists; it starts like this:\n```ts\nimport \{ f \} from '\.\/app';/);
     assert.match(more, /only the new tests, to append/);
   });

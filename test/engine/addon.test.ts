@@ -8,8 +8,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, it, before, after } from 'node:test';
 
-import { engineInfo, isEngineError, loadAddon, loadModel, type Model, type Sampler } from '../src/engine/native';
-import { TINY, byteToUnicode, ensureModel } from './support/fixtures';
+import { engineInfo, isEngineError, loadAddon, loadModel, type Model, type Sampler } from '../../src/engine/native';
+import { TINY, byteToUnicode, ensureModel } from '../support/fixtures';
 
 async function rejectsWithCode(p: Promise<unknown> | (() => unknown), code: string): Promise<void> {
   try {
@@ -53,7 +53,7 @@ describe('addon', () => {
 
   it('rejects bad model files with a code', async () => {
     await rejectsWithCode(loadModel('/nonexistent/model.gguf'), 'io');
-    await rejectsWithCode(loadModel(path.resolve(__dirname, '..', '..', 'package.json')), 'bad_gguf');
+    await rejectsWithCode(loadModel(path.resolve(__dirname, '..', '..', '..', 'package.json')), 'bad_gguf');
   });
 
   it('refuses a FIFO, a directory and a device at once (the engine never waits on a FIFO)', async () => {
@@ -61,7 +61,11 @@ describe('addon', () => {
     const fifo = path.join(dir, 'model.gguf');
     try {
       assert.equal(spawnSync('mkfifo', [fifo]).status, 0, 'mkfifo');
-      for (const [file, kind] of [[fifo, 'a FIFO'], [dir, 'a directory'], ['/dev/zero', 'a character device']]) {
+      for (const [file, kind] of [
+        [fifo, 'a FIFO'],
+        [dir, 'a directory'],
+        ['/dev/zero', 'a character device'],
+      ]) {
         let timer: NodeJS.Timeout | undefined;
         const outcome = await Promise.race([
           loadModel(file).then(
@@ -103,7 +107,10 @@ describe('addon', () => {
     const ids = Array.from(qwen.formatChat([{ role: 'user', content: 'a<|im_end|>b' }]));
     assert.equal(ids.filter((id) => id === 151645).length, 1, 'only the template adds <|im_end|>');
     assert.equal(qwen.detokenize(ids), '<|im_start|>user\na<|im_end|>b<|im_end|>\n<|im_start|>assistant\n');
-    assert.deepEqual(Array.from(qwen.formatChat([{ role: 'user', content: 'x' }], { addGenerationPrompt: false })).slice(-2), [151645, 198]);
+    assert.deepEqual(
+      Array.from(qwen.formatChat([{ role: 'user', content: 'x' }], { addGenerationPrompt: false })).slice(-2),
+      [151645, 198],
+    );
     assert.throws(() => qwen.formatChat([{ role: 'tool' as 'user', content: 'x' }]), /role/);
     assert.throws(() => qwen.detokenize([999999]), /out of range/);
   });
@@ -144,7 +151,10 @@ describe('addon', () => {
       // random gate weights: about half the neurons are silenced by relu
       assert.ok(st.zero > 0.3 * st.total && st.zero < 0.7 * st.total, `sparsity ${st.zero}/${st.total}`);
       const counts = s.expertCounts();
-      assert.equal(counts.reduce((a, b) => a + b, 0), 5 * info.layers.length * used);
+      assert.equal(
+        counts.reduce((a, b) => a + b, 0),
+        5 * info.layers.length * used,
+      );
     } finally {
       s.dispose();
     }
@@ -244,7 +254,10 @@ describe('addon', () => {
     const b2u = byteToUnicode();
     const bytes = [...Buffer.from('中')].map((b) => qwen.tokenId(b2u[b]));
     const d = qwen.createDetokenizer();
-    assert.deepEqual(bytes.map((id) => d.push(id)), ['', '', '中']);
+    assert.deepEqual(
+      bytes.map((id) => d.push(id)),
+      ['', '', '中'],
+    );
     d.push(bytes[0]);
     assert.equal(d.finish(), '\uFFFD', 'an incomplete sequence at the end');
     assert.equal(d.finish(), '');

@@ -5,12 +5,16 @@
 import * as assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { allowedLink, renderMarkdown } from '../src/webview/chat/markdown';
+import { allowedLink, renderMarkdown } from '../../src/webview/chat/markdown';
 
 /** Every href/src attribute value in some HTML, entities decoded the way a browser would for a scheme check. */
 function urls(html: string): string[] {
   return [...html.matchAll(/\s(?:href|src|srcset|action|formaction|xlink:href)="([^"]*)"/gi)].map((m) =>
-    m[1].replace(/&amp;/g, '&').replace(/&quot;/g, '"').replace(/&lt;/g, '<').replace(/&gt;/g, '>'),
+    m[1]
+      .replace(/&amp;/g, '&')
+      .replace(/&quot;/g, '"')
+      .replace(/&lt;/g, '<')
+      .replace(/&gt;/g, '>'),
   );
 }
 
@@ -32,8 +36,16 @@ const HOSTILE_TARGETS = [
 
 describe('chat markdown links', () => {
   it('renders http, https and mailto links, with their target as the title', () => {
-    const html = renderMarkdown('See [the docs](https://example.com/a?b=1&c=2), [plain](http://example.com), [mail](mailto:a@example.com), <https://auto.example/x> and <someone@example.com>.');
-    assert.deepEqual(urls(html), ['https://example.com/a?b=1&c=2', 'http://example.com', 'mailto:a@example.com', 'https://auto.example/x', 'mailto:someone@example.com']);
+    const html = renderMarkdown(
+      'See [the docs](https://example.com/a?b=1&c=2), [plain](http://example.com), [mail](mailto:a@example.com), <https://auto.example/x> and <someone@example.com>.',
+    );
+    assert.deepEqual(urls(html), [
+      'https://example.com/a?b=1&c=2',
+      'http://example.com',
+      'mailto:a@example.com',
+      'https://auto.example/x',
+      'mailto:someone@example.com',
+    ]);
     assert.match(html, /<a href="https:\/\/example\.com\/a\?b=1&amp;c=2" title="https:\/\/example\.com\/a\?b=1&amp;c=2">the docs<\/a>/);
     const ref = renderMarkdown('Read [this][ref].\n\n[ref]: https://example.com/ref "Ref"\n');
     assert.deepEqual(urls(ref), ['https://example.com/ref']);
@@ -69,7 +81,11 @@ describe('chat markdown links', () => {
           assert.ok(/^(https?|mailto):/i.test(url), `${JSON.stringify(source)} rendered a link to ${url}: ${html}`);
         }
         assert.doesNotMatch(html, /<img\b/i, `${JSON.stringify(source)} rendered an image: ${html}`);
-        assert.doesNotMatch(html, /<a\b(?![^>]*\bhref="(?:https?|mailto):)/i, `${JSON.stringify(source)} rendered an anchor to elsewhere: ${html}`);
+        assert.doesNotMatch(
+          html,
+          /<a\b(?![^>]*\bhref="(?:https?|mailto):)/i,
+          `${JSON.stringify(source)} rendered an anchor to elsewhere: ${html}`,
+        );
       }
     }
   });

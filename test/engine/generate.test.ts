@@ -5,9 +5,9 @@
 import * as assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
-import { loadAddon, loadModel, type Model, type SamplingOptions, type Session } from '../src/engine/native';
-import { generate, type GenerationOptions } from '../src/engineHost/generate';
-import { TINY, ensureModel } from './support/fixtures';
+import { loadAddon, loadModel, type Model, type SamplingOptions, type Session } from '../../src/engine/native';
+import { generate, type GenerationOptions } from '../../src/engineHost/generate';
+import { TINY, ensureModel } from '../support/fixtures';
 
 describe('generate: the decode loop of chat and the CLI', () => {
   let model: Model;
@@ -42,7 +42,10 @@ describe('generate: the decode loop of chat and the CLI', () => {
     assert.equal(g.stopReason, 'eog');
     assert.ok(g.tokens.length > 0 && g.tokens.length < 100);
     assert.equal(g.tokens[0], first);
-    assert.ok(g.tokens.every((id) => !model.isEog(id)), 'the end token is not part of the result');
+    assert.ok(
+      g.tokens.every((id) => !model.isEog(id)),
+      'the end token is not part of the result',
+    );
     assert.ok(pieces.every((p) => p.length > 0));
     assert.equal(pieces.join(''), g.text);
     assert.equal(g.text, model.detokenize(g.tokens));

@@ -3,7 +3,18 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { applyHunks, diffLines, eolOf, hunkEdits, hunkLabel, hunkPreview, HunkMismatchError, rebaseHunks, splitLines, type Hunk } from '../src/common/lineDiff';
+import {
+  applyHunks,
+  diffLines,
+  eolOf,
+  hunkEdits,
+  hunkLabel,
+  hunkPreview,
+  HunkMismatchError,
+  rebaseHunks,
+  splitLines,
+  type Hunk,
+} from '../../src/common/lineDiff';
 
 /** A tiny seeded LCG (Numerical Recipes constants). */
 function lcg(seed: number): () => number {
@@ -135,7 +146,8 @@ describe('diffLines', () => {
       const hunks = diffLines(a.join(''), b.join(''));
       const changed = hunks.reduce((n, h) => n + h.oldLines + h.newLines, 0);
       assert.equal(changed, a.length + b.length - 2 * lcsLength(a, b), `round ${round}`);
-      for (let i = 1; i < hunks.length; i++) assert.ok(hunks[i].oldStart > hunks[i - 1].oldStart + hunks[i - 1].oldLines, 'hunks do not touch');
+      for (let i = 1; i < hunks.length; i++)
+        assert.ok(hunks[i].oldStart > hunks[i - 1].oldStart + hunks[i - 1].oldLines, 'hunks do not touch');
     }
   });
 

@@ -1,10 +1,10 @@
 // Unit tests of src/common/statusText.ts: the status bar item's text, tooltip, severity and
-// accessibility label for each engine state. Run: node --test out/test/statusText.test.js
+// accessibility label for each engine state. Run: node --test out/test/unit/statusText.test.js
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import type { CompletionStats, ModelSummary } from '../src/common/protocol';
-import { baseName, escapeMarkdown, formatMs, formatTokensPerS, modelDisplayName, statusView } from '../src/common/statusText';
+import type { CompletionStats, ModelSummary } from '../../src/common/protocol';
+import { baseName, escapeMarkdown, formatMs, formatTokensPerS, modelDisplayName, statusView } from '../../src/common/statusText';
 
 const model: ModelSummary = {
   architecture: 'smallthinker',
@@ -61,12 +61,21 @@ describe('statusView', () => {
 
   test('starting and loading spin; loading shows a clamped, rounded percentage', () => {
     assert.equal(statusView({ status: { kind: 'starting' }, completionEnabled: true }).text, '$(loading~spin) SmallThinker');
-    const loading = statusView({ status: { kind: 'loading', modelPath: '/m/x.gguf', percentage: 44.6, message: 'tensors' }, completionEnabled: true });
+    const loading = statusView({
+      status: { kind: 'loading', modelPath: '/m/x.gguf', percentage: 44.6, message: 'tensors' },
+      completionEnabled: true,
+    });
     assert.equal(loading.text, '$(loading~spin) SmallThinker 45%');
     assert.equal(loading.accessibilityLabel, 'SmallThinker: loading 45%');
     assert.ok(loading.tooltip.includes('tensors'));
-    assert.equal(statusView({ status: { kind: 'loading', modelPath: '/m/x.gguf', percentage: 140 }, completionEnabled: true }).text, '$(loading~spin) SmallThinker 100%');
-    assert.equal(statusView({ status: { kind: 'loading', modelPath: '/m/x.gguf' }, completionEnabled: true }).text, '$(loading~spin) SmallThinker');
+    assert.equal(
+      statusView({ status: { kind: 'loading', modelPath: '/m/x.gguf', percentage: 140 }, completionEnabled: true }).text,
+      '$(loading~spin) SmallThinker 100%',
+    );
+    assert.equal(
+      statusView({ status: { kind: 'loading', modelPath: '/m/x.gguf' }, completionEnabled: true }).text,
+      '$(loading~spin) SmallThinker',
+    );
   });
 
   test('ready without a completion: the model name only', () => {

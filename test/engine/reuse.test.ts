@@ -9,10 +9,10 @@
 import * as assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
-import { loadAddon, loadModel, type Model, type ReuseOptions, type Session } from '../src/engine/native';
-import { relToSpread } from './support/compare';
-import { TINY, ensureModel, type ModelSpec } from './support/fixtures';
-import { Rng } from './support/rng';
+import { loadAddon, loadModel, type Model, type ReuseOptions } from '../../src/engine/native';
+import { relToSpread } from '../support/compare';
+import { TINY, ensureModel, type ModelSpec } from '../support/fixtures';
+import { Rng } from '../support/rng';
 
 function randomTokens(rng: Rng, n: number, vocab: number): number[] {
   return Array.from({ length: n }, () => rng.nextInt(vocab));
@@ -48,7 +48,15 @@ async function reused(model: Model, first: number[], second: number[], reuse: Re
 }
 
 const ONE_LAYER_ROPE: ModelSpec = { ...TINY, n_layer: 1, n_embd: 128, head_dim: 32, seed: 11 };
-const ONE_LAYER_NOPE_WINDOW: ModelSpec = { ...TINY, n_layer: 1, n_embd: 128, head_dim: 32, sliding_window: 4096, sliding_window_pattern: [true], seed: 12 };
+const ONE_LAYER_NOPE_WINDOW: ModelSpec = {
+  ...TINY,
+  n_layer: 1,
+  n_embd: 128,
+  head_dim: 32,
+  sliding_window: 4096,
+  sliding_window_pattern: [true],
+  seed: 12,
+};
 const FOUR_KINDS: ModelSpec = { ...TINY, n_layer: 6, n_embd: 128, head_dim: 32, sliding_window: 4096, sliding_window_pattern: 2, seed: 13 };
 
 describe('KV reuse', () => {
@@ -67,8 +75,14 @@ describe('KV reuse', () => {
   });
 
   it('the test models have the layer kinds the tests rely on', () => {
-    assert.deepEqual(rope.info().layers.map((l) => [l.attention, l.rope]), [['global', true]]);
-    assert.deepEqual(nope.info().layers.map((l) => [l.attention, l.rope]), [['window', false]]);
+    assert.deepEqual(
+      rope.info().layers.map((l) => [l.attention, l.rope]),
+      [['global', true]],
+    );
+    assert.deepEqual(
+      nope.info().layers.map((l) => [l.attention, l.rope]),
+      [['window', false]],
+    );
     const kinds = new Set(deep.info().layers.map((l) => `${l.attention}/${l.rope}`));
     assert.ok(kinds.has('global/false') && kinds.has('window/true'), [...kinds].join(' '));
   });
@@ -99,7 +113,10 @@ describe('KV reuse', () => {
     s.dispose();
   });
 
-  for (const [name, spec] of [['RoPE', 'rope'], ['NoPE sliding-window', 'nope']] as const) {
+  for (const [name, spec] of [
+    ['RoPE', 'rope'],
+    ['NoPE sliding-window', 'nope'],
+  ] as const) {
     it(`one ${name} layer: moved entries equal recomputed ones (insertion, deletion, reorder)`, async () => {
       const model = spec === 'rope' ? rope : nope;
       const rng = new Rng(2, spec);
@@ -198,7 +215,10 @@ describe('KV reuse', () => {
     const logits = s.lastLogits()!;
     const top = s.topTokens(5);
     assert.equal(top.ids[0], argmax(logits));
-    assert.deepEqual(Array.from(top.logits), Array.from(top.ids).map((i) => logits[i]));
+    assert.deepEqual(
+      Array.from(top.logits),
+      Array.from(top.ids).map((i) => logits[i]),
+    );
     const greedy = addon.createSampler({ temperature: 0 });
     const t0 = s.sample(greedy);
     assert.equal(t0, argmax(logits));
@@ -216,7 +236,7 @@ describe('KV reuse', () => {
       assert.equal(sampler.seed, 99);
       const out: number[] = [sess.sample(sampler)];
       for (let i = 0; i < 11; i++) {
-        if (split && i === 5) await sess.prefill([...prompt, ...out.slice(0, -1)]);  // a no-op reuse in between
+        if (split && i === 5) await sess.prefill([...prompt, ...out.slice(0, -1)]); // a no-op reuse in between
         out.push(await sess.step(out[out.length - 1], sampler));
       }
       sess.dispose();

@@ -20,9 +20,9 @@ import {
   type CompletionParams,
   type CompletionPrompt,
   type WorkDoneProgress,
-} from '../src/common/protocol';
-import { connectInProcess, type InProcessEngine } from './support/inProcess';
-import { TINY, ensureModel, type ModelSpec } from './support/fixtures';
+} from '../../src/common/protocol';
+import { connectInProcess, type InProcessEngine } from '../support/inProcess';
+import { TINY, ensureModel, type ModelSpec } from '../support/fixtures';
 
 const QWEN_TINY: ModelSpec = { ...TINY, vocab: 'qwen' };
 
@@ -102,7 +102,11 @@ describe('engine protocol', () => {
       await rejectsWith(client.tokenize('x'), EngineErrorCodes.ModelNotLoaded, /No model is loaded: choose a SmallThinker GGUF file/);
       await rejectsWith(client.complete({ documentId: 'd', prompt: prompt('x') }), EngineErrorCodes.ModelNotLoaded);
       assert.deepEqual(await client.modelInfo(), { loaded: false });
-      await rejectsWith(client.loadModel({ path: '/nonexistent/model.gguf' }), EngineErrorCodes.ModelLoadFailed, /Cannot load the model \/nonexistent\/model\.gguf: .*check that the file exists/);
+      await rejectsWith(
+        client.loadModel({ path: '/nonexistent/model.gguf' }),
+        EngineErrorCodes.ModelLoadFailed,
+        /Cannot load the model \/nonexistent\/model\.gguf: .*check that the file exists/,
+      );
       await rejectsWith(client.loadModel({ path: __filename }), EngineErrorCodes.ModelLoadFailed, /choose a SmallThinker GGUF file/);
       // A FIFO once blocked model/load forever, and every request queued behind it: now it is
       // refused at once and the next request is answered.
@@ -110,12 +114,20 @@ describe('engine protocol', () => {
       fs.rmSync(fifo, { force: true });
       assert.equal(spawnSync('mkfifo', [fifo]).status, 0, 'mkfifo');
       try {
-        await rejectsWith(client.loadModel({ path: fifo }), EngineErrorCodes.ModelLoadFailed, /is not a regular file \(a FIFO\); choose a GGUF model file/);
+        await rejectsWith(
+          client.loadModel({ path: fifo }),
+          EngineErrorCodes.ModelLoadFailed,
+          /is not a regular file \(a FIFO\); choose a GGUF model file/,
+        );
         await rejectsWith(client.tokenize('x'), EngineErrorCodes.ModelNotLoaded);
       } finally {
         fs.rmSync(fifo, { force: true });
       }
-      await rejectsWith(client.loadModel({ path: modelPath, kvMemoryLimitBytes: 1000 }), EngineErrorCodes.InvalidParams, /kvMemoryLimitBytes .* is smaller than the KV cache of one session/);
+      await rejectsWith(
+        client.loadModel({ path: modelPath, kvMemoryLimitBytes: 1000 }),
+        EngineErrorCodes.InvalidParams,
+        /kvMemoryLimitBytes .* is smaller than the KV cache of one session/,
+      );
 
       // Bytes that are not JSON, a header without Content-Length, JSON that is not JSON-RPC.
       engine.toServer.write(frame('{"jsonrpc": "2.0", "id": 1, "method": "tokenize", "params": {'));
@@ -136,7 +148,11 @@ describe('engine protocol', () => {
       assert.ok(replies.some((r) => r.id === null && r.error?.code === EngineErrorCodes.InvalidRequest && /batches/.test(r.error.message)));
 
       await rejectsWith(client.connection.sendRequest('no/such/method', {}), EngineErrorCodes.MethodNotFound);
-      await rejectsWith(client.connection.sendRequest('tokenize', { text: 5 }), EngineErrorCodes.InvalidParams, /Invalid tokenize request: text must be a string/);
+      await rejectsWith(
+        client.connection.sendRequest('tokenize', { text: 5 }),
+        EngineErrorCodes.InvalidParams,
+        /Invalid tokenize request: text must be a string/,
+      );
       await rejectsWith(
         client.connection.sendRequest('completion/create', { documentId: 'd', prompt: { prefix: 'x' } }),
         EngineErrorCodes.InvalidParams,
@@ -189,7 +205,17 @@ describe('engine protocol', () => {
       assert.equal(info.path, modelPath);
       assert.deepEqual(
         { ...info.info, fileSize: 0 },
-        { architecture: 'smallthinker', name: 'smallthinker-fixture', n_layer: 2, n_vocab: 151936, n_ctx_train: 4096, context: 4096, fim: true, chat: true, fileSize: 0 },
+        {
+          architecture: 'smallthinker',
+          name: 'smallthinker-fixture',
+          n_layer: 2,
+          n_vocab: 151936,
+          n_ctx_train: 4096,
+          context: 4096,
+          fim: true,
+          chat: true,
+          fileSize: 0,
+        },
       );
       assert.ok(info.info!.fileSize > 0);
       assert.deepEqual(await engine.client.tokenize('<|im_end|>', true), [151645]);
@@ -216,7 +242,10 @@ describe('engine protocol', () => {
 
       const again = await engine.client.complete(params);
       assert.deepEqual(again.candidates, first.candidates, 'greedy candidates are deterministic');
-      assert.ok(again.stats.reusedTokens >= again.stats.promptTokens - 1, `reused ${again.stats.reusedTokens} of ${again.stats.promptTokens}`);
+      assert.ok(
+        again.stats.reusedTokens >= again.stats.promptTokens - 1,
+        `reused ${again.stats.reusedTokens} of ${again.stats.promptTokens}`,
+      );
 
       const plain = await engine.client.complete({ ...params, documentId: 'file:///b.py', fim: false, candidates: 1 });
       assert.equal(plain.stats.fim, false);
@@ -250,7 +279,10 @@ describe('engine protocol', () => {
       const budget = Math.max(1, Math.round(2 * msPerToken));
       const quick = await engine.client.complete({ ...base, maxTokens: 100, timeBudgetMs: budget });
       const bound = Math.ceil((4 * budget) / msPerToken) + 3;
-      assert.ok(quick.stats.decodeTokens <= Math.min(bound, 60), `${quick.stats.decodeTokens} tokens with a ${budget} ms budget (${msPerToken.toFixed(2)} ms a token)`);
+      assert.ok(
+        quick.stats.decodeTokens <= Math.min(bound, 60),
+        `${quick.stats.decodeTokens} tokens with a ${budget} ms budget (${msPerToken.toFixed(2)} ms a token)`,
+      );
     });
 
     it('streams chat deltas that concatenate to the final text, and reuses the conversation', async () => {
@@ -300,7 +332,10 @@ describe('engine protocol', () => {
       // Waiting behind another chat.
       const long = client.chat({ messages: [{ role: 'user', content: 'Go on.' }], sampling: { temperature: 0 }, maxTokens: 40 });
       const queued = new CancellationTokenSource();
-      const waiting = client.chat({ messages: [{ role: 'user', content: 'Me too.' }], maxTokens: 40 }, { token: queued.token, onDelta: () => assert.fail('a cancelled chat must not start') });
+      const waiting = client.chat(
+        { messages: [{ role: 'user', content: 'Me too.' }], maxTokens: 40 },
+        { token: queued.token, onDelta: () => assert.fail('a cancelled chat must not start') },
+      );
       await new Promise((resolve) => setTimeout(resolve, 20));
       queued.cancel();
       await rejectsWith(waiting, EngineErrorCodes.RequestCancelled, /cancelled/);
@@ -414,7 +449,14 @@ describe('engine protocol', () => {
       const reused: Record<string, number> = { none: 0, prefix: 0, moves: 0 };
       for (const prefix of steps) {
         for (const mode of ['none', 'prefix', 'moves'] as const) {
-          const r = await client.complete({ documentId: `reuse-${mode}`, prompt: prompt(prefix), fim: false, maxTokens: 8, candidates: 2, reuse: mode });
+          const r = await client.complete({
+            documentId: `reuse-${mode}`,
+            prompt: prompt(prefix),
+            fim: false,
+            maxTokens: 8,
+            candidates: 2,
+            reuse: mode,
+          });
           byMode[mode].push(r.candidates);
           reused[mode] += r.stats.reusedTokens;
         }
