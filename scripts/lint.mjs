@@ -3,6 +3,9 @@
 //   eslint      typescript-eslint's recommended rules and the layering of src/ (eslint.config.mjs)
 //   prettier    TypeScript and JavaScript formatting (.prettierrc.json)
 //   clang-format  C++ formatting of native/ and test/native/ (.clang-format)
+//   layers      native/ includes only downwards: core <- kernels <- model <- models <- engine <- addon
+//               (a file includes "<folder>/<file>.h" from native/, and only from its own folder or
+//               one below it)
 // `--fix` (`npm run format`) applies eslint's fixes and both formatters instead of checking.
 // Prints one line per check and ends with "lint: N passed, M failed".
 import { spawnSync } from 'node:child_process';
@@ -46,6 +49,42 @@ function run(name, cmd, args) {
 const js = [...files(['src', 'test', 'scripts', 'bin'], /\.(ts|mjs|js)$/), 'esbuild.mjs', 'eslint.config.mjs'];
 const cpp = files(['native', 'test/native'], /\.(cpp|h)$/);
 
+// The folders of native/, lowest first; each may include from itself and the ones before it.
+// engine/ runs any model through model/'s interface, so it needs no architecture (models/).
+const LAYERS = {
+  core: ['core'],
+  kernels: ['core', 'kernels'],
+  model: ['core', 'kernels', 'model'],
+  models: ['core', 'kernels', 'model', 'models'],
+  engine: ['core', 'kernels', 'model', 'engine'],
+  addon: ['core', 'kernels', 'model', 'models', 'engine', 'addon'],
+};
+
+function checkLayers() {
+  const t0 = Date.now();
+  const bad = [];
+  for (const file of files(['native'], /\.(cpp|h)$/)) {
+    const layer = file.split(path.sep)[1];
+    const allowed = LAYERS[layer];
+    if (!allowed) {
+      bad.push(`${file}: native/${layer}/ is not a known layer (scripts/lint.mjs LAYERS)`);
+      continue;
+    }
+    fs.readFileSync(path.join(ROOT, file), 'utf8')
+      .split('\n')
+      .forEach((line, i) => {
+        const m = /^\s*#\s*include\s+"([^"]+)"/.exec(line);
+        if (!m || m[1].endsWith('.inc')) return;
+        const folder = m[1].includes('/') ? m[1].split('/')[0] : '';
+        if (!allowed.includes(folder))
+          bad.push(`${file}:${i + 1}: includes "${m[1]}"; native/${layer}/ may include only from ${allowed.join(', ')}`);
+      });
+  }
+  console.log(`${bad.length ? 'FAIL' : 'ok  '} native include layers (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+  if (bad.length) console.log(bad.join('\n'));
+  return bad.length === 0;
+}
+
 const results = [
   run(fix ? 'eslint --fix' : 'eslint', bin('eslint'), [
     ...(fix ? ['--fix'] : []),
@@ -63,6 +102,7 @@ const results = [
     '--style=file',
     ...cpp,
   ]),
+  checkLayers(),
 ];
 const passed = results.filter(Boolean).length;
 if (!fix && passed < results.length)
