@@ -8,7 +8,7 @@
 
 namespace moe {
 
-// ggml type ids (only the ones we name; any other id is "unsupported").
+// ggml type ids (every one ggml 0.5 writes; the engine computes with those whose traits say so).
 enum class DType : uint32_t {
     F32 = 0,
     F16 = 1,
@@ -24,12 +24,27 @@ enum class DType : uint32_t {
     Q5_K = 13,
     Q6_K = 14,
     Q8_K = 15,
+    IQ2_XXS = 16,
+    IQ2_XS = 17,
+    IQ3_XXS = 18,
+    IQ1_S = 19,
+    IQ4_NL = 20,
+    IQ3_S = 21,
+    IQ2_S = 22,
+    IQ4_XS = 23,
     I8 = 24,
     I16 = 25,
     I32 = 26,
     I64 = 27,
     F64 = 28,
+    IQ1_M = 29,
     BF16 = 30,
+    TQ1_0 = 34,
+    TQ2_0 = 35,
+    MXFP4 = 39,
+    NVFP4 = 40,
+    Q1_0 = 41,
+    Q2_0 = 42,
 };
 
 // Everything about one element type that does not depend on the instruction set (its kernels

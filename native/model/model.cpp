@@ -82,16 +82,20 @@ std::string Model::info_json() const {
         j += "{\"attention\":" + json_str(hp.is_swa[il] ? "window" : "global") + ",\"rope\":" + (hp.use_rope[il] ? "true" : "false") +
              ",\"n_ff_exp\":" + std::to_string(hp.n_ff_exp[il]) + "}";
     }
-    j += "],\"tensor_types\":{";
-    std::map<std::string, uint64_t> counts;
-    for (const GgufTensorInfo& t : file_->tensors()) counts[type_name(t.type)] += 1;
-    bool first = true;
-    for (auto& kv : counts) {
-        j += (first ? "" : ",") + json_str(kv.first) + ":" + std::to_string(kv.second);
-        first = false;
+    // per type: how many tensors, and their bytes (a file's quantization mix at a glance)
+    std::map<std::string, uint64_t> counts, bytes;
+    for (const GgufTensorInfo& t : file_->tensors()) {
+        counts[type_name(t.type)] += 1;
+        bytes[type_name(t.type)] += t.size;
     }
-    j += "},\"tensors\":[";
-    first = true;
+    auto object = [&](const std::map<std::string, uint64_t>& m) {
+        std::string o = "{";
+        for (auto& kv : m) o += (o.size() > 1 ? "," : "") + json_str(kv.first) + ":" + std::to_string(kv.second);
+        return o + "}";
+    };
+    j += "],\"tensor_types\":" + object(counts) + ",\"tensor_type_bytes\":" + object(bytes);
+    j += ",\"tensors\":[";
+    bool first = true;
     for (const GgufTensorInfo& t : file_->tensors()) {
         j += (first ? "" : ",");
         first = false;

@@ -24,7 +24,8 @@ Usage:
 
 Commands:
   info      The model as JSON: architecture, hyperparameters, per-layer attention
-            (global/NoPE or window/RoPE), tensor types, file size.
+            (global/NoPE or window/RoPE), each tensor type's count (tensor_types) and
+            bytes (tensor_type_bytes), the tensors, file size.
   tokenize  Token ids as a JSON array. --special turns special-token text such as
             <|im_start|> into its token; without it the text is taken literally.
   logits    {"n_vocab": V, "logits": [...]} for the last position after evaluating the

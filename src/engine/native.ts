@@ -67,7 +67,9 @@ export interface ModelInfo {
   gguf_version: number;
   hparams: Record<string, number | boolean | string | number[]>;
   layers: LayerInfo[];
+  /** Per ggml type name: how many tensors, and their bytes. */
   tensor_types: Record<string, number>;
+  tensor_type_bytes: Record<string, number>;
   tensors: { name: string; type: string; shape: number[] }[];
   chat_template: boolean;
   [key: string]: unknown;

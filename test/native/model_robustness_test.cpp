@@ -146,6 +146,10 @@ int main() {
         s4.unknown_type_id = 3;  // q4_1: known to ggml, not computed here
         code = try_load_and_run(make_gguf(s4, nullptr), &msg);
         check(code == "unsupported_type", "unsupported quant type q4_1: " + msg);
+        Spec s6 = spec;
+        s6.unknown_type_id = 20;  // iq4_nl: named by its ggml name, not "type20"
+        code = try_load_and_run(make_gguf(s6, nullptr), &msg);
+        check(code == "unsupported_type" && msg.find("iq4_nl") != std::string::npos, "unsupported type named iq4_nl: " + msg);
         Spec s5 = spec;
         s5.version = 2;
         check(try_load_and_run(make_gguf(s5, nullptr)).empty(), "GGUF version 2 loads");
