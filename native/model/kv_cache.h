@@ -17,7 +17,6 @@ class KvCache {
  public:
     KvCache(const HParams& hp, uint32_t n_ctx, uint32_t n_batch);
 
-    uint32_t n_layer() const { return static_cast<uint32_t>(cap_.size()); }
     uint32_t capacity(uint32_t il) const { return cap_[il]; }
     size_t row() const { return row_; }  // values per K (or V) row
     uint16_t* k(uint32_t il) { return k_[il].get(); }
