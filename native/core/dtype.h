@@ -79,6 +79,87 @@ struct block_q8_0 {
 };
 static_assert(sizeof(block_q8_0) == 34, "block_q8_0 layout");
 
+// 32-element blocks paired with q8_0 (q5_0, iq4_nl) or q8_1 (q4_1, q5_1) activations.
+struct block_q4_1 {
+    uint16_t d, m;   // fp16 scale and minimum: value = q * d + m
+    uint8_t qs[16];  // as q4_0: low nibble = weight j, high nibble = weight j+16
+};
+static_assert(sizeof(block_q4_1) == 20, "block_q4_1 layout");
+struct block_q5_0 {
+    uint16_t d;      // value = (q - 16) * d, q = nibble | (bit j of qh) << 4
+    uint8_t qh[4];   // the fifth bits of the 32 weights (little-endian uint32)
+    uint8_t qs[16];  // as q4_0
+};
+static_assert(sizeof(block_q5_0) == 22, "block_q5_0 layout");
+struct block_q5_1 {
+    uint16_t d, m;  // value = q * d + m
+    uint8_t qh[4];
+    uint8_t qs[16];
+};
+static_assert(sizeof(block_q5_1) == 24, "block_q5_1 layout");
+struct block_q8_1 {
+    uint16_t d;  // fp16 scale
+    uint16_t s;  // fp16 of d * sum(qs)
+    int8_t qs[32];
+};
+static_assert(sizeof(block_q8_1) == 36, "block_q8_1 layout");
+struct block_iq4_nl {
+    uint16_t d;      // value = kvalues_iq4nl[nibble] * d
+    uint8_t qs[16];  // as q4_0
+};
+static_assert(sizeof(block_iq4_nl) == 18, "block_iq4_nl layout");
+// The 16 non-linear levels of iq4_nl and iq4_xs.
+constexpr int8_t kValuesIq4nl[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+
+// 256-element super-blocks (k-quants, iq4_xs), paired with q8_k activations.
+constexpr int64_t QK_K = 256;
+struct block_q2_K {
+    uint8_t scales[16];  // per 16 weights: low nibble scale, high nibble min
+    uint8_t qs[64];      // 2-bit quants
+    uint16_t d, dmin;    // fp16 super-block scales of the scales and mins
+};
+static_assert(sizeof(block_q2_K) == 84, "block_q2_K layout");
+struct block_q3_K {
+    uint8_t hmask[32];   // high bits
+    uint8_t qs[64];      // low 2 bits
+    uint8_t scales[12];  // 16 6-bit scales
+    uint16_t d;
+};
+static_assert(sizeof(block_q3_K) == 110, "block_q3_K layout");
+struct block_q4_K {
+    uint16_t d, dmin;
+    uint8_t scales[12];  // 8 6-bit scales and 8 6-bit mins, packed
+    uint8_t qs[128];     // 4-bit quants
+};
+static_assert(sizeof(block_q4_K) == 144, "block_q4_K layout");
+struct block_q5_K {
+    uint16_t d, dmin;
+    uint8_t scales[12];
+    uint8_t qh[32];   // fifth bits
+    uint8_t qs[128];  // low 4 bits
+};
+static_assert(sizeof(block_q5_K) == 176, "block_q5_K layout");
+struct block_q6_K {
+    uint8_t ql[128];    // low 4 bits
+    uint8_t qh[64];     // high 2 bits
+    int8_t scales[16];  // 8-bit scales, one per 16 weights
+    uint16_t d;
+};
+static_assert(sizeof(block_q6_K) == 210, "block_q6_K layout");
+struct block_q8_K {
+    float d;             // fp32 scale (not fp16)
+    int8_t qs[256];
+    int16_t bsums[16];  // sums of qs in groups of 16
+};
+static_assert(sizeof(block_q8_K) == 292, "block_q8_K layout");
+struct block_iq4_xs {
+    uint16_t d;
+    uint16_t scales_h;   // high 2 bits of the 8 6-bit scales
+    uint8_t scales_l[4]; // low 4 bits of the 8 scales
+    uint8_t qs[128];     // nibbles into kValuesIq4nl
+};
+static_assert(sizeof(block_iq4_xs) == 136, "block_iq4_xs layout");
+
 // ---- fp16 / bf16 (bit-exact IEEE round-to-nearest-even, as F16C and ggml do) ----
 
 inline float fp32_from_bits(uint32_t w) {
