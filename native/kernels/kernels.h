@@ -120,5 +120,8 @@ bool cpu_supports(Isa isa);
 const KernelSet& active();
 // Override for tests (returns false if the ISA is unsupported/not compiled).
 bool set_active(Isa isa);
+// `base` with a deliberate bug in its K-quant dots (a scale nibble read wrongly): the fidelity
+// tests' proof that they catch one (injected_bug.cpp; MOE_INJECT_BUG=kquant_scale only).
+const KernelSet& with_kquant_scale_bug(const KernelSet& base);
 
 }  // namespace moe::kernels

@@ -14,13 +14,14 @@ Bug injected_bug() {
     if (s == "window_off_by_one") return Bug::WindowOffByOne;
     if (s == "softmax_gating") return Bug::SoftmaxGating;
     if (s == "no_renorm") return Bug::NoRenorm;
+    if (s == "kquant_scale") return Bug::KquantScale;
     return Bug::None;
 }
 
 ForwardState::ForwardState(const HParams& hp, uint32_t n_ctx, uint32_t n_batch, std::shared_ptr<ThreadPool> p)
     : pool_owner(std::move(p)),
       pool(*pool_owner),
-      ks(kernels::active()),
+      ks(injected_bug() == Bug::KquantScale ? kernels::with_kquant_scale_bug(kernels::active()) : kernels::active()),
       mm(pool, ks),
       kv(hp, n_ctx, n_batch),
       bug(injected_bug()),

@@ -17,7 +17,7 @@ namespace moe {
 
 // Deliberate bugs, injected only when MOE_INJECT_BUG names one: the fidelity tests use them to
 // show that they fail for real mistakes. Never set in normal use.
-enum class Bug { None, RouteNormed, RopeOnNope, WindowOffByOne, SoftmaxGating, NoRenorm };
+enum class Bug { None, RouteNormed, RopeOnNope, WindowOffByOne, SoftmaxGating, NoRenorm, KquantScale };
 Bug injected_bug();
 
 struct Batch {

@@ -8,6 +8,65 @@
 
 namespace moe {
 
+namespace {
+
+// down in PowerInfer's layout: down[row] = sum over neurons j (ascending) of mid[row][j] * (row j
+// of the expert's matrix), skipping neurons no token of the expert activates and zero values.
+// The ReGLU values are rounded as llama.cpp rounds them for a float weight type (f16/bf16: to
+// that precision; f32: kept), so a float file gives llama.cpp's numbers up to summation order;
+// for quantized weights they stay float (no 8-bit rounding: the weights' blocks run along
+// n_embd here, so llama.cpp's layout is not reproducible anyway). Threads own column ranges
+// (whole blocks), so each weight block is dequantized once per call and every sum runs in one order.
+void down_by_neuron(ThreadPool& pool, const Tensor& W, MoeScratch& s, int64_t NX, int64_t n_ff, int64_t E, bool live_known) {
+    const std::vector<int64_t>& off = s.offset;
+    const int64_t nrows = off[NX];
+    const TypeTraits tr = type_traits(W.type);
+    if (tr.act_type == DType::F16 || tr.act_type == DType::BF16) {
+        const bool f16 = tr.act_type == DType::F16;
+        for_rows(pool, nrows, [&](int64_t row) {
+            for (float* g = &s.gate[row * n_ff]; g < &s.gate[(row + 1) * n_ff]; ++g)
+                *g = f16 ? fp16_to_fp32(fp32_to_fp16(*g)) : bf16_to_fp32(fp32_to_bf16(*g));
+        });
+    }
+    std::fill(s.down.begin(), s.down.begin() + nrows * E, 0.0f);
+    const int64_t bs = tr.block_size;
+    const int64_t nblocks = E / bs;
+    const int64_t nthreads = static_cast<int64_t>(pool.size());
+    // column chunks: about 4 per thread, whole blocks, at least 64 columns
+    const int64_t chunk_blocks = std::max<int64_t>(std::max<int64_t>(1, 64 / bs), nblocks / std::max<int64_t>(1, 4 * nthreads));
+    const int64_t nchunks = (nblocks + chunk_blocks - 1) / chunk_blocks;
+    s.neuron_rows.resize(static_cast<size_t>(nthreads));
+    pool.parallel_for(nchunks, 1, [&](int64_t cb, int64_t ce, int thread) {
+        std::vector<float>& buf = s.neuron_rows[static_cast<size_t>(thread)];
+        buf.resize(static_cast<size_t>(chunk_blocks * bs));
+        for (int64_t c = cb; c < ce; ++c) {
+            const int64_t b0 = c * chunk_blocks, b1 = std::min(nblocks, b0 + chunk_blocks);
+            const int64_t d0 = b0 * bs, nd = (b1 - b0) * bs;
+            for (int64_t e = 0; e < NX; ++e) {
+                const int64_t nr = off[e + 1] - off[e];
+                if (nr == 0) continue;
+                const std::vector<int32_t>* live = live_known ? &s.live[static_cast<size_t>(e)] : nullptr;
+                const int64_t nj = live ? static_cast<int64_t>(live->size()) : n_ff;
+                for (int64_t jj = 0; jj < nj; ++jj) {
+                    const int64_t j = live ? (*live)[static_cast<size_t>(jj)] : jj;
+                    bool any = false;
+                    for (int64_t t = 0; t < nr && !any; ++t) any = s.gate[(off[e] + t) * n_ff + j] != 0.0f;
+                    if (!any) continue;
+                    tr.to_float(W.row(j, e) + static_cast<size_t>(b0) * tr.type_size, buf.data(), nd);
+                    for (int64_t t = 0; t < nr; ++t) {
+                        const float a = s.gate[(off[e] + t) * n_ff + j];
+                        if (a == 0.0f) continue;
+                        float* y = &s.down[(off[e] + t) * E + d0];
+                        for (int64_t d = 0; d < nd; ++d) y[d] += a * buf[static_cast<size_t>(d)];
+                    }
+                }
+            }
+        }
+    });
+}
+
+}  // namespace
+
 void route(ThreadPool& pool, const float* logits, int64_t n, int64_t n_expert, int64_t k, Gating gating, bool renormalize, Routing& out,
            MoeScratch& s, uint64_t* counts) {
     const int64_t NX = n_expert, K = k;
@@ -113,10 +172,14 @@ uint64_t moe_ffn(MatMul& mm, ThreadPool& pool, const ExpertWeights& w, const flo
         }
         zeros.fetch_add(z, std::memory_order_relaxed);
     });
-    const Acts amid = mm.convert(w.down, s.gate.data(), nrows, n_ff, s.act_mid);
-    for (int64_t e = 0; e < NX; ++e)
-        mm.add(w.down, e, {amid.data + amid.row_bytes * off[e], amid.row_bytes}, off[e + 1] - off[e], &s.down[off[e] * E], E);
-    mm.run();
+    if (w.down_by_neuron) {
+        down_by_neuron(pool, w.down, s, NX, n_ff, E, !w.up.x16);
+    } else {
+        const Acts amid = mm.convert(w.down, s.gate.data(), nrows, n_ff, s.act_mid);
+        for (int64_t e = 0; e < NX; ++e)
+            mm.add(w.down, e, {amid.data + amid.row_bytes * off[e], amid.row_bytes}, off[e + 1] - off[e], &s.down[off[e] * E], E);
+        mm.run();
+    }
     prof.lap(PhaseProfile::Down);
 
     // x += sum over the token's experts (in choice order) of weight * expert output

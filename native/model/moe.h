@@ -22,7 +22,10 @@ struct Routing {
 struct ExpertWeights {
     const Tensor& gate;  // {n_embd, n_ff, n_expert}
     const Tensor& up;    // {n_embd, n_ff, n_expert}
-    const Tensor& down;  // {n_ff, n_embd, n_expert}
+    const Tensor& down;  // {n_ff, n_embd, n_expert}, or {n_embd, n_ff, n_expert} when down_by_neuron
+    // PowerInfer's layout (.powerinfer.gguf): down stored transposed, one row of n_embd weights
+    // per neuron, so an expert's output is the sum of its active neurons' rows.
+    bool down_by_neuron = false;
 };
 
 // Buffers reused between calls.
@@ -35,6 +38,7 @@ struct MoeScratch {
     std::vector<float> in, gate, up, down;
     std::vector<std::vector<int32_t>> live;  // per expert: neurons some token activates
     std::vector<uint8_t> act_in, act_mid;
+    std::vector<std::vector<float>> neuron_rows;  // per thread: dequantized parts of neuron rows
 };
 
 // Routes n tokens from their router logits (n_expert per token): probabilities by `gating`

@@ -36,7 +36,8 @@ struct Layer {
     Tensor router;                                   // {n_embd, n_expert}  ffn_gate_inp
     Tensor gate_exps;                                // {n_embd, n_ff_exp, n_expert}
     Tensor up_exps;                                  // {n_embd, n_ff_exp, n_expert}
-    Tensor down_exps;                                // {n_ff_exp, n_embd, n_expert}
+    Tensor down_exps;                                // {n_ff_exp, n_embd, n_expert} ({n_embd, n_ff_exp, n_expert} by neuron)
+    bool down_by_neuron = false;                     // PowerInfer's transposed layout
     std::vector<float> attn_norm_f32, ffn_norm_f32;  // the norms dequantised once at load
 };
 
@@ -114,7 +115,8 @@ void SmallThinker::forward(ForwardState& s, const Batch& b) const {
         rms_norm_rows(s.pool, x, L.ffn_norm_f32.data(), h, n, E, hp.rms_eps);
         const Gating gating = s.bug == Bug::SoftmaxGating ? Gating::Softmax : hp.gating;
         route(s.pool, s.router.data(), n, NX, K, gating, s.bug != Bug::NoRenorm, s.routing, s.moe, &s.expert_counts[il * NX]);
-        s.reglu_zero += moe_ffn(s.mm, s.pool, {L.gate_exps, L.up_exps, L.down_exps}, h, n, E, s.routing, x, s.moe, s.prof);
+        s.reglu_zero +=
+            moe_ffn(s.mm, s.pool, {L.gate_exps, L.up_exps, L.down_exps, L.down_by_neuron}, h, n, E, s.routing, x, s.moe, s.prof);
         s.reglu_total += static_cast<uint64_t>(n * K * hp.n_ff_exp[il]);
     }
 
@@ -130,8 +132,10 @@ void SmallThinker::forward(ForwardState& s, const Batch& b) const {
 std::vector<Tensor*> SmallThinker::matrices() {
     std::vector<Tensor*> out;
     if (!tied_) out.push_back(&output);
-    for (Layer& L : layers)
-        for (Tensor* t : {&L.wq, &L.wk, &L.wv, &L.wo, &L.gate_exps, &L.up_exps, &L.down_exps}) out.push_back(t);
+    for (Layer& L : layers) {
+        for (Tensor* t : {&L.wq, &L.wk, &L.wv, &L.wo, &L.gate_exps, &L.up_exps}) out.push_back(t);
+        if (!L.down_by_neuron) out.push_back(&L.down_exps);  // neuron rows are read one by one, in the file's layout
+    }
     return out;
 }
 
@@ -293,12 +297,16 @@ std::unique_ptr<Architecture> load_smallthinker(const GgufFile& f, HParams& hp, 
         }
         L.gate_exps = b.get(tn(TensorName::FfnGateExps), {n_embd, n_ff, n_expert});
         L.up_exps = b.get(tn(TensorName::FfnUpExps), {n_embd, n_ff, n_expert});
-        if (n_ff != n_embd && b.shape_is(tn(TensorName::FfnDownExps), {n_embd, n_ff, n_expert})) {
-            throw Error("bad_model", strfmt("%s: layer %u stores ffn_down_exps transposed ({n_embd, n_ff_exp, n_expert}, as PowerInfer's "
-                                            "converter does); re-convert the model with llama.cpp's converter",
-                                            path.c_str(), il));
+        // PowerInfer's converter (--transpose-down, its .powerinfer.gguf files) stores down
+        // transposed, one row per neuron: used as it is (moe.h, ExpertWeights::down_by_neuron).
+        // A square matrix cannot tell; it is read in llama.cpp's layout.
+        L.down_by_neuron = n_ff != n_embd && b.shape_is(tn(TensorName::FfnDownExps), {n_embd, n_ff, n_expert});
+        if (L.down_by_neuron) {
+            L.down_exps = b.get(tn(TensorName::FfnDownExps), {n_embd, n_ff, n_expert});
+            if (il == 0) log(LogLevel::Info, strfmt("%s: ffn_down_exps is stored by neuron (PowerInfer's layout)", path.c_str()));
+        } else {
+            L.down_exps = b.get(tn(TensorName::FfnDownExps), {n_ff, n_embd, n_expert});
         }
-        L.down_exps = b.get(tn(TensorName::FfnDownExps), {n_ff, n_embd, n_expert});
         L.attn_norm_f32 = to_f32(L.attn_norm);
         L.ffn_norm_f32 = to_f32(L.ffn_norm);
     }

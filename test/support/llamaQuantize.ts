@@ -11,7 +11,10 @@ import { ensureFile } from './cache';
 /** llama_ftype values (include/llama.h): the file types llama-quantize is asked for by name. */
 export const LLAMA_FTYPE = {
   Q4_0: 2,
+  Q4_1: 3,
   Q8_0: 7,
+  Q5_0: 8,
+  Q5_1: 9,
   Q2_K: 10,
   Q3_K_S: 11,
   Q3_K_M: 12,
@@ -55,14 +58,16 @@ function driver(): string {
 /**
  * `source` (an F32/F16/BF16 GGUF) quantized to `ftype` by llama.cpp's own quantizer, with its
  * type mixes (output.weight in Q6_K for Q4_0, Q6_K layers in Q4_K_M, fallbacks for rows that are
- * not a multiple of 256, ...). Returns the cached file's path.
+ * not a multiple of 256, ...), or every matrix in the ftype's type with `pure` (llama-quantize
+ * --pure). Returns the cached file's path.
  */
-export function quantizeWithLlama(source: string, ftype: LlamaFtype): Promise<string> {
-  const target = source.replace(/\.gguf$/, '') + `.llama-${ftype.toLowerCase()}.gguf`;
+export function quantizeWithLlama(source: string, ftype: LlamaFtype, opts: { pure?: boolean } = {}): Promise<string> {
+  const target = source.replace(/\.gguf$/, '') + `.llama-${opts.pure ? 'pure-' : ''}${ftype.toLowerCase()}.gguf`;
   return ensureFile(target, () => {
     const libDir = llamaLibDir();
     const tmp = `${target}.${process.pid}.tmp`;
-    const r = spawnSync(driver(), [path.join(libDir, 'libllama.v0.5.0.so'), source, tmp, String(LLAMA_FTYPE[ftype]), '2'], {
+    const args = [path.join(libDir, 'libllama.v0.5.0.so'), source, tmp, String(LLAMA_FTYPE[ftype]), '2', ...(opts.pure ? ['pure'] : [])];
+    const r = spawnSync(driver(), args, {
       env: { ...process.env, LD_LIBRARY_PATH: [libDir, process.env.LD_LIBRARY_PATH].filter(Boolean).join(path.delimiter) },
       encoding: 'utf8',
       maxBuffer: 64 << 20,
