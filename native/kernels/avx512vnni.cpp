@@ -265,6 +265,9 @@ const KernelSet* avx512vnni_set() {
         TypeKernels& q6k = k.types[uint32_t(DType::Q6_K)];
         q6k.dot = dot_as<block_q6_K, block_q8_K, dot_q6_K_q8_K>;
         q6k.mul = mul_as<block_q6_K, block_q8_K, mul_q6_K_q8_K>;
+        TypeKernels& q4_k = k.types[uint32_t(DType::Q4_K)];
+        q4_k.dot = dot_as<block_q4_K, block_q8_K, dot_q4_K_q8_K>;
+        q4_k.mul = mul_as<block_q4_K, block_q8_K, mul_q4_K_q8_K>;
         return k;
     }();
     return &ks;

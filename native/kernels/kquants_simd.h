@@ -177,6 +177,72 @@ struct Q6K {
     }
 };
 
+// q4_K / q5_K: vector k is sub-block k (one 6-bit scale, one 6-bit min). isum = sum_k sc_k *
+// sum code * x; msum = sum_k m_k * (bsum_2k + bsum_2k+1).
+struct Q4KPre {
+    __m256i sc;    // int16: slot k of both 128-bit lanes = sc_k
+    __m256i mins;  // int16: m0, m0, m1, m1, .., m7, m7 (against bsums 0..15)
+    float d, dmin;
+};
+inline Q4KPre q4k_prep(const uint8_t* scales, uint16_t d, uint16_t dmin) {
+    // get_scale_min_k4 four bytes at a time (as dtype.h's scale_min_k4).
+    uint32_t u[3];
+    std::memcpy(u, scales, 12);
+    const uint32_t sc03 = u[0] & 0x3f3f3f3f, m03 = u[1] & 0x3f3f3f3f;
+    const uint32_t sc47 = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);
+    const uint32_t m47 = ((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4);
+    const __m128i b = _mm_setr_epi32(static_cast<int>(sc03), static_cast<int>(sc47), static_cast<int>(m03), static_cast<int>(m47));
+    const __m128i mdup = _mm_shuffle_epi8(b, _mm_setr_epi8(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15));
+    return {_mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(b)), _mm256_cvtepu8_epi16(mdup), g_fp16_table[d], g_fp16_table[dmin]};
+}
+template <class M>
+inline void q4k_finish(const Q4KPre& p, __m256i acc, const block_q8_K& x, float& sum) {
+    int32_t isum, msum;
+    kq_hsum2(acc, _mm256_madd_epi16(kq_load(x.bsums), p.mins), &isum, &msum);
+    kq_add(sum, p.d, x.d, isum);
+    kq_add_min(sum, p.dmin, x.d, msum);
+}
+// The nibbles of sub-block k: low nibbles of bytes 32(k/2).. for even k, high nibbles for odd k.
+inline __m256i q4k_nibbles(const uint8_t* qs, int k) {
+    const __m256i v = kq_load(qs + 32 * (k / 2));
+    return _mm256_and_si256(k % 2 ? _mm256_srli_epi16(v, 4) : v, _mm256_set1_epi8(0x0F));
+}
+
+struct Q4K {
+    using BW = block_q4_K;
+    using Pre = Q4KPre;
+    static Pre prep(const BW& b) { return q4k_prep(b.scales, b.d, b.dmin); }
+    static __m256i codes(const BW& b, int k) { return q4k_nibbles(b.qs, k); }
+    template <class M>
+    static __m256i scale(const Pre& p, int k) {
+        return kq_scale<M>(p.sc, k);
+    }
+    template <class M>
+    static void finish(const Pre& p, __m256i acc, const block_q8_K& x, float& sum) {
+        q4k_finish<M>(p, acc, x, sum);
+    }
+};
+
+struct Q5K {
+    using BW = block_q5_K;
+    using Pre = Q4KPre;
+    static Pre prep(const BW& b) { return q4k_prep(b.scales, b.d, b.dmin); }
+    static __m256i codes(const BW& b, int k) {
+        // fifth bit: bit k of qh[l] -> bit 4 (16-bit shifts of the isolated bit stay in its byte)
+        const __m256i bit = _mm256_and_si256(kq_load(b.qh), _mm256_set1_epi8(static_cast<char>(1 << k)));
+        const __m256i hi = k <= 4 ? _mm256_slli_epi16(bit, 4 - k) : _mm256_srli_epi16(bit, k - 4);
+        return _mm256_or_si256(q4k_nibbles(b.qs, k), hi);
+    }
+    template <class M>
+    static __m256i scale(const Pre& p, int k) {
+        return kq_scale<M>(p.sc, k);
+    }
+    template <class M>
+    static void finish(const Pre& p, __m256i acc, const block_q8_K& x, float& sum) {
+        q4k_finish<M>(p, acc, x, sum);
+    }
+};
+
 // ---- the generic dot and matrix kernels over a type struct K ----
 
 template <class K, class M>
@@ -299,4 +365,10 @@ float dot_q6_K_q8_K(int64_t n, const block_q6_K* w, const block_q8_K* x) { retur
 void mul_q6_K_q8_K(int64_t n, const block_q6_K* w, size_t w_row_bytes, const int32_t* rows, int64_t nr, const block_q8_K* x,
                    size_t x_row_bytes, int64_t nt, float* y, int64_t ldy) {
     mul_kq<Q6K, KqMadd>(n, w, w_row_bytes, rows, nr, x, x_row_bytes, nt, y, ldy);
+}
+
+float dot_q4_K_q8_K(int64_t n, const block_q4_K* w, const block_q8_K* x) { return dot_kq<Q4K, KqMadd>(n, w, x); }
+void mul_q4_K_q8_K(int64_t n, const block_q4_K* w, size_t w_row_bytes, const int32_t* rows, int64_t nr, const block_q8_K* x,
+                   size_t x_row_bytes, int64_t nt, float* y, int64_t ldy) {
+    mul_kq<Q4K, KqMadd>(n, w, w_row_bytes, rows, nr, x, x_row_bytes, nt, y, ldy);
 }
