@@ -268,6 +268,9 @@ const KernelSet* avx512vnni_set() {
         TypeKernels& q4_k = k.types[uint32_t(DType::Q4_K)];
         q4_k.dot = dot_as<block_q4_K, block_q8_K, dot_q4_K_q8_K>;
         q4_k.mul = mul_as<block_q4_K, block_q8_K, mul_q4_K_q8_K>;
+        TypeKernels& q5_k = k.types[uint32_t(DType::Q5_K)];
+        q5_k.dot = dot_as<block_q5_K, block_q8_K, dot_q5_K_q8_K>;
+        q5_k.mul = mul_as<block_q5_K, block_q8_K, mul_q5_K_q8_K>;
         return k;
     }();
     return &ks;

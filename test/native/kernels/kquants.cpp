@@ -33,6 +33,7 @@ struct KType {
 const KType kTypes[] = {
     {DType::Q6_K, offsetof(block_q6_K, d), 1, offsetof(block_q6_K, scales)},
     {DType::Q4_K, offsetof(block_q4_K, d), 2, offsetof(block_q4_K, scales)},
+    {DType::Q5_K, offsetof(block_q5_K, d), 2, offsetof(block_q5_K, scales)},
 };
 
 size_t bsize(DType t) { return type_traits(t).type_size; }
