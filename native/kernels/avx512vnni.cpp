@@ -271,6 +271,9 @@ const KernelSet* avx512vnni_set() {
         TypeKernels& q5_k = k.types[uint32_t(DType::Q5_K)];
         q5_k.dot = dot_as<block_q5_K, block_q8_K, dot_q5_K_q8_K>;
         q5_k.mul = mul_as<block_q5_K, block_q8_K, mul_q5_K_q8_K>;
+        TypeKernels& q3_k = k.types[uint32_t(DType::Q3_K)];
+        q3_k.dot = dot_as<block_q3_K, block_q8_K, dot_q3_K_q8_K>;
+        q3_k.mul = mul_as<block_q3_K, block_q8_K, mul_q3_K_q8_K>;
         return k;
     }();
     return &ks;

@@ -243,6 +243,128 @@ struct Q5K {
     }
 };
 
+// The even/odd split of 16 int8 sub-block scales as int16: low 128-bit lane the even
+// sub-blocks 0, 2, .., 14, high lane the odd ones, so that slot k of the two lanes holds the
+// scales of vector k's two sub-blocks (2k, 2k+1) for kq_scale.
+inline __m256i kq_even_odd16(__m128i s8) {
+    return _mm256_cvtepi8_epi16(_mm_shuffle_epi8(s8, _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15)));
+}
+
+// q3_K: codes q + 4 * hbit in 0..7 (value code - 4); vector k covers sub-blocks 2k, 2k+1.
+// isum = sum_j (scale_j - 32) * (sum code * x - 4 * bsum_j).
+struct Q3K {
+    using BW = block_q3_K;
+    struct Pre {
+        __m256i sc_eo, sc_nat;  // int16 (scale - 32), as q6_K's
+        float d;
+    };
+    static Pre prep(const BW& b) {
+        int8_t sc[16];
+        scales_q3_K(b.scales, sc);
+        const __m128i s8 = _mm_sub_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc)), _mm_set1_epi8(32));
+        return {kq_even_odd16(s8), _mm256_cvtepi8_epi16(s8), g_fp16_table[b.d]};
+    }
+    static __m256i codes(const BW& b, int k) {
+        const int h = k / 4, j = k % 4;
+        const __m256i lo = _mm256_and_si256(_mm256_srli_epi16(kq_load(b.qs + 32 * h), 2 * j), _mm256_set1_epi8(3));
+        // bit k of hmask[l] -> bit 2 (16-bit shifts of the isolated bit stay in its byte)
+        const __m256i bit = _mm256_and_si256(kq_load(b.hmask), _mm256_set1_epi8(static_cast<char>(1 << k)));
+        const __m256i hi = k <= 2 ? _mm256_slli_epi16(bit, 2 - k) : _mm256_srli_epi16(bit, k - 2);
+        return _mm256_or_si256(lo, hi);
+    }
+    template <class M>
+    static __m256i scale(const Pre& p, int k) {
+        return kq_scale<M>(p.sc_eo, k);
+    }
+    template <class M>
+    static void finish(const Pre& p, __m256i acc, const block_q8_K& x, float& sum) {
+        const __m256i corr = _mm256_madd_epi16(kq_load(x.bsums), p.sc_nat);
+        kq_add(sum, p.d, x.d, kq_hsum(_mm256_sub_epi32(acc, _mm256_slli_epi32(corr, 2))));
+    }
+};
+
+// q2_K: codes 0..3; vector k covers sub-blocks 2k, 2k+1. isum = sum_j (scales_j & 15) * sum
+// code * x; msum = sum_j (scales_j >> 4) * bsum_j.
+struct Q2K {
+    using BW = block_q2_K;
+    struct Pre {
+        __m256i sc_eo;  // int16 scales (low nibbles), even/odd split
+        __m256i mins;   // int16 mins (high nibbles) 0..15 in order
+        float d, dmin;
+    };
+    static Pre prep(const BW& b) {
+        const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales));
+        const __m128i sc = _mm_and_si128(raw, _mm_set1_epi8(0x0F));
+        const __m128i mn = _mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(0x0F));
+        return {kq_even_odd16(sc), _mm256_cvtepu8_epi16(mn), g_fp16_table[b.d], g_fp16_table[b.dmin]};
+    }
+    static __m256i codes(const BW& b, int k) {
+        const int h = k / 4, j = k % 4;
+        return _mm256_and_si256(_mm256_srli_epi16(kq_load(b.qs + 32 * h), 2 * j), _mm256_set1_epi8(3));
+    }
+    template <class M>
+    static __m256i scale(const Pre& p, int k) {
+        return kq_scale<M>(p.sc_eo, k);
+    }
+    template <class M>
+    static void finish(const Pre& p, __m256i acc, const block_q8_K& x, float& sum) {
+        int32_t isum, msum;
+        kq_hsum2(acc, _mm256_madd_epi16(kq_load(x.bsums), p.mins), &isum, &msum);
+        kq_add(sum, p.d, x.d, isum);
+        kq_add_min(sum, p.dmin, x.d, msum);
+    }
+};
+
+// iq4_xs: signed values (kValuesIq4nl, -127..113), so every set uses maddubs with the sign
+// trick: |v| * (x with v's sign); pair sums <= 2 * 127 * 127, exact for activations in
+// [-127, 127] (what quantize_row_q8_K makes; -128 would negate to itself). vpdpbusd's 4-product
+// sums would not fit vpdpwssd's int16 half. Vector k is sub-block k: isum = sum_k (ls_k - 32) *
+// sum value * x.
+struct KqMaddU8Layout {
+    static constexpr bool kScaleInLowHalf = false;
+};
+struct IQ4XS {
+    using BW = block_iq4_xs;
+    struct Pre {
+        __m256i sc;  // int16: slot k of both lanes = ls_k - 32
+        float d;
+    };
+    static Pre prep(const BW& b) {
+        alignas(16) int16_t ls[8];
+        for (int k = 0; k < 8; ++k) ls[k] = static_cast<int16_t>(scale_iq4_xs(b, k) - 32);
+        return {_mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(ls))), g_fp16_table[b.d]};
+    }
+    static __m256i codes(const BW& b, int k) {  // the signed values of sub-block k
+        const __m128i t = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs + 16 * k));
+        const __m256i nib =
+            _mm256_and_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(t), _mm_srli_epi16(t, 4), 1), _mm256_set1_epi8(0x0F));
+        const __m256i lut = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kValuesIq4nl)));
+        return _mm256_shuffle_epi8(lut, nib);
+    }
+    template <class M>
+    static __m256i scale(const Pre& p, int k) {
+        return kq_scale<KqMaddU8Layout>(p.sc, k);
+    }
+    template <class M>
+    static __m256i acc(__m256i acc, __m256i v, __m256i x, __m256i sc) {
+        return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(v), _mm256_sign_epi8(x, v)), sc));
+    }
+    template <class M>
+    static void finish(const Pre& p, __m256i acc, const block_q8_K& x, float& sum) {
+        kq_add(sum, p.d, x.d, kq_hsum(acc));
+    }
+};
+
+// The multiply-add of type K: M's, unless K has its own (iq4_xs).
+template <class K, class M, class = void>
+struct KqAcc {
+    static __m256i acc(__m256i a, __m256i u, __m256i x, __m256i sc) { return M::acc(a, u, x, sc); }
+};
+template <class K, class M>
+struct KqAcc<K, M, decltype(void(&K::template acc<M>))> {
+    static __m256i acc(__m256i a, __m256i u, __m256i x, __m256i sc) { return K::template acc<M>(a, u, x, sc); }
+};
+
 // ---- the generic dot and matrix kernels over a type struct K ----
 
 template <class K, class M>
@@ -252,7 +374,7 @@ float dot_kq(int64_t n, const typename K::BW* w, const block_q8_K* x) {
         const typename K::Pre p = K::prep(w[i]);
         __m256i acc = _mm256_setzero_si256();
 #pragma GCC unroll 8
-        for (int k = 0; k < 8; ++k) acc = M::acc(acc, K::codes(w[i], k), kq_load(x[i].qs + 32 * k), K::template scale<M>(p, k));
+        for (int k = 0; k < 8; ++k) acc = KqAcc<K, M>::acc(acc, K::codes(w[i], k), kq_load(x[i].qs + 32 * k), K::template scale<M>(p, k));
         K::template finish<M>(p, acc, x[i], sum);
     }
     return sum;
@@ -300,7 +422,7 @@ void kq_tile(int64_t nb, const uint8_t* const* w, const uint8_t* const* pf, cons
                 const __m256i u = K::codes(wr[r][i], k);
                 const __m256i s = K::template scale<M>(p[r], k);
 #pragma GCC unroll 8
-                for (int t = 0; t < T; ++t) acc[r][t] = M::acc(acc[r][t], u, xv[t], s);
+                for (int t = 0; t < T; ++t) acc[r][t] = KqAcc<K, M>::acc(acc[r][t], u, xv[t], s);
             }
         }
 #pragma GCC unroll 8
@@ -376,4 +498,9 @@ float dot_q5_K_q8_K(int64_t n, const block_q5_K* w, const block_q8_K* x) { retur
 void mul_q5_K_q8_K(int64_t n, const block_q5_K* w, size_t w_row_bytes, const int32_t* rows, int64_t nr, const block_q8_K* x,
                    size_t x_row_bytes, int64_t nt, float* y, int64_t ldy) {
     mul_kq<Q5K, KqMadd>(n, w, w_row_bytes, rows, nr, x, x_row_bytes, nt, y, ldy);
+}
+float dot_q3_K_q8_K(int64_t n, const block_q3_K* w, const block_q8_K* x) { return dot_kq<Q3K, KqMadd>(n, w, x); }
+void mul_q3_K_q8_K(int64_t n, const block_q3_K* w, size_t w_row_bytes, const int32_t* rows, int64_t nr, const block_q8_K* x,
+                   size_t x_row_bytes, int64_t nt, float* y, int64_t ldy) {
+    mul_kq<Q3K, KqMadd>(n, w, w_row_bytes, rows, nr, x, x_row_bytes, nt, y, ldy);
 }
