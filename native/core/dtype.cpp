@@ -247,7 +247,7 @@ TypeTraits type_traits(uint32_t raw) {
         case DType::BF16: return {"bf16", 1, 2, true, DType::BF16, bf16_to_float};
         case DType::Q8_0: return {"q8_0", 32, 34, true, DType::Q8_0, q8_0_to_float};
         case DType::Q4_0: return {"q4_0", 32, 18, true, DType::Q8_0, q4_0_to_float};
-        case DType::Q2_K: return {"q2_K", 256, 84, false, DType::Q8_K, q2_K_to_float};
+        case DType::Q2_K: return {"q2_K", 256, 84, true, DType::Q8_K, q2_K_to_float};
         case DType::Q3_K: return {"q3_K", 256, 110, true, DType::Q8_K, q3_K_to_float};
         case DType::Q4_K: return {"q4_K", 256, 144, true, DType::Q8_K, q4_K_to_float};
         case DType::Q5_K: return {"q5_K", 256, 176, true, DType::Q8_K, q5_K_to_float};

@@ -274,6 +274,9 @@ const KernelSet* avx512vnni_set() {
         TypeKernels& q3_k = k.types[uint32_t(DType::Q3_K)];
         q3_k.dot = dot_as<block_q3_K, block_q8_K, dot_q3_K_q8_K>;
         q3_k.mul = mul_as<block_q3_K, block_q8_K, mul_q3_K_q8_K>;
+        TypeKernels& q2_k = k.types[uint32_t(DType::Q2_K)];
+        q2_k.dot = dot_as<block_q2_K, block_q8_K, dot_q2_K_q8_K>;
+        q2_k.mul = mul_as<block_q2_K, block_q8_K, mul_q2_K_q8_K>;
         return k;
     }();
     return &ks;

@@ -27,6 +27,8 @@ KernelSet make_simd_set(Isa isa) {
                                       nullptr, nullptr};
     s.types[uint32_t(DType::Q3_K)] = {nullptr, dot_as<block_q3_K, block_q8_K, dot_q3_K_q8_K>, mul_as<block_q3_K, block_q8_K, mul_q3_K_q8_K>,
                                       nullptr, nullptr};
+    s.types[uint32_t(DType::Q2_K)] = {nullptr, dot_as<block_q2_K, block_q8_K, dot_q2_K_q8_K>, mul_as<block_q2_K, block_q8_K, mul_q2_K_q8_K>,
+                                      nullptr, nullptr};
     s.axpy_f16 = axpy_f16;
     s.attn_scores_f16 = attn_scores_f16;
     s.attn_pv_f16 = attn_pv_f16;
