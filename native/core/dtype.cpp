@@ -254,7 +254,7 @@ TypeTraits type_traits(uint32_t raw) {
         case DType::Q6_K: return {"q6_K", 256, 210, true, DType::Q8_K, q6_K_to_float};
         // q8_K is an activation type only (no dot of q8_K weights).
         case DType::Q8_K: return {"q8_K", 256, 292, false, DType::Q8_K, q8_K_to_float};
-        case DType::IQ4_XS: return {"iq4_xs", 256, 136, false, DType::Q8_K, iq4_xs_to_float};
+        case DType::IQ4_XS: return {"iq4_xs", 256, 136, true, DType::Q8_K, iq4_xs_to_float};
         // Known to ggml, not computed by this engine yet (sizes kept so files can be described).
         case DType::Q4_1: return {"q4_1", 32, 20, false, DType::F32, nullptr};
         case DType::Q5_0: return {"q5_0", 32, 22, false, DType::F32, nullptr};

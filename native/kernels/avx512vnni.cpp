@@ -277,6 +277,9 @@ const KernelSet* avx512vnni_set() {
         TypeKernels& q2_k = k.types[uint32_t(DType::Q2_K)];
         q2_k.dot = dot_as<block_q2_K, block_q8_K, dot_q2_K_q8_K>;
         q2_k.mul = mul_as<block_q2_K, block_q8_K, mul_q2_K_q8_K>;
+        TypeKernels& iq4_xs = k.types[uint32_t(DType::IQ4_XS)];
+        iq4_xs.dot = dot_as<block_iq4_xs, block_q8_K, dot_iq4_xs_q8_K>;
+        iq4_xs.mul = mul_as<block_iq4_xs, block_q8_K, mul_iq4_xs_q8_K>;
         return k;
     }();
     return &ks;

@@ -509,3 +509,8 @@ void mul_q2_K_q8_K(int64_t n, const block_q2_K* w, size_t w_row_bytes, const int
                    size_t x_row_bytes, int64_t nt, float* y, int64_t ldy) {
     mul_kq<Q2K, KqMadd>(n, w, w_row_bytes, rows, nr, x, x_row_bytes, nt, y, ldy);
 }
+float dot_iq4_xs_q8_K(int64_t n, const block_iq4_xs* w, const block_q8_K* x) { return dot_kq<IQ4XS, KqMadd>(n, w, x); }
+void mul_iq4_xs_q8_K(int64_t n, const block_iq4_xs* w, size_t w_row_bytes, const int32_t* rows, int64_t nr, const block_q8_K* x,
+                   size_t x_row_bytes, int64_t nt, float* y, int64_t ldy) {
+    mul_kq<IQ4XS, KqMadd>(n, w, w_row_bytes, rows, nr, x, x_row_bytes, nt, y, ldy);
+}

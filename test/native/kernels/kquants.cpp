@@ -38,6 +38,7 @@ const KType kTypes[] = {
     {DType::Q5_K, offsetof(block_q5_K, d), 2, offsetof(block_q5_K, scales)},
     {DType::Q3_K, offsetof(block_q3_K, d), 1, offsetof(block_q3_K, scales)},
     {DType::Q2_K, offsetof(block_q2_K, d), 2, offsetof(block_q2_K, scales)},
+    {DType::IQ4_XS, offsetof(block_iq4_xs, d), 1, offsetof(block_iq4_xs, scales_l), false, false},
 };
 
 size_t bsize(DType t) { return type_traits(t).type_size; }
