@@ -101,7 +101,6 @@ void q4_0_to_float(const void* src, float* dst, int64_t n) {
     }
 }
 
-
 // ---- 256-element super-blocks (k-quants, iq4_xs): exactly ggml's dequantize_row_* ----
 
 void q8_K_to_float(const void* src, float* dst, int64_t n) {

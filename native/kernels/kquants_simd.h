@@ -454,8 +454,8 @@ KqTile kq_tile_for(int rows, int tokens) {
 }
 
 template <class K, class M>
-void mul_kq(int64_t n, const typename K::BW* w, size_t w_row_bytes, const int32_t* rows, int64_t nr, const block_q8_K* x, size_t x_row_bytes,
-            int64_t nt, float* y, int64_t ldy) {
+void mul_kq(int64_t n, const typename K::BW* w, size_t w_row_bytes, const int32_t* rows, int64_t nr, const block_q8_K* x,
+            size_t x_row_bytes, int64_t nt, float* y, int64_t ldy) {
     const int64_t nb = n / QK_K;
     const uint8_t* wb = reinterpret_cast<const uint8_t*>(w);
     const uint8_t* xb = reinterpret_cast<const uint8_t*>(x);
@@ -511,6 +511,6 @@ void mul_q2_K_q8_K(int64_t n, const block_q2_K* w, size_t w_row_bytes, const int
 }
 float dot_iq4_xs_q8_K(int64_t n, const block_iq4_xs* w, const block_q8_K* x) { return dot_kq<IQ4XS, KqMadd>(n, w, x); }
 void mul_iq4_xs_q8_K(int64_t n, const block_iq4_xs* w, size_t w_row_bytes, const int32_t* rows, int64_t nr, const block_q8_K* x,
-                   size_t x_row_bytes, int64_t nt, float* y, int64_t ldy) {
+                     size_t x_row_bytes, int64_t nt, float* y, int64_t ldy) {
     mul_kq<IQ4XS, KqMadd>(n, w, w_row_bytes, rows, nr, x, x_row_bytes, nt, y, ldy);
 }

@@ -29,8 +29,8 @@ KernelSet make_simd_set(Isa isa) {
                                       nullptr, nullptr};
     s.types[uint32_t(DType::Q2_K)] = {nullptr, dot_as<block_q2_K, block_q8_K, dot_q2_K_q8_K>, mul_as<block_q2_K, block_q8_K, mul_q2_K_q8_K>,
                                       nullptr, nullptr};
-    s.types[uint32_t(DType::IQ4_XS)] = {nullptr, dot_as<block_iq4_xs, block_q8_K, dot_iq4_xs_q8_K>, mul_as<block_iq4_xs, block_q8_K, mul_iq4_xs_q8_K>,
-                                      nullptr, nullptr};
+    s.types[uint32_t(DType::IQ4_XS)] = {nullptr, dot_as<block_iq4_xs, block_q8_K, dot_iq4_xs_q8_K>,
+                                        mul_as<block_iq4_xs, block_q8_K, mul_iq4_xs_q8_K>, nullptr, nullptr};
     s.axpy_f16 = axpy_f16;
     s.attn_scores_f16 = attn_scores_f16;
     s.attn_pv_f16 = attn_pv_f16;

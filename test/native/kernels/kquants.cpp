@@ -30,7 +30,7 @@ struct KType {
     int d_fields;  // 1: d; 2: d, dmin
     size_t scales_off;
     bool reads_bsums = true;  // offsets or mins through the activation's bsums (not iq4_xs)
-    bool x_minus128 = true;  // exact for activation bytes of -128 too (iq4_xs: [-127, 127], what quantize_row_q8_K makes)
+    bool x_minus128 = true;   // exact for activation bytes of -128 too (iq4_xs: [-127, 127], what quantize_row_q8_K makes)
 };
 const KType kTypes[] = {
     {DType::Q6_K, offsetof(block_q6_K, d), 1, offsetof(block_q6_K, scales)},
@@ -131,9 +131,11 @@ void check_quantize_q8_K(const KernelSet& ks) {
                     const block_q8_K &a = want.data()[b], &g = got.data()[b];
                     if (std::memcmp(&a.d, &g.d, 4)) detail = fmt("n=%lld block %lld: d %a vs %a", (long long)n, (long long)b, a.d, g.d);
                     for (int j = 0; j < QK_K && detail.empty(); ++j)
-                        if (a.qs[j] != g.qs[j]) detail = fmt("n=%lld block %lld: qs[%d] %d vs %d", (long long)n, (long long)b, j, a.qs[j], g.qs[j]);
+                        if (a.qs[j] != g.qs[j])
+                            detail = fmt("n=%lld block %lld: qs[%d] %d vs %d", (long long)n, (long long)b, j, a.qs[j], g.qs[j]);
                     for (int j = 0; j < 16 && detail.empty(); ++j)
-                        if (a.bsums[j] != g.bsums[j]) detail = fmt("n=%lld block %lld: bsums[%d] %d vs %d", (long long)n, (long long)b, j, a.bsums[j], g.bsums[j]);
+                        if (a.bsums[j] != g.bsums[j])
+                            detail = fmt("n=%lld block %lld: bsums[%d] %d vs %d", (long long)n, (long long)b, j, a.bsums[j], g.bsums[j]);
                 }
                 if (detail.empty()) detail = "sentinel overwritten";
                 break;
@@ -147,7 +149,8 @@ void check_quantize_q8_K(const KernelSet& ks) {
 void check_dot(const KernelSet& ks, const KType& kt, XCase xc, bool extreme_w) {
     const char* tn = type_traits(kt.type).name;
     const char* xn[] = {"quantized", "random-bytes", "extreme"};
-    const std::string name = fmt("%s dot_%s_q8_K %s weights, %s activations", isa_name(ks.isa), tn, extreme_w ? "extreme" : "random", xn[int(xc)]);
+    const std::string name =
+        fmt("%s dot_%s_q8_K %s weights, %s activations", isa_name(ks.isa), tn, extreme_w ? "extreme" : "random", xn[int(xc)]);
     const auto dot = ks.of(kt.type).dot;
     const auto ref = scalar_set().of(kt.type).dot;
     const size_t bs = bsize(kt.type);
@@ -226,7 +229,9 @@ void check_mul(const KernelSet& ks, const KType& kt) {
                             if (i >= nr || !listed[static_cast<size_t>(i)]) {
                                 for (int k = 0; k < 4; ++k)
                                     if (cell[k] != kSentinel) ok = false;
-                                if (!ok) detail = fmt("nb=%lld nr=%lld nt=%lld: y gap [%lld,%lld] written", (long long)nb, (long long)nr, (long long)nt, (long long)t, (long long)i);
+                                if (!ok)
+                                    detail = fmt("nb=%lld nr=%lld nt=%lld: y gap [%lld,%lld] written", (long long)nb, (long long)nr,
+                                                 (long long)nt, (long long)t, (long long)i);
                                 continue;
                             }
                             float got;
@@ -234,8 +239,8 @@ void check_mul(const KernelSet& ks, const KType& kt) {
                             const float want = dot(n, wbuf.data() + i * wrb, xp + t * xrb);
                             if (!same_bits(want, got)) {
                                 ok = false;
-                                detail = fmt("nb=%lld nr=%lld nt=%lld variant %d: y[%lld,%lld] %.9g vs dot %.9g", (long long)nb, (long long)nr,
-                                             (long long)nt, variant, (long long)t, (long long)i, got, want);
+                                detail = fmt("nb=%lld nr=%lld nt=%lld variant %d: y[%lld,%lld] %.9g vs dot %.9g", (long long)nb,
+                                             (long long)nr, (long long)nt, variant, (long long)t, (long long)i, got, want);
                             }
                         }
                     if (ok && !y.guard_intact()) {
@@ -246,7 +251,8 @@ void check_mul(const KernelSet& ks, const KType& kt) {
             }
         }
     }
-    report(ok, fmt("%s == the set's dot bits (%lld shapes: 1..11 rows, 1..67 tokens, row lists, strides)", name.c_str(), (long long)shapes), detail);
+    report(ok, fmt("%s == the set's dot bits (%lld shapes: 1..11 rows, 1..67 tokens, row lists, strides)", name.c_str(), (long long)shapes),
+           detail);
 }
 
 // ---- the reference against the dequantized formats (scalar only) ----
@@ -277,18 +283,21 @@ void check_ref_vs_dequant(const KType& kt) {
                 if (kt.d_fields == 2)
                     for (int64_t b = 0; b < nb; ++b) std::memset(wp.data() + static_cast<size_t>(b) * bs + kt.d_off + 2 * (1 - f), 0, 2);
                 tr.to_float(wp.data(), part.data(), n);
-                for (int64_t i = 0; i < n; ++i) mag += std::fabs(static_cast<double>(part[static_cast<size_t>(i)]) * xf[static_cast<size_t>(i)]);
+                for (int64_t i = 0; i < n; ++i)
+                    mag += std::fabs(static_cast<double>(part[static_cast<size_t>(i)]) * xf[static_cast<size_t>(i)]);
             }
             const float got = ref(n, w.data(), x.data());
             const double err = std::fabs(got - exact), rel = mag > 0 ? err / mag : err;
             worst = std::max(worst, rel);
             if (!(rel <= kQuantDotRelTol)) {
                 ok = false;
-                detail = fmt("nb=%lld case %d: reference %.9g vs dequantized %.9g (rel %.3g of %.3g)", (long long)nb, c, got, exact, rel, mag);
+                detail =
+                    fmt("nb=%lld case %d: reference %.9g vs dequantized %.9g (rel %.3g of %.3g)", (long long)nb, c, got, exact, rel, mag);
             }
         }
     }
-    report(ok, fmt("scalar dot_%s_q8_K == float dot of to_float(w) and to_float(x) (rel %.2g <= %.0e)", tn, worst, kQuantDotRelTol), detail);
+    report(ok, fmt("scalar dot_%s_q8_K == float dot of to_float(w) and to_float(x) (rel %.2g <= %.0e)", tn, worst, kQuantDotRelTol),
+           detail);
 }
 
 // ---- the checks can fail: a flipped scale bit / a changed bsum changes every set's dot ----
