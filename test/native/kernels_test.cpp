@@ -7,7 +7,7 @@
 //                                         -O3 build: build_kernels_test.sh --release)
 //
 // This file has main() and the per-set loop; the checks are in test/native/kernels/, one file per
-// op family (conversions, attention, dots, matrix, dispatch, bench) plus the shared harness.h.
+// op family (conversions, attention, dots, matrix, kquants, dispatch, bench) plus the shared harness.h.
 //
 // Build: test/native/build_kernels_test.sh (or test/native/build.mjs). Environment:
 // MOE_UNDER_VALGRIND=1 skips the AVX-512 sets: valgrind 3.19 cannot execute AVX-512 (it also
