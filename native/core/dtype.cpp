@@ -101,6 +101,141 @@ void q4_0_to_float(const void* src, float* dst, int64_t n) {
     }
 }
 
+// ---- 256-element super-blocks (k-quants, iq4_xs): exactly ggml's dequantize_row_* ----
+
+void q8_K_to_float(const void* src, float* dst, int64_t n) {
+    const block_q8_K* b = static_cast<const block_q8_K*>(src);
+    for (int64_t i = 0; i < n / QK_K; ++i)
+        for (int j = 0; j < QK_K; ++j) *dst++ = b[i].d * b[i].qs[j];
+}
+
+void q6_K_to_float(const void* src, float* dst, int64_t n) {
+    const block_q6_K* b = static_cast<const block_q6_K*>(src);
+    for (int64_t i = 0; i < n / QK_K; ++i) {
+        const float d = fp16_to_fp32(b[i].d);
+        const uint8_t* ql = b[i].ql;
+        const uint8_t* qh = b[i].qh;
+        const int8_t* sc = b[i].scales;
+        for (int c = 0; c < 2; ++c) {  // two halves of 128: 64 ql bytes, 32 qh bytes, 8 scales each
+            for (int l = 0; l < 32; ++l) {
+                const int is = l / 16;
+                const int q1 = ((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
+                const int q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
+                const int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+                const int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+                dst[l] = d * sc[is] * q1;
+                dst[l + 32] = d * sc[is + 2] * q2;
+                dst[l + 64] = d * sc[is + 4] * q3;
+                dst[l + 96] = d * sc[is + 6] * q4;
+            }
+            dst += 128;
+            ql += 64;
+            qh += 32;
+            sc += 8;
+        }
+    }
+}
+
+void q4_K_to_float(const void* src, float* dst, int64_t n) {
+    const block_q4_K* b = static_cast<const block_q4_K*>(src);
+    for (int64_t i = 0; i < n / QK_K; ++i) {
+        const float d = fp16_to_fp32(b[i].d);
+        const float min = fp16_to_fp32(b[i].dmin);
+        const uint8_t* q = b[i].qs;
+        for (int j = 0; j < 8; j += 2) {  // 64 weights per 32 bytes: low nibbles sub-block j, high nibbles j+1
+            uint8_t sc, m;
+            scale_min_k4(j, b[i].scales, &sc, &m);
+            const float d1 = d * sc, m1 = min * m;
+            scale_min_k4(j + 1, b[i].scales, &sc, &m);
+            const float d2 = d * sc, m2 = min * m;
+            for (int l = 0; l < 32; ++l) *dst++ = d1 * (q[l] & 0xF) - m1;
+            for (int l = 0; l < 32; ++l) *dst++ = d2 * (q[l] >> 4) - m2;
+            q += 32;
+        }
+    }
+}
+
+void q5_K_to_float(const void* src, float* dst, int64_t n) {
+    const block_q5_K* b = static_cast<const block_q5_K*>(src);
+    for (int64_t i = 0; i < n / QK_K; ++i) {
+        const float d = fp16_to_fp32(b[i].d);
+        const float min = fp16_to_fp32(b[i].dmin);
+        const uint8_t* ql = b[i].qs;
+        const uint8_t* qh = b[i].qh;
+        for (int j = 0; j < 8; j += 2) {  // as q4_K; the fifth bit of weight 32j+l is bit j of qh[l]
+            uint8_t sc, m;
+            scale_min_k4(j, b[i].scales, &sc, &m);
+            const float d1 = d * sc, m1 = min * m;
+            scale_min_k4(j + 1, b[i].scales, &sc, &m);
+            const float d2 = d * sc, m2 = min * m;
+            for (int l = 0; l < 32; ++l) *dst++ = d1 * ((ql[l] & 0xF) + ((qh[l] >> j) & 1 ? 16 : 0)) - m1;
+            for (int l = 0; l < 32; ++l) *dst++ = d2 * ((ql[l] >> 4) + ((qh[l] >> (j + 1)) & 1 ? 16 : 0)) - m2;
+            ql += 32;
+        }
+    }
+}
+
+void q3_K_to_float(const void* src, float* dst, int64_t n) {
+    const block_q3_K* b = static_cast<const block_q3_K*>(src);
+    for (int64_t i = 0; i < n / QK_K; ++i) {
+        const float d_all = fp16_to_fp32(b[i].d);
+        int8_t scales[16];
+        scales_q3_K(b[i].scales, scales);
+        const uint8_t* q = b[i].qs;
+        const uint8_t* hm = b[i].hmask;
+        int is = 0;
+        uint8_t m = 1;
+        for (int c = 0; c < 2; ++c) {
+            for (int shift = 0; shift < 8; shift += 2) {
+                float dl = d_all * (scales[is++] - 32);
+                for (int l = 0; l < 16; ++l) *dst++ = dl * (((q[l] >> shift) & 3) - ((hm[l] & m) ? 0 : 4));
+                dl = d_all * (scales[is++] - 32);
+                for (int l = 16; l < 32; ++l) *dst++ = dl * (((q[l] >> shift) & 3) - ((hm[l] & m) ? 0 : 4));
+                m = static_cast<uint8_t>(m << 1);
+            }
+            q += 32;
+        }
+    }
+}
+
+void q2_K_to_float(const void* src, float* dst, int64_t n) {
+    const block_q2_K* b = static_cast<const block_q2_K*>(src);
+    for (int64_t i = 0; i < n / QK_K; ++i) {
+        const float d = fp16_to_fp32(b[i].d);
+        const float min = fp16_to_fp32(b[i].dmin);
+        const uint8_t* q = b[i].qs;
+        int is = 0;
+        for (int c = 0; c < 2; ++c) {
+            for (int shift = 0; shift < 8; shift += 2) {
+                uint8_t sc = b[i].scales[is++];
+                float dl = d * (sc & 0xF), ml = min * (sc >> 4);
+                for (int l = 0; l < 16; ++l) *dst++ = dl * ((q[l] >> shift) & 3) - ml;
+                sc = b[i].scales[is++];
+                dl = d * (sc & 0xF), ml = min * (sc >> 4);
+                for (int l = 16; l < 32; ++l) *dst++ = dl * ((q[l] >> shift) & 3) - ml;
+            }
+            q += 32;
+        }
+    }
+}
+
+void iq4_xs_to_float(const void* src, float* dst, int64_t n) {
+    const block_iq4_xs* b = static_cast<const block_iq4_xs*>(src);
+    for (int64_t i = 0; i < n / QK_K; ++i) {
+        const float d = fp16_to_fp32(b[i].d);
+        const uint8_t* qs = b[i].qs;
+        for (int ib = 0; ib < 8; ++ib) {
+            const float dl = d * (scale_iq4_xs(b[i], ib) - 32);
+            for (int j = 0; j < 16; ++j) {
+                dst[j] = dl * kValuesIq4nl[qs[j] & 0xf];
+                dst[j + 16] = dl * kValuesIq4nl[qs[j] >> 4];
+            }
+            dst += 32;
+            qs += 16;
+        }
+    }
+}
+
 }  // namespace
 
 TypeTraits type_traits(uint32_t raw) {
@@ -111,17 +246,19 @@ TypeTraits type_traits(uint32_t raw) {
         case DType::BF16: return {"bf16", 1, 2, true, DType::BF16, bf16_to_float};
         case DType::Q8_0: return {"q8_0", 32, 34, true, DType::Q8_0, q8_0_to_float};
         case DType::Q4_0: return {"q4_0", 32, 18, true, DType::Q8_0, q4_0_to_float};
+        case DType::Q2_K: return {"q2_K", 256, 84, true, DType::Q8_K, q2_K_to_float};
+        case DType::Q3_K: return {"q3_K", 256, 110, true, DType::Q8_K, q3_K_to_float};
+        case DType::Q4_K: return {"q4_K", 256, 144, true, DType::Q8_K, q4_K_to_float};
+        case DType::Q5_K: return {"q5_K", 256, 176, true, DType::Q8_K, q5_K_to_float};
+        case DType::Q6_K: return {"q6_K", 256, 210, true, DType::Q8_K, q6_K_to_float};
+        // q8_K is an activation type only (no dot of q8_K weights).
+        case DType::Q8_K: return {"q8_K", 256, 292, false, DType::Q8_K, q8_K_to_float};
+        case DType::IQ4_XS: return {"iq4_xs", 256, 136, true, DType::Q8_K, iq4_xs_to_float};
         // Known to ggml, not computed by this engine yet (sizes kept so files can be described).
         case DType::Q4_1: return {"q4_1", 32, 20, false, DType::F32, nullptr};
         case DType::Q5_0: return {"q5_0", 32, 22, false, DType::F32, nullptr};
         case DType::Q5_1: return {"q5_1", 32, 24, false, DType::F32, nullptr};
         case DType::Q8_1: return {"q8_1", 32, 36, false, DType::F32, nullptr};
-        case DType::Q2_K: return {"q2_K", 256, 84, false, DType::F32, nullptr};
-        case DType::Q3_K: return {"q3_K", 256, 110, false, DType::F32, nullptr};
-        case DType::Q4_K: return {"q4_K", 256, 144, false, DType::F32, nullptr};
-        case DType::Q5_K: return {"q5_K", 256, 176, false, DType::F32, nullptr};
-        case DType::Q6_K: return {"q6_K", 256, 210, false, DType::F32, nullptr};
-        case DType::Q8_K: return {"q8_K", 256, 292, false, DType::F32, nullptr};
         case DType::IQ2_XXS: return {"iq2_xxs", 256, 66, false, DType::F32, nullptr};
         case DType::IQ2_XS: return {"iq2_xs", 256, 74, false, DType::F32, nullptr};
         case DType::IQ3_XXS: return {"iq3_xxs", 256, 98, false, DType::F32, nullptr};
@@ -129,7 +266,6 @@ TypeTraits type_traits(uint32_t raw) {
         case DType::IQ4_NL: return {"iq4_nl", 32, 18, false, DType::F32, nullptr};
         case DType::IQ3_S: return {"iq3_s", 256, 110, false, DType::F32, nullptr};
         case DType::IQ2_S: return {"iq2_s", 256, 82, false, DType::F32, nullptr};
-        case DType::IQ4_XS: return {"iq4_xs", 256, 136, false, DType::F32, nullptr};
         case DType::IQ1_M: return {"iq1_m", 256, 56, false, DType::F32, nullptr};
         case DType::TQ1_0: return {"tq1_0", 256, 54, false, DType::F32, nullptr};
         case DType::TQ2_0: return {"tq2_0", 256, 66, false, DType::F32, nullptr};

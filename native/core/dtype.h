@@ -160,6 +160,31 @@ struct block_iq4_xs {
 };
 static_assert(sizeof(block_iq4_xs) == 136, "block_iq4_xs layout");
 
+// The packed scales of the super-block types (as ggml's get_scale_min_k4 and dequantize_row_*).
+// q4_K / q5_K: the 6-bit scale and min of sub-block j (0..7, 32 weights each).
+inline void scale_min_k4(int j, const uint8_t* q, uint8_t* d, uint8_t* m) {
+    if (j < 4) {
+        *d = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *d = static_cast<uint8_t>((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+        *m = static_cast<uint8_t>((q[j + 4] >> 4) | ((q[j - 0] >> 6) << 4));
+    }
+}
+// q3_K: the 16 6-bit scales (0..63; the weight scale is d * (scale - 32)), one per 16 weights.
+inline void scales_q3_K(const uint8_t* packed, int8_t* out) {
+    uint32_t aux[3];
+    std::memcpy(aux, packed, 12);
+    const uint32_t k1 = 0x03030303, k2 = 0x0f0f0f0f;
+    const uint32_t a[4] = {(aux[0] & k2) | (((aux[2] >> 0) & k1) << 4), (aux[1] & k2) | (((aux[2] >> 2) & k1) << 4),
+                           ((aux[0] >> 4) & k2) | (((aux[2] >> 4) & k1) << 4), ((aux[1] >> 4) & k2) | (((aux[2] >> 6) & k1) << 4)};
+    std::memcpy(out, a, 16);
+}
+// iq4_xs: the 6-bit scale of sub-block ib (0..7, 32 weights; the weight scale is d * (scale - 32)).
+inline int scale_iq4_xs(const block_iq4_xs& b, int ib) {
+    return ((b.scales_l[ib / 2] >> 4 * (ib % 2)) & 0xf) | (((b.scales_h >> 2 * ib) & 3) << 4);
+}
+
 // ---- fp16 / bf16 (bit-exact IEEE round-to-nearest-even, as F16C and ggml do) ----
 
 inline float fp32_from_bits(uint32_t w) {

@@ -635,6 +635,16 @@ void softmax_f16r(int64_t n, float* s) {
     for (int64_t j = n8; j < n; ++j) s[j] = round_f16(s[j] * inv);
 }
 
+// ---- k-quants (kquants_simd.h), with maddubs + madd as the int8 multiply-add ----
+struct KqMadd {
+    // acc + sc * (4 byte products): maddubs' pair sums cannot saturate (kquants_simd.h: codes <= 63).
+    static __m256i acc(__m256i acc, __m256i u, __m256i s, __m256i sc) {
+        return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), sc));
+    }
+    static constexpr bool kScaleInLowHalf = false;
+};
+#include "kernels/kquants_simd.h"
+
 }  // namespace
 }  // namespace moe::kernels
 

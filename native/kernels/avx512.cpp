@@ -525,6 +525,16 @@ void mul_q4_0x16_q8_0(int64_t n, const uint8_t* w, size_t group_bytes, int64_t n
     mul_x16_512<Dp4>(n, w, group_bytes, ngroups, x, x_row_bytes, nt, y, ldy);
 }
 
+// ---- k-quants (kquants_simd.h), with maddubs + madd as the int8 multiply-add ----
+struct KqMadd {
+    // acc + sc * (4 byte products): maddubs' pair sums cannot saturate (kquants_simd.h: codes <= 63).
+    static __m256i acc(__m256i acc, __m256i u, __m256i s, __m256i sc) {
+        return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), sc));
+    }
+    static constexpr bool kScaleInLowHalf = false;
+};
+#include "kernels/kquants_simd.h"
+
 }  // namespace
 }  // namespace moe::kernels
 

@@ -226,6 +226,17 @@ void mul_q4_0x16_q8_0(int64_t n, const uint8_t* w, size_t group_bytes, int64_t n
     mul_x16_512<Dp4>(n, w, group_bytes, ngroups, x, x_row_bytes, nt, y, ldy);
 }
 
+// ---- k-quants (kquants_simd.h), with vpdpbusd + vpdpwssd as the int8 multiply-add ----
+struct KqMadd {
+    // acc + sc * (4 byte products): the 4-product sum fits the low int16 half that vpdpwssd
+    // multiplies by sc (|sum| <= 4 * 63 * 128; kquants_simd.h), the high half meets sc's 0.
+    static __m256i acc(__m256i acc, __m256i u, __m256i s, __m256i sc) {
+        return _mm256_dpwssd_epi32(acc, _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s), sc);
+    }
+    static constexpr bool kScaleInLowHalf = true;
+};
+#include "kernels/kquants_simd.h"
+
 }  // namespace
 }  // namespace moe::kernels
 
@@ -250,6 +261,25 @@ const KernelSet* avx512vnni_set() {
         q4.dot = dot_as<block_q4_0, block_q8_0, dot_q4_0_q8_0>;
         q4.mul = mul_as<block_q4_0, block_q8_0, mul_q4_0_q8_0>;
         q4.mul_x16 = mul_x16_as<block_q8_0, mul_q4_0x16_q8_0>;
+        k.types[uint32_t(DType::Q8_K)].from_f32 = from_f32_as<block_q8_K, quantize_row_q8_K>;  // the same code as AVX-512's
+        TypeKernels& q6k = k.types[uint32_t(DType::Q6_K)];
+        q6k.dot = dot_as<block_q6_K, block_q8_K, dot_q6_K_q8_K>;
+        q6k.mul = mul_as<block_q6_K, block_q8_K, mul_q6_K_q8_K>;
+        TypeKernels& q4_k = k.types[uint32_t(DType::Q4_K)];
+        q4_k.dot = dot_as<block_q4_K, block_q8_K, dot_q4_K_q8_K>;
+        q4_k.mul = mul_as<block_q4_K, block_q8_K, mul_q4_K_q8_K>;
+        TypeKernels& q5_k = k.types[uint32_t(DType::Q5_K)];
+        q5_k.dot = dot_as<block_q5_K, block_q8_K, dot_q5_K_q8_K>;
+        q5_k.mul = mul_as<block_q5_K, block_q8_K, mul_q5_K_q8_K>;
+        TypeKernels& q3_k = k.types[uint32_t(DType::Q3_K)];
+        q3_k.dot = dot_as<block_q3_K, block_q8_K, dot_q3_K_q8_K>;
+        q3_k.mul = mul_as<block_q3_K, block_q8_K, mul_q3_K_q8_K>;
+        TypeKernels& q2_k = k.types[uint32_t(DType::Q2_K)];
+        q2_k.dot = dot_as<block_q2_K, block_q8_K, dot_q2_K_q8_K>;
+        q2_k.mul = mul_as<block_q2_K, block_q8_K, mul_q2_K_q8_K>;
+        TypeKernels& iq4_xs = k.types[uint32_t(DType::IQ4_XS)];
+        iq4_xs.dot = dot_as<block_iq4_xs, block_q8_K, dot_iq4_xs_q8_K>;
+        iq4_xs.mul = mul_as<block_iq4_xs, block_q8_K, mul_iq4_xs_q8_K>;
         return k;
     }();
     return &ks;

@@ -6,7 +6,8 @@
 // A set holds one row of kernels per element type (KernelSet::of): as an activation type, the
 // conversion of float rows into it; as a weight type, its dot product and matrix kernels with
 // rows of its activation type (TypeTraits::act_type in core/dtype.h, as ggml pairs them:
-// f32->f32, f16->f16, bf16->bf16, q8_0->q8_0, q4_0->q8_0). To add a weight type: its traits
+// f32->f32, f16->f16, bf16->bf16, q8_0->q8_0, q4_0->q8_0, and the 256-element super-block types
+// q2_K..q6_K, iq4_xs->q8_K: scalar reference in kquants_ref.h, SIMD in kquants_simd.h). To add a weight type: its traits
 // row in core/dtype.cpp, its kernels in ref.cpp and each ISA file, and its row in each set.
 #pragma once
 #include <cstddef>
@@ -22,7 +23,8 @@ const char* isa_name(Isa isa);
 bool parse_isa(const char* name, Isa* out);
 
 // Float activations -> rows of this type (n elements; a multiple of the block size). q8_0
-// follows ggml's x86 path: d = amax/127, id = 127/amax, round half to even.
+// follows ggml's x86 path: d = amax/127, id = 127/amax, round half to even; q8_K is bit for bit
+// ggml's quantize_row_q8_K_ref (what its x86 backend uses; kquants_ref.h).
 using FromF32Fn = void (*)(const float* x, void* y, int64_t n);
 // dot(weight row, activation row) over n elements.
 using DotFn = float (*)(int64_t n, const void* w, const void* x);

@@ -75,14 +75,16 @@ float dot_q4_0_q8_0_ref(int64_t n, const block_q4_0* w, const block_q8_0* x) {
     return sum;
 }
 
+#include "kernels/kquants_ref.h"
+
 // The matrix kernels by definition: the dot of every (row, token) pair.
-template <typename BW, float (*Dot)(int64_t, const BW*, const block_q8_0*)>
-void mul_by_dots(int64_t n, const BW* w, size_t w_row_bytes, const int32_t* rows, int64_t nr, const block_q8_0* x, size_t x_row_bytes,
-                 int64_t nt, float* y, int64_t ldy) {
+template <typename BW, typename BX, float (*Dot)(int64_t, const BW*, const BX*)>
+void mul_by_dots(int64_t n, const BW* w, size_t w_row_bytes, const int32_t* rows, int64_t nr, const BX* x, size_t x_row_bytes, int64_t nt,
+                 float* y, int64_t ldy) {
     const uint8_t* wb = reinterpret_cast<const uint8_t*>(w);
     const uint8_t* xb = reinterpret_cast<const uint8_t*>(x);
     for (int64_t t = 0; t < nt; ++t) {
-        const block_q8_0* xt = reinterpret_cast<const block_q8_0*>(xb + static_cast<size_t>(t) * x_row_bytes);
+        const BX* xt = reinterpret_cast<const BX*>(xb + static_cast<size_t>(t) * x_row_bytes);
         for (int64_t i = 0; i < nr; ++i) {
             const int64_t r = rows ? rows[i] : i;
             y[t * ldy + r] = Dot(n, reinterpret_cast<const BW*>(wb + static_cast<size_t>(r) * w_row_bytes), xt);
@@ -161,10 +163,30 @@ KernelSet make_scalar() {
     s.types[uint32_t(DType::BF16)] = {from_f32_as<uint16_t, fp32_to_bf16_row_ref>, dot_as<uint16_t, uint16_t, dot_bf16_ref>, nullptr,
                                       nullptr, nullptr};
     s.types[uint32_t(DType::Q8_0)] = {from_f32_as<block_q8_0, quantize_row_q8_0_ref>, dot_as<block_q8_0, block_q8_0, dot_q8_0_q8_0_ref>,
-                                      mul_as<block_q8_0, block_q8_0, mul_by_dots<block_q8_0, dot_q8_0_q8_0_ref>>, nullptr, nullptr};
+                                      mul_as<block_q8_0, block_q8_0, mul_by_dots<block_q8_0, block_q8_0, dot_q8_0_q8_0_ref>>, nullptr,
+                                      nullptr};
     s.types[uint32_t(DType::Q4_0)] = {nullptr, dot_as<block_q4_0, block_q8_0, dot_q4_0_q8_0_ref>,
-                                      mul_as<block_q4_0, block_q8_0, mul_by_dots<block_q4_0, dot_q4_0_q8_0_ref>>,
+                                      mul_as<block_q4_0, block_q8_0, mul_by_dots<block_q4_0, block_q8_0, dot_q4_0_q8_0_ref>>,
                                       mul_x16_as<block_q8_0, mul_q4_0x16_q8_0_ref>, repack_q4_0x16};
+    s.types[uint32_t(DType::Q8_K)] = {from_f32_as<block_q8_K, quantize_row_q8_K_ref>, nullptr, nullptr, nullptr, nullptr};
+    s.types[uint32_t(DType::Q6_K)] = {nullptr, dot_as<block_q6_K, block_q8_K, dot_q6_K_q8_K_ref>,
+                                      mul_as<block_q6_K, block_q8_K, mul_by_dots<block_q6_K, block_q8_K, dot_q6_K_q8_K_ref>>, nullptr,
+                                      nullptr};
+    s.types[uint32_t(DType::Q4_K)] = {nullptr, dot_as<block_q4_K, block_q8_K, dot_q4_K_q8_K_ref>,
+                                      mul_as<block_q4_K, block_q8_K, mul_by_dots<block_q4_K, block_q8_K, dot_q4_K_q8_K_ref>>, nullptr,
+                                      nullptr};
+    s.types[uint32_t(DType::Q5_K)] = {nullptr, dot_as<block_q5_K, block_q8_K, dot_q5_K_q8_K_ref>,
+                                      mul_as<block_q5_K, block_q8_K, mul_by_dots<block_q5_K, block_q8_K, dot_q5_K_q8_K_ref>>, nullptr,
+                                      nullptr};
+    s.types[uint32_t(DType::Q3_K)] = {nullptr, dot_as<block_q3_K, block_q8_K, dot_q3_K_q8_K_ref>,
+                                      mul_as<block_q3_K, block_q8_K, mul_by_dots<block_q3_K, block_q8_K, dot_q3_K_q8_K_ref>>, nullptr,
+                                      nullptr};
+    s.types[uint32_t(DType::Q2_K)] = {nullptr, dot_as<block_q2_K, block_q8_K, dot_q2_K_q8_K_ref>,
+                                      mul_as<block_q2_K, block_q8_K, mul_by_dots<block_q2_K, block_q8_K, dot_q2_K_q8_K_ref>>, nullptr,
+                                      nullptr};
+    s.types[uint32_t(DType::IQ4_XS)] = {nullptr, dot_as<block_iq4_xs, block_q8_K, dot_iq4_xs_q8_K_ref>,
+                                        mul_as<block_iq4_xs, block_q8_K, mul_by_dots<block_iq4_xs, block_q8_K, dot_iq4_xs_q8_K_ref>>,
+                                        nullptr, nullptr};
     s.axpy_f16 = axpy_f16_ref;
     s.attn_scores_f16 = attn_scores_f16_ref;
     s.attn_pv_f16 = attn_pv_f16_ref;

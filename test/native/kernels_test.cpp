@@ -7,7 +7,7 @@
 //                                         -O3 build: build_kernels_test.sh --release)
 //
 // This file has main() and the per-set loop; the checks are in test/native/kernels/, one file per
-// op family (conversions, attention, dots, matrix, dispatch, bench) plus the shared harness.h.
+// op family (conversions, attention, dots, matrix, kquants, dispatch, bench) plus the shared harness.h.
 //
 // Build: test/native/build_kernels_test.sh (or test/native/build.mjs). Environment:
 // MOE_UNDER_VALGRIND=1 skips the AVX-512 sets: valgrind 3.19 cannot execute AVX-512 (it also
@@ -44,6 +44,7 @@ void check_set(const KernelSet& ks) {
     check_attention(ks);
     check_dots(ks);
     check_matrix(ks);
+    check_kquants(ks);
 }
 
 }  // namespace
@@ -69,6 +70,7 @@ int main(int argc, char** argv) {
     for (Isa isa : usable_isas(true)) {
         if (isa == Isa::Scalar) {  // the reference itself: only its matrix kernels (strides, ldy, tails)
             check_matrix(scalar_set());
+            check_kquants(scalar_set());
             continue;
         }
         check_set(*compiled_set(isa));

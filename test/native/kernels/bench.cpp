@@ -1,5 +1,5 @@
-// Kernel tests, --bench: single-thread GB/s of weight bytes per usable ISA for the dots and ns per
-// quantize_row_q8_0 (use the -O3 build: test/native/build_kernels_test.sh --release).
+// Kernel tests, --bench: single-thread GB/s of weight bytes per usable ISA for the dots and the
+// k-quant matrix kernels (1 and 8 tokens, weights from DRAM), and ns per quantize_row_q8_0 (use the -O3 build: test/native/build_kernels_test.sh --release).
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -106,6 +106,38 @@ int run_bench() {
         std::vector<block_q8_0> q(static_cast<size_t>(nb));
         const double t = best_seconds([&] { ks.of(DType::Q8_0).from_f32(xf.data(), q.data(), n); }, 0.1);
         std::printf("bench %-14s %-11s n=768: %.0f ns\n", "quantize_q8_0", isa_name(isa), t * 1e9);
+    }
+
+    // k-quants: mul with one token (decode) and with 8 tokens, 1536 columns, from DRAM (~120 MB of weights).
+    const DType ktypes[] = {DType::Q6_K, DType::Q4_K, DType::Q5_K, DType::Q3_K, DType::Q2_K, DType::IQ4_XS};
+    for (DType kt : ktypes) {
+        const TypeTraits tr = type_traits(kt);
+        const int64_t kn = 1536, knb = kn / QK_K, krows = static_cast<int64_t>(120e6 / static_cast<double>(knb * tr.type_size));
+        std::vector<uint8_t> w(static_cast<size_t>(krows * knb) * tr.type_size);
+        for (auto& b : w) b = static_cast<uint8_t>(r());
+        for (int64_t b = 0; b < krows * knb; ++b) {  // sane fp16 scales (no NaN/inf)
+            uint8_t* blk = w.data() + static_cast<size_t>(b) * tr.type_size;
+            for (size_t i = 0; i + 1 < tr.type_size; i += 2)
+                if ((blk[i + 1] & 0x7c) == 0x7c) blk[i + 1] &= 0x3f;
+        }
+        std::vector<float> kx(static_cast<size_t>(8 * kn)), y(static_cast<size_t>(8 * krows));
+        gen_normal(r, kx.data(), 8 * kn);
+        std::vector<block_q8_K> xq(static_cast<size_t>(8 * knb));
+        scalar_set().of(DType::Q8_K).from_f32(kx.data(), xq.data(), 8 * kn);
+        for (Isa isa : isas) {
+            const KernelSet& ks = *compiled_set(isa);
+            for (int64_t nt : {1, 8}) {
+                const double t = best_seconds(
+                    [&] {
+                        ks.of(kt).mul(kn, w.data(), static_cast<size_t>(knb) * tr.type_size, nullptr, krows, xq.data(),
+                                      static_cast<size_t>(knb) * sizeof(block_q8_K), nt, y.data(), krows);
+                    },
+                    1.0);
+                std::printf("bench %-16s %-11s %lldx1536 x %lld tokens: %7.2f GB/s  (%.1f ns/row)\n", fmt("mul_%s_q8_K", tr.name).c_str(),
+                            isa_name(isa), static_cast<long long>(krows), static_cast<long long>(nt),
+                            static_cast<double>(w.size()) / t / 1e9, t * 1e9 / static_cast<double>(krows));
+            }
+        }
     }
     return 0;
 }
