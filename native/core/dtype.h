@@ -147,16 +147,16 @@ struct block_q6_K {
 };
 static_assert(sizeof(block_q6_K) == 210, "block_q6_K layout");
 struct block_q8_K {
-    float d;             // fp32 scale (not fp16)
+    float d;  // fp32 scale (not fp16)
     int8_t qs[256];
     int16_t bsums[16];  // sums of qs in groups of 16
 };
 static_assert(sizeof(block_q8_K) == 292, "block_q8_K layout");
 struct block_iq4_xs {
     uint16_t d;
-    uint16_t scales_h;   // high 2 bits of the 8 6-bit scales
-    uint8_t scales_l[4]; // low 4 bits of the 8 scales
-    uint8_t qs[128];     // nibbles into kValuesIq4nl
+    uint16_t scales_h;    // high 2 bits of the 8 6-bit scales
+    uint8_t scales_l[4];  // low 4 bits of the 8 scales
+    uint8_t qs[128];      // nibbles into kValuesIq4nl
 };
 static_assert(sizeof(block_iq4_xs) == 136, "block_iq4_xs layout");
 

@@ -44,6 +44,7 @@ void check_set(const KernelSet& ks) {
     check_attention(ks);
     check_dots(ks);
     check_matrix(ks);
+    check_q32(ks);
 }
 
 }  // namespace
@@ -69,6 +70,7 @@ int main(int argc, char** argv) {
     for (Isa isa : usable_isas(true)) {
         if (isa == Isa::Scalar) {  // the reference itself: only its matrix kernels (strides, ldy, tails)
             check_matrix(scalar_set());
+            check_q32(scalar_set());
             continue;
         }
         check_set(*compiled_set(isa));
