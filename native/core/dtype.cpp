@@ -170,7 +170,7 @@ TypeTraits type_traits(uint32_t raw) {
         case DType::Q4_0: return {"q4_0", 32, 18, true, DType::Q8_0, q4_0_to_float};
         case DType::Q4_1: return {"q4_1", 32, 20, true, DType::Q8_1, q4_1_to_float};
         case DType::Q5_0: return {"q5_0", 32, 22, true, DType::Q8_0, q5_0_to_float};
-        case DType::Q5_1: return {"q5_1", 32, 24, false, DType::Q8_1, q5_1_to_float};
+        case DType::Q5_1: return {"q5_1", 32, 24, true, DType::Q8_1, q5_1_to_float};
         case DType::IQ4_NL: return {"iq4_nl", 32, 18, true, DType::Q8_0, iq4_nl_to_float};
         // an activation type only (no dot with q8_1 weights)
         case DType::Q8_1: return {"q8_1", 32, 36, false, DType::Q8_1, q8_1_to_float};
