@@ -101,6 +101,63 @@ void q4_0_to_float(const void* src, float* dst, int64_t n) {
     }
 }
 
+// The 32-element types below dequantize exactly as ggml's dequantize_row_* (ggml-quants.c).
+void q4_1_to_float(const void* src, float* dst, int64_t n) {
+    const block_q4_1* b = static_cast<const block_q4_1*>(src);
+    for (int64_t i = 0; i < n / 32; ++i) {
+        const float d = fp16_to_fp32(b[i].d), m = fp16_to_fp32(b[i].m);
+        for (int j = 0; j < 16; ++j) {
+            dst[i * 32 + j] = static_cast<float>(b[i].qs[j] & 0x0f) * d + m;
+            dst[i * 32 + j + 16] = static_cast<float>(b[i].qs[j] >> 4) * d + m;
+        }
+    }
+}
+
+// The fifth bit of weight j (0..31) of a q5_0/q5_1 block, as 0 or 16.
+inline int q5_high(const uint8_t* qh, int j) { return ((qh[j / 8] >> (j % 8)) & 1) << 4; }
+
+void q5_0_to_float(const void* src, float* dst, int64_t n) {
+    const block_q5_0* b = static_cast<const block_q5_0*>(src);
+    for (int64_t i = 0; i < n / 32; ++i) {
+        const float d = fp16_to_fp32(b[i].d);
+        for (int j = 0; j < 16; ++j) {
+            dst[i * 32 + j] = static_cast<float>(((b[i].qs[j] & 0x0f) | q5_high(b[i].qh, j)) - 16) * d;
+            dst[i * 32 + j + 16] = static_cast<float>(((b[i].qs[j] >> 4) | q5_high(b[i].qh, j + 16)) - 16) * d;
+        }
+    }
+}
+
+void q5_1_to_float(const void* src, float* dst, int64_t n) {
+    const block_q5_1* b = static_cast<const block_q5_1*>(src);
+    for (int64_t i = 0; i < n / 32; ++i) {
+        const float d = fp16_to_fp32(b[i].d), m = fp16_to_fp32(b[i].m);
+        for (int j = 0; j < 16; ++j) {
+            dst[i * 32 + j] = static_cast<float>((b[i].qs[j] & 0x0f) | q5_high(b[i].qh, j)) * d + m;
+            dst[i * 32 + j + 16] = static_cast<float>((b[i].qs[j] >> 4) | q5_high(b[i].qh, j + 16)) * d + m;
+        }
+    }
+}
+
+// ggml has no dequantize_row_q8_1 (q8_1 is an activation type only): qs * d, s ignored.
+void q8_1_to_float(const void* src, float* dst, int64_t n) {
+    const block_q8_1* b = static_cast<const block_q8_1*>(src);
+    for (int64_t i = 0; i < n / 32; ++i) {
+        const float d = fp16_to_fp32(b[i].d);
+        for (int j = 0; j < 32; ++j) dst[i * 32 + j] = b[i].qs[j] * d;
+    }
+}
+
+void iq4_nl_to_float(const void* src, float* dst, int64_t n) {
+    const block_iq4_nl* b = static_cast<const block_iq4_nl*>(src);
+    for (int64_t i = 0; i < n / 32; ++i) {
+        const float d = fp16_to_fp32(b[i].d);
+        for (int j = 0; j < 16; ++j) {
+            dst[i * 32 + j] = d * kValuesIq4nl[b[i].qs[j] & 0x0f];
+            dst[i * 32 + j + 16] = d * kValuesIq4nl[b[i].qs[j] >> 4];
+        }
+    }
+}
+
 // ---- 256-element super-blocks (k-quants, iq4_xs): exactly ggml's dequantize_row_* ----
 
 void q8_K_to_float(const void* src, float* dst, int64_t n) {
@@ -254,16 +311,17 @@ TypeTraits type_traits(uint32_t raw) {
         // q8_K is an activation type only (no dot of q8_K weights).
         case DType::Q8_K: return {"q8_K", 256, 292, false, DType::Q8_K, q8_K_to_float};
         case DType::IQ4_XS: return {"iq4_xs", 256, 136, true, DType::Q8_K, iq4_xs_to_float};
+        case DType::Q4_1: return {"q4_1", 32, 20, true, DType::Q8_1, q4_1_to_float};
+        case DType::Q5_0: return {"q5_0", 32, 22, true, DType::Q8_0, q5_0_to_float};
+        case DType::Q5_1: return {"q5_1", 32, 24, true, DType::Q8_1, q5_1_to_float};
+        case DType::IQ4_NL: return {"iq4_nl", 32, 18, true, DType::Q8_0, iq4_nl_to_float};
+        // an activation type only (no dot with q8_1 weights)
+        case DType::Q8_1: return {"q8_1", 32, 36, false, DType::Q8_1, q8_1_to_float};
         // Known to ggml, not computed by this engine yet (sizes kept so files can be described).
-        case DType::Q4_1: return {"q4_1", 32, 20, false, DType::F32, nullptr};
-        case DType::Q5_0: return {"q5_0", 32, 22, false, DType::F32, nullptr};
-        case DType::Q5_1: return {"q5_1", 32, 24, false, DType::F32, nullptr};
-        case DType::Q8_1: return {"q8_1", 32, 36, false, DType::F32, nullptr};
         case DType::IQ2_XXS: return {"iq2_xxs", 256, 66, false, DType::F32, nullptr};
         case DType::IQ2_XS: return {"iq2_xs", 256, 74, false, DType::F32, nullptr};
         case DType::IQ3_XXS: return {"iq3_xxs", 256, 98, false, DType::F32, nullptr};
         case DType::IQ1_S: return {"iq1_s", 256, 50, false, DType::F32, nullptr};
-        case DType::IQ4_NL: return {"iq4_nl", 32, 18, false, DType::F32, nullptr};
         case DType::IQ3_S: return {"iq3_s", 256, 110, false, DType::F32, nullptr};
         case DType::IQ2_S: return {"iq2_s", 256, 82, false, DType::F32, nullptr};
         case DType::IQ1_M: return {"iq1_m", 256, 56, false, DType::F32, nullptr};

@@ -263,8 +263,29 @@ void axpy_f16(int64_t n, float a, const uint16_t* x, float* y) {
 // prefetches, per row, what the same row of the next row tile needs at this step: the hardware
 // prefetcher alone handles R interleaved row streams badly (decode from DRAM measured 0.6-0.85x
 // the per-row dot loop without it, 1.0-1.7x with it).
+//
+// Ops interface: using BW, BX (weight and activation block types); struct W / X (a block's
+// row-side and token-side operands): static W load_w(const BW*), static X load_x(const BX*),
+// static __m256i dot(const W&, const X&) (int32 lane sums); WS / XS (the blocks' scales):
+// w_scale(const BW*), x_scale(const BX*), and accumulate(acc, lane sums, WS, XS), the float
+// update of one block pair (ScalesQ8_0 below: the dots' fmadd; q32_avx2.h: q8_1's).
 
-struct Q4Ops {
+// The float side of the types whose activations are q8_0: acc + float(lanes) * (d_w * d_x).
+struct ScalesQ8_0 {
+    using BX = block_q8_0;
+    using WS = __m256;
+    using XS = __m256;
+    template <class BW>
+    static __m256 w_scale(const BW* b) {
+        return _mm256_broadcast_ss(g_fp16_table + b->d);
+    }
+    static __m256 x_scale(const block_q8_0* b) { return _mm256_broadcast_ss(g_fp16_table + b->d); }
+    static __m256 accumulate(__m256 acc, __m256i s, __m256 ws, __m256 xs) {
+        return _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(ws, xs), acc);
+    }
+};
+
+struct Q4Ops : ScalesQ8_0 {
     using BW = block_q4_0;
     struct W {
         __m256i q;
@@ -282,7 +303,7 @@ struct Q4Ops {
     }
 };
 
-struct Q8Ops {
+struct Q8Ops : ScalesQ8_0 {
     using BW = block_q8_0;
     struct W {
         __m256i w, a;  // a = |w|
@@ -310,22 +331,21 @@ constexpr int64_t kMul2TokenChunk = 64;  // tokens whose activations stay in L2 
 
 template <class Ops, int R, int T>
 __attribute__((always_inline)) inline void mul2_step(const typename Ops::BW* const* w, const typename Ops::BW* const* pf,
-                                                     const block_q8_0* const* x, int64_t i, __m256 (&acc)[R][T]) {
+                                                     const typename Ops::BX* const* x, int64_t i, __m256 (&acc)[R][T]) {
     typename Ops::X xp[T];
-    __m256 xs[T];
+    typename Ops::XS xs[T];
 #pragma GCC unroll 16
     for (int t = 0; t < T; ++t) {
         xp[t] = Ops::load_x(x[t] + i);
-        xs[t] = _mm256_broadcast_ss(g_fp16_table + x[t][i].d);
+        xs[t] = Ops::x_scale(x[t] + i);
     }
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
         _mm_prefetch(reinterpret_cast<const char*>(pf[r] + i), _MM_HINT_T0);
         const typename Ops::W wp = Ops::load_w(w[r] + i);
-        const __m256 ws = _mm256_broadcast_ss(g_fp16_table + w[r][i].d);
+        const typename Ops::WS ws = Ops::w_scale(w[r] + i);
 #pragma GCC unroll 16
-        for (int t = 0; t < T; ++t)
-            acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(Ops::dot(wp, xp[t])), _mm256_mul_ps(ws, xs[t]), acc[r][t]);
+        for (int t = 0; t < T; ++t) acc[r][t] = Ops::accumulate(acc[r][t], Ops::dot(wp, xp[t]), ws, xs[t]);
     }
 }
 
@@ -335,14 +355,15 @@ template <class Ops, int R, int T>
 void mul2_tile(int64_t nb, const uint8_t* const* w, const uint8_t* const* pf, const int64_t* yo, const uint8_t* x, size_t x_row_bytes,
                float* y, int64_t ldy) {
     using BW = typename Ops::BW;
+    using BX = typename Ops::BX;
     const BW* wr[R];
     const BW* pr[R];
-    const block_q8_0* xt[T];
+    const BX* xt[T];
     for (int r = 0; r < R; ++r) {
         wr[r] = reinterpret_cast<const BW*>(w[r]);
         pr[r] = reinterpret_cast<const BW*>(pf[r]);
     }
-    for (int t = 0; t < T; ++t) xt[t] = reinterpret_cast<const block_q8_0*>(x + static_cast<size_t>(t) * x_row_bytes);
+    for (int t = 0; t < T; ++t) xt[t] = reinterpret_cast<const BX*>(x + static_cast<size_t>(t) * x_row_bytes);
     __m256 a0[R][T], a1[R][T];
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
@@ -378,9 +399,9 @@ Mul2Tile mul2_tile_for(int rows, int tokens) {
 }
 
 template <class Ops>
-void mul2(int64_t n, const typename Ops::BW* w, size_t w_row_bytes, const int32_t* rows, int64_t nr, const block_q8_0* x,
+void mul2(int64_t n, const typename Ops::BW* w, size_t w_row_bytes, const int32_t* rows, int64_t nr, const typename Ops::BX* x,
           size_t x_row_bytes, int64_t nt, float* y, int64_t ldy) {
-    const int64_t nb = n / QK8_0;
+    const int64_t nb = n / 32;
     const uint8_t* wb = reinterpret_cast<const uint8_t*>(w);
     const uint8_t* xb = reinterpret_cast<const uint8_t*>(x);
     const int64_t R = nt == 1 ? kMul2DecodeRows : kMul2Rows;
@@ -413,6 +434,8 @@ void mul_q8_0_q8_0(int64_t n, const block_q8_0* w, size_t w_row_bytes, const int
                    size_t x_row_bytes, int64_t nt, float* y, int64_t ldy) {
     mul2<Q8Ops>(n, w, w_row_bytes, rows, nr, x, x_row_bytes, nt, y, ldy);
 }
+
+#include "kernels/q32_avx2.h"  // q4_1, q5_0, q5_1, iq4_nl and q8_1 activations
 
 // ---- repacked Q4_0 (KernelSet::mul_q4_0x16_q8_0): 16 rows per block, one row per int32 lane,
 // in two halves of 8 rows. Per block and token: s = -8 * sum(x) plus the nibbles' 4-byte dots

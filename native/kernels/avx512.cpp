@@ -307,7 +307,9 @@ void axpy_f16(int64_t n, float a, const uint16_t* x, float* y) {
 
 // ---- matrix kernels (mul_avx512.h): the block-pair operands of dot_q4_pair / dot_i8_pair ----
 
-struct Q4Ops {
+#include "kernels/mul_avx512.h"
+
+struct Q4Ops : PairScalesQ8_0 {
     using BW = block_q4_0;
     struct W {
         __m512i q;
@@ -326,7 +328,7 @@ struct Q4Ops {
     static __m256 tail(const block_q4_0* w, const block_q8_0* x) { return q4_tail(w, x); }
 };
 
-struct Q8Ops {
+struct Q8Ops : PairScalesQ8_0 {
     using BW = block_q8_0;
     struct W {
         __m512i a;    // |w|
@@ -346,8 +348,6 @@ struct Q8Ops {
     }
     static __m256 tail(const block_q8_0* w, const block_q8_0* x) { return q8_tail(w, x); }
 };
-
-#include "kernels/mul_avx512.h"
 
 void mul_q4_0_q8_0(int64_t n, const block_q4_0* w, size_t w_row_bytes, const int32_t* rows, int64_t nr, const block_q8_0* x,
                    size_t x_row_bytes, int64_t nt, float* y, int64_t ldy) {
@@ -534,6 +534,7 @@ struct KqMadd {
     static constexpr bool kScaleInLowHalf = false;
 };
 #include "kernels/kquants_simd.h"
+#include "kernels/q32_avx512.h"  // q4_1, q5_0, q5_1, iq4_nl and q8_1 activations
 
 }  // namespace
 }  // namespace moe::kernels

@@ -169,7 +169,9 @@ float dot_q4_0_q8_0(int64_t n, const block_q4_0* w, const block_q8_0* x) {
 // (x + 128 is x ^ 0x80 as an unsigned byte; exact for any int8 w and x, so equal to the dot's
 // |w| * (x with w's sign) wherever that one is defined: x in [-127, 127]).
 
-struct Q4Ops {
+#include "kernels/mul_avx512.h"
+
+struct Q4Ops : PairScalesQ8_0 {
     using BW = block_q4_0;
     struct W {
         __m512i q;
@@ -187,7 +189,7 @@ struct Q4Ops {
     static __m256 tail(const block_q4_0* w, const block_q8_0* x) { return q4_tail(w, x); }
 };
 
-struct Q8Ops {
+struct Q8Ops : PairScalesQ8_0 {
     using BW = block_q8_0;
     struct W {
         __m512i w, base;  // base = -128 * (sum of each 4 weights)
@@ -204,8 +206,6 @@ struct Q8Ops {
     static __m512i dot(const W& w, const X& x) { return _mm512_dpbusd_epi32(w.base, x.xu, w.w); }
     static __m256 tail(const block_q8_0* w, const block_q8_0* x) { return q8_tail(w, x); }
 };
-
-#include "kernels/mul_avx512.h"
 
 void mul_q4_0_q8_0(int64_t n, const block_q4_0* w, size_t w_row_bytes, const int32_t* rows, int64_t nr, const block_q8_0* x,
                    size_t x_row_bytes, int64_t nt, float* y, int64_t ldy) {
@@ -236,6 +236,7 @@ struct KqMadd {
     static constexpr bool kScaleInLowHalf = true;
 };
 #include "kernels/kquants_simd.h"
+#include "kernels/q32_avx512.h"  // q4_1, q5_0, q5_1, iq4_nl and q8_1 activations
 
 }  // namespace
 }  // namespace moe::kernels
@@ -280,6 +281,18 @@ const KernelSet* avx512vnni_set() {
         TypeKernels& iq4_xs = k.types[uint32_t(DType::IQ4_XS)];
         iq4_xs.dot = dot_as<block_iq4_xs, block_q8_K, dot_iq4_xs_q8_K>;
         iq4_xs.mul = mul_as<block_iq4_xs, block_q8_K, mul_iq4_xs_q8_K>;
+        TypeKernels& nl = k.types[uint32_t(DType::IQ4_NL)];
+        nl.dot = dot_as<block_iq4_nl, block_q8_0, dot_iq4_nl_q8_0>;
+        nl.mul = mul_as<block_iq4_nl, block_q8_0, mul_iq4_nl_q8_0>;
+        TypeKernels& q50 = k.types[uint32_t(DType::Q5_0)];
+        q50.dot = dot_as<block_q5_0, block_q8_0, dot_q5_0_q8_0>;
+        q50.mul = mul_as<block_q5_0, block_q8_0, mul_q5_0_q8_0>;
+        TypeKernels& q41 = k.types[uint32_t(DType::Q4_1)];
+        q41.dot = dot_as<block_q4_1, block_q8_1, dot_q4_1_q8_1>;
+        q41.mul = mul_as<block_q4_1, block_q8_1, mul_q4_1_q8_1>;
+        TypeKernels& q51 = k.types[uint32_t(DType::Q5_1)];
+        q51.dot = dot_as<block_q5_1, block_q8_1, dot_q5_1_q8_1>;
+        q51.mul = mul_as<block_q5_1, block_q8_1, mul_q5_1_q8_1>;
         return k;
     }();
     return &ks;

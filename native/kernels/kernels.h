@@ -6,9 +6,10 @@
 // A set holds one row of kernels per element type (KernelSet::of): as an activation type, the
 // conversion of float rows into it; as a weight type, its dot product and matrix kernels with
 // rows of its activation type (TypeTraits::act_type in core/dtype.h, as ggml pairs them:
-// f32->f32, f16->f16, bf16->bf16, q8_0->q8_0, q4_0->q8_0, and the 256-element super-block types
-// q2_K..q6_K, iq4_xs->q8_K: scalar reference in kquants_ref.h, SIMD in kquants_simd.h). To add a weight type: its traits
-// row in core/dtype.cpp, its kernels in ref.cpp and each ISA file, and its row in each set.
+// f32->f32, f16->f16, bf16->bf16, q8_0/q4_0/q5_0/iq4_nl->q8_0, q4_1/q5_1->q8_1, and the
+// 256-element super-block types q2_K..q6_K, iq4_xs->q8_K). To add a weight type: its traits row in
+// core/dtype.cpp, its kernels in ref.cpp (k-quants: kquants_ref.h) and each ISA file (the 32-element
+// types beside q4_0: q32_avx2.h, q32_avx512.h; k-quants: kquants_simd.h), and its row in each set.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -23,7 +24,8 @@ const char* isa_name(Isa isa);
 bool parse_isa(const char* name, Isa* out);
 
 // Float activations -> rows of this type (n elements; a multiple of the block size). q8_0
-// follows ggml's x86 path: d = amax/127, id = 127/amax, round half to even; q8_K is bit for bit
+// follows ggml's x86 path: d = amax/127, id = 127/amax, round half to even; q8_1 too, with
+// s = fp16(d * sum(qs)) from the fp32 d (ggml's x86 quantize_row_q8_1); q8_K is bit for bit
 // ggml's quantize_row_q8_K_ref (what its x86 backend uses; kquants_ref.h).
 using FromF32Fn = void (*)(const float* x, void* y, int64_t n);
 // dot(weight row, activation row) over n elements.

@@ -1,23 +1,42 @@
 // Matrix kernels (KernelSet::mul_q4_0_q8_0 / mul_q8_0_q8_0) of the AVX-512 sets: tiles of
 // weight rows x tokens over the block-pair dots of avx512.cpp / avx512vnni.cpp. Included by those
 // two files only, INSIDE their target pragma and anonymous namespace, after they define
-// half_pair(), sum_with_tail() and the Ops structs this template is instantiated with.
+// half_pair() and sum_with_tail() (and before their Ops structs, which use PairScalesQ8_0).
 //
 // Bit-identity with the set's dot_*: per (row, token) pair the tile performs exactly the dot's
 // float operations in the dot's order: accumulator a0 takes the block pairs starting at 0, 4, 8,
 // ... (and the lone pair when nb % 4 >= 2), a1 those at 2, 6, 10, ...; each pair adds
-// fmadd(cvt(int32 lane sums), half_pair(w) * half_pair(x), a); an odd last block goes through
+// Ops::accumulate(a, int32 lane sums, ...) (PairScalesQ8_0: fmadd(cvt(lane sums), half_pair(w) *
+// half_pair(x), a)); an odd last block goes through
 // Ops::tail (the dot's own code); sum_with_tail reduces. The int32 lane sums come from Ops::dot,
 // which may compute them differently from the dot (e.g. sharing a correction term between rows)
 // but must give the same integers. A tile loads and unpacks each weight block pair once for its
 // T tokens and each activation block pair once for its R rows.
 //
-// Ops interface: using BW (weight block type); struct W / struct X (a block pair's row-side and
-// token-side operands); static W load_w(const BW* b) and static X load_x(const block_q8_0* b)
-// (blocks b[0], b[1]); static __m512i dot(const W&, const X&) (int32 lane sums: lanes 0..7 of
-// block 0, 8..15 of block 1); static __m256 tail(const BW* w, const block_q8_0* x) (the dot's
+// Ops interface: using BW, BX (weight and activation block types); struct W / struct X (a block
+// pair's row-side and token-side operands); static W load_w(const BW* b) and static X
+// load_x(const BX* b) (blocks b[0], b[1]); static __m512i dot(const W&, const X&) (int32 lane
+// sums: lanes 0..7 of block 0, 8..15 of block 1); WS / XS, w_scale(const BW*), x_scale(const BX*)
+// (a pair's scales) and accumulate(acc, lane sums, WS, XS) (its float update; PairScalesQ8_0
+// below, or q32_avx512.h's for q8_1); static __m256 tail(const BW* w, const BX* x) (the dot's
 // odd-last-block term).
 #pragma once
+
+// The float side of a block pair for the types whose activations are q8_0: as the dots,
+// acc + float(lanes) * (d_w * d_x).
+struct PairScalesQ8_0 {
+    using BX = block_q8_0;
+    using WS = __m512;
+    using XS = __m512;
+    template <class BW>
+    static __m512 w_scale(const BW* b) {
+        return half_pair(b[0].d, b[1].d);
+    }
+    static __m512 x_scale(const block_q8_0* b) { return half_pair(b[0].d, b[1].d); }
+    static __m512 accumulate(__m512 acc, __m512i s, __m512 ws, __m512 xs) {
+        return _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(ws, xs), acc);
+    }
+};
 
 // Tiles with at most this many (row, token) pairs keep both accumulator sets in registers; larger
 // ones run the a0 pairs, then the a1 pairs (a0 waits in memory meanwhile: 32 zmm registers do
@@ -36,22 +55,21 @@ constexpr int64_t kMul512TokenChunk = 64;
 // slower than the per-row dot loop (measured 0.8x); with it about 1.4x.
 template <class Ops, int R, int T>
 __attribute__((always_inline)) inline void mul512_step(const typename Ops::BW* const* w, const typename Ops::BW* const* pf,
-                                                       const block_q8_0* const* x, int64_t i, __m512 (&acc)[R][T]) {
+                                                       const typename Ops::BX* const* x, int64_t i, __m512 (&acc)[R][T]) {
     typename Ops::X xp[T];
-    __m512 xs[T];
+    typename Ops::XS xs[T];
 #pragma GCC unroll 16
     for (int t = 0; t < T; ++t) {
         xp[t] = Ops::load_x(x[t] + i);
-        xs[t] = half_pair(x[t][i].d, x[t][i + 1].d);
+        xs[t] = Ops::x_scale(x[t] + i);
     }
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
         _mm_prefetch(reinterpret_cast<const char*>(pf[r] + i), _MM_HINT_T0);
         const typename Ops::W wp = Ops::load_w(w[r] + i);
-        const __m512 ws = half_pair(w[r][i].d, w[r][i + 1].d);
+        const typename Ops::WS ws = Ops::w_scale(w[r] + i);
 #pragma GCC unroll 16
-        for (int t = 0; t < T; ++t)
-            acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(Ops::dot(wp, xp[t])), _mm512_mul_ps(ws, xs[t]), acc[r][t]);
+        for (int t = 0; t < T; ++t) acc[r][t] = Ops::accumulate(acc[r][t], Ops::dot(wp, xp[t]), ws, xs[t]);
     }
 }
 
@@ -61,14 +79,15 @@ template <class Ops, int R, int T>
 void mul512_tile(int64_t nb, const uint8_t* const* w, const uint8_t* const* pf, const int64_t* yo, const uint8_t* x, size_t x_row_bytes,
                  float* y, int64_t ldy) {
     using BW = typename Ops::BW;
+    using BX = typename Ops::BX;
     const BW* wr[R];
     const BW* pr[R];
-    const block_q8_0* xt[T];
+    const BX* xt[T];
     for (int r = 0; r < R; ++r) {
         wr[r] = reinterpret_cast<const BW*>(w[r]);
         pr[r] = reinterpret_cast<const BW*>(pf[r]);
     }
-    for (int t = 0; t < T; ++t) xt[t] = reinterpret_cast<const block_q8_0*>(x + static_cast<size_t>(t) * x_row_bytes);
+    for (int t = 0; t < T; ++t) xt[t] = reinterpret_cast<const BX*>(x + static_cast<size_t>(t) * x_row_bytes);
     __m512 a0[R][T], a1[R][T];
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
@@ -112,9 +131,9 @@ Mul512Tile mul512_tile_for(int rows, int tokens) {
 }
 
 template <class Ops>
-void mul512(int64_t n, const typename Ops::BW* w, size_t w_row_bytes, const int32_t* rows, int64_t nr, const block_q8_0* x,
+void mul512(int64_t n, const typename Ops::BW* w, size_t w_row_bytes, const int32_t* rows, int64_t nr, const typename Ops::BX* x,
             size_t x_row_bytes, int64_t nt, float* y, int64_t ldy) {
-    const int64_t nb = n / QK8_0;
+    const int64_t nb = n / 32;
     const uint8_t* wb = reinterpret_cast<const uint8_t*>(w);
     const uint8_t* xb = reinterpret_cast<const uint8_t*>(x);
     constexpr int64_t R = kMul512Rows;

@@ -22,6 +22,25 @@ void quantize_row_q8_0_ref(const float* x, block_q8_0* y, int64_t n) {
     }
 }
 
+// As ggml's x86 quantize_row_q8_1 (not quantize_row_q8_1_ref, which rounds half away from zero
+// with id = 1/d): the q8_0 quants, and s = fp16(d * sum(qs)) with the fp32 d.
+void quantize_row_q8_1_ref(const float* x, block_q8_1* y, int64_t n) {
+    for (int64_t i = 0; i < n / 32; ++i) {
+        const float* xb = x + i * 32;
+        float amax = 0.0f;
+        for (int j = 0; j < 32; ++j) amax = std::fmax(amax, std::fabs(xb[j]));
+        const float d = amax / 127.0f;
+        const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        y[i].d = fp32_to_fp16(d);
+        int32_t sum = 0;
+        for (int j = 0; j < 32; ++j) {
+            y[i].qs[j] = static_cast<int8_t>(std::nearbyint(xb[j] * id));
+            sum += y[i].qs[j];
+        }
+        y[i].s = fp32_to_fp16(d * static_cast<float>(sum));
+    }
+}
+
 void fp32_to_fp16_row_ref(const float* x, uint16_t* y, int64_t n) {
     for (int64_t i = 0; i < n; ++i) y[i] = fp32_to_fp16(x[i]);
 }
@@ -76,6 +95,58 @@ float dot_q4_0_q8_0_ref(int64_t n, const block_q4_0* w, const block_q8_0* x) {
 }
 
 #include "kernels/kquants_ref.h"
+// ---- 32-element weight types with q8_0 activations (q5_0, iq4_nl) and q8_1 ones (q4_1, q5_1),
+// as ggml's generic dots: per block an exact int32 sum, then sum += (d_w * d_x) * sum (+ m_w * s_x).
+
+float dot_iq4_nl_q8_0_ref(int64_t n, const block_iq4_nl* w, const block_q8_0* x) {
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / 32; ++i) {
+        int32_t s = 0;
+        for (int j = 0; j < 16; ++j) {
+            s += kValuesIq4nl[w[i].qs[j] & 0x0f] * x[i].qs[j];
+            s += kValuesIq4nl[w[i].qs[j] >> 4] * x[i].qs[j + 16];
+        }
+        sum += static_cast<float>(s) * (fp16_to_fp32(w[i].d) * fp16_to_fp32(x[i].d));
+    }
+    return sum;
+}
+
+// The fifth bit of weight j of a q5 block, as 0 or 16.
+inline int q5_high(const uint8_t* qh, int j) { return ((qh[j / 8] >> (j % 8)) & 1) << 4; }
+
+float dot_q5_0_q8_0_ref(int64_t n, const block_q5_0* w, const block_q8_0* x) {
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / 32; ++i) {
+        int32_t s = 0;
+        for (int j = 0; j < 16; ++j) {
+            s += (((w[i].qs[j] & 0x0f) | q5_high(w[i].qh, j)) - 16) * x[i].qs[j];
+            s += (((w[i].qs[j] >> 4) | q5_high(w[i].qh, j + 16)) - 16) * x[i].qs[j + 16];
+        }
+        sum += static_cast<float>(s) * (fp16_to_fp32(w[i].d) * fp16_to_fp32(x[i].d));
+    }
+    return sum;
+}
+
+// q4_1 / q5_1 with q8_1: sum += (d_w * d_x) * int sum + m_w * s_x, as ggml's generic dot.
+template <class B, bool kQ5>
+float dot_q_1_q8_1_ref(int64_t n, const B* w, const block_q8_1* x) {
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / 32; ++i) {
+        int32_t s = 0;
+        for (int j = 0; j < 16; ++j) {
+            int lo = w[i].qs[j] & 0x0f, hi = w[i].qs[j] >> 4;
+            if constexpr (kQ5) {
+                lo |= q5_high(w[i].qh, j);
+                hi |= q5_high(w[i].qh, j + 16);
+            }
+            s += lo * x[i].qs[j] + hi * x[i].qs[j + 16];
+        }
+        sum += (fp16_to_fp32(w[i].d) * fp16_to_fp32(x[i].d)) * static_cast<float>(s) + fp16_to_fp32(w[i].m) * fp16_to_fp32(x[i].s);
+    }
+    return sum;
+}
+float dot_q4_1_q8_1_ref(int64_t n, const block_q4_1* w, const block_q8_1* x) { return dot_q_1_q8_1_ref<block_q4_1, false>(n, w, x); }
+float dot_q5_1_q8_1_ref(int64_t n, const block_q5_1* w, const block_q8_1* x) { return dot_q_1_q8_1_ref<block_q5_1, true>(n, w, x); }
 
 // The matrix kernels by definition: the dot of every (row, token) pair.
 template <typename BW, typename BX, float (*Dot)(int64_t, const BW*, const BX*)>
@@ -187,6 +258,19 @@ KernelSet make_scalar() {
     s.types[uint32_t(DType::IQ4_XS)] = {nullptr, dot_as<block_iq4_xs, block_q8_K, dot_iq4_xs_q8_K_ref>,
                                         mul_as<block_iq4_xs, block_q8_K, mul_by_dots<block_iq4_xs, block_q8_K, dot_iq4_xs_q8_K_ref>>,
                                         nullptr, nullptr};
+    s.types[uint32_t(DType::IQ4_NL)] = {nullptr, dot_as<block_iq4_nl, block_q8_0, dot_iq4_nl_q8_0_ref>,
+                                        mul_as<block_iq4_nl, block_q8_0, mul_by_dots<block_iq4_nl, block_q8_0, dot_iq4_nl_q8_0_ref>>,
+                                        nullptr, nullptr};
+    s.types[uint32_t(DType::Q5_0)] = {nullptr, dot_as<block_q5_0, block_q8_0, dot_q5_0_q8_0_ref>,
+                                      mul_as<block_q5_0, block_q8_0, mul_by_dots<block_q5_0, block_q8_0, dot_q5_0_q8_0_ref>>, nullptr,
+                                      nullptr};
+    s.types[uint32_t(DType::Q8_1)] = {from_f32_as<block_q8_1, quantize_row_q8_1_ref>, nullptr, nullptr, nullptr, nullptr};
+    s.types[uint32_t(DType::Q4_1)] = {nullptr, dot_as<block_q4_1, block_q8_1, dot_q4_1_q8_1_ref>,
+                                      mul_as<block_q4_1, block_q8_1, mul_by_dots<block_q4_1, block_q8_1, dot_q4_1_q8_1_ref>>, nullptr,
+                                      nullptr};
+    s.types[uint32_t(DType::Q5_1)] = {nullptr, dot_as<block_q5_1, block_q8_1, dot_q5_1_q8_1_ref>,
+                                      mul_as<block_q5_1, block_q8_1, mul_by_dots<block_q5_1, block_q8_1, dot_q5_1_q8_1_ref>>, nullptr,
+                                      nullptr};
     s.axpy_f16 = axpy_f16_ref;
     s.attn_scores_f16 = attn_scores_f16_ref;
     s.attn_pv_f16 = attn_pv_f16_ref;

@@ -31,6 +31,15 @@ KernelSet make_simd_set(Isa isa) {
                                       nullptr, nullptr};
     s.types[uint32_t(DType::IQ4_XS)] = {nullptr, dot_as<block_iq4_xs, block_q8_K, dot_iq4_xs_q8_K>,
                                         mul_as<block_iq4_xs, block_q8_K, mul_iq4_xs_q8_K>, nullptr, nullptr};
+    s.types[uint32_t(DType::Q8_1)] = {from_f32_as<block_q8_1, quantize_row_q8_1>, nullptr, nullptr, nullptr, nullptr};
+    s.types[uint32_t(DType::IQ4_NL)] = {nullptr, dot_as<block_iq4_nl, block_q8_0, dot_iq4_nl_q8_0>,
+                                        mul_as<block_iq4_nl, block_q8_0, mul_iq4_nl_q8_0>, nullptr, nullptr};
+    s.types[uint32_t(DType::Q5_0)] = {nullptr, dot_as<block_q5_0, block_q8_0, dot_q5_0_q8_0>, mul_as<block_q5_0, block_q8_0, mul_q5_0_q8_0>,
+                                      nullptr, nullptr};
+    s.types[uint32_t(DType::Q4_1)] = {nullptr, dot_as<block_q4_1, block_q8_1, dot_q4_1_q8_1>, mul_as<block_q4_1, block_q8_1, mul_q4_1_q8_1>,
+                                      nullptr, nullptr};
+    s.types[uint32_t(DType::Q5_1)] = {nullptr, dot_as<block_q5_1, block_q8_1, dot_q5_1_q8_1>, mul_as<block_q5_1, block_q8_1, mul_q5_1_q8_1>,
+                                      nullptr, nullptr};
     s.axpy_f16 = axpy_f16;
     s.attn_scores_f16 = attn_scores_f16;
     s.attn_pv_f16 = attn_pv_f16;

@@ -45,6 +45,7 @@ void check_set(const KernelSet& ks) {
     check_dots(ks);
     check_matrix(ks);
     check_kquants(ks);
+    check_q32(ks);
 }
 
 }  // namespace
@@ -71,6 +72,7 @@ int main(int argc, char** argv) {
         if (isa == Isa::Scalar) {  // the reference itself: only its matrix kernels (strides, ldy, tails)
             check_matrix(scalar_set());
             check_kquants(scalar_set());
+            check_q32(scalar_set());
             continue;
         }
         check_set(*compiled_set(isa));

@@ -143,13 +143,13 @@ int main() {
         code = try_load_and_run(make_gguf(s3, nullptr), &msg);
         check(code == "unsupported_type", "unknown tensor type: " + msg);
         Spec s4 = spec;
-        s4.unknown_type_id = 3;  // q4_1: known to ggml, not computed here
+        s4.unknown_type_id = 39;  // mxfp4: known to ggml, not computed here (32-element blocks, as the row)
         code = try_load_and_run(make_gguf(s4, nullptr), &msg);
-        check(code == "unsupported_type", "unsupported quant type q4_1: " + msg);
+        check(code == "unsupported_type", "unsupported quant type mxfp4: " + msg);
         Spec s6 = spec;
-        s6.unknown_type_id = 20;  // iq4_nl: named by its ggml name, not "type20"
+        s6.unknown_type_id = 42;  // q2_0: named by its ggml name, not "type42"
         code = try_load_and_run(make_gguf(s6, nullptr), &msg);
-        check(code == "unsupported_type" && msg.find("iq4_nl") != std::string::npos, "unsupported type named iq4_nl: " + msg);
+        check(code == "unsupported_type" && msg.find("q2_0") != std::string::npos, "unsupported type named q2_0: " + msg);
         Spec s5 = spec;
         s5.version = 2;
         check(try_load_and_run(make_gguf(s5, nullptr)).empty(), "GGUF version 2 loads");
