@@ -7,7 +7,10 @@ export const CONFIG_SECTION = 'smallthinker';
 
 export const Commands = {
   chooseModel: 'smallthinker.chooseModel',
+  /** Downloads the model the smallthinker.model.downloadUrl setting names (the default model unless changed). */
   downloadModel: 'smallthinker.downloadModel',
+  /** A quick pick of the model catalogue (src/common/modelCatalog.ts), a custom URL or a local file. */
+  pickModelDownload: 'smallthinker.pickModelDownload',
   restartEngine: 'smallthinker.restartEngine',
   showLog: 'smallthinker.showLog',
   showStatusMenu: 'smallthinker.showStatusMenu',
@@ -64,6 +67,10 @@ export const ContextKeys = {
 /** The language model id registered with vscode.lm. */
 export const LANGUAGE_MODEL_VENDOR = 'smallthinker';
 
-/** Default model download (SmallThinker-4B-A0.6B-Instruct, Q4_0, from Hugging Face). */
+/**
+ * Default model download: SmallThinker-4B-A0.6B-Instruct, Q4_0, from the official GGUF repository
+ * on Hugging Face (the catalogue's default entry, src/common/modelCatalog.ts, says where this
+ * comes from; a unit test checks they agree).
+ */
 export const DEFAULT_MODEL_URL =
-  'https://huggingface.co/PowerInfer/SmallThinker-4BA0.6B-Instruct-GGUF/resolve/main/SmallThinker-4B-A0.6B-Instruct-Q4_0.gguf';
+  'https://huggingface.co/Tiiny/SmallThinker-4BA0.6B-Instruct-GGUF/resolve/main/SmallThinker-4B-A0.6B-Instruct.Q4_0.gguf';

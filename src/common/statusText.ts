@@ -51,6 +51,14 @@ export function modelDisplayName(modelPath: string, model?: Pick<ModelSummary, '
   return name.length > MAX_MODEL_NAME ? `${name.slice(0, MAX_MODEL_NAME - 1)}…` : name;
 }
 
+/** A byte count for people: 2.30 GB, 512.0 MB, 12 KB, 100 bytes (binary units). */
+export function formatBytes(bytes: number): string {
+  if (bytes >= 1024 ** 3) return `${(bytes / 1024 ** 3).toFixed(2)} GB`;
+  if (bytes >= 1024 ** 2) return `${(bytes / 1024 ** 2).toFixed(1)} MB`;
+  if (bytes >= 1024) return `${(bytes / 1024).toFixed(0)} KB`;
+  return `${bytes} bytes`;
+}
+
 export function formatMs(ms: number): string {
   if (!Number.isFinite(ms) || ms < 0) return '? ms';
   if (ms >= 10_000) return `${(ms / 1000).toFixed(0)} s`;

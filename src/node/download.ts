@@ -3,9 +3,19 @@
 // before it is renamed to its final name. Plain Node (no vscode); every error says what to do.
 // Only https is fetched (plain http only from this machine, for tests and local mirrors): the
 // URL and every redirect hop are checked before any connection (downloadUrlProblem).
+// A download that cannot be the model leaves nothing behind, neither a file nor a `.part` a later
+// run would resume: a 404, a gated file (401/403, or a redirect to a sign-in page), a web page
+// instead of a GGUF (text/html, or other first bytes than "GGUF"), and a GGUF of an architecture
+// the engine does not run (general.architecture, read from the header as it arrives and again
+// before the file gets its name). Each says in one sentence what happened and what to do.
 import { createHash, type Hash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+
+import { ggufArchitecture, SUPPORTED_ARCHITECTURES } from '../common/ggufHeader';
+import { formatBytes } from '../common/statusText';
+
+export { formatBytes };
 
 export interface DownloadProgress {
   /** Bytes of the file on disk so far (a resumed part counts). */
@@ -52,6 +62,13 @@ export interface DownloadOptions {
   stallTimeoutMs?: number;
   /** Minimum time between progress reports (default 250 ms). */
   progressIntervalMs?: number;
+  /**
+   * What a user does about a URL that gives no model, ending the error sentences (default: check
+   * the smallthinker.model.downloadUrl setting, or pick another model with Download Model…).
+   */
+  urlAdvice?: string;
+  /** The general.architecture values accepted (default SUPPORTED_ARCHITECTURES: "smallthinker"). */
+  architectures?: readonly string[];
 }
 
 export interface DownloadResult {
@@ -65,7 +82,21 @@ export interface DownloadResult {
 }
 
 export type DownloadErrorKind =
-  'cancelled' | 'noChecksum' | 'checksum' | 'notGguf' | 'diskSpace' | 'diskFull' | 'http' | 'network' | 'url' | 'io';
+  | 'cancelled'
+  | 'noChecksum'
+  | 'checksum'
+  /** Not a GGUF file: a web page (text/html), other first bytes, or a header no loader reads. */
+  | 'notGguf'
+  /** A GGUF file of another architecture than the engine runs. */
+  | 'wrongModel'
+  /** The file needs a sign-in: 401, 403, or a redirect to a login page (gated or private repositories). */
+  | 'auth'
+  | 'diskSpace'
+  | 'diskFull'
+  | 'http'
+  | 'network'
+  | 'url'
+  | 'io';
 
 /** Every failure of downloadFile; the message says what happened and what to do. */
 export class DownloadError extends Error {
@@ -91,6 +122,23 @@ const URL_SETTING = 'smallthinker.model.downloadUrl';
 const FOLDER_SETTING = 'smallthinker.model.downloadFolder';
 const GGUF_MAGIC = 'GGUF';
 const MAX_REDIRECTS = 10;
+/** The default end of the sentences about a URL that gives no model. */
+export const DEFAULT_URL_ADVICE = `check the ${URL_SETTING} setting or pick another model with the SmallThinker: Download Model… command`;
+/** What to do about a gated file (before the advice about the URL). */
+const GATED_ADVICE = 'download it in a browser where you are signed in and open it with SmallThinker: Choose Model File (GGUF)…';
+/** Bytes of a download's start kept to read its GGUF header while it arrives. */
+const HEAD_LIMIT = 4 * 1024 * 1024;
+/** Bytes of a finished file read at most to find general.architecture. */
+const HEADER_READ_LIMIT = 64 * 1024 * 1024;
+
+/** True for a URL that is a sign-in page (Hugging Face sends gated files' requests to /login). */
+export function isSignInUrl(url: string): boolean {
+  try {
+    return /(^|\/)(login|log-in|signin|sign-in|sign_in|sso|oauth|authorize)(\/|$)/i.test(new URL(url).pathname);
+  } catch {
+    return false;
+  }
+}
 
 /** True for hosts that are this machine: localhost, 127.0.0.0/8 and [::1] (as URL.hostname spells them). */
 export function isLoopbackHost(hostname: string): boolean {
@@ -141,13 +189,6 @@ interface Sidecar {
   lastModified?: string;
   total?: number;
   sha256?: string;
-}
-
-export function formatBytes(bytes: number): string {
-  if (bytes >= 1024 ** 3) return `${(bytes / 1024 ** 3).toFixed(2)} GB`;
-  if (bytes >= 1024 ** 2) return `${(bytes / 1024 ** 2).toFixed(1)} MB`;
-  if (bytes >= 1024) return `${(bytes / 1024).toFixed(0)} KB`;
-  return `${bytes} bytes`;
 }
 
 const HEX64 = /^[0-9a-f]{64}$/;
@@ -235,24 +276,51 @@ function describeMagic(bytes: Uint8Array): string {
   return /^[\x20-\x7e]*$/.test(text) ? `"${text}"` : Buffer.from(bytes).toString('hex');
 }
 
-function notGguf(url: string, first: Uint8Array): DownloadError {
+function notGguf(url: string, first: Uint8Array, advice: string): DownloadError {
   return new DownloadError(
     'notGguf',
-    `The file at ${url} is not a GGUF model (it starts with ${describeMagic(first)}, not "GGUF"). Check the ${URL_SETTING} setting: it must point at a .gguf file.`,
+    `The file at ${url} is not a GGUF model (it starts with ${describeMagic(first)}, not "GGUF"), so it was not kept; ${advice}.`,
   );
 }
 
-function httpError(status: number, statusText: string, url: string, partKept: boolean): DownloadError {
-  const what = `The server answered HTTP ${status}${statusText ? ` ${statusText}` : ''} for ${url}.`;
+function webPage(url: string, contentType: string, advice: string): DownloadError {
+  return new DownloadError(
+    'notGguf',
+    `${url} answered with a web page (${contentType.split(';')[0].trim()}) instead of a GGUF model file, so nothing was kept; ${advice}.`,
+  );
+}
+
+/** The error for a GGUF header that is not one the engine runs, or undefined when it is. */
+function headerProblem(url: string, header: ReturnType<typeof ggufArchitecture>, accepted: readonly string[], advice: string) {
+  if (header.kind === 'truncated') return undefined;
+  if (header.kind === 'found' && accepted.includes(header.architecture)) return undefined;
+  if (header.kind === 'invalid')
+    return new DownloadError(
+      'notGguf',
+      `The file at ${url} is not a GGUF model this engine can read (${header.reason}), so it was not kept; ${advice}.`,
+    );
+  const what = header.kind === 'found' ? `a model of the "${header.architecture}" architecture` : 'a GGUF file that names no architecture';
+  return new DownloadError(
+    'wrongModel',
+    `The file at ${url} is ${what}, not SmallThinker (general.architecture "${accepted.join('" or "')}"), so this engine cannot run it and it was not kept; ${advice}.`,
+  );
+}
+
+function httpError(status: number, statusText: string, url: string, partKept: boolean, advice: string): DownloadError {
+  const answer = `HTTP ${status}${statusText ? ` ${statusText}` : ''}`;
+  if (status === 404 || status === 410)
+    return new DownloadError('http', `There is no file at ${url} (the server answered ${answer}), so nothing was kept; ${advice}.`);
+  if (status === 401 || status === 403)
+    return new DownloadError(
+      'auth',
+      `The server refused ${url} without a sign-in (${answer}): the model is gated or private, so nothing was kept; ${GATED_ADVICE}, or ${advice}.`,
+    );
+  const kept = partKept ? ', and the part downloaded so far is kept for the next run' : '';
   let todo: string;
-  if (status === 404 || status === 410) todo = `Check the ${URL_SETTING} setting: no file is there.`;
-  else if (status === 401 || status === 403)
-    todo = `The file is not public; check the ${URL_SETTING} setting, or download it yourself and use Choose Model File.`;
-  else if (status === 429) todo = 'The server limits requests; try again in a few minutes.';
-  else if (status >= 500) todo = 'The server has a problem; try again later.';
-  else todo = `Check the ${URL_SETTING} setting and try again.`;
-  const kept = partKept ? ' The part downloaded so far is kept; running the download again resumes it.' : '';
-  return new DownloadError('http', `${what} ${todo}${kept}`, partKept);
+  if (status === 429) todo = 'the server limits requests: try again in a few minutes';
+  else if (status >= 500) todo = 'the server has a problem: try again later';
+  else todo = `${advice}, and try again`;
+  return new DownloadError('http', `The server answered ${answer} for ${url}${kept}; ${todo}.`, partKept);
 }
 
 function networkError(err: unknown, url: string, partKept: boolean): DownloadError {
@@ -309,7 +377,13 @@ interface Fetched {
 }
 
 /** GET with redirects followed by hand, so Range/If-Range go to every hop and each hop's headers are seen. */
-async function get(fetchImpl: typeof fetch, url: string, headers: Record<string, string>, signal: AbortSignal): Promise<Fetched> {
+async function get(
+  fetchImpl: typeof fetch,
+  url: string,
+  headers: Record<string, string>,
+  signal: AbortSignal,
+  advice = DEFAULT_URL_ADVICE,
+): Promise<Fetched> {
   let current = url;
   let previous: string | undefined;
   let publishedSha256: string | undefined;
@@ -324,7 +398,7 @@ async function get(fetchImpl: typeof fetch, url: string, headers: Record<string,
     const location = response.headers.get('location');
     if (response.status >= 300 && response.status < 400 && location) {
       await response.body?.cancel().catch(() => {});
-      if (hop >= MAX_REDIRECTS) throw new DownloadError('http', `${url} redirects too many times. Check the ${URL_SETTING} setting.`);
+      if (hop >= MAX_REDIRECTS) throw new DownloadError('http', `${url} redirects too many times, so nothing was kept; ${advice}.`);
       previous = current;
       try {
         current = new URL(location, current).toString();
@@ -332,6 +406,13 @@ async function get(fetchImpl: typeof fetch, url: string, headers: Record<string,
         throw new DownloadError(
           'url',
           downloadUrlProblem(location, previous) ?? `${previous} redirects to an invalid URL; the download was refused.`,
+        );
+      }
+      // A sign-in page is never followed: it is a web page, and the file behind it is gated.
+      if (isSignInUrl(current)) {
+        throw new DownloadError(
+          'auth',
+          `${url} redirects to a sign-in page (${shortUrl(new URL(current))}): the model is gated or private, so nothing was kept; ${GATED_ADVICE}, or ${advice}.`,
         );
       }
       continue;
@@ -380,6 +461,8 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
   const sidecarFile = `${part}.json`;
   const dir = path.dirname(dest);
   const url = options.url;
+  const advice = options.urlAdvice ?? DEFAULT_URL_ADVICE;
+  const accepted = options.architectures ?? SUPPORTED_ARCHITECTURES;
   let expected = options.expectedSha256?.trim().toLowerCase() || undefined;
   if (expected !== undefined && !HEX64.test(expected)) {
     throw new DownloadError(
@@ -465,8 +548,13 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
       armStall();
       let fetched: Fetched;
       try {
-        fetched = await get(fetchImpl, url, headers, signal);
+        fetched = await get(fetchImpl, url, headers, signal, advice);
       } catch (err) {
+        if (err instanceof DownloadError && err.kind === 'auth') {
+          // A gated file: what an earlier run left of it must not be resumed (or loaded) later.
+          await removeQuietly(part);
+          await removeQuietly(sidecarFile);
+        }
         if (err instanceof DownloadError) throw err;
         if (userSignal?.aborted) throw cancelled(partBytes > 0);
         if (stalled)
@@ -517,12 +605,27 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
         total = knownTotal;
       } else {
         await cancelBody();
-        throw httpError(
+        const err = httpError(
           response.status,
           response.statusText,
           fetched.finalUrl === url ? url : `${url} (redirected to ${new URL(fetched.finalUrl).host})`,
           partBytes > 0,
+          advice,
         );
+        if (!err.partKept) {
+          // The file is gone or gated: a part of it must not be resumed (or loaded) later.
+          await removeQuietly(part);
+          await removeQuietly(sidecarFile);
+        }
+        throw err;
+      }
+      // A web page (a sign-in or error page served with 200) is not the model: nothing is kept.
+      const contentType = response.headers.get('content-type') ?? '';
+      if (!complete && /^\s*(text\/html|application\/xhtml\+xml)\b/i.test(contentType)) {
+        await cancelBody();
+        await removeQuietly(part);
+        await removeQuietly(sidecarFile);
+        throw webPage(url, contentType, advice);
       }
       total ??= fetched.linkedSize;
 
@@ -561,6 +664,9 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
           await cancelBody();
           await removeQuietly(part);
           await removeQuietly(sidecarFile);
+          // It is what the server has; still, a file the engine cannot run is not handed back to be loaded.
+          const problem = headerProblem(url, await readHeaderArchitecture(dest), accepted, advice);
+          if (problem) throw problem;
           return { path: dest, sha256, bytes: existing, resumed: false, alreadyPresent: true };
         }
       }
@@ -616,6 +722,8 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
           total,
           hash,
           url,
+          advice,
+          accepted,
           createWriter,
           onProgress: options.onProgress,
           progressIntervalMs,
@@ -638,7 +746,7 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
       if (magic.toString('latin1') !== GGUF_MAGIC) {
         await removeQuietly(part);
         await removeQuietly(sidecarFile);
-        throw notGguf(url, magic);
+        throw notGguf(url, magic, advice);
       }
       const sha256 = hash.digest('hex');
       if (sha256 !== expected) {
@@ -648,6 +756,13 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
           'checksum',
           `The downloaded file is damaged or not the expected one: its SHA-256 is ${sha256}, expected ${expected}. It was deleted; run the download again, or correct ${SHA_SETTING} if it is wrong.`,
         );
+      }
+      // The whole header this time (a resumed download's start was not seen as it arrived).
+      const problem = headerProblem(url, await readHeaderArchitecture(part), accepted, advice);
+      if (problem) {
+        await removeQuietly(part);
+        await removeQuietly(sidecarFile);
+        throw problem;
       }
       try {
         await fs.promises.rename(part, dest);
@@ -675,6 +790,8 @@ interface ReceiveArgs {
   total: number | undefined;
   hash: Hash;
   url: string;
+  advice: string;
+  accepted: readonly string[];
   createWriter: (file: string, flags: 'a' | 'w') => PartWriter;
   onProgress?: (progress: DownloadProgress) => void;
   progressIntervalMs: number;
@@ -718,8 +835,29 @@ async function receive(args: ReceiveArgs): Promise<number> {
     writeError ??= err;
   };
   writer.once('error', onError);
-  const checkFirstBytes = startBytes === 0;
-  let head = Buffer.alloc(0);
+  // The start of a fresh download is kept (up to HEAD_LIMIT) until its header says what it is:
+  // another file than a SmallThinker GGUF stops at once instead of after gigabytes.
+  let checkingHead = startBytes === 0;
+  const headChunks: Buffer[] = [];
+  let headBytes = 0;
+  let nextParseAt = 4;
+  const checkHead = (chunk: Uint8Array): void => {
+    const take = Buffer.from(chunk.subarray(0, HEAD_LIMIT - headBytes));
+    headChunks.push(take);
+    headBytes += take.length;
+    if (headBytes < nextParseAt && headBytes < HEAD_LIMIT) return;
+    const head = headChunks.length === 1 ? headChunks[0] : Buffer.concat(headChunks);
+    headChunks.splice(0, headChunks.length, head);
+    if (head.subarray(0, 4).toString('latin1') !== GGUF_MAGIC) throw notGguf(args.url, head.subarray(0, 4), args.advice);
+    const header = ggufArchitecture(head);
+    const problem = headerProblem(args.url, header, args.accepted, args.advice);
+    if (problem) throw problem;
+    if (header.kind !== 'truncated' || headBytes >= HEAD_LIMIT) {
+      checkingHead = false; // Known good, or too long to tell here: the finished file is checked again.
+      headChunks.length = 0;
+    }
+    nextParseAt = headBytes * 2;
+  };
 
   // One write at a time, each awaited: an error (ENOSPC) surfaces at the chunk that caused it.
   const write = (chunk: Uint8Array): Promise<void> =>
@@ -742,10 +880,7 @@ async function receive(args: ReceiveArgs): Promise<number> {
   try {
     for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
       args.armStall();
-      if (checkFirstBytes && head.length < 4) {
-        head = Buffer.concat([head, Buffer.from(chunk.subarray(0, 4 - head.length))]);
-        if (head.length >= 4 && head.toString('latin1') !== GGUF_MAGIC) throw notGguf(args.url, head);
-      }
+      if (checkingHead) checkHead(chunk);
       if (writeError) throw writeError;
       try {
         await write(chunk);
@@ -757,7 +892,7 @@ async function receive(args: ReceiveArgs): Promise<number> {
       received += chunk.length;
       report(false);
     }
-    if (checkFirstBytes && head.length < 4) throw notGguf(args.url, head);
+    if (checkingHead && headBytes < 4) throw notGguf(args.url, Buffer.concat(headChunks), args.advice);
   } catch (err) {
     failure = err;
     await response.body.cancel().catch(() => {});
@@ -783,7 +918,7 @@ async function receive(args: ReceiveArgs): Promise<number> {
   if (!failure) return received;
 
   if (failure instanceof DownloadError) {
-    if (failure.kind === 'notGguf') {
+    if (failure.kind === 'notGguf' || failure.kind === 'wrongModel') {
       await removeQuietly(args.part);
       await removeQuietly(`${args.part}.json`);
     }
@@ -830,6 +965,34 @@ export function fileNameFromUrl(url: string): string {
     .replace(/^\.+/, '')
     .trim();
   return safe || 'model.gguf';
+}
+
+/**
+ * general.architecture of a GGUF file, reading only as much of its start as needed (at most
+ * HEADER_READ_LIMIT; beyond that it answers 'truncated'). A file that cannot be read is 'invalid'.
+ */
+export async function readHeaderArchitecture(file: string): Promise<ReturnType<typeof ggufArchitecture>> {
+  let handle: fs.promises.FileHandle;
+  try {
+    handle = await fs.promises.open(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  } catch (err) {
+    return { kind: 'invalid', reason: `it cannot be read: ${errorDetail(err)}` };
+  }
+  try {
+    const stat = await handle.stat();
+    if (!stat.isFile()) return { kind: 'invalid', reason: 'it is not a regular file' };
+    let length = Math.min(stat.size, 1024 * 1024);
+    for (;;) {
+      const buffer = Buffer.alloc(length);
+      const { bytesRead } = await handle.read(buffer, 0, length, 0);
+      const header = ggufArchitecture(buffer.subarray(0, bytesRead));
+      if (header.kind === 'truncated' && bytesRead >= stat.size) return { kind: 'invalid', reason: 'it ends inside its header' };
+      if (header.kind !== 'truncated' || bytesRead < length || length >= Math.min(stat.size, HEADER_READ_LIMIT)) return header;
+      length = Math.min(stat.size, HEADER_READ_LIMIT, length * 4);
+    }
+  } finally {
+    await handle.close();
+  }
 }
 
 /** True when the file starts with the GGUF magic. */

@@ -2,6 +2,7 @@
 import * as vscode from 'vscode';
 
 import { CONFIG_SECTION, DEFAULT_MODEL_URL, Settings, type SettingKey } from '../common/ids';
+import { effectiveDownloadUrl } from '../common/modelCatalog';
 
 export interface EngineConfig {
   modelPath: string;
@@ -73,7 +74,8 @@ export function chatConfig(): ChatConfig {
 
 export function downloadConfig(): DownloadConfig {
   return {
-    url: get(Settings.modelDownloadUrl, DEFAULT_MODEL_URL).trim() || DEFAULT_MODEL_URL,
+    // Empty, or the wrong default of earlier versions: today's default.
+    url: effectiveDownloadUrl(get(Settings.modelDownloadUrl, DEFAULT_MODEL_URL)),
     sha256: get(Settings.modelSha256, '').trim().toLowerCase(),
     folder: get(Settings.modelDownloadFolder, '').trim(),
   };

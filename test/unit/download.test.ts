@@ -12,6 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Writable } from 'node:stream';
 
+import { defaultCatalogEntry } from '../../src/common/modelCatalog';
 import {
   downloadFile,
   DownloadError,
@@ -24,14 +25,34 @@ import {
   sha256FromText,
   type DownloadOptions,
   type PartWriter,
+  readHeaderArchitecture,
 } from '../../src/node/download';
+import { GgmlType, GgufValueType, kv, writeGguf } from '../support/gguf';
 
 const SIZE = 4 * 1024 * 1024;
 const CHUNK = 64 * 1024;
 
+/** A GGUF v3 header with only general.architecture (what the downloader reads), as written by hand. */
+function ggufHeader(architecture = 'smallthinker'): Buffer {
+  const key = Buffer.from('general.architecture');
+  const value = Buffer.from(architecture);
+  const header = Buffer.alloc(4 + 4 + 8 + 8 + 8 + key.length + 4 + 8 + value.length);
+  let o = header.write('GGUF', 0, 'latin1');
+  o = header.writeUInt32LE(3, o);
+  o = header.writeBigUInt64LE(0n, o); // tensors
+  o = header.writeBigUInt64LE(1n, o); // metadata entries
+  o = header.writeBigUInt64LE(BigInt(key.length), o);
+  o += key.copy(header, o);
+  o = header.writeUInt32LE(8, o); // string
+  o = header.writeBigUInt64LE(BigInt(value.length), o);
+  value.copy(header, o);
+  return header;
+}
+
+/** `size` bytes: a SmallThinker GGUF header, then random bytes. */
 function ggufPayload(size = SIZE): Buffer {
   const payload = randomBytes(size);
-  payload.write('GGUF', 0, 'latin1');
+  ggufHeader().copy(payload, 0, 0, Math.min(size, ggufHeader().length));
   return payload;
 }
 
@@ -55,6 +76,8 @@ interface Behaviour {
   failStatus?: number;
   /** Destroy the socket after sending this many body bytes. */
   cutAfter?: number;
+  /** Content-Type of the file's responses (default none). */
+  contentType?: string;
 }
 
 interface Served {
@@ -122,19 +145,30 @@ class TestServer {
       res.writeHead(302, headers).end();
       return;
     }
+    if (url === '/gated/model.gguf') {
+      // What Hugging Face did for gated files: a redirect to its sign-in page.
+      record.status = 302;
+      res.writeHead(302, { location: '/login?next=%2Fgated%2Fmodel.gguf' }).end();
+      return;
+    }
+    if (url.startsWith('/login')) {
+      record.status = 200;
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end('<!DOCTYPE html><html><body>Sign in</body></html>');
+      return;
+    }
     if (url.endsWith('.sha256')) {
       record.status = b.shaFile === undefined ? 404 : 200;
       res.writeHead(record.status, { 'content-type': 'text/plain' }).end(b.shaFile ?? 'not found');
       return;
     }
-    if (url !== '/cdn/model.gguf' && url !== '/plain.gguf') {
+    if (url !== '/cdn/model.gguf' && url !== '/plain.gguf' && !url.includes('/resolve/main/')) {
       record.status = 404;
       res.writeHead(404).end();
       return;
     }
     if (b.failStatus) {
       record.status = b.failStatus;
-      res.writeHead(b.failStatus).end('error page');
+      res.writeHead(b.failStatus, { 'content-type': 'text/plain' }).end('error page');
       return;
     }
     const total = b.payload.length;
@@ -153,6 +187,7 @@ class TestServer {
       status = 206;
     }
     const headers: http.OutgoingHttpHeaders = { etag, 'content-length': String(total - start), 'accept-ranges': 'bytes' };
+    if (b.contentType) headers['content-type'] = b.contentType;
     if (status === 206) headers['content-range'] = `bytes ${start}-${total - 1}/${total}`;
     record.status = status;
     res.writeHead(status, headers);
@@ -546,6 +581,181 @@ describe('downloadFile', () => {
     const controller = new AbortController();
     controller.abort();
     await rejectsWith(downloadFile(opts({ signal: controller.signal })), 'cancelled');
+  });
+});
+
+/**
+ * A real GGUF file (test/support/gguf.ts) with the given general.architecture (none: undefined)
+ * after a tokenizer-like string array, and a 4 MiB tensor, as bytes.
+ */
+function ggufFile(architecture: string | undefined): Buffer {
+  const file = path.join(dir, `fixture-${architecture ?? 'none'}.gguf`);
+  writeGguf(file, {
+    kv: [
+      kv.str('general.name', 'fixture'),
+      kv.arr('tokenizer.ggml.tokens', GgufValueType.STRING, ['a', 'bc', 'def']),
+      ...(architecture === undefined ? [] : [kv.str('general.architecture', architecture)]),
+    ],
+    tensors: [{ name: 'token_embd.weight', ne: [1024, 1024], type: GgmlType.F32, data: new Uint8Array(4 * 1024 * 1024) }],
+  });
+  const bytes = fs.readFileSync(file);
+  fs.rmSync(file);
+  return bytes;
+}
+
+/** Nothing of the download is left in the models folder: no file, no part, no sidecar. */
+async function assertNothingLeft(file = dest()): Promise<void> {
+  assert.equal(await exists(file), false, 'no file');
+  assert.equal(await exists(`${file}.part`), false, 'no .part');
+  assert.equal(await exists(`${file}.part.json`), false, 'no .part.json');
+}
+
+/** One sentence: no ". X" inside, ends with a period. */
+function assertOneSentence(message: string): void {
+  assert.equal(message.match(/[.!?] [A-Z]/g), null, message);
+  assert.ok(/[.…]$/.test(message), message);
+}
+
+/** An earlier run's part of this URL, as a resumable download would have left it. */
+async function leaveAPart(url = server.url): Promise<void> {
+  await fs.promises.mkdir(path.dirname(dest()), { recursive: true });
+  await fs.promises.writeFile(`${dest()}.part`, server.behaviour.payload.subarray(0, 100_000));
+  await fs.promises.writeFile(`${dest()}.part.json`, JSON.stringify({ url, etag: server.behaviour.etag, total: SIZE }));
+}
+
+describe('failures that leave nothing to load later', () => {
+  test('404: one sentence naming the URL and what to do; an earlier part of it is removed', async () => {
+    server.reset({ etagIsSha: true, failStatus: 404 });
+    await leaveAPart();
+    const err = await rejectsWith(downloadFile(opts()), 'http');
+    assert.match(err.message, /^There is no file at http:\/\/127\.0\.0\.1:\d+\/model\.gguf .*HTTP 404 Not Found/);
+    assert.match(
+      err.message,
+      /check the smallthinker\.model\.downloadUrl setting or pick another model with the SmallThinker: Download Model… command\.$/,
+    );
+    assertOneSentence(err.message);
+    assert.equal(err.partKept, false);
+    await assertNothingLeft();
+    // The advice can be the caller's (a catalogue entry has no setting to check).
+    const other = await rejectsWith(downloadFile(opts({ urlAdvice: 'pick another model' })), 'http');
+    assert.match(other.message, /; pick another model\.$/);
+  });
+
+  test('a redirect to a sign-in page (a gated file) is not followed: an auth error, nothing kept', async () => {
+    server.reset({ etagIsSha: true });
+    const url = `${server.base}/gated/model.gguf`;
+    await leaveAPart(url);
+    const err = await rejectsWith(downloadFile(opts({ url })), 'auth');
+    assert.match(err.message, /redirects to a sign-in page \(http:\/\/127\.0\.0\.1:\d+\/login\): the model is gated or private/);
+    assert.match(err.message, /Choose Model File/);
+    assertOneSentence(err.message);
+    assert.equal(
+      server.served.some((s) => s.path.startsWith('/login')),
+      false,
+      'the sign-in page was not fetched',
+    );
+    await assertNothingLeft();
+  });
+
+  for (const status of [401, 403]) {
+    test(`HTTP ${status}: an auth error saying the file is gated or private, and an earlier part is removed`, async () => {
+      server.reset({ etagIsSha: true, failStatus: status });
+      await leaveAPart();
+      const err = await rejectsWith(downloadFile(opts()), 'auth');
+      assert.match(err.message, new RegExp(`HTTP ${status}`));
+      assert.match(err.message, /gated or private/);
+      assert.match(err.message, /Choose Model File \(GGUF\)…, or check the smallthinker\.model\.downloadUrl setting/);
+      assertOneSentence(err.message);
+      await assertNothingLeft();
+    });
+  }
+
+  test('a web page (text/html) instead of a GGUF: refused before a byte is written', async () => {
+    const page = Buffer.from('<!DOCTYPE html><html><body>Not here</body></html>');
+    server.reset({ payload: page, etagIsSha: true, contentType: 'text/html; charset=utf-8' });
+    let written = 0;
+    const err = await rejectsWith(
+      downloadFile(
+        opts({
+          createWriteStream: (file, flags) => {
+            written += 1;
+            return fs.createWriteStream(file, { flags }) as unknown as PartWriter;
+          },
+        }),
+      ),
+      'notGguf',
+    );
+    assert.match(err.message, /answered with a web page \(text\/html\) instead of a GGUF model file/);
+    assertOneSentence(err.message);
+    assert.equal(written, 0, 'no part file was opened');
+    await assertNothingLeft();
+  });
+
+  test('an HTML body without the content type is caught by its first bytes, in one sentence', async () => {
+    server.reset({ payload: Buffer.from('<html>'.padEnd(10_000, ' ')), etagIsSha: true });
+    const err = await rejectsWith(downloadFile(opts()), 'notGguf');
+    assert.match(err.message, /it starts with "<htm", not "GGUF"/);
+    assertOneSentence(err.message);
+    await assertNothingLeft();
+  });
+
+  test('a GGUF of another architecture stops as soon as its header arrives, and nothing is kept', async () => {
+    const llama = ggufFile('llama');
+    server.reset({ payload: llama, etagIsSha: true });
+    let written = 0;
+    const counting = (file: string, flags: 'a' | 'w'): PartWriter => {
+      const stream = fs.createWriteStream(file, { flags });
+      const write = stream.write.bind(stream) as (chunk: Uint8Array, cb: (err?: Error | null) => void) => boolean;
+      return Object.assign(stream, {
+        write: (chunk: Uint8Array, cb: (err?: Error | null) => void) => {
+          written += chunk.length;
+          return write(chunk, cb);
+        },
+      }) as unknown as PartWriter;
+    };
+    const err = await rejectsWith(downloadFile(opts({ createWriteStream: counting })), 'wrongModel');
+    assert.match(err.message, /is a model of the "llama" architecture, not SmallThinker \(general\.architecture "smallthinker"\)/);
+    assert.match(err.message, /this engine cannot run it and it was not kept; check the smallthinker\.model\.downloadUrl setting/);
+    assertOneSentence(err.message);
+    assert.ok(written < 256 * 1024, `it stopped at the header: ${written} of ${llama.length} bytes were written`);
+    await assertNothingLeft();
+
+    server.reset({ payload: ggufFile(undefined), etagIsSha: true });
+    const none = await rejectsWith(downloadFile(opts()), 'wrongModel');
+    assert.match(none.message, /a GGUF file that names no architecture/);
+    await assertNothingLeft();
+  });
+
+  test('a resumed part of another architecture is caught before the file gets its name', async () => {
+    const llama = ggufFile('llama');
+    server.reset({ payload: llama, etagIsSha: true });
+    const hash = sha(llama);
+    await fs.promises.mkdir(path.dirname(dest()), { recursive: true });
+    await fs.promises.writeFile(`${dest()}.part`, llama.subarray(0, 1_000_000));
+    await fs.promises.writeFile(
+      `${dest()}.part.json`,
+      JSON.stringify({ url: server.url, etag: `"${hash}"`, total: llama.length, sha256: hash }),
+    );
+    const err = await rejectsWith(downloadFile(opts()), 'wrongModel');
+    assert.equal(server.served.find((s) => s.path === '/cdn/model.gguf')?.status, 206, 'it was resumed');
+    assert.match(err.message, /"llama" architecture/);
+    await assertNothingLeft();
+  });
+
+  test("the catalogue's default file name downloads and verifies", async () => {
+    const entry = defaultCatalogEntry();
+    const model = ggufFile('smallthinker');
+    server.reset({ payload: model, etagIsSha: true, contentType: 'application/octet-stream' });
+    const url = `${server.base}/${entry.repo}/resolve/main/${entry.file}`;
+    const target = path.join(dir, 'models', fileNameFromUrl(url));
+    assert.equal(path.basename(target), 'SmallThinker-4B-A0.6B-Instruct.Q4_0.gguf');
+    const result = await downloadFile(opts({ url, dest: target }));
+    assert.equal(result.path, target);
+    assert.equal(result.bytes, model.length);
+    assert.deepEqual(await fs.promises.readFile(target), model);
+    assert.deepEqual(await readHeaderArchitecture(target), { kind: 'found', architecture: 'smallthinker' });
+    assert.equal(await exists(`${target}.part`), false);
+    assert.equal(await exists(`${target}.part.json`), false);
   });
 });
 

@@ -1,19 +1,34 @@
 // Model management: Choose Model File (a local GGUF), Download Default Model (resumable, verified,
-// with a cancellable progress notification), the one first-run prompt when no model is set, and a
-// notification for each distinct engine error (or missing model file) that says what to do.
+// with a cancellable progress notification), Download Model… (a quick pick of the model catalogue,
+// src/common/modelCatalog.ts, each with its size and whether it fits this machine's memory, then a
+// custom URL or a local file), the one first-run prompt when no model is set, and a notification
+// for each distinct engine error (or missing model file) that says what to do.
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 
 import * as vscode from 'vscode';
 
-import { Commands, CONFIG_SECTION, DEFAULT_MODEL_URL, Settings } from '../../../common/ids';
+import { SUPPORTED_ARCHITECTURES } from '../../../common/ggufHeader';
+import { Commands, CONFIG_SECTION, Settings } from '../../../common/ids';
+import {
+  catalogEntryForUrl,
+  catalogPickItems,
+  memoryNeeded,
+  MODEL_CATALOG,
+  sizeText,
+  type CatalogEntry,
+  type CatalogPickItem,
+} from '../../../common/modelCatalog';
 import {
   downloadFile,
   DownloadError,
+  downloadUrlProblem,
   fileNameFromUrl,
   formatBytes,
   isDownloadCancelled,
   isGgufFile,
+  readHeaderArchitecture,
   type DownloadProgress,
 } from '../../../node/download';
 import { downloadConfig, engineConfig, updateSetting } from '../../config';
@@ -30,16 +45,70 @@ const RETRY = 'Retry';
 const RESUME = 'Resume';
 const OPEN_SETTINGS = 'Open Settings';
 const NOT_NOW = 'Not now';
+const PICK_ANOTHER = 'Pick Another Model…';
 
 function openSetting(key: string): Thenable<unknown> {
   return vscode.commands.executeCommand('workbench.action.openSettings', `${CONFIG_SECTION}.${key}`);
 }
 
+/** The folder downloads go to: the setting, else the extension's global storage. */
+export function modelsFolder(context: vscode.ExtensionContext): string {
+  return downloadConfig().folder || path.join(context.globalStorageUri.fsPath, 'models');
+}
+
 /** Where Download Default Model puts the file. */
 export function downloadDestination(context: vscode.ExtensionContext): { url: string; sha256: string; dest: string } {
   const config = downloadConfig();
-  const folder = config.folder || path.join(context.globalStorageUri.fsPath, 'models');
-  return { url: config.url, sha256: config.sha256, dest: path.join(folder, fileNameFromUrl(config.url)) };
+  return { url: config.url, sha256: config.sha256, dest: path.join(modelsFolder(context), fileNameFromUrl(config.url)) };
+}
+
+/** What the error sentences advise about a catalogue file (there is no setting to check). */
+const CATALOG_URL_ADVICE = 'pick another model with the SmallThinker: Download Model… command';
+const CUSTOM_URL = 'Custom URL…';
+const CHOOSE_FILE = 'Choose a file…';
+
+/** A Download Model… item: a catalogue entry, or one of the two other ways to get a model. */
+export type ModelPickItem = vscode.QuickPickItem &
+  ({ action: 'catalog'; pick: CatalogPickItem } | { action: 'custom' } | { action: 'file' } | { action?: undefined });
+
+/** The items Download Model… shows: the catalogue (the default first) for this machine's memory, then Custom URL… and Choose a file…. */
+export function modelPickItems(context: vscode.ExtensionContext): ModelPickItem[] {
+  const folder = modelsFolder(context);
+  const downloaded = new Set(MODEL_CATALOG.filter((e) => fs.existsSync(path.join(folder, e.file))).map((e) => e.id));
+  const picks = catalogPickItems({
+    memory: { free: os.freemem(), total: os.totalmem() },
+    kvLimitBytes: engineConfig().memoryLimitMB * 1024 * 1024,
+    downloaded,
+  });
+  const url = downloadConfig().url;
+  const custom = catalogEntryForUrl(url) ? undefined : url;
+  return [
+    ...picks.map((pick): ModelPickItem => ({
+      label: pick.label,
+      description: pick.description,
+      detail: pick.detail,
+      action: 'catalog',
+      pick,
+    })),
+    { label: '', kind: vscode.QuickPickItemKind.Separator },
+    {
+      label: `$(link) ${CUSTOM_URL}`,
+      description: custom ? `now ${custom}` : 'a GGUF file at an https URL',
+      detail: `Sets ${CONFIG_SECTION}.${Settings.modelDownloadUrl} and downloads from it`,
+      action: 'custom',
+    },
+    { label: `$(folder-opened) ${CHOOSE_FILE}`, description: 'a SmallThinker GGUF file already on this machine', action: 'file' },
+  ];
+}
+
+interface DownloadTarget {
+  url: string;
+  sha256: string;
+  dest: string;
+  /** From the download URL setting (errors about the URL point at it), or a catalogue entry. */
+  fromSetting: boolean;
+  /** Runs this download again (Retry, Resume). */
+  again: () => void;
 }
 
 function progressMessage(p: DownloadProgress): string {
@@ -62,7 +131,15 @@ async function useModel(services: Services, file: string): Promise<void> {
   }
 }
 
+let pickItemsForTests: (() => ModelPickItem[]) | undefined;
+
+/** For the extension-host tests: the items Download Model… would show now (empty before activation). */
+export function modelPickItemsForTests(): ModelPickItem[] {
+  return pickItemsForTests?.() ?? [];
+}
+
 export function registerModels(context: vscode.ExtensionContext, services: Services): void {
+  pickItemsForTests = () => modelPickItems(context);
   const { log } = services;
   let downloading: Promise<void> | undefined;
 
@@ -92,22 +169,26 @@ export function registerModels(context: vscode.ExtensionContext, services: Servi
       return;
     }
     const file = uri.fsPath;
-    if (!(await isGgufFile(file))) {
-      const choice = await vscode.window.showErrorMessage(
-        `${path.basename(file)} is not a GGUF model file (it does not start with "GGUF"). Choose a .gguf file such as SmallThinker-4B-A0.6B-Instruct-Q4_0.gguf, or download the default model.`,
-        CHOOSE,
-        'Download',
-      );
+    const header = (await isGgufFile(file)) ? await readHeaderArchitecture(file) : undefined;
+    const problem = !header
+      ? `${path.basename(file)} is not a GGUF model file (it does not start with "GGUF"); choose a .gguf file such as SmallThinker-4B-A0.6B-Instruct.Q4_0.gguf, or download a model.`
+      : header.kind === 'found' && !SUPPORTED_ARCHITECTURES.includes(header.architecture)
+        ? `${path.basename(file)} is a model of the "${header.architecture}" architecture, not SmallThinker, so this engine cannot run it; choose a SmallThinker GGUF file, or download one.`
+        : header.kind === 'missing'
+          ? `${path.basename(file)} names no model architecture, so this engine cannot run it; choose a SmallThinker GGUF file, or download one.`
+          : undefined; // Unreadable headers are the engine's to explain when it loads the file.
+    if (problem) {
+      const choice = await vscode.window.showErrorMessage(problem, CHOOSE, 'Download…');
       if (choice === CHOOSE) void chooseModel();
-      else if (choice === 'Download') void vscode.commands.executeCommand(Commands.downloadModel);
+      else if (choice === 'Download…') void vscode.commands.executeCommand(Commands.pickModelDownload);
       return;
     }
     log.info(`model file chosen: ${file}`);
     await useModel(services, file);
   };
 
-  const runDownload = async (): Promise<void> => {
-    const { url, sha256, dest } = downloadDestination(context);
+  const runDownload = async (target: DownloadTarget): Promise<void> => {
+    const { url, sha256, dest } = target;
     log.info(`downloading ${url} to ${dest}`);
     try {
       const result = await vscode.window.withProgress(
@@ -121,6 +202,7 @@ export function registerModels(context: vscode.ExtensionContext, services: Servi
               url,
               dest,
               expectedSha256: sha256 || undefined,
+              urlAdvice: target.fromSetting ? undefined : CATALOG_URL_ADVICE,
               signal: controller.signal,
               progressIntervalMs: 500,
               onProgress: (p) => {
@@ -147,58 +229,124 @@ export function registerModels(context: vscode.ExtensionContext, services: Servi
           : `Downloaded ${path.basename(dest)} (${formatBytes(result.bytes)}, checksum verified); loading it.`,
       );
     } catch (err) {
-      await reportDownloadFailure(err, dest);
+      await reportDownloadFailure(err, target);
     }
   };
 
-  const reportDownloadFailure = async (err: unknown, dest: string): Promise<void> => {
+  const reportDownloadFailure = async (err: unknown, target: DownloadTarget): Promise<void> => {
+    const { dest } = target;
     if (isDownloadCancelled(err)) {
       const part = await fs.promises.stat(`${dest}.part`).catch(() => undefined);
       log.info(`download cancelled${part ? ` with ${formatBytes(part.size)} kept` : ''}.`);
       const kept = part && part.size > 0 ? ` ${formatBytes(part.size)} downloaded so far is kept.` : '';
       const choice = await vscode.window.showInformationMessage(
-        `Download paused.${kept} Run Download Default Model again to resume.`,
+        `Download of ${path.basename(dest)} paused.${kept} Download it again to resume.`,
         RESUME,
       );
-      if (choice === RESUME) void vscode.commands.executeCommand(Commands.downloadModel);
+      if (choice === RESUME) target.again();
       return;
     }
     const message = err instanceof Error ? err.message : String(err);
     log.error(`download failed: ${message}`);
-    const buttons: string[] = [RETRY];
+    // Retrying a file that is not there, gated or not a SmallThinker model changes nothing: pick another instead.
+    const urlProblem =
+      err instanceof DownloadError && (err.kind === 'auth' || err.kind === 'notGguf' || err.kind === 'wrongModel' || err.kind === 'url');
+    const buttons: string[] = urlProblem ? [PICK_ANOTHER] : [RETRY];
     let settingKey: string | undefined;
     if (err instanceof DownloadError) {
       if (err.kind === 'noChecksum' || err.kind === 'checksum') settingKey = Settings.modelSha256;
       else if (err.kind === 'diskSpace' || err.kind === 'diskFull' || err.kind === 'io') settingKey = Settings.modelDownloadFolder;
-      else if (err.kind === 'http' || err.kind === 'url' || err.kind === 'notGguf') settingKey = Settings.modelDownloadUrl;
+      else if (urlProblem || err.kind === 'http') settingKey = target.fromSetting ? Settings.modelDownloadUrl : undefined;
     }
     if (settingKey) buttons.push(OPEN_SETTINGS);
     buttons.push(CHOOSE);
     const choice = await vscode.window.showErrorMessage(`Model download failed: ${message}`, ...buttons);
-    if (choice === RETRY) void vscode.commands.executeCommand(Commands.downloadModel);
+    if (choice === RETRY) target.again();
+    else if (choice === PICK_ANOTHER) void vscode.commands.executeCommand(Commands.pickModelDownload);
     else if (choice === OPEN_SETTINGS && settingKey) void openSetting(settingKey);
     else if (choice === CHOOSE) void chooseModel();
   };
 
-  const downloadModel = (): Promise<void> => {
+  /** One download at a time. */
+  const startDownload = (target: DownloadTarget): Promise<void> => {
     if (downloading) {
-      void vscode.window.showInformationMessage('The model is already downloading; its progress is in the notification area.');
+      void vscode.window.showInformationMessage('A model is already downloading; its progress is in the notification area.');
       return downloading;
     }
-    downloading = runDownload().finally(() => {
+    downloading = runDownload(target).finally(() => {
       downloading = undefined;
     });
     return downloading;
   };
 
+  /** Download Default Model: what the download URL setting names (with the sha256 setting). */
+  const downloadModel = (): Promise<void> =>
+    startDownload({ ...downloadDestination(context), fromSetting: true, again: () => void downloadModel() });
+
+  const downloadEntry = (entry: CatalogEntry): Promise<void> => {
+    const config = downloadConfig();
+    // The default download is the setting's URL: it keeps the sha256 setting (and its advice).
+    if (entry.url === config.url) return downloadModel();
+    return startDownload({
+      url: entry.url,
+      sha256: '',
+      dest: path.join(modelsFolder(context), fileNameFromUrl(entry.url)),
+      fromSetting: false,
+      again: () => void downloadEntry(entry),
+    });
+  };
+
+  const customUrl = async (): Promise<void> => {
+    const current = downloadConfig().url;
+    const url = await vscode.window.showInputBox({
+      title: 'Download a SmallThinker GGUF model from a URL',
+      prompt: `An https URL of a .gguf file (saved as ${CONFIG_SECTION}.${Settings.modelDownloadUrl})`,
+      placeHolder: 'https://huggingface.co/<owner>/<repository>/resolve/main/<file>.gguf',
+      value: catalogEntryForUrl(current) ? '' : current,
+      ignoreFocusOut: true,
+      validateInput: (value) => (value.trim() ? downloadUrlProblem(value.trim()) : 'Enter the URL of a .gguf file.'),
+    });
+    if (!url?.trim()) return;
+    await updateSetting(Settings.modelDownloadUrl, url.trim());
+    await downloadModel();
+  };
+
+  const pickModelDownload = async (): Promise<void> => {
+    const picked = await vscode.window.showQuickPick(modelPickItems(context), {
+      title: 'Download a SmallThinker model',
+      placeHolder: `Sizes, and whether each fits this machine's memory (${formatBytes(os.freemem())} free of ${formatBytes(os.totalmem())})`,
+      matchOnDescription: true,
+      matchOnDetail: true,
+    });
+    if (!picked?.action) return;
+    if (picked.action === 'file') return chooseModel();
+    if (picked.action === 'custom') return customUrl();
+    const { entry, fit } = picked.pick;
+    if (fit === 'tooBig') {
+      const anyway = 'Download Anyway';
+      const needed = memoryNeeded(entry, engineConfig().memoryLimitMB * 1024 * 1024);
+      const choice = await vscode.window.showWarningMessage(
+        `${entry.label} needs about ${formatBytes(needed)} of memory, more than this machine's ${formatBytes(os.totalmem())}, so it would run very slowly or not at all.`,
+        { modal: true },
+        anyway,
+      );
+      if (choice !== anyway) return;
+    }
+    await downloadEntry(entry);
+  };
+
   context.subscriptions.push(
     vscode.commands.registerCommand(Commands.chooseModel, chooseModel),
     vscode.commands.registerCommand(Commands.downloadModel, downloadModel),
+    vscode.commands.registerCommand(Commands.pickModelDownload, pickModelDownload),
   );
 
   // ------------------------------------------------------------ notifications
 
-  const downloadLabel = (): string => (downloadConfig().url === DEFAULT_MODEL_URL ? 'Download (2.4 GB)' : 'Download');
+  const downloadLabel = (): string => {
+    const entry = catalogEntryForUrl(downloadConfig().url);
+    return entry ? `Download (${sizeText(entry)})` : 'Download';
+  };
 
   const firstRunPrompt = async (): Promise<void> => {
     if (context.globalState.get<boolean>(FIRST_RUN_PROMPT_KEY)) return;

@@ -4,6 +4,7 @@
 import * as vscode from 'vscode';
 
 import { Commands, Settings } from '../../../common/ids';
+import { defaultCatalogEntry, sizeText } from '../../../common/modelCatalog';
 import { statusView } from '../../../common/statusText';
 import { affects, completionConfig, updateSetting } from '../../config';
 import { errorMessage } from '../../engineService';
@@ -84,8 +85,13 @@ export function registerStatus(context: vscode.ExtensionContext, services: Servi
       },
       {
         label: '$(cloud-download) Download Default Model',
-        description: 'SmallThinker-4B-A0.6B Q4_0, 2.4 GB',
+        description: `SmallThinker-4B-A0.6B Q4_0, ${sizeText(defaultCatalogEntry())}`,
         run: () => vscode.commands.executeCommand(Commands.downloadModel),
+      },
+      {
+        label: '$(list-selection) Download Model…',
+        description: 'other SmallThinker files, with their sizes and memory',
+        run: () => vscode.commands.executeCommand(Commands.pickModelDownload),
       },
     ];
     const engineActions: ActionItem[] = [
