@@ -3,8 +3,12 @@
 // alternating engines, each measurement in a fresh process (scripts/benchWorker.ts). Prints
 // min/median/max per metric, our/llama.cpp ratios per pair, the expert use and ReGLU sparsity of
 // our decode and the memory-bandwidth ceiling, and writes everything as JSON.
+// --type: a llama-quantize file type (q4_0, q4_k_m, q5_k_m, q6_k, iq4_xs, ...: the generated
+// model, Q8_0 for the 4B and Q4_0 for the 21B, requantized by llama.cpp's own quantizer, so the
+// file has the type mix users download, e.g. Q4_0 with its Q6_K output), or gen-q4_0 / gen-q8_0
+// (our generator's files, every matrix in one type). Default q4_0.
 //
-// Usage: npm run bench -- [--shape 4b|21b] [--type q4_0|q8_0] [--model FILE] [--threads 2]
+// Usage: npm run bench -- [--shape 4b|21b] [--type q4_0|q4_k_m|...|gen-q4_0|gen-q8_0] [--model FILE] [--threads 2]
 //   [--runs 3] [--pp 512] [--tg 128] [--engines ours,llama] [--json FILE] [--seed 1]
 //   [--bandwidth 23] [--noisy 0.2] [--drop-noisy] [--settle 60] [--repeat-noisy 2]
 // Before each run it waits (up to --settle seconds) for other processes to go quiet; a run during
@@ -27,6 +31,7 @@ import {
   type WeightTypeName,
 } from '../test/support/fixtures';
 import { readGgufHeader, type GgufHeader } from '../test/support/gguf';
+import { LLAMA_FTYPE, type LlamaFtype, quantizeWithLlama } from '../test/support/llamaQuantize';
 import { Rng } from '../test/support/rng';
 import { RESULT_MARKER, type EngineName, type WorkerFailure, type WorkerRequest, type WorkerResult } from './benchWorker';
 
@@ -34,7 +39,8 @@ import { RESULT_MARKER, type EngineName, type WorkerFailure, type WorkerRequest,
 
 interface Options {
   shape: '4b' | '21b';
-  type: 'q4_0' | 'q8_0';
+  /** a llama-quantize ftype (lowercase) or gen-q4_0 / gen-q8_0 */
+  type: string;
   model: string | undefined;
   threads: number;
   runs: number;
@@ -50,7 +56,7 @@ interface Options {
   repeatNoisy: number;
 }
 
-const USAGE = `usage: npm run bench -- [--shape 4b|21b] [--type q4_0|q8_0] [--model FILE] [--threads N] [--runs N]
+const USAGE = `usage: npm run bench -- [--shape 4b|21b] [--type q4_0|q4_k_m|...|gen-q4_0|gen-q8_0] [--model FILE] [--threads N] [--runs N]
        [--pp N] [--tg N] [--engines ours,llama] [--json FILE] [--seed N] [--bandwidth GB/s] [--noisy CORES] [--drop-noisy] [--settle S] [--repeat-noisy N]`;
 
 function parseArgs(argv: string[]): Options {
@@ -97,7 +103,8 @@ function parseArgs(argv: string[]): Options {
   const shape = (get('--shape') ?? '4b').toLowerCase();
   if (shape !== '4b' && shape !== '21b') fail('--shape must be 4b or 21b');
   const type = (get('--type') ?? 'q4_0').toLowerCase();
-  if (type !== 'q4_0' && type !== 'q8_0') fail('--type must be q4_0 or q8_0');
+  const ftypes = Object.keys(LLAMA_FTYPE).map((f) => f.toLowerCase());
+  if (!['gen-q4_0', 'gen-q8_0', ...ftypes].includes(type)) fail(`--type must be one of ${ftypes.join(', ')}, gen-q4_0, gen-q8_0`);
   const engines = (get('--engines') ?? 'ours,llama').split(',').filter(Boolean);
   for (const e of engines) if (e !== 'ours' && e !== 'llama') fail(`unknown engine ${e} (ours, llama)`);
   if (engines.length === 0) fail('--engines is empty');
@@ -127,8 +134,9 @@ function fail(msg: string): never {
 
 // ---------------------------------------------------------------- the model and the inputs
 
+/** The generated model: the --type itself for gen-*, else the source llama-quantize requantizes. */
 function fixtureSpec(o: Options): ModelSpec {
-  const t: WeightTypeName = o.type === 'q8_0' ? 'Q8_0' : 'Q4_0';
+  const t: WeightTypeName = o.type === 'gen-q8_0' || (!o.type.startsWith('gen-') && o.shape === '4b') ? 'Q8_0' : 'Q4_0';
   const base = o.shape === '21b' ? SMALLTHINKER_21B : SMALLTHINKER_4B;
   return { ...base, routing: 'varied', types: { default: t } };
 }
@@ -139,20 +147,25 @@ async function resolveModel(o: Options): Promise<string> {
     return path.resolve(o.model);
   }
   const spec = fixtureSpec(o);
-  const bytes = (weightCount(normalizeSpec(spec)) * (o.type === 'q8_0' ? 34 : 18)) / 32;
+  const q8 = spec.types?.default === 'Q8_0';
+  const bytes = (weightCount(normalizeSpec(spec)) * (q8 ? 34 : 18)) / 32;
   const gb = (bytes / 1e9).toFixed(1);
   if (o.shape === '21b')
-    console.log(
-      `note: the 21B shapes in ${o.type.toUpperCase()} are a ${gb} GB file; llama.cpp's Q4_0 repack needs about twice that in memory.`,
-    );
+    console.log(`note: the 21B shapes are a ${gb} GB generated file; llama.cpp's Q4_0 repack needs about twice that in memory.`);
   if (bytes * 2 > os.totalmem())
     console.log(
       `warning: ${gb} GB x 2 exceeds this machine's ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; llama.cpp may be killed for memory.`,
     );
-  const t0 = Date.now();
+  let t0 = Date.now();
   const file = await ensureModel(spec);
   if (Date.now() - t0 > 2000) console.log(`generated ${path.basename(file)} in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
-  return file;
+  if (o.type.startsWith('gen-')) return file;
+  t0 = Date.now();
+  const ftype = o.type.toUpperCase() as LlamaFtype;
+  const out = await quantizeWithLlama(file, ftype, { requantize: true });
+  if (Date.now() - t0 > 2000)
+    console.log(`llama-quantize ${ftype} of ${path.basename(file)} in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  return out;
 }
 
 /** Ordinary (token_type 1) ids of the model's vocabulary; all ids when the file has no types. */

@@ -496,6 +496,17 @@ void mul_q4_0x16_q8_0(int64_t n, const uint8_t* w, size_t group_bytes, int64_t n
     mul_x16(kTiles, n, w, group_bytes, ngroups, x, x_row_bytes, nt, y, ldy);
 }
 
+// ---- relaid-out Q4_K and Q6_K (mul_kx16.h), 8 rows per vector
+#include "kernels/mul_kx16.h"
+void mul_q4_Kx16_q8_K(int64_t n, const uint8_t* w, size_t group_bytes, int64_t ngroups, const block_q8_K* x, size_t x_row_bytes, int64_t nt,
+                      float* y, int64_t ldy) {
+    kx16::mul_q4_K<kx16::Isa256>(n, w, group_bytes, ngroups, x, x_row_bytes, nt, y, ldy);
+}
+void mul_q6_Kx16_q8_K(int64_t n, const uint8_t* w, size_t group_bytes, int64_t ngroups, const block_q8_K* x, size_t x_row_bytes, int64_t nt,
+                      float* y, int64_t ldy) {
+    kx16::mul_q6_K<kx16::Isa256>(n, w, group_bytes, ngroups, x, x_row_bytes, nt, y, ldy);
+}
+
 // ---- attention (KernelSet::attn_scores_f16 / attn_pv_f16 / softmax_f16r) ----
 // Full 8-element chunks in SIMD, the last d % 8 elements in scalar code.
 

@@ -525,6 +525,17 @@ void mul_q4_0x16_q8_0(int64_t n, const uint8_t* w, size_t group_bytes, int64_t n
     mul_x16_512<Dp4>(n, w, group_bytes, ngroups, x, x_row_bytes, nt, y, ldy);
 }
 
+// ---- relaid-out Q4_K and Q6_K (mul_kx16.h), 16 rows per vector, Dp4's 4-byte step
+#include "kernels/mul_kx16.h"
+void mul_q4_Kx16_q8_K(int64_t n, const uint8_t* w, size_t group_bytes, int64_t ngroups, const block_q8_K* x, size_t x_row_bytes, int64_t nt,
+                      float* y, int64_t ldy) {
+    kx16::mul_q4_K<kx16::Isa512<Dp4>>(n, w, group_bytes, ngroups, x, x_row_bytes, nt, y, ldy);
+}
+void mul_q6_Kx16_q8_K(int64_t n, const uint8_t* w, size_t group_bytes, int64_t ngroups, const block_q8_K* x, size_t x_row_bytes, int64_t nt,
+                      float* y, int64_t ldy) {
+    kx16::mul_q6_K<kx16::Isa512<Dp4>>(n, w, group_bytes, ngroups, x, x_row_bytes, nt, y, ldy);
+}
+
 // ---- k-quants (kquants_simd.h), with maddubs + madd as the int8 multiply-add ----
 struct KqMadd {
     // acc + sc * (4 byte products): maddubs' pair sums cannot saturate (kquants_simd.h: codes <= 63).

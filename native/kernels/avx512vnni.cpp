@@ -226,6 +226,17 @@ void mul_q4_0x16_q8_0(int64_t n, const uint8_t* w, size_t group_bytes, int64_t n
     mul_x16_512<Dp4>(n, w, group_bytes, ngroups, x, x_row_bytes, nt, y, ldy);
 }
 
+// ---- relaid-out Q4_K and Q6_K (mul_kx16.h), 16 rows per vector, Dp4's 4-byte step
+#include "kernels/mul_kx16.h"
+void mul_q4_Kx16_q8_K(int64_t n, const uint8_t* w, size_t group_bytes, int64_t ngroups, const block_q8_K* x, size_t x_row_bytes, int64_t nt,
+                      float* y, int64_t ldy) {
+    kx16::mul_q4_K<kx16::Isa512<Dp4>>(n, w, group_bytes, ngroups, x, x_row_bytes, nt, y, ldy);
+}
+void mul_q6_Kx16_q8_K(int64_t n, const uint8_t* w, size_t group_bytes, int64_t ngroups, const block_q8_K* x, size_t x_row_bytes, int64_t nt,
+                      float* y, int64_t ldy) {
+    kx16::mul_q6_K<kx16::Isa512<Dp4>>(n, w, group_bytes, ngroups, x, x_row_bytes, nt, y, ldy);
+}
+
 // ---- k-quants (kquants_simd.h), with vpdpbusd + vpdpwssd as the int8 multiply-add ----
 struct KqMadd {
     // acc + sc * (4 byte products): the 4-product sum fits the low int16 half that vpdpwssd
@@ -266,9 +277,11 @@ const KernelSet* avx512vnni_set() {
         TypeKernels& q6k = k.types[uint32_t(DType::Q6_K)];
         q6k.dot = dot_as<block_q6_K, block_q8_K, dot_q6_K_q8_K>;
         q6k.mul = mul_as<block_q6_K, block_q8_K, mul_q6_K_q8_K>;
+        q6k.mul_x16 = mul_x16_as<block_q8_K, mul_q6_Kx16_q8_K>;
         TypeKernels& q4_k = k.types[uint32_t(DType::Q4_K)];
         q4_k.dot = dot_as<block_q4_K, block_q8_K, dot_q4_K_q8_K>;
         q4_k.mul = mul_as<block_q4_K, block_q8_K, mul_q4_K_q8_K>;
+        q4_k.mul_x16 = mul_x16_as<block_q8_K, mul_q4_Kx16_q8_K>;
         TypeKernels& q5_k = k.types[uint32_t(DType::Q5_K)];
         q5_k.dot = dot_as<block_q5_K, block_q8_K, dot_q5_K_q8_K>;
         q5_k.mul = mul_as<block_q5_K, block_q8_K, mul_q5_K_q8_K>;

@@ -114,6 +114,28 @@ void repack_q4_0x16(uint8_t* group, int64_t nb);
 void unpack_q4_0x16(uint8_t* group, int64_t nb);
 constexpr size_t kQ4x16BlockBytes = 16 * sizeof(block_q4_0);
 
+// In-place relayout of 16 consecutive Q4_K rows of nb super-blocks (16 * nb * 144 bytes, the same
+// size): for each super-block b, at b * 2304: the 16 rows' fp16 d, then their fp16 dmin, then the
+// 12 packed scale bytes as 12 planes of 16 (plane k, byte i = scales[k] of row i), then 32 chunks
+// of 64 bytes where chunk c holds, for row i, bytes 4c..4c+3 of its qs, row after row.
+// unpack_q4_Kx16 undoes it; mul_q4_Kx16_q8_K_ref is the scalar matrix kernel over it, with the
+// float operations of the reference dot (kquants_ref.h), so every set returns the dot's bits.
+void repack_q4_Kx16(uint8_t* group, int64_t nb);
+void unpack_q4_Kx16(uint8_t* group, int64_t nb);
+void mul_q4_Kx16_q8_K_ref(int64_t n, const uint8_t* w, size_t group_bytes, int64_t ngroups, const block_q8_K* x, size_t x_row_bytes,
+                          int64_t nt, float* y, int64_t ldy);
+constexpr size_t kQ4Kx16BlockBytes = 16 * sizeof(block_q4_K);
+
+// In-place relayout of 16 consecutive Q6_K rows of nb super-blocks (16 * nb * 210 bytes, the same
+// size): for each super-block b, at b * 3360: the 16 rows' fp16 d, the 16 int8 scales as 16 planes
+// of 16 (plane k, byte i = scales[k] of row i), then 32 chunks of 64 bytes where chunk c holds, for
+// row i, bytes 4c..4c+3 of its ql, row after row, then 16 such chunks of its qh.
+void repack_q6_Kx16(uint8_t* group, int64_t nb);
+void unpack_q6_Kx16(uint8_t* group, int64_t nb);
+void mul_q6_Kx16_q8_K_ref(int64_t n, const uint8_t* w, size_t group_bytes, int64_t ngroups, const block_q8_K* x, size_t x_row_bytes,
+                          int64_t nt, float* y, int64_t ldy);
+constexpr size_t kQ6Kx16BlockBytes = 16 * sizeof(block_q6_K);
+
 const KernelSet& scalar_set();
 // nullptr when that ISA was not compiled into this binary.
 const KernelSet* compiled_set(Isa isa);

@@ -241,11 +241,11 @@ KernelSet make_scalar() {
                                       mul_x16_as<block_q8_0, mul_q4_0x16_q8_0_ref>, repack_q4_0x16};
     s.types[uint32_t(DType::Q8_K)] = {from_f32_as<block_q8_K, quantize_row_q8_K_ref>, nullptr, nullptr, nullptr, nullptr};
     s.types[uint32_t(DType::Q6_K)] = {nullptr, dot_as<block_q6_K, block_q8_K, dot_q6_K_q8_K_ref>,
-                                      mul_as<block_q6_K, block_q8_K, mul_by_dots<block_q6_K, block_q8_K, dot_q6_K_q8_K_ref>>, nullptr,
-                                      nullptr};
+                                      mul_as<block_q6_K, block_q8_K, mul_by_dots<block_q6_K, block_q8_K, dot_q6_K_q8_K_ref>>,
+                                      mul_x16_as<block_q8_K, mul_q6_Kx16_q8_K_ref>, repack_q6_Kx16};
     s.types[uint32_t(DType::Q4_K)] = {nullptr, dot_as<block_q4_K, block_q8_K, dot_q4_K_q8_K_ref>,
-                                      mul_as<block_q4_K, block_q8_K, mul_by_dots<block_q4_K, block_q8_K, dot_q4_K_q8_K_ref>>, nullptr,
-                                      nullptr};
+                                      mul_as<block_q4_K, block_q8_K, mul_by_dots<block_q4_K, block_q8_K, dot_q4_K_q8_K_ref>>,
+                                      mul_x16_as<block_q8_K, mul_q4_Kx16_q8_K_ref>, repack_q4_Kx16};
     s.types[uint32_t(DType::Q5_K)] = {nullptr, dot_as<block_q5_K, block_q8_K, dot_q5_K_q8_K_ref>,
                                       mul_as<block_q5_K, block_q8_K, mul_by_dots<block_q5_K, block_q8_K, dot_q5_K_q8_K_ref>>, nullptr,
                                       nullptr};

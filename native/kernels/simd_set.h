@@ -20,9 +20,9 @@ KernelSet make_simd_set(Isa isa) {
                                       mul_x16_as<block_q8_0, mul_q4_0x16_q8_0>, repack_q4_0x16};
     s.types[uint32_t(DType::Q8_K)] = {from_f32_as<block_q8_K, quantize_row_q8_K>, nullptr, nullptr, nullptr, nullptr};
     s.types[uint32_t(DType::Q6_K)] = {nullptr, dot_as<block_q6_K, block_q8_K, dot_q6_K_q8_K>, mul_as<block_q6_K, block_q8_K, mul_q6_K_q8_K>,
-                                      nullptr, nullptr};
+                                      mul_x16_as<block_q8_K, mul_q6_Kx16_q8_K>, repack_q6_Kx16};
     s.types[uint32_t(DType::Q4_K)] = {nullptr, dot_as<block_q4_K, block_q8_K, dot_q4_K_q8_K>, mul_as<block_q4_K, block_q8_K, mul_q4_K_q8_K>,
-                                      nullptr, nullptr};
+                                      mul_x16_as<block_q8_K, mul_q4_Kx16_q8_K>, repack_q4_Kx16};
     s.types[uint32_t(DType::Q5_K)] = {nullptr, dot_as<block_q5_K, block_q8_K, dot_q5_K_q8_K>, mul_as<block_q5_K, block_q8_K, mul_q5_K_q8_K>,
                                       nullptr, nullptr};
     s.types[uint32_t(DType::Q3_K)] = {nullptr, dot_as<block_q3_K, block_q8_K, dot_q3_K_q8_K>, mul_as<block_q3_K, block_q8_K, mul_q3_K_q8_K>,

@@ -46,6 +46,7 @@ void check_set(const KernelSet& ks) {
     check_matrix(ks);
     check_kquants(ks);
     check_q32(ks);
+    check_kx16(ks);
 }
 
 }  // namespace
@@ -73,6 +74,7 @@ int main(int argc, char** argv) {
             check_matrix(scalar_set());
             check_kquants(scalar_set());
             check_q32(scalar_set());
+            check_kx16(scalar_set());
             continue;
         }
         check_set(*compiled_set(isa));

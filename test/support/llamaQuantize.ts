@@ -59,14 +59,23 @@ function driver(): string {
  * `source` (an F32/F16/BF16 GGUF) quantized to `ftype` by llama.cpp's own quantizer, with its
  * type mixes (output.weight in Q6_K for Q4_0, Q6_K layers in Q4_K_M, fallbacks for rows that are
  * not a multiple of 256, ...), or every matrix in the ftype's type with `pure` (llama-quantize
- * --pure). Returns the cached file's path.
+ * --pure). `requantize`: the source may be quantized itself (Q8_0, Q4_0: --allow-requantize).
+ * Returns the cached file's path.
  */
-export function quantizeWithLlama(source: string, ftype: LlamaFtype, opts: { pure?: boolean } = {}): Promise<string> {
+export function quantizeWithLlama(source: string, ftype: LlamaFtype, opts: { pure?: boolean; requantize?: boolean } = {}): Promise<string> {
   const target = source.replace(/\.gguf$/, '') + `.llama-${opts.pure ? 'pure-' : ''}${ftype.toLowerCase()}.gguf`;
   return ensureFile(target, () => {
     const libDir = llamaLibDir();
     const tmp = `${target}.${process.pid}.tmp`;
-    const args = [path.join(libDir, 'libllama.v0.5.0.so'), source, tmp, String(LLAMA_FTYPE[ftype]), '2', ...(opts.pure ? ['pure'] : [])];
+    const args = [
+      path.join(libDir, 'libllama.v0.5.0.so'),
+      source,
+      tmp,
+      String(LLAMA_FTYPE[ftype]),
+      '2',
+      ...(opts.pure ? ['pure'] : []),
+      ...(opts.requantize ? ['requantize'] : []),
+    ];
     const r = spawnSync(driver(), args, {
       env: { ...process.env, LD_LIBRARY_PATH: [libDir, process.env.LD_LIBRARY_PATH].filter(Boolean).join(path.delimiter) },
       encoding: 'utf8',

@@ -1,7 +1,8 @@
 // Quantizes a GGUF exactly as llama.cpp's llama-quantize does, by calling llama_model_quantize in
 // the libllama that node-llama-cpp ships (test/support/llamaQuantize.ts builds and runs this).
-// Usage: llama_quantize <libllama.so> <in.gguf> <out.gguf> <llama_ftype number> [threads] [pure]
-// (`pure`: every matrix in the ftype's type, as llama-quantize --pure)
+// Usage: llama_quantize <libllama.so> <in.gguf> <out.gguf> <llama_ftype number> [threads] [pure] [requantize]
+// (`pure`: every matrix in the ftype's type, as llama-quantize --pure; `requantize`: the input may
+// itself be quantized, as llama-quantize --allow-requantize)
 // The parameter struct is declared here as include/llama.h of llama.cpp b8xxx (node-llama-cpp
 // 3.22.1) defines it: the field order and types are facts of that ABI.
 #include <dlfcn.h>
@@ -46,7 +47,7 @@ F symbol(void* lib, const char* name) {
 
 int main(int argc, char** argv) {
     if (argc < 5) {
-        std::fprintf(stderr, "usage: %s <libllama.so> <in.gguf> <out.gguf> <ftype> [threads] [pure]\n", argv[0]);
+        std::fprintf(stderr, "usage: %s <libllama.so> <in.gguf> <out.gguf> <ftype> [threads] [pure] [requantize]\n", argv[0]);
         return 2;
     }
     void* lib = dlopen(argv[1], RTLD_NOW | RTLD_GLOBAL);
@@ -58,7 +59,11 @@ int main(int argc, char** argv) {
     QuantizeParams params = symbol<QuantizeParams (*)()>(lib, "llama_model_quantize_default_params")();
     params.ftype = std::atoi(argv[4]);
     params.nthread = argc > 5 ? std::atoi(argv[5]) : 0;
-    params.pure = argc > 6 && std::string(argv[6]) == "pure";
+    for (int i = 6; i < argc; ++i) {
+        const std::string flag = argv[i];
+        if (flag == "pure") params.pure = true;
+        if (flag == "requantize") params.allow_requantize = true;
+    }
     const uint32_t rc = symbol<uint32_t (*)(const char*, const char*, const QuantizeParams*)>(lib, "llama_model_quantize")(argv[2], argv[3], &params);
     if (rc != 0) {
         std::fprintf(stderr, "llama_quantize: llama_model_quantize failed (%u)\n", rc);
