@@ -48,7 +48,23 @@ describe('addon', () => {
     for (const isa of info.isas) assert.ok(info.compiledIsas.includes(isa));
     // from the architecture registry and the type traits (native/models/registry.cpp, core/dtype.cpp)
     assert.deepEqual(info.architectures, ['smallthinker']);
-    assert.deepEqual([...info.weightTypes].sort(), ['bf16', 'f16', 'f32', 'q4_0', 'q8_0']);
+    assert.deepEqual([...info.weightTypes].sort(), [
+      'bf16',
+      'f16',
+      'f32',
+      'iq4_nl',
+      'iq4_xs',
+      'q2_K',
+      'q3_K',
+      'q4_0',
+      'q4_1',
+      'q4_K',
+      'q5_0',
+      'q5_1',
+      'q5_K',
+      'q6_K',
+      'q8_0',
+    ]);
   });
 
   it('rejects bad model files with a code', async () => {

@@ -8,24 +8,12 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 
 import { loadModel, type ModelInfo } from '../../src/engine/native';
-import { ensureModel, type ModelSpec } from '../support/fixtures';
+import { ensureModel, type ModelSpec, NARROW_256 } from '../support/fixtures';
 import { readGgufHeader } from '../support/gguf';
 import { quantizeWithLlama, type LlamaFtype } from '../support/llamaQuantize';
 import { getOracleLlama, openOracle } from '../support/oracle';
 
-const SOURCE: ModelSpec = {
-  n_layer: 2,
-  n_embd: 256,
-  n_head: 4,
-  n_head_kv: 2,
-  head_dim: 64,
-  n_expert: 8,
-  n_expert_used: 2,
-  n_ff_exp: 256,
-  vocab: { size: 512 },
-  types: { default: 'F32' },
-  seed: 14,
-};
+const SOURCE: ModelSpec = { ...NARROW_256, seed: 14 };
 
 /** tensor name -> ggml type name, as our reader sees the file. */
 async function types(file: string): Promise<{ info: ModelInfo; byName: Map<string, string> }> {

@@ -117,6 +117,20 @@ export const TINY: ModelSpec = {
   vocab: { size: 512 },
 };
 
+/** Small, but every row a multiple of 256, so llama-quantize's K-quants apply (no fallbacks). */
+export const NARROW_256: ModelSpec = {
+  n_layer: 2,
+  n_embd: 256,
+  n_head: 4,
+  n_head_kv: 2,
+  head_dim: 64,
+  n_expert: 8,
+  n_expert_used: 2,
+  n_ff_exp: 256,
+  vocab: { size: 512 },
+  types: { default: 'F32' },
+};
+
 /** SmallThinker-4BA0.6B shapes (ENGINE-SPEC section 1). */
 export const SMALLTHINKER_4B: ModelSpec = {
   name: 'SmallThinker-4BA0.6B (random weights)',
