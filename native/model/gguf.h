@@ -80,6 +80,10 @@ class MappedFile {
     // Makes [p, p + len) of the (private, copy-on-write) mapping writable or read-only again;
     // written pages become this process's own (the file is never modified).
     void protect(const uint8_t* p, size_t len, bool writable) const;
+    // Makes the pages of [p, p + len) this process's own copies in one call (MADV_POPULATE_WRITE)
+    // before they are read and rewritten: no write fault, copy and TLB flush per page later.
+    // Best effort: where the kernel lacks it, the writes fault the pages in as before.
+    void populate_write(const uint8_t* p, size_t len) const;
 
  private:
     const uint8_t* data_ = nullptr;

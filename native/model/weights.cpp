@@ -103,6 +103,7 @@ uint64_t relayout_weights(const std::vector<Tensor*>& matrices, const MappedFile
             uint8_t* base = const_cast<uint8_t*>(it.t->data);
             const size_t gb = 16 * it.t->nb1;
             const int64_t nb = it.t->ne[0] / type_traits(it.t->type).block_size;
+            map->populate_write(base + static_cast<size_t>(it.g0) * gb, static_cast<size_t>(it.ng) * gb);
             for (int64_t g = it.g0; g < it.g0 + it.ng; ++g) relayout(base + static_cast<size_t>(g) * gb, nb);
         }
     };
