@@ -10,7 +10,10 @@
 //
 // Usage: npm run bench -- [--shape 4b|21b] [--type q4_0|q4_k_m|...|gen-q4_0|gen-q8_0] [--model FILE] [--threads 2]
 //   [--runs 3] [--pp 512] [--tg 128] [--engines ours,llama] [--json FILE] [--seed 1]
-//   [--bandwidth 23] [--noisy 0.2] [--drop-noisy] [--settle 60] [--repeat-noisy 2]
+//   [--bandwidth 23] [--noisy 0.2] [--drop-noisy] [--settle 60] [--repeat-noisy 2] [--layout DIR|none]
+// --layout: our engine maps its relaid-out weights from a layout file in DIR (default
+// ~/.cache/smallthinker-code/layouts, as the extension does), built once before the runs and
+// reported separately; `none` relays them out in memory at every load.
 // Before each run it waits (up to --settle seconds) for other processes to go quiet; a run during
 // which other processes used more than --noisy cores is flagged and repeated (up to --repeat-noisy
 // times; the repeated ones stay in the JSON and are counted); runs still noisy are kept in the
@@ -20,7 +23,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { packageRoot } from '../src/engine/native';
+import { loadModel, packageRoot } from '../src/engine/native';
 import {
   SMALLTHINKER_21B,
   SMALLTHINKER_4B,
@@ -30,6 +33,7 @@ import {
   type ModelSpec,
   type WeightTypeName,
 } from '../test/support/fixtures';
+import { fixtureCacheDir } from '../test/support/cache';
 import { readGgufHeader, type GgufHeader } from '../test/support/gguf';
 import { LLAMA_FTYPE, type LlamaFtype, quantizeWithLlama } from '../test/support/llamaQuantize';
 import { Rng } from '../test/support/rng';
@@ -54,10 +58,13 @@ interface Options {
   dropNoisy: boolean;
   settleS: number;
   repeatNoisy: number;
+  /** layout-file folder for our engine, or undefined: relayout in memory */
+  layoutDir: string | undefined;
 }
 
 const USAGE = `usage: npm run bench -- [--shape 4b|21b] [--type q4_0|q4_k_m|...|gen-q4_0|gen-q8_0] [--model FILE] [--threads N] [--runs N]
-       [--pp N] [--tg N] [--engines ours,llama] [--json FILE] [--seed N] [--bandwidth GB/s] [--noisy CORES] [--drop-noisy] [--settle S] [--repeat-noisy N]`;
+       [--pp N] [--tg N] [--engines ours,llama] [--json FILE] [--seed N] [--bandwidth GB/s] [--noisy CORES] [--drop-noisy] [--settle S] [--repeat-noisy N]
+       [--layout DIR|none]`;
 
 function parseArgs(argv: string[]): Options {
   const get = (name: string): string | undefined => {
@@ -124,6 +131,9 @@ function parseArgs(argv: string[]): Options {
     dropNoisy: argv.includes('--drop-noisy'),
     settleS: int('--settle', 60, 0),
     repeatNoisy: int('--repeat-noisy', 2, 0),
+    layoutDir: ((l) => (l === 'none' ? undefined : path.resolve(l)))(
+      get('--layout') ?? path.join(path.dirname(fixtureCacheDir()), 'layouts'),
+    ),
   };
 }
 
@@ -457,7 +467,19 @@ async function main(): Promise<void> {
     warmup: randomTokens(ids, o.seed, 'bench-warmup', o.pp),
     prompt: randomTokens(ids, o.seed, 'bench-prompt', o.pp),
     decode: randomTokens(ids, o.seed, 'bench-decode', o.tg),
+    layoutDir: o.engines.includes('ours') ? o.layoutDir : undefined,
   };
+  if (req.layoutDir) {
+    // the one-time layout build, outside the timed runs
+    const t0 = performance.now();
+    const m = await loadModel(model, { layoutDir: req.layoutDir });
+    const layout = m.info().layout;
+    m.dispose();
+    if (layout.error) console.log(`layout file: none (${layout.error}); our engine relays out in memory`);
+    else if (layout.built)
+      console.log(`layout file: built ${layout.file} in ${((performance.now() - t0) / 1000).toFixed(1)} s (once per model)`);
+    else console.log(`layout file: ${layout.file} (already built)`);
+  }
   const reqFile = path.join(os.tmpdir(), `smallthinker-bench-${process.pid}.json`);
   fs.writeFileSync(reqFile, JSON.stringify(req));
   currentRequest = reqFile;

@@ -26,6 +26,8 @@ export interface WorkerRequest {
   prompt: number[];
   /** tokens fed one at a time during decoding (from a seeded RNG, not the sampled ones) */
   decode: number[];
+  /** ours: the layout-file folder (LoadOptions.layoutDir); absent: relayout in memory */
+  layoutDir?: string;
 }
 
 /** CPU time of the whole machine and of this process, in jiffies (USER_HZ, 100/s on Linux). */
@@ -142,7 +144,10 @@ async function openOurs(req: WorkerRequest, log: (s: string) => void): Promise<{
   const addon = loadAddon();
   const info = addon.engineInfo();
   const t1 = performance.now();
-  const model = await addon.loadModel(req.model);
+  const model = await addon.loadModel(req.model, req.layoutDir ? { layoutDir: req.layoutDir } : {});
+  const layout = model.info().layout;
+  if (layout.built) log(`ours: WARNING: this load built the layout file ${layout.file} (the bench builds it before the runs)`);
+  if (layout.error) log(`ours: no layout file (${layout.error}): relaid out in memory`);
   const session: Session = model.createSession({ nCtx: req.nCtx, nBatch: req.nBatch, threads: req.threads });
   const t2 = performance.now();
   log(`ours: engine ${info.version}, kernels ${info.isa}; loaded in ${(t2 - t1).toFixed(0)} ms`);

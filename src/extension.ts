@@ -17,7 +17,7 @@ export interface ExtensionApi extends Services {
 
 export function activate(context: vscode.ExtensionContext): ExtensionApi {
   const log = vscode.window.createOutputChannel('SmallThinker', { log: true });
-  const engine = new EngineService(context.extensionPath, log);
+  const engine = new EngineService(context.extensionPath, log, vscode.Uri.joinPath(context.globalStorageUri, 'layouts').fsPath);
   const chat = new ChatBridge();
   context.subscriptions.push(log, chat, { dispose: () => void engine.dispose() });
   services = { context, engine, log, chat };

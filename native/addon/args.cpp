@@ -77,6 +77,13 @@ bool bool_opt(const Napi::Object& o, const char* key, bool def) {
     return v.As<Napi::Boolean>().Value();
 }
 
+std::string string_opt(const Napi::Object& o, const char* key, const std::string& def) {
+    if (!has(o, key)) return def;
+    Napi::Value v = o.Get(key);
+    if (!v.IsString()) throw_error(o.Env(), "bad_input", std::string("Option ") + key + " must be a string.");
+    return v.As<Napi::String>().Utf8Value();
+}
+
 std::string string_arg(const Napi::CallbackInfo& info, size_t i, const char* what) {
     if (info.Length() <= i || !info[i].IsString()) throw type_error(info.Env(), std::string("Expected ") + what + " (a string).");
     return info[i].As<Napi::String>().Utf8Value();

@@ -63,6 +63,7 @@ bool has(const Napi::Object& o, const char* key);
 // A number option within [lo, hi] (an integer if `integer`); `def` when not set.
 double number_opt(const Napi::Object& o, const char* key, double def, double lo, double hi, bool integer);
 bool bool_opt(const Napi::Object& o, const char* key, bool def);
+std::string string_opt(const Napi::Object& o, const char* key, const std::string& def);
 std::string string_arg(const Napi::CallbackInfo& info, size_t i, const char* what);
 // Token ids from an Int32Array, a Uint32Array or an array of integers.
 std::vector<int32_t> tokens_from(Napi::Env env, const Napi::Value& v, const char* what);

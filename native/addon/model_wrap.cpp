@@ -165,6 +165,7 @@ Napi::Value load_model(const Napi::CallbackInfo& info) {
         moe::LoadOptions opts;
         opts.vocab_only = bool_opt(options_arg(info, 1), "vocabOnly", false);
         opts.repack = bool_opt(options_arg(info, 1), "repack", true);
+        opts.layout_dir = string_opt(options_arg(info, 1), "layoutDir", "");
         auto* w = new LoadWorker(env, path, opts);
         Napi::Promise p = w->promise();
         w->Queue();

@@ -263,6 +263,15 @@ void MappedFile::populate_write(const uint8_t* p, size_t len) const {
 #endif
 }
 
+void MappedFile::populate_read() const {
+#ifdef __linux__
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22  // Linux 5.14
+#endif
+    (void)madvise(const_cast<uint8_t*>(data_), size_, MADV_POPULATE_READ);
+#endif
+}
+
 MappedFile::~MappedFile() {
     if (data_) munmap(const_cast<uint8_t*>(data_), size_);
 }

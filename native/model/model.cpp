@@ -53,6 +53,8 @@ std::string Model::info_json() const {
     j += "\"file\":" + json_str(file_->path()) + ",";
     kv_num("repackedBytes", static_cast<double>(repacked_bytes));
     kv_num("repackMs", repack_ms);
+    j += "\"layout\":{\"file\":" + json_str(layout_file) + ",\"built\":" + (layout_built ? "true" : "false") +
+         ",\"rebuiltBecause\":" + json_str(layout_rebuilt_because) + ",\"error\":" + json_str(layout_error) + "},";
     j += "\"file_size\":" + std::to_string(file_->file_size()) + ",";
     j += "\"gguf_version\":" + std::to_string(file_->version()) + ",";
     j += "\"hparams\":{";

@@ -52,6 +52,11 @@ struct LoadOptions {
     // Relayout matrices 16 rows per block in place (copy-on-write pages of the mapping, no
     // second copy; see relayout_weights in model/weights.h); MOE_NO_REPACK=1 turns it off.
     bool repack = true;
+    // With repack: keep the relaid-out matrices in a layout file in this folder (built at the
+    // first load, mapped read-only after: see model/layout_file.h) instead of rewriting them in
+    // memory. "": in memory. When the file cannot be built (no space, no access) the load says
+    // so in the log and relays out in memory.
+    std::string layout_dir;
 };
 
 struct ForwardState;
@@ -88,6 +93,10 @@ class Model {
 
     uint64_t repacked_bytes = 0;  // weights relaid out at load (Tensor::x16)
     double repack_ms = 0;
+    std::string layout_file;             // the layout file the relaid-out weights are mapped from ("": in memory)
+    bool layout_built = false;           // this load wrote it
+    std::string layout_rebuilt_because;  // why an existing layout file was not used ("" when none was there or it was)
+    std::string layout_error;            // why the layout file could not be used ("" when it was, or was not asked for)
 
  private:
     friend struct ModelLoader;
@@ -95,6 +104,7 @@ class Model {
     std::unique_ptr<GgufFile> file_;
     std::unique_ptr<Tokenizer> tokenizer_;
     std::unique_ptr<Architecture> arch_;
+    std::unique_ptr<MappedFile> layout_map_;  // the layout file behind relaid-out tensors
     HParams hp_;
     std::string name_;
     std::string chat_template_;

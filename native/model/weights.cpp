@@ -74,13 +74,18 @@ void TensorBinder::log_unused(const char* arch) const {
     }
 }
 
-uint64_t relayout_weights(const std::vector<Tensor*>& matrices, const MappedFile* map) {
+std::vector<Tensor*> relayout_candidates(const std::vector<Tensor*>& matrices) {
     std::vector<Tensor*> todo;
     for (Tensor* t : matrices) {
         const auto relayout = kernels::scalar_set().of(t->type).relayout16;
         if (relayout && t->present() && !t->x16 && t->ne[1] % 16 == 0 && std::find(todo.begin(), todo.end(), t) == todo.end())
             todo.push_back(t);
     }
+    return todo;
+}
+
+uint64_t relayout_weights(const std::vector<Tensor*>& matrices, const MappedFile* map) {
+    const std::vector<Tensor*> todo = relayout_candidates(matrices);
     if (todo.empty() || !map) return 0;
     // work items: (tensor, first group, group count), about 1 MB each; expert matrices are
     // contiguous, so a tensor's groups run through all its experts

@@ -29,6 +29,10 @@ class TensorBinder {
     std::set<std::string> used_;
 };
 
+// The matrices of `matrices` that get relaid out: a type with a 16-row relayout
+// (kernels::TypeKernels::relayout16), rows a multiple of 16, not yet relaid out; once each.
+std::vector<Tensor*> relayout_candidates(const std::vector<Tensor*>& matrices);
+
 // Relays out, in place, every matrix of `matrices` whose type has a 16-row relayout and whose
 // row count is a multiple of 16 (kernels::TypeKernels::relayout16): the mapping is private, so
 // the written pages become the process's own copy-on-write pages and the file-backed ones are

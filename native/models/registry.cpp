@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "core/common.h"
+#include "model/layout_file.h"
 #include "model/weights.h"
 
 namespace moe {
@@ -47,7 +48,20 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
     const char* no_repack = std::getenv("MOE_NO_REPACK");
     if (opts.repack && !(no_repack && *no_repack && std::strcmp(no_repack, "0") != 0)) {
         const auto t0 = std::chrono::steady_clock::now();
-        m->repacked_bytes = relayout_weights(arch->matrices(), ModelLoader::mapping(*m));
+        if (!opts.layout_dir.empty()) {
+            try {
+                LayoutFileResult r = use_layout_file(arch->matrices(), m->file(), opts.layout_dir);
+                m->repacked_bytes = r.bytes;
+                m->layout_file = r.path;
+                m->layout_built = r.built;
+                m->layout_rebuilt_because = r.rebuilt_because;
+                m->layout_map_ = std::move(r.map);
+            } catch (const Error& e) {
+                m->layout_error = e.what();
+                log(LogLevel::Warn, strfmt("%s; relaying out the weights in memory instead", e.what()));
+            }
+        }
+        if (m->layout_file.empty()) m->repacked_bytes = relayout_weights(arch->matrices(), ModelLoader::mapping(*m));
         if (m->repacked_bytes > 0) m->repack_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     }
     ModelLoader::set_arch(*m, std::move(arch));

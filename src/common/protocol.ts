@@ -116,6 +116,11 @@ export interface ModelLoadParams extends WorkDoneProgressParams {
   kvMemoryLimitBytes?: number;
   /** Upper bound on the number of KV sessions (default 8). */
   maxSessions?: number;
+  /**
+   * A folder for the model's layout file: its relaid-out weights, built at the first load and
+   * mapped read-only (file-backed, shared) by later ones. Absent: relaid out in memory.
+   */
+  layoutDir?: string;
 }
 
 export interface ModelSummary {
@@ -132,6 +137,8 @@ export interface ModelSummary {
   /** The model has a chat template. */
   chat: boolean;
   fileSize: number;
+  /** Where the relaid-out weights come from: the layout file ("" in memory), built by this load, why none could be used. */
+  layout?: { file: string; built: boolean; error: string };
 }
 export interface ModelLoadResult {
   path: string;

@@ -48,8 +48,13 @@ export interface EngineInfo {
 export interface LoadOptions {
   /** Tokenizer and metadata only: fast, and enough for tokenize/detokenize. */
   vocabOnly?: boolean;
-  /** Relayout Q4_0 matrices 16 rows per block in place at load (default true; the fast path). */
+  /** Relayout Q4_0, Q4_K and Q6_K matrices 16 rows per block at load (default true; the fast path). */
   repack?: boolean;
+  /**
+   * Keep the relaid-out matrices in a layout file in this folder: built at the first load,
+   * mapped read-only (file-backed, shared, reclaimable) by later ones. Absent: relayout in memory.
+   */
+  layoutDir?: string;
 }
 
 export interface LayerInfo {
@@ -72,6 +77,14 @@ export interface ModelInfo {
   tensor_type_bytes: Record<string, number>;
   tensors: { name: string; type: string; shape: number[] }[];
   chat_template: boolean;
+  /** bytes relaid out at load (16-row groups), and the time it took */
+  repackedBytes: number;
+  repackMs: number;
+  /**
+   * The layout file the relaid-out weights are mapped from ("" in memory), whether this load
+   * built it, why an existing one was rebuilt, why none could be used (then: in memory).
+   */
+  layout: { file: string; built: boolean; rebuiltBecause: string; error: string };
   [key: string]: unknown;
 }
 

@@ -33,7 +33,7 @@ export class LoadedModel {
   static async load(addon: Addon, params: ModelLoadParams): Promise<LoadedModel> {
     let model: Model;
     try {
-      model = await addon.loadModel(params.path);
+      model = await addon.loadModel(params.path, params.layoutDir ? { layoutDir: params.layoutDir } : {});
     } catch (err) {
       const code = isEngineError(err) ? err.code : 'internal';
       const detail = err instanceof Error ? err.message.replace(/\.$/, '') : String(err);
@@ -73,6 +73,7 @@ export class LoadedModel {
         fim: ids(FIM_TEXTS).length === FIM_TEXTS.length,
         chat: info.chat_template === true,
         fileSize: info.file_size,
+        layout: { file: info.layout.file, built: info.layout.built, error: info.layout.error },
       };
       const greedy = addon.createSampler({ temperature: 0, topK: 0, topP: 1, minP: 0, repeatPenalty: 1 });
       return new LoadedModel(params.path, model, pool, summary, greedy, new Set(ids(COMPLETION_STOP_TEXTS)));

@@ -266,6 +266,7 @@ export class EngineServer {
       batchSize: c.optionalNumber(p.batchSize, 'batchSize', { integer: true, min: 1, max: 1 << 16 }),
       kvMemoryLimitBytes: c.optionalNumber(p.kvMemoryLimitBytes, 'kvMemoryLimitBytes', { min: 0 }),
       maxSessions: c.optionalNumber(p.maxSessions, 'maxSessions', { integer: true, min: 1, max: 1024 }),
+      layoutDir: c.optionalString(p.layoutDir, 'layoutDir'),
     };
     const addon = this.requireAddon();
     const token = p.workDoneToken as ProgressToken | undefined;

@@ -86,6 +86,8 @@ export class EngineService implements vscode.Disposable {
   constructor(
     private readonly extensionPath: string,
     readonly log: vscode.LogOutputChannel,
+    /** where the engine keeps models' layout files (relaid-out weights, built once per model) */
+    private readonly layoutDir?: string,
   ) {
     this.disposables.push(
       vscode.workspace.onDidChangeConfiguration((event) => {
@@ -271,6 +273,7 @@ export class EngineService implements vscode.Disposable {
           threads: config.threads || undefined,
           contextLength: config.contextLength,
           kvMemoryLimitBytes: config.memoryLimitMB * 1024 * 1024,
+          layoutDir: this.layoutDir,
         },
         (progress) => {
           if (generation !== this.generation || progress.kind === 'end') return;
@@ -281,6 +284,9 @@ export class EngineService implements vscode.Disposable {
       this.log.info(
         `loaded ${result.info.name || path.basename(modelPath)} (${result.info.n_layer} layers, context ${result.info.context}) in ${result.loadMs.toFixed(0)} ms.`,
       );
+      const layout = result.info.layout;
+      if (layout?.file) this.log.info(`weights ${layout.built ? 'laid out once into' : 'mapped from'} ${layout.file}.`);
+      if (layout?.error) this.log.warn(`no layout file (${layout.error}); the weights were relaid out in memory.`);
       this.setStatus({ kind: 'ready', modelPath, model: result.info, loadMs: result.loadMs });
     } catch (err) {
       if (generation !== this.generation) return;

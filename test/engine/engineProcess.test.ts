@@ -140,6 +140,30 @@ describe('engine process', () => {
     await assert.rejects(engine.complete(COMPLETION), (err: ResponseError<unknown>) => err.code === EngineErrorCodes.EngineStopped);
   });
 
+  it('model/load with layoutDir: the first load lays the weights out into a file, the next maps it', async () => {
+    const q4 = await ensureModel({ ...TINY, types: { default: 'Q4_0' }, seed: 15 });
+    const layoutDir = fs.mkdtempSync(path.join(os.tmpdir(), 'st-engine-layout-'));
+    const { engine } = newEngine();
+    try {
+      await engine.start();
+      const first = await engine.loadModel({ path: q4, threads: 2, layoutDir });
+      assert.equal(first.info.layout?.built, true);
+      assert.equal(path.dirname(first.info.layout?.file ?? ''), layoutDir);
+      const a = await engine.complete(COMPLETION);
+      const second = await engine.loadModel({ path: q4, threads: 2, layoutDir });
+      assert.deepEqual(second.info.layout, { ...first.info.layout, built: false });
+      const b = await engine.complete(COMPLETION);
+      assert.deepEqual(b.candidates, a.candidates);
+      await assert.rejects(
+        engine.loadModel({ path: q4, layoutDir: 7 as unknown as string }),
+        (err: ResponseError<unknown>) => err.code === EngineErrorCodes.InvalidParams && /layoutDir/.test(err.message),
+      );
+    } finally {
+      await engine.dispose();
+      fs.rmSync(layoutDir, { recursive: true, force: true });
+    }
+  });
+
   it('rejects the request in flight when the child is killed, restarts it, and reloads the model', async () => {
     const { engine, states } = newEngine();
     try {

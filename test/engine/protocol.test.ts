@@ -215,6 +215,7 @@ describe('engine protocol', () => {
           fim: true,
           chat: true,
           fileSize: 0,
+          layout: { file: '', built: false, error: '' }, // no layoutDir: nothing to lay out, or in memory
         },
       );
       assert.ok(info.info!.fileSize > 0);

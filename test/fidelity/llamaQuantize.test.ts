@@ -23,7 +23,7 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { type ModelSpec, NARROW_256, SMALLTHINKER_21B, SMALLTHINKER_4B, ensureModel } from '../support/fixtures';
+import { type ModelSpec, NARROW_256, SHALLOW_4B, SMALLTHINKER_21B, ensureModel } from '../support/fixtures';
 import { type CompareSummary, compareRows, describeSummary, ourLogits, ourModel } from '../support/compare';
 import { LLAMA_FTYPE, type LlamaFtype, quantizeWithLlama } from '../support/llamaQuantize';
 import { openOracle, type Oracle } from '../support/oracle';
@@ -69,7 +69,7 @@ const SHAPES: Record<string, { spec: ModelSpec; ftypes: LlamaFtype[] }> = {
   },
   // the real 4B layer shapes (1536 wide, 12 heads of 128, experts of 768), two layers, 8 experts
   '4B widths': {
-    spec: { ...SMALLTHINKER_4B, n_layer: 2, n_expert: 8, vocab: { size: 4096 }, types: { default: 'F16' }, routing: 'varied', seed: 142 },
+    spec: { ...SHALLOW_4B, seed: 142 },
     ftypes: FTYPES.filter((f) => PUBLISHED.has(f)),
   },
   // the real 21B layer shapes (2560 wide, 28 heads of 128: q wider than the model), a NoPE global

@@ -147,6 +147,16 @@ export const SMALLTHINKER_4B: ModelSpec = {
   types: { default: 'Q4_0' },
 };
 
+/** The 4B layer shapes two layers deep, 8 experts, a 4096-token vocabulary, F16: fast to make, real widths. */
+export const SHALLOW_4B: ModelSpec = {
+  ...SMALLTHINKER_4B,
+  n_layer: 2,
+  n_expert: 8,
+  vocab: { size: 4096 },
+  types: { default: 'F16' },
+  routing: 'varied',
+};
+
 /** SmallThinker-21BA3B shapes: NoPE/RoPE + sliding-window hybrid (ENGINE-SPEC section 1). */
 export const SMALLTHINKER_21B: ModelSpec = {
   name: 'SmallThinker-21BA3B (random weights)',

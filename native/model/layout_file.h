@@ -1,0 +1,41 @@
+// A layout file: the relaid-out matrices of one GGUF (kernels::TypeKernels::relayout16), written
+// once into a cache folder and mapped read-only by every later load. The weights then stay
+// clean, file-backed pages the OS can share between processes and reclaim, and a load with a
+// warm page cache does no relayout work. Without one, relayout_weights rewrites the matrices in
+// place (anonymous copy-on-write pages).
+//
+// File: <dir>/<identity>.v<kLayoutVersion>.stlayout, where the identity hashes the GGUF's size,
+// modification time, first MiB and 16 samples of its data. Layout: a header page (magic,
+// version, the GGUF's size, mtime and identity, and one entry per matrix: its offset and size in
+// the GGUF, its type, its offset here), then each matrix at a 4096-byte boundary, bytes exactly
+// as the in-place relayout leaves them. Written to a temporary name and renamed when complete;
+// a file whose header, entries or size do not match is rebuilt, never used.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/gguf.h"
+#include "model/tensor.h"
+
+namespace moe {
+
+constexpr uint32_t kLayoutVersion = 1;
+
+struct LayoutFileResult {
+    std::unique_ptr<MappedFile> map;  // the layout file, mapped read-only (keep it for the tensors' lifetime)
+    std::string path;
+    bool built = false;           // written by this load (else an existing one was valid)
+    uint64_t bytes = 0;           // relaid-out bytes it holds
+    std::string rebuilt_because;  // why an existing file was not used ("" when none existed or it was used)
+};
+
+// Points every relayout candidate of `matrices` (as relayout_weights chooses them) at its
+// relaid-out copy in the layout file for `gguf` in `dir`, building the file first when there is
+// no valid one. Sets Tensor::data and Tensor::x16. Throws moe::Error("io"/"no_space", ...) when
+// the file cannot be built (the caller falls back to the in-place relayout); the tensors are then
+// untouched. Returns map == nullptr when there is nothing to relay out.
+LayoutFileResult use_layout_file(const std::vector<Tensor*>& matrices, const GgufFile& gguf, const std::string& dir);
+
+}  // namespace moe

@@ -1,0 +1,164 @@
+// Layout files (native/model/layout_file.h): the relaid-out matrices written once into a cache
+// folder and mapped read-only by later loads. Logits must be bit-identical to the in-memory
+// relayout; the weights must stay file-backed (no anonymous copy); a layout file that does not
+// belong to the GGUF (truncated, damaged, another GGUF's, another layout version) is rebuilt,
+// never used; a folder that cannot hold one falls back to the in-memory relayout.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+import { loadModel, type ModelInfo } from '../../src/engine/native';
+import { ensureModel, type ModelSpec, SHALLOW_4B } from '../support/fixtures';
+import { quantizeWithLlama } from '../support/llamaQuantize';
+
+/** the real 4B widths, two layers: a Q4_K_M file has Q4_K and Q6_K matrices to relay out */
+const SPEC: ModelSpec = { ...SHALLOW_4B, seed: 142 };
+const IDS = Int32Array.from([5, 17, 300, 2048, 9, 4000, 1, 77]);
+
+async function run(file: string, layoutDir?: string): Promise<{ info: ModelInfo; logits: Float32Array }> {
+  const model = await loadModel(file, layoutDir === undefined ? {} : { layoutDir });
+  try {
+    const session = model.createSession({ nCtx: 64, threads: 2 });
+    try {
+      return { info: model.info(), logits: await session.eval(IDS, { logits: 'all' }) };
+    } finally {
+      session.dispose();
+    }
+  } finally {
+    model.dispose();
+  }
+}
+
+function sameBits(a: Float32Array, b: Float32Array): boolean {
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+}
+
+describe('layout files', { timeout: 600_000 }, () => {
+  let file = '';
+  let other = '';
+  let dir = '';
+  let reference: Float32Array;
+  before(async () => {
+    file = await quantizeWithLlama(await ensureModel(SPEC), 'Q4_K_M');
+    other = await quantizeWithLlama(await ensureModel(SPEC), 'Q4_0');
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'st-layout-'));
+    const inMemory = await run(file);
+    assert.equal(inMemory.info.layout.file, '');
+    assert.ok(inMemory.info.repackedBytes > 0);
+    reference = inMemory.logits;
+  });
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  const layoutFiles = () => fs.readdirSync(dir).sort();
+
+  it('is built at the first load and mapped by the next; logits bit-identical to the in-memory relayout', async () => {
+    const first = await run(file, dir);
+    assert.equal(first.info.layout.built, true);
+    assert.equal(first.info.layout.error, '');
+    assert.equal(path.dirname(first.info.layout.file), dir);
+    assert.match(path.basename(first.info.layout.file), /^[0-9a-f]{16}\.v1\.stlayout$/);
+    assert.deepEqual(layoutFiles(), [path.basename(first.info.layout.file)], 'no temporary file left');
+    assert.ok(sameBits(first.logits, reference), 'logits of the load that built the layout file');
+    const second = await run(file, dir);
+    assert.equal(second.info.layout.built, false);
+    assert.equal(second.info.layout.file, first.info.layout.file);
+    assert.equal(second.info.repackedBytes, first.info.repackedBytes);
+    assert.ok(sameBits(second.logits, reference), 'logits from the mapped layout file');
+  });
+
+  it('keeps the weights file-backed: the load adds no anonymous copy of them', () => {
+    // in a fresh process: anonymous memory before and after loading, in memory vs. layout file
+    const script = `
+      const { loadModel } = require(${JSON.stringify(path.resolve(__dirname, '../../src/engine/native'))});
+      const anon = () => Number(require('fs').readFileSync('/proc/self/status', 'utf8').match(/RssAnon:\\s+(\\d+)/)[1]) * 1024;
+      (async () => {
+        const before = anon();
+        const m = await loadModel(process.argv[1], process.argv[2] ? { layoutDir: process.argv[2] } : {});
+        console.log(JSON.stringify({ grew: anon() - before, bytes: m.info().repackedBytes }));
+      })();`;
+    const measure = (...args: string[]) =>
+      JSON.parse(execFileSync(process.execPath, ['-e', script, file, ...args], { encoding: 'utf8' })) as { grew: number; bytes: number };
+    const inMemory = measure();
+    const mapped = measure(dir);
+    console.log(
+      `layout file: anonymous memory grew ${(mapped.grew / 1e6).toFixed(1)} MB (in memory: ${(inMemory.grew / 1e6).toFixed(1)} MB) for ${(mapped.bytes / 1e6).toFixed(1)} MB relaid out`,
+    );
+    assert.ok(inMemory.grew > 0.8 * inMemory.bytes, `the in-memory relayout should own its pages: ${inMemory.grew} of ${inMemory.bytes}`);
+    assert.ok(mapped.grew < 0.2 * mapped.bytes, `anonymous memory grew by ${mapped.grew} bytes for ${mapped.bytes} relaid out`);
+  });
+
+  it('rebuilds a truncated, damaged, foreign or other-version layout file, never uses it', async () => {
+    const good = (await run(file, dir)).info.layout.file;
+    const size = fs.statSync(good).size;
+    const damage: [string, () => void, RegExp][] = [
+      ['truncated', () => fs.truncateSync(good, size - 4096), /truncated|size/],
+      ['truncated to nothing', () => fs.truncateSync(good, 0), /empty|truncated/],
+      [
+        'a matrix entry changed',
+        () => {
+          const fd = fs.openSync(good, 'r+');
+          fs.writeSync(fd, Buffer.from([0xff]), 0, 1, 64); // the first entry's size (header: 56 bytes, entry: gguf offset, size, ...)
+          fs.closeSync(fd);
+        },
+        /matrices differ/,
+      ],
+      [
+        'another layout version',
+        () => {
+          const fd = fs.openSync(good, 'r+');
+          fs.writeSync(fd, Buffer.from([0, 0, 0, 0]), 0, 4, 8);
+          fs.closeSync(fd);
+        },
+        /layout version 0/,
+      ],
+      [
+        "another GGUF's layout file",
+        () => {
+          const foreign = fs.mkdtempSync(path.join(os.tmpdir(), 'st-layout-other-'));
+          execFileSync(process.execPath, [
+            '-e',
+            `require(${JSON.stringify(path.resolve(__dirname, '../../src/engine/native'))}).loadModel(process.argv[1], { layoutDir: process.argv[2] }).then((m) => m.dispose())`,
+            other,
+            foreign,
+          ]);
+          const [made] = fs.readdirSync(foreign);
+          fs.copyFileSync(path.join(foreign, made), good);
+          fs.rmSync(foreign, { recursive: true, force: true });
+        },
+        /another GGUF/,
+      ],
+    ];
+    for (const [label, spoil, why] of damage) {
+      spoil();
+      const r = await run(file, dir);
+      assert.equal(r.info.layout.built, true, `${label}: rebuilt`);
+      assert.match(r.info.layout.rebuiltBecause, why, label);
+      assert.equal(fs.statSync(good).size, size, `${label}: the rebuilt file is whole`);
+      assert.ok(sameBits(r.logits, reference), `${label}: logits after the rebuild`);
+    }
+  });
+
+  it("removes this GGUF's layout files of older versions when it builds one", async () => {
+    const good = (await run(file, dir)).info.layout.file;
+    const old = good.replace(/\.v1\.stlayout$/, '.v0.stlayout');
+    fs.copyFileSync(good, old);
+    fs.rmSync(good);
+    const r = await run(file, dir);
+    assert.equal(r.info.layout.built, true);
+    assert.ok(!fs.existsSync(old), 'the old version was removed');
+    assert.deepEqual(layoutFiles(), [path.basename(good)]);
+  });
+
+  it('a folder that cannot hold the layout file: one warning, the relayout in memory, the same logits', async () => {
+    const blocker = path.join(dir, 'not-a-folder');
+    fs.writeFileSync(blocker, 'x');
+    const r = await run(file, path.join(blocker, 'layouts'));
+    assert.equal(r.info.layout.file, '');
+    assert.match(r.info.layout.error, /cannot create the layout folder/);
+    assert.ok(r.info.repackedBytes > 0, 'relaid out in memory instead');
+    assert.ok(sameBits(r.logits, reference));
+  });
+});
