@@ -3,7 +3,7 @@
 // fails to register is logged and the others still work. Only src/vscode/ imports 'vscode'.
 import * as vscode from 'vscode';
 
-import { EngineService } from './vscode/engineService';
+import { EngineService, layoutFolder } from './vscode/engineService';
 import { ChatBridge, type Services } from './vscode/services';
 import { registerFeatures } from './vscode/features';
 import { testingViews, type TestingViews } from './vscode/testing';
@@ -17,7 +17,7 @@ export interface ExtensionApi extends Services {
 
 export function activate(context: vscode.ExtensionContext): ExtensionApi {
   const log = vscode.window.createOutputChannel('SmallThinker', { log: true });
-  const engine = new EngineService(context.extensionPath, log, vscode.Uri.joinPath(context.globalStorageUri, 'layouts').fsPath);
+  const engine = new EngineService(context.extensionPath, log, layoutFolder(context));
   const chat = new ChatBridge();
   context.subscriptions.push(log, chat, { dispose: () => void engine.dispose() });
   services = { context, engine, log, chat };

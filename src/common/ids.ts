@@ -11,6 +11,8 @@ export const Commands = {
   downloadModel: 'smallthinker.downloadModel',
   /** A quick pick of the model catalogue (src/common/modelCatalog.ts), a custom URL or a local file. */
   pickModelDownload: 'smallthinker.pickModelDownload',
+  /** Shows the disk use of the engine's layout files (fast-load copies of models) and removes them. */
+  removeLayoutFiles: 'smallthinker.removeLayoutFiles',
   restartEngine: 'smallthinker.restartEngine',
   showLog: 'smallthinker.showLog',
   showStatusMenu: 'smallthinker.showStatusMenu',

@@ -67,6 +67,11 @@ function toJsonrpcToken(token: vscode.CancellationToken | undefined): import('vs
   return token as unknown as import('vscode-jsonrpc').CancellationToken | undefined;
 }
 
+/** Where the engine keeps the models' layout files (native/model/layout_file.h). */
+export function layoutFolder(context: vscode.ExtensionContext): string {
+  return vscode.Uri.joinPath(context.globalStorageUri, 'layouts').fsPath;
+}
+
 export class EngineService implements vscode.Disposable {
   private process: EngineProcess | undefined;
   private current: EngineStatus = { kind: 'noModel', message: 'No model is set.' };

@@ -31,8 +31,9 @@ import {
   readHeaderArchitecture,
   type DownloadProgress,
 } from '../../../node/download';
+import { layoutUsage, removeLayoutFiles } from '../../../node/layoutFiles';
 import { downloadConfig, engineConfig, updateSetting } from '../../config';
-import type { EngineStatus } from '../../engineService';
+import { layoutFolder, type EngineStatus } from '../../engineService';
 import type { Services } from '../../services';
 
 /** globalState key: the user answered (or dismissed) the first-run prompt; it is not shown again. */
@@ -335,7 +336,28 @@ export function registerModels(context: vscode.ExtensionContext, services: Servi
     await downloadEntry(entry);
   };
 
+  const removeLayouts = async (): Promise<void> => {
+    const dir = layoutFolder(context);
+    const usage = layoutUsage(dir);
+    if (usage.files.length === 0) {
+      void vscode.window.showInformationMessage(`SmallThinker has no layout files (in ${dir}).`);
+      return;
+    }
+    const remove = 'Remove';
+    const choice = await vscode.window.showWarningMessage(
+      `SmallThinker's layout files use ${formatBytes(usage.bytes)} (${usage.files.length} file${usage.files.length === 1 ? '' : 's'} in ${dir}). ` +
+        'They let a model load in a fraction of a second; the next load of each model writes its file again.',
+      { modal: true },
+      remove,
+    );
+    if (choice !== remove) return;
+    const removed = removeLayoutFiles(dir);
+    log.info(`removed ${removed.files.length} layout file(s), ${formatBytes(removed.bytes)}, from ${dir}.`);
+    void vscode.window.showInformationMessage(`Removed ${formatBytes(removed.bytes)} of layout files.`);
+  };
+
   context.subscriptions.push(
+    vscode.commands.registerCommand(Commands.removeLayoutFiles, removeLayouts),
     vscode.commands.registerCommand(Commands.chooseModel, chooseModel),
     vscode.commands.registerCommand(Commands.downloadModel, downloadModel),
     vscode.commands.registerCommand(Commands.pickModelDownload, pickModelDownload),
