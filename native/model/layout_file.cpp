@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -217,6 +218,18 @@ void build(const std::string& path, const std::vector<Tensor*>& todo, const std:
     }
 }
 
+// MemAvailable of /proc/meminfo in bytes (0 when unknown: no populate).
+uint64_t available_memory() {
+    FILE* f = std::fopen("/proc/meminfo", "r");
+    if (!f) return 0;
+    char line[256];
+    unsigned long long kb = 0;
+    while (std::fgets(line, sizeof line, f))
+        if (std::sscanf(line, "MemAvailable: %llu kB", &kb) == 1) break;
+    std::fclose(f);
+    return static_cast<uint64_t>(kb) * 1024;
+}
+
 // mkdir -p
 void make_dirs(const std::string& dir) {
     for (size_t i = 1; i <= dir.size(); ++i) {
@@ -276,7 +289,9 @@ LayoutFileResult use_layout_file(const std::vector<Tensor*>& matrices, const Ggu
         const std::string why = check(*map, header, entries);
         if (!why.empty()) throw Error("io", strfmt("the layout file %s just written is not valid (%s)", r.path.c_str(), why.c_str()));
     }
-    map->populate_read();
+    // One sequential pass maps every page (no fault per 64 KB later), unless the file would
+    // crowd the memory that is free: then pages come in as the forward pass touches them.
+    if (map->size() < available_memory() / 2) map->populate_read();
     for (size_t i = 0; i < todo.size(); ++i) {
         todo[i]->data = map->data() + entries[i].offset;
         todo[i]->x16 = true;
