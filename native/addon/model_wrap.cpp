@@ -166,7 +166,13 @@ Napi::Value load_model(const Napi::CallbackInfo& info) {
         opts.vocab_only = bool_opt(options_arg(info, 1), "vocabOnly", false);
         opts.repack = bool_opt(options_arg(info, 1), "repack", true);
         opts.layout_dir = string_opt(options_arg(info, 1), "layoutDir", "");
-        auto* w = new LoadWorker(env, path, opts);
+        Napi::Function on_progress;
+        if (has(options_arg(info, 1), "onLayoutProgress")) {
+            Napi::Value f = options_arg(info, 1).Get("onLayoutProgress");
+            if (!f.IsFunction()) throw_error(env, "bad_input", "Option onLayoutProgress must be a function.");
+            on_progress = f.As<Napi::Function>();
+        }
+        auto* w = new LoadWorker(env, path, opts, on_progress);
         Napi::Promise p = w->promise();
         w->Queue();
         return p;

@@ -38,6 +38,31 @@ TaskWorker::TaskWorker(Napi::Env env, const char* name, std::shared_ptr<SessionC
                        std::function<Napi::Value(Napi::Env)> result)
     : PromiseWorker(env, name), core_(std::move(core)), self_(Napi::Persistent(self)), run_(std::move(run)), result_(std::move(result)) {}
 
+LoadWorker::LoadWorker(Napi::Env env, std::string path, moe::LoadOptions opts, Napi::Function on_progress)
+    : PromiseWorker(env, "moe.loadModel"), path_(std::move(path)), opts_(std::move(opts)) {
+    if (on_progress.IsEmpty()) return;
+    progress_ = Napi::ThreadSafeFunction::New(env, on_progress, "moe.layoutProgress", 0, 1);
+    has_progress_ = true;
+    Napi::ThreadSafeFunction tsfn = progress_;
+    opts_.on_layout_progress = [tsfn](double fraction) mutable {
+        auto* value = new double(fraction);
+        const napi_status st = tsfn.NonBlockingCall(value, [](Napi::Env env, Napi::Function fn, double* v) {
+            const double f = *v;
+            delete v;
+            try {
+                fn.Call({Napi::Number::New(env, f)});
+            } catch (const Napi::Error&) {
+                // a throwing progress callback does not stop the load
+            }
+        });
+        if (st != napi_ok) delete value;
+    };
+}
+
+void LoadWorker::settled() {
+    if (has_progress_) progress_.Release();
+}
+
 void LoadWorker::run() { model_ = std::shared_ptr<moe::Model>(moe::Model::load(path_, opts_)); }
 
 Napi::Value LoadWorker::result(Napi::Env env) { return ModelWrap::wrap(env, std::move(model_)); }

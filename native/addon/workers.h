@@ -56,16 +56,19 @@ class TaskWorker : public PromiseWorker {
 // Model::load; resolves with a Model object.
 class LoadWorker : public PromiseWorker {
  public:
-    LoadWorker(Napi::Env env, std::string path, moe::LoadOptions opts)
-        : PromiseWorker(env, "moe.loadModel"), path_(std::move(path)), opts_(opts) {}
+    // on_progress (may be empty): called on the JS thread with the fraction of a layout file built.
+    LoadWorker(Napi::Env env, std::string path, moe::LoadOptions opts, Napi::Function on_progress);
 
  protected:
     void run() override;
     Napi::Value result(Napi::Env env) override;
+    void settled() override;
 
  private:
     std::string path_;
     moe::LoadOptions opts_;
+    Napi::ThreadSafeFunction progress_;  // set when has_progress_
+    bool has_progress_ = false;
     std::shared_ptr<moe::Model> model_;
 };
 

@@ -139,7 +139,8 @@ void write_all(int fd, const void* p, size_t n, uint64_t off, const std::string&
 }
 
 // Writes the layout file to a temporary name and renames it into place.
-void build(const std::string& path, const std::vector<Tensor*>& todo, const std::vector<Entry>& entries, const Header& header) {
+void build(const std::string& path, const std::vector<Tensor*>& todo, const std::vector<Entry>& entries, const Header& header,
+           const std::function<void(double)>& progress) {
     struct statvfs vfs;
     const std::string dir = path.substr(0, path.find_last_of('/'));
     if (statvfs(dir.c_str(), &vfs) == 0) {
@@ -163,6 +164,10 @@ void build(const std::string& path, const std::vector<Tensor*>& todo, const std:
             const uint64_t per = std::max<uint64_t>(1, (1ull << 20) / gb) * gb;
             for (uint64_t b = 0; b < entries[i].bytes; b += per) items.push_back({i, b, std::min(per, entries[i].bytes - b)});
         }
+        uint64_t total = 0;
+        for (const Entry& e : entries) total += e.bytes;
+        std::atomic<uint64_t> done{0};
+        std::atomic<int> reported{-1};  // the last percent reported
         std::atomic<size_t> next{0};
         std::atomic<bool> failed{false};
         std::string failure_code, failure;
@@ -179,6 +184,11 @@ void build(const std::string& path, const std::vector<Tensor*>& todo, const std:
                     buf.assign(t->data + it.begin, t->data + it.begin + it.len);
                     for (uint64_t g = 0; g < it.len; g += gb) relayout(buf.data() + g, nb);
                     write_all(fd, buf.data(), buf.size(), entries[it.e].offset + it.begin, tmp);
+                    const int pct = static_cast<int>((done += it.len) * 100 / std::max<uint64_t>(1, total));
+                    int prev = reported.load();
+                    while (pct > prev && !reported.compare_exchange_weak(prev, pct)) {
+                    }
+                    if (pct > prev && progress) progress(pct / 100.0);
                 }
             } catch (const Error& e) {
                 std::lock_guard<std::mutex> lock(mu);
@@ -254,7 +264,8 @@ void remove_other_versions(const std::string& dir, const std::string& stem, cons
 
 }  // namespace
 
-LayoutFileResult use_layout_file(const std::vector<Tensor*>& matrices, const GgufFile& gguf, const std::string& dir) {
+LayoutFileResult use_layout_file(const std::vector<Tensor*>& matrices, const GgufFile& gguf, const std::string& dir,
+                                 const std::function<void(double)>& progress) {
     LayoutFileResult r;
     const std::vector<Tensor*> todo = relayout_candidates(matrices);
     if (todo.empty() || !gguf.mapping()) return r;
@@ -283,7 +294,7 @@ LayoutFileResult use_layout_file(const std::vector<Tensor*>& matrices, const Ggu
     if (!map) {
         make_dirs(dir);
         remove_other_versions(dir, stem, name);
-        build(r.path, todo, entries, header);
+        build(r.path, todo, entries, header, progress);
         r.built = true;
         map = std::make_unique<MappedFile>(r.path);
         const std::string why = check(*map, header, entries);

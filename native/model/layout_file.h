@@ -12,6 +12,7 @@
 // a file whose header, entries or size do not match is rebuilt, never used.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -36,6 +37,8 @@ struct LayoutFileResult {
 // no valid one. Sets Tensor::data and Tensor::x16. Throws moe::Error("io"/"no_space", ...) when
 // the file cannot be built (the caller falls back to the in-place relayout); the tensors are then
 // untouched. Returns map == nullptr when there is nothing to relay out.
-LayoutFileResult use_layout_file(const std::vector<Tensor*>& matrices, const GgufFile& gguf, const std::string& dir);
+// `progress` (may be empty) is called with the fraction written, once per percent, while building.
+LayoutFileResult use_layout_file(const std::vector<Tensor*>& matrices, const GgufFile& gguf, const std::string& dir,
+                                 const std::function<void(double)>& progress = {});
 
 }  // namespace moe

@@ -5,6 +5,7 @@
 // missing expert tensors, ...).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -57,6 +58,9 @@ struct LoadOptions {
     // memory. "": in memory. When the file cannot be built (no space, no access) the load says
     // so in the log and relays out in memory.
     std::string layout_dir;
+    // Called with the fraction done (0..1, once per percent, from the build's threads) while a
+    // layout file is being written; never when an existing one is mapped.
+    std::function<void(double)> on_layout_progress;
 };
 
 struct ForwardState;

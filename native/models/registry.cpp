@@ -50,7 +50,7 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
         const auto t0 = std::chrono::steady_clock::now();
         if (!opts.layout_dir.empty()) {
             try {
-                LayoutFileResult r = use_layout_file(arch->matrices(), m->file(), opts.layout_dir);
+                LayoutFileResult r = use_layout_file(arch->matrices(), m->file(), opts.layout_dir, opts.on_layout_progress);
                 m->repacked_bytes = r.bytes;
                 m->layout_file = r.path;
                 m->layout_built = r.built;

@@ -55,6 +55,8 @@ export interface LoadOptions {
    * mapped read-only (file-backed, shared, reclaimable) by later ones. Absent: relayout in memory.
    */
   layoutDir?: string;
+  /** Called with the fraction written (0..1, once per percent) while the layout file is built. */
+  onLayoutProgress?: (fraction: number) => void;
 }
 
 export interface LayerInfo {

@@ -30,10 +30,10 @@ export class LoadedModel {
    * Loads `params.path` and checks the session settings against the model and the memory limit.
    * Throws ResponseError ModelLoadFailed or InvalidParams with a sentence for the user.
    */
-  static async load(addon: Addon, params: ModelLoadParams): Promise<LoadedModel> {
+  static async load(addon: Addon, params: ModelLoadParams, onLayoutProgress?: (fraction: number) => void): Promise<LoadedModel> {
     let model: Model;
     try {
-      model = await addon.loadModel(params.path, params.layoutDir ? { layoutDir: params.layoutDir } : {});
+      model = await addon.loadModel(params.path, params.layoutDir ? { layoutDir: params.layoutDir, onLayoutProgress } : {});
     } catch (err) {
       const code = isEngineError(err) ? err.code : 'internal';
       const detail = err instanceof Error ? err.message.replace(/\.$/, '') : String(err);

@@ -278,7 +278,12 @@ export class EngineServer {
       progress({ kind: 'begin', title: 'Loading model', message: params.path });
       try {
         progress({ kind: 'report', message: 'reading' });
-        const lm = await LoadedModel.load(addon, params);
+        // the addon may deliver a progress call after the load settled: none may follow 'end'
+        let settled = false;
+        const lm = await LoadedModel.load(addon, params, (fraction) => {
+          if (!settled)
+            progress({ kind: 'report', message: 'laying out the weights for fast loading (once)', percentage: Math.round(fraction * 100) });
+        }).finally(() => (settled = true));
         progress({ kind: 'end', message: 'loaded' });
         return lm;
       } catch (err) {

@@ -146,8 +146,15 @@ describe('engine process', () => {
     const { engine } = newEngine();
     try {
       await engine.start();
-      const first = await engine.loadModel({ path: q4, threads: 2, layoutDir });
+      const reports: string[] = [];
+      const first = await engine.loadModel({ path: q4, threads: 2, layoutDir }, (p) => {
+        if (p.kind === 'report') reports.push(`${p.message ?? ''} ${p.percentage ?? ''}`);
+      });
       assert.equal(first.info.layout?.built, true);
+      assert.ok(
+        reports.some((r) => /laying out the weights/.test(r)),
+        `progress: ${reports.join('; ')}`,
+      );
       assert.equal(path.dirname(first.info.layout?.file ?? ''), layoutDir);
       const a = await engine.complete(COMPLETION);
       const second = await engine.loadModel({ path: q4, threads: 2, layoutDir });

@@ -18,8 +18,12 @@ import { quantizeWithLlama } from '../support/llamaQuantize';
 const SPEC: ModelSpec = { ...SHALLOW_4B, seed: 142 };
 const IDS = Int32Array.from([5, 17, 300, 2048, 9, 4000, 1, 77]);
 
-async function run(file: string, layoutDir?: string): Promise<{ info: ModelInfo; logits: Float32Array }> {
-  const model = await loadModel(file, layoutDir === undefined ? {} : { layoutDir });
+async function run(
+  file: string,
+  layoutDir?: string,
+  onLayoutProgress?: (f: number) => void,
+): Promise<{ info: ModelInfo; logits: Float32Array }> {
+  const model = await loadModel(file, layoutDir === undefined ? {} : { layoutDir, onLayoutProgress });
   try {
     const session = model.createSession({ nCtx: 64, threads: 2 });
     try {
@@ -54,15 +58,26 @@ describe('layout files', { timeout: 600_000 }, () => {
 
   const layoutFiles = () => fs.readdirSync(dir).sort();
 
-  it('is built at the first load and mapped by the next; logits bit-identical to the in-memory relayout', async () => {
-    const first = await run(file, dir);
+  it('is built at the first load (with progress) and mapped by the next; logits bit-identical to the in-memory relayout', async () => {
+    const progress: number[] = [];
+    const first = await run(file, dir, (f) => progress.push(f));
+    await new Promise((resolve) => setImmediate(resolve)); // progress calls queued before the load settled
+    assert.ok(progress.length >= 2, `progress: ${progress.join(', ')}`);
+    assert.ok(
+      progress.every((f, i) => f > 0 && f <= 1 && (i === 0 || f > progress[i - 1])),
+      `progress rises: ${progress.join(', ')}`,
+    );
+    assert.equal(progress[progress.length - 1], 1);
     assert.equal(first.info.layout.built, true);
     assert.equal(first.info.layout.error, '');
     assert.equal(path.dirname(first.info.layout.file), dir);
     assert.match(path.basename(first.info.layout.file), /^[0-9a-f]{16}\.v1\.stlayout$/);
     assert.deepEqual(layoutFiles(), [path.basename(first.info.layout.file)], 'no temporary file left');
     assert.ok(sameBits(first.logits, reference), 'logits of the load that built the layout file');
-    const second = await run(file, dir);
+    const again: number[] = [];
+    const second = await run(file, dir, (f) => again.push(f));
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(again, [], 'no progress when the layout file is mapped');
     assert.equal(second.info.layout.built, false);
     assert.equal(second.info.layout.file, first.info.layout.file);
     assert.equal(second.info.repackedBytes, first.info.repackedBytes);
