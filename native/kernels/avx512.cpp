@@ -525,6 +525,13 @@ void mul_q4_0x16_q8_0(int64_t n, const uint8_t* w, size_t group_bytes, int64_t n
     mul_x16_512<Dp4>(n, w, group_bytes, ngroups, x, x_row_bytes, nt, y, ldy);
 }
 
+// ---- ReGLU-sparse Q4_0 (mul_sparse_avx512.h)
+#include "kernels/mul_sparse_avx512.h"
+void mul_q4_0r16_q8_0(int64_t n, const block_q4_0* w, size_t w_row_bytes, const int32_t* rows, int64_t nr, const block_q8_0* x,
+                      size_t x_row_bytes, int64_t nt, float* y, int64_t ldy) {
+    mul_r16_512<Dp4>(n, w, w_row_bytes, rows, nr, x, x_row_bytes, nt, y, ldy);
+}
+
 // ---- relaid-out Q4_K and Q6_K (mul_kx16.h), 16 rows per vector, Dp4's 4-byte step
 #include "kernels/mul_kx16.h"
 void mul_q4_Kx16_q8_K(int64_t n, const uint8_t* w, size_t group_bytes, int64_t ngroups, const block_q8_K* x, size_t x_row_bytes, int64_t nt,
@@ -561,7 +568,12 @@ struct KqMadd {
 
 namespace moe::kernels {
 const KernelSet* avx512_set() {
-    static const KernelSet set = make_simd_set(Isa::Avx512);
+    static const KernelSet set = [] {
+        KernelSet k = make_simd_set(Isa::Avx512);
+        k.types[uint32_t(DType::Q4_0)].mul_r16 = mul_as<block_q4_0, block_q8_0, mul_q4_0r16_q8_0>;
+        k.types[uint32_t(DType::Q4_0)].mul_nm = mul_nm_512<Dp4>;
+        return k;
+    }();
     return &set;
 }
 }  // namespace moe::kernels

@@ -47,6 +47,12 @@ using MulFn = void (*)(int64_t n, const void* w, size_t w_row_bytes, const int32
 // converted, times d_w*d_x, added in block order), so every set returns the reference's bits.
 using MulX16Fn = void (*)(int64_t n, const uint8_t* w, size_t group_bytes, int64_t ngroups, const void* x, size_t x_row_bytes, int64_t nt,
                           float* y, int64_t ldy);
+// A neuron-major matrix (relayout_nm below) of m rows and n columns: y[t*ldy + r - r0] = dot(row r,
+// activation row t) for rows r0 <= r < r0 + nr (multiples of 128) and t < nt, reading only the
+// columns cols[0..ncols) (ascending): every other column of every activation row must be 0 (ReGLU's
+// silent neurons). Bit-identical to the dot of the row in its original layout.
+using MulNmFn = void (*)(int64_t n, int64_t m, const uint8_t* w, int64_t r0, int64_t nr, const int32_t* cols, int64_t ncols, const void* x,
+                         size_t x_row_bytes, int64_t nt, float* y, int64_t ldy);
 
 // One element type's kernels in one set; a null pointer is a kernel the type does not have.
 struct TypeKernels {
@@ -57,6 +63,11 @@ struct TypeKernels {
     // In-place relayout of 16 consecutive weight rows of nb blocks each, the same bytes in the
     // order mul_x16 reads (repack_q4_0x16 below); the same function in every set.
     void (*relayout16)(uint8_t* group, int64_t nb);
+    // ReGLU-sparse expert matrices (the type's sparse layouts; nullptr: none in this set):
+    // mul_r16: MulFn over rows relaid out by relayout_r16 (any subset of rows, as fast per row as mul_x16);
+    // mul_nm: over a neuron-major matrix (relayout_nm), only the listed columns.
+    MulFn mul_r16 = nullptr;
+    MulNmFn mul_nm = nullptr;
 };
 
 constexpr uint32_t kTypeCount = 32;  // ggml type ids below this can have kernels
@@ -135,6 +146,24 @@ void unpack_q6_Kx16(uint8_t* group, int64_t nb);
 void mul_q6_Kx16_q8_K_ref(int64_t n, const uint8_t* w, size_t group_bytes, int64_t ngroups, const block_q8_K* x, size_t x_row_bytes,
                           int64_t nt, float* y, int64_t ldy);
 constexpr size_t kQ6Kx16BlockBytes = 16 * sizeof(block_q6_K);
+
+// ReGLU-sparse Q4_0 layouts (the experts' up and down; n = the row length, a multiple of 512 for
+// r16, and m = the row count, a multiple of 128 for nm):
+// r16: each row in place, its blocks relaid out 16 at a time as repack_q4_0x16 relays out 16 rows'
+// blocks: per 16 blocks (288 bytes), their fp16 scales, then 4 chunks of 64 bytes where chunk k
+// holds, for block i, bytes 4k..4k+3 of its qs. Rows keep their size and place, so any subset of
+// them is read with one contiguous read each.
+void repack_q4_0r16(uint8_t* row, int64_t nb);
+void unpack_q4_0r16(uint8_t* row, int64_t nb);
+// nm (neuron-major): m rows of n/32 Q4_0 blocks (src) -> dst, the same size: per block column b
+// (32 columns), the m rows' fp16 scales in row order, then each of its 32 columns: per tile of 128
+// rows, 64 bytes where byte s holds row nm_row(s) in its low nibble and row 64 + nm_row(s) in its
+// high nibble. A column's bytes are contiguous: one read per neuron.
+void relayout_q4_0nm(const uint8_t* src, uint8_t* dst, int64_t m, int64_t n);
+void unpack_q4_0nm(const uint8_t* src, uint8_t* dst, int64_t m, int64_t n);
+constexpr int nm_row(int s) { return 16 * ((s >> 2) & 3) + 4 * (s >> 4) + (s & 3); }
+constexpr int64_t kNmTileRows = 128;
+constexpr int64_t kR16Elements = 512;  // 16 blocks of 32
 
 const KernelSet& scalar_set();
 // nullptr when that ISA was not compiled into this binary.

@@ -225,6 +225,50 @@ void mul_q4_0x16_q8_0_ref(int64_t n, const uint8_t* w, size_t group_bytes, int64
     }
 }
 
+// The sparse layouts by definition: the reference dot of the row in its original layout.
+void mul_q4_0r16_q8_0_ref(int64_t n, const block_q4_0* w, size_t w_row_bytes, const int32_t* rows, int64_t nr, const block_q8_0* x,
+                          size_t x_row_bytes, int64_t nt, float* y, int64_t ldy) {
+    const int64_t nb = n / QK4_0;
+    std::vector<uint8_t> row(static_cast<size_t>(nb) * sizeof(block_q4_0));
+    for (int64_t i = 0; i < nr; ++i) {
+        const int64_t r = rows ? rows[i] : i;
+        std::memcpy(row.data(), reinterpret_cast<const uint8_t*>(w) + static_cast<size_t>(r) * w_row_bytes, row.size());
+        unpack_q4_0r16(row.data(), nb);
+        for (int64_t t = 0; t < nt; ++t)
+            y[t * ldy + r] = dot_q4_0_q8_0_ref(
+                n, reinterpret_cast<const block_q4_0*>(row.data()),
+                reinterpret_cast<const block_q8_0*>(reinterpret_cast<const uint8_t*>(x) + static_cast<size_t>(t) * x_row_bytes));
+    }
+}
+
+// Row r of a neuron-major matrix back in Q4_0 blocks.
+void nm_row_blocks(const uint8_t* w, int64_t m, int64_t n, int64_t r, block_q4_0* out) {
+    const size_t block_bytes = 18 * static_cast<size_t>(m), col_bytes = static_cast<size_t>(m) / 2;
+    const int64_t tile = r / kNmTileRows, rr = r % kNmTileRows;
+    const size_t at = static_cast<size_t>(tile) * 64 + static_cast<size_t>(nm_row(static_cast<int>(rr % 64)));
+    const int shift = rr >= 64 ? 4 : 0;
+    for (int64_t b = 0; b < n / QK4_0; ++b) {
+        const uint8_t* blk = w + static_cast<size_t>(b) * block_bytes;
+        std::memcpy(&out[b].d, blk + 2 * r, 2);
+        std::memset(out[b].qs, 0, sizeof out[b].qs);
+        for (int j = 0; j < QK4_0; ++j) {
+            const uint8_t q = (blk[2 * static_cast<size_t>(m) + static_cast<size_t>(j) * col_bytes + at] >> shift) & 0x0f;
+            out[b].qs[j % 16] |= static_cast<uint8_t>(j < 16 ? q : q << 4);
+        }
+    }
+}
+
+void mul_q4_0nm_q8_0_ref(int64_t n, int64_t m, const uint8_t* w, int64_t r0, int64_t nr, const int32_t*, int64_t, const void* x,
+                         size_t x_row_bytes, int64_t nt, float* y, int64_t ldy) {
+    std::vector<block_q4_0> row(static_cast<size_t>(n / QK4_0));
+    for (int64_t r = r0; r < r0 + nr; ++r) {
+        nm_row_blocks(w, m, n, r, row.data());
+        for (int64_t t = 0; t < nt; ++t)
+            y[t * ldy + r - r0] = dot_q4_0_q8_0_ref(
+                n, row.data(), reinterpret_cast<const block_q8_0*>(static_cast<const uint8_t*>(x) + static_cast<size_t>(t) * x_row_bytes));
+    }
+}
+
 KernelSet make_scalar() {
     KernelSet s{};
     s.isa = Isa::Scalar;
@@ -236,9 +280,13 @@ KernelSet make_scalar() {
     s.types[uint32_t(DType::Q8_0)] = {from_f32_as<block_q8_0, quantize_row_q8_0_ref>, dot_as<block_q8_0, block_q8_0, dot_q8_0_q8_0_ref>,
                                       mul_as<block_q8_0, block_q8_0, mul_by_dots<block_q8_0, block_q8_0, dot_q8_0_q8_0_ref>>, nullptr,
                                       nullptr};
-    s.types[uint32_t(DType::Q4_0)] = {nullptr, dot_as<block_q4_0, block_q8_0, dot_q4_0_q8_0_ref>,
+    s.types[uint32_t(DType::Q4_0)] = {nullptr,
+                                      dot_as<block_q4_0, block_q8_0, dot_q4_0_q8_0_ref>,
                                       mul_as<block_q4_0, block_q8_0, mul_by_dots<block_q4_0, block_q8_0, dot_q4_0_q8_0_ref>>,
-                                      mul_x16_as<block_q8_0, mul_q4_0x16_q8_0_ref>, repack_q4_0x16};
+                                      mul_x16_as<block_q8_0, mul_q4_0x16_q8_0_ref>,
+                                      repack_q4_0x16,
+                                      mul_as<block_q4_0, block_q8_0, mul_q4_0r16_q8_0_ref>,
+                                      mul_q4_0nm_q8_0_ref};
     s.types[uint32_t(DType::Q8_K)] = {from_f32_as<block_q8_K, quantize_row_q8_K_ref>, nullptr, nullptr, nullptr, nullptr};
     s.types[uint32_t(DType::Q6_K)] = {nullptr, dot_as<block_q6_K, block_q8_K, dot_q6_K_q8_K_ref>,
                                       mul_as<block_q6_K, block_q8_K, mul_by_dots<block_q6_K, block_q8_K, dot_q6_K_q8_K_ref>>,
@@ -309,6 +357,39 @@ void unpack_q4_0x16(uint8_t* group, int64_t nb) {
             for (int k = 0; k < 4; ++k) std::memcpy(dst + 2 + 4 * k, blk + 32 + 64 * k + 4 * i, 4);
         }
     }
+}
+
+void repack_q4_0r16(uint8_t* row, int64_t nb) {
+    for (int64_t b = 0; b < nb; b += 16) repack_q4_0x16(row + static_cast<size_t>(b) * sizeof(block_q4_0), 1);
+}
+
+void unpack_q4_0r16(uint8_t* row, int64_t nb) {
+    for (int64_t b = 0; b < nb; b += 16) unpack_q4_0x16(row + static_cast<size_t>(b) * sizeof(block_q4_0), 1);
+}
+
+void relayout_q4_0nm(const uint8_t* src, uint8_t* dst, int64_t m, int64_t n) {
+    const int64_t nb = n / QK4_0;
+    const size_t row_bytes = static_cast<size_t>(nb) * sizeof(block_q4_0), block_bytes = 18 * static_cast<size_t>(m);
+    const size_t col_bytes = static_cast<size_t>(m) / 2;
+    std::memset(dst, 0, static_cast<size_t>(nb) * block_bytes);
+    for (int64_t r = 0; r < m; ++r) {
+        const size_t at = static_cast<size_t>(r / kNmTileRows) * 64 + static_cast<size_t>(nm_row(static_cast<int>(r % 64)));
+        const int shift = r % kNmTileRows >= 64 ? 4 : 0;
+        for (int64_t b = 0; b < nb; ++b) {
+            const block_q4_0* in = reinterpret_cast<const block_q4_0*>(src + static_cast<size_t>(r) * row_bytes) + b;
+            uint8_t* blk = dst + static_cast<size_t>(b) * block_bytes;
+            std::memcpy(blk + 2 * r, &in->d, 2);
+            for (int j = 0; j < QK4_0; ++j) {
+                const uint8_t q = j < 16 ? (in->qs[j] & 0x0f) : (in->qs[j - 16] >> 4);
+                blk[2 * static_cast<size_t>(m) + static_cast<size_t>(j) * col_bytes + at] |= static_cast<uint8_t>(q << shift);
+            }
+        }
+    }
+}
+
+void unpack_q4_0nm(const uint8_t* src, uint8_t* dst, int64_t m, int64_t n) {
+    const size_t row_bytes = static_cast<size_t>(n / QK4_0) * sizeof(block_q4_0);
+    for (int64_t r = 0; r < m; ++r) nm_row_blocks(src, m, n, r, reinterpret_cast<block_q4_0*>(dst + static_cast<size_t>(r) * row_bytes));
 }
 
 }  // namespace moe::kernels

@@ -47,6 +47,7 @@ void check_set(const KernelSet& ks) {
     check_kquants(ks);
     check_q32(ks);
     check_kx16(ks);
+    check_sparse(ks);
 }
 
 }  // namespace
@@ -75,6 +76,7 @@ int main(int argc, char** argv) {
             check_kquants(scalar_set());
             check_q32(scalar_set());
             check_kx16(scalar_set());
+            check_sparse(scalar_set());
             continue;
         }
         check_set(*compiled_set(isa));

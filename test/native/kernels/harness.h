@@ -120,7 +120,9 @@ void check_matrix(const KernelSet& ks);       // matrix.cpp: mul_*_q8_0, mul_q4_
 void check_kquants(const KernelSet& ks);      // kquants.cpp: quantize_row_q8_K, k-quant dots and mul (scalar: the reference vs to_float)
 void check_q32(const KernelSet& ks);          // q32.cpp: iq4_nl, q5_0, q4_1, q5_1 dots and matrix kernels, quantize_row_q8_1
 void check_kx16(const KernelSet& ks);         // kx16.cpp: relaid-out q4_K and q6_K (repack round trip, mul_x16 vs the reference dot)
-void check_dispatch();                        // dispatch.cpp: parse_isa, set_active/active, MOE_FORCE_ISA
-int run_bench();                              // bench.cpp: --bench
+void check_sparse(
+    const KernelSet& ks);  // sparse.cpp: the ReGLU-sparse Q4_0 layouts (r16 rows, neuron-major), their round trips and kernels
+void check_dispatch();     // dispatch.cpp: parse_isa, set_active/active, MOE_FORCE_ISA
+int run_bench();           // bench.cpp: --bench
 
 }  // namespace kt
