@@ -138,9 +138,11 @@ void write_all(int fd, const void* p, size_t n, uint64_t off, const std::string&
     }
 }
 
+[[noreturn]] void throw_cancelled() { throw Error("cancelled", "the model load was cancelled while its layout file was being written"); }
+
 // Writes the layout file to a temporary name and renames it into place.
 void build(const std::string& path, const std::vector<Tensor*>& todo, const std::vector<Entry>& entries, const Header& header,
-           const std::function<void(double)>& progress) {
+           const std::function<void(double)>& progress, const std::atomic<bool>* cancel) {
     struct statvfs vfs;
     const std::string dir = path.substr(0, path.find_last_of('/'));
     if (statvfs(dir.c_str(), &vfs) == 0) {
@@ -176,6 +178,7 @@ void build(const std::string& path, const std::vector<Tensor*>& todo, const std:
             std::vector<uint8_t> buf;
             try {
                 for (size_t i; !failed.load() && (i = next.fetch_add(1)) < items.size();) {
+                    if (cancel && cancel->load()) throw_cancelled();
                     const Item& it = items[i];
                     const Tensor* t = todo[it.e];
                     const auto relayout = kernels::scalar_set().of(t->type).relayout16;
@@ -265,7 +268,7 @@ void remove_other_versions(const std::string& dir, const std::string& stem, cons
 }  // namespace
 
 LayoutFileResult use_layout_file(const std::vector<Tensor*>& matrices, const GgufFile& gguf, const std::string& dir,
-                                 const std::function<void(double)>& progress) {
+                                 const std::function<void(double)>& progress, const std::atomic<bool>* cancel) {
     LayoutFileResult r;
     const std::vector<Tensor*> todo = relayout_candidates(matrices);
     if (todo.empty() || !gguf.mapping()) return r;
@@ -294,7 +297,8 @@ LayoutFileResult use_layout_file(const std::vector<Tensor*>& matrices, const Ggu
     if (!map) {
         make_dirs(dir);
         remove_other_versions(dir, stem, name);
-        build(r.path, todo, entries, header, progress);
+        if (cancel && cancel->load()) throw_cancelled();
+        build(r.path, todo, entries, header, progress, cancel);
         r.built = true;
         map = std::make_unique<MappedFile>(r.path);
         const std::string why = check(*map, header, entries);

@@ -11,6 +11,7 @@
 // as the in-place relayout leaves them. Written to a temporary name and renamed when complete;
 // a file whose header, entries or size do not match is rebuilt, never used.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -38,7 +39,10 @@ struct LayoutFileResult {
 // the file cannot be built (the caller falls back to the in-place relayout); the tensors are then
 // untouched. Returns map == nullptr when there is nothing to relay out.
 // `progress` (may be empty) is called with the fraction written, once per percent, while building.
+// `cancel` (may be null) is checked between the build's items: once true, the build threads stop,
+// the temporary file is removed and moe::Error("cancelled") is thrown (the caller must not fall
+// back then).
 LayoutFileResult use_layout_file(const std::vector<Tensor*>& matrices, const GgufFile& gguf, const std::string& dir,
-                                 const std::function<void(double)>& progress = {});
+                                 const std::function<void(double)>& progress = {}, const std::atomic<bool>* cancel = nullptr);
 
 }  // namespace moe

@@ -57,6 +57,12 @@ export interface LoadOptions {
   layoutDir?: string;
   /** Called with the fraction written (0..1, once per percent) while the layout file is built. */
   onLayoutProgress?: (fraction: number) => void;
+  /**
+   * Aborting it stops the load: a layout file build stops within about a megabyte of writing
+   * (its temporary file is removed, no in-memory relayout follows) and the promise rejects with
+   * code 'cancelled'. Already aborted: rejects at once. A load past the relayout completes.
+   */
+  signal?: AbortSignal;
 }
 
 export interface LayerInfo {

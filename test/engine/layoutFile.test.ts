@@ -11,12 +11,14 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { loadModel, type ModelInfo } from '../../src/engine/native';
-import { ensureModel, type ModelSpec, SHALLOW_4B } from '../support/fixtures';
+import { ensureModel, type ModelSpec, SHALLOW_4B, SMALLTHINKER_4B } from '../support/fixtures';
 import { quantizeWithLlama } from '../support/llamaQuantize';
 
 /** the real 4B widths, two layers: a Q4_K_M file has Q4_K and Q6_K matrices to relay out */
 const SPEC: ModelSpec = { ...SHALLOW_4B, seed: 142 };
 const IDS = Int32Array.from([5, 17, 300, 2048, 9, 4000, 1, 77]);
+/** the 4B shapes two layers deep, Q4_0, 400 MB: its layout file takes long enough to build to cancel it midway */
+const BIG: ModelSpec = { ...SMALLTHINKER_4B, n_layer: 2, routing: 'varied' };
 
 async function run(
   file: string,
@@ -165,6 +167,56 @@ describe('layout files', { timeout: 600_000 }, () => {
     assert.equal(r.info.layout.built, true);
     assert.ok(!fs.existsSync(old), 'the old version was removed');
     assert.deepEqual(layoutFiles(), [path.basename(good)]);
+  });
+
+  it('a cancelled build stops, leaves no file behind and fails the load with code cancelled (no in-memory fallback)', async () => {
+    const big = await ensureModel(BIG);
+    const cancelDir = fs.mkdtempSync(path.join(os.tmpdir(), 'st-layout-cancel-'));
+    try {
+      const abort = new AbortController();
+      const progress: number[] = [];
+      const t0 = Date.now();
+      let abortedAt = 0;
+      await assert.rejects(
+        loadModel(big, {
+          layoutDir: cancelDir,
+          signal: abort.signal,
+          onLayoutProgress: (f) => {
+            progress.push(f);
+            if (!abort.signal.aborted) {
+              abortedAt = Date.now();
+              abort.abort();
+            }
+          },
+        }),
+        (err: Error & { code?: string }) => {
+          assert.equal(err.code, 'cancelled');
+          assert.match(err.message, /cancelled while its layout file was being written/);
+          return true;
+        },
+      );
+      console.log(
+        `cancelled at ${((progress[0] ?? 0) * 100).toFixed(0)}% after ${abortedAt - t0} ms, stopped ${Date.now() - abortedAt} ms later`,
+      );
+      assert.ok(progress.length >= 1 && progress[0] < 1, `cancelled before the end: ${progress.join(', ')}`);
+      assert.deepEqual(fs.readdirSync(cancelDir), [], 'no temporary file and no layout file left');
+
+      // an AbortSignal aborted before the call: rejected at once; something else: bad_input
+      const aborted = AbortSignal.abort();
+      await assert.rejects(loadModel(big, { layoutDir: cancelDir, signal: aborted }), { code: 'cancelled' });
+      await assert.rejects(loadModel(big, { signal: {} as AbortSignal }), { code: 'bad_input' });
+
+      // a load with a signal that is never aborted builds the file as usual
+      const model = await loadModel(big, { layoutDir: cancelDir, signal: new AbortController().signal });
+      try {
+        assert.equal(model.info().layout.built, true);
+        assert.deepEqual(fs.readdirSync(cancelDir), [path.basename(model.info().layout.file)]);
+      } finally {
+        model.dispose();
+      }
+    } finally {
+      fs.rmSync(cancelDir, { recursive: true, force: true });
+    }
   });
 
   it('a folder that cannot hold the layout file: one warning, the relayout in memory, the same logits', async () => {
