@@ -7,9 +7,11 @@
 // File: <dir>/<identity>.v<kLayoutVersion>.stlayout, where the identity hashes the GGUF's size,
 // modification time, first MiB and 16 samples of its data. Layout: a header page (magic,
 // version, the GGUF's size, mtime and identity, and one entry per matrix: its offset and size in
-// the GGUF, its type, its offset here), then each matrix at a 4096-byte boundary, bytes exactly
-// as the in-place relayout leaves them. Written to a temporary name and renamed when complete;
-// a file whose header, entries or size do not match is rebuilt, never used.
+// the GGUF, its type, its offset here; after the entries the GGUF's absolute path), then each
+// matrix at a 4096-byte boundary, bytes exactly as the in-place relayout leaves them. Written to
+// a temporary name and renamed when complete; a file whose header, entries or size do not match
+// is rebuilt, never used. Every load scans the folder and removes the layout files whose GGUF
+// (by the recorded path) is gone or changed, and the temporary files of crashed builds.
 #pragma once
 #include <atomic>
 #include <cstdint>

@@ -169,6 +169,56 @@ describe('layout files', { timeout: 600_000 }, () => {
     assert.deepEqual(layoutFiles(), [path.basename(good)]);
   });
 
+  it('removes the layout files of GGUFs that changed or are gone, and unfinished builds of dead processes; keeps the rest', async () => {
+    const work = fs.mkdtempSync(path.join(os.tmpdir(), 'st-layout-orphans-'));
+    const folder = path.join(work, 'layouts');
+    try {
+      const a = path.join(work, 'a.gguf');
+      const b = path.join(work, 'b.gguf');
+      fs.copyFileSync(file, a);
+      fs.copyFileSync(file, b);
+      fs.utimesSync(b, new Date(2001, 1, 1), new Date(2001, 1, 1)); // another identity than a's
+      const fileOf = async (gguf: string) => {
+        const r = await run(gguf, folder);
+        assert.ok(sameBits(r.logits, reference), `logits of ${path.basename(gguf)}`);
+        return path.basename(r.info.layout.file);
+      };
+      const la = await fileOf(a);
+      const lb = await fileOf(b);
+      assert.notEqual(la, lb);
+      assert.deepEqual(fs.readdirSync(folder).sort(), [la, lb].sort(), "b's load keeps a's layout file (a is unchanged)");
+
+      // unfinished builds: of a process that is gone (removed), of one that runs (kept)
+      const dead = execFileSync(process.execPath, ['-e', 'console.log(process.pid)'], { encoding: 'utf8' }).trim();
+      const deadTmp = `${la}.tmp.${dead}`;
+      const liveTmp = `${la}.tmp.1`;
+      fs.writeFileSync(path.join(folder, deadTmp), 'x');
+      fs.writeFileSync(path.join(folder, liveTmp), 'x');
+      fs.writeFileSync(path.join(folder, 'notes.txt'), 'not ours');
+
+      // a changes (touched): its next load removes the old layout file and builds a new one
+      fs.utimesSync(a, new Date(), new Date(Date.now() + 5000));
+      const la2 = await fileOf(a);
+      assert.notEqual(la2, la);
+      assert.deepEqual(fs.readdirSync(folder).sort(), [la2, lb, liveTmp, 'notes.txt'].sort());
+
+      // a moved: its layout file is still used (same identity), and a's new path recorded
+      const moved = path.join(work, 'a-moved.gguf');
+      fs.renameSync(a, moved);
+      const again = await run(moved, folder);
+      assert.equal(again.info.layout.built, false);
+      assert.equal(path.basename(again.info.layout.file), la2);
+
+      // b deleted: the next load of another model (the fixture itself) removes b's layout file and
+      // keeps a's (whose recorded path is now a-moved.gguf)
+      fs.rmSync(b);
+      const lf = await fileOf(file);
+      assert.deepEqual(fs.readdirSync(folder).sort(), [la2, lf, liveTmp, 'notes.txt'].sort());
+    } finally {
+      fs.rmSync(work, { recursive: true, force: true });
+    }
+  });
+
   it('a cancelled build stops, leaves no file behind and fails the load with code cancelled (no in-memory fallback)', async () => {
     const big = await ensureModel(BIG);
     const cancelDir = fs.mkdtempSync(path.join(os.tmpdir(), 'st-layout-cancel-'));
