@@ -262,6 +262,11 @@ export interface Addon {
   setIsa(isa: string): string;
   /** A sampler with these settings (no seed: a random one, readable as sampler.seed). */
   createSampler(options?: SamplingOptions): Sampler;
+  /**
+   * Memory read bandwidth in GB/s (1e9 bytes/s): the best of 3 sums of a `bytes` buffer by
+   * `threads` threads. Blocks for about a second; for benchmarks.
+   */
+  measureReadBandwidth(bytes: number, threads: number): number;
 }
 
 // ---------------------------------------------------------------- loading
