@@ -2,7 +2,8 @@
 // same generated GGUF with the real SmallThinker shapes and varied routing, same thread count,
 // alternating engines, each measurement in a fresh process (scripts/benchWorker.ts). Prints
 // min/median/max per metric, our/llama.cpp ratios per pair, the expert use and ReGLU sparsity of
-// our decode and the memory-bandwidth ceiling, and writes everything as JSON.
+// our decode and the memory-bandwidth ceiling (from the read bandwidth measured at the start with
+// the same thread count, or --bandwidth), and writes everything as JSON.
 // --type: a llama-quantize file type (q4_0, q4_k_m, q5_k_m, q6_k, iq4_xs, ...: the generated
 // model, Q8_0 for the 4B and Q4_0 for the 21B, requantized by llama.cpp's own quantizer, so the
 // file has the type mix users download, e.g. Q4_0 with its Q6_K output), or gen-q4_0 / gen-q8_0
@@ -10,7 +11,7 @@
 //
 // Usage: npm run bench -- [--shape 4b|21b] [--type q4_0|q4_k_m|...|gen-q4_0|gen-q8_0] [--model FILE] [--threads 2]
 //   [--runs 3] [--pp 512] [--tg 128] [--engines ours,llama] [--json FILE] [--seed 1]
-//   [--bandwidth 23] [--noisy 0.2] [--drop-noisy] [--settle 60] [--repeat-noisy 2] [--layout DIR|none]
+//   [--bandwidth GB/s] [--noisy 0.2] [--drop-noisy] [--settle 60] [--repeat-noisy 2] [--layout DIR|none]
 // --layout: our engine maps its relaid-out weights from a layout file in DIR (default
 // ~/.cache/smallthinker-code/layouts, as the extension does), built once before the runs and
 // reported separately; `none` relays them out in memory at every load.
@@ -23,7 +24,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { loadModel, packageRoot } from '../src/engine/native';
+import { loadAddon, loadModel, packageRoot } from '../src/engine/native';
 import {
   SMALLTHINKER_21B,
   SMALLTHINKER_4B,
@@ -53,7 +54,8 @@ interface Options {
   engines: EngineName[];
   json: string | undefined;
   seed: number;
-  bandwidthGBs: number;
+  /** memory read bandwidth for the ceiling; undefined: measured at the start */
+  bandwidthGBs: number | undefined;
   noisyCores: number;
   dropNoisy: boolean;
   settleS: number;
@@ -90,6 +92,7 @@ function parseArgs(argv: string[]): Options {
     '--drop-noisy',
     '--settle',
     '--repeat-noisy',
+    '--layout',
     '--help',
   ]);
   for (const a of argv) if (a.startsWith('--') && !known.has(a)) fail(`unknown option ${a}`);
@@ -126,7 +129,7 @@ function parseArgs(argv: string[]): Options {
     engines: engines as EngineName[],
     json: get('--json'),
     seed: int('--seed', 1, 0),
-    bandwidthGBs: num('--bandwidth', 23),
+    bandwidthGBs: get('--bandwidth') === undefined ? undefined : num('--bandwidth', 0),
     noisyCores: num('--noisy', 0.2),
     dropNoisy: argv.includes('--drop-noisy'),
     settleS: int('--settle', 60, 0),
@@ -136,6 +139,22 @@ function parseArgs(argv: string[]): Options {
     ),
   };
 }
+
+// ---------------------------------------------------------------- the machine
+
+/** The CPU's model name from /proc/cpuinfo (os.cpus() elsewhere). */
+function cpuModelName(): string {
+  try {
+    const m = /^model name\s*:\s*(.+)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'));
+    if (m) return m[1].trim();
+  } catch {
+    // no /proc: below
+  }
+  return os.cpus()[0]?.model ?? 'unknown CPU';
+}
+
+/** Bytes summed per pass of the bandwidth measurement: far beyond any cache, about a second in all. */
+const BANDWIDTH_BYTES = 512 * 2 ** 20;
 
 function fail(msg: string): never {
   console.error(`bench: ${msg}\n${USAGE}`);
@@ -452,6 +471,10 @@ function describeExperts(what: string, e: ExpertSummary): string {
 
 async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
+  // before anything else loads the machine: the read bandwidth our decode threads can reach
+  const measuredGBs = o.bandwidthGBs === undefined ? loadAddon().measureReadBandwidth(BANDWIDTH_BYTES, o.threads) : undefined;
+  const bandwidthGBs = o.bandwidthGBs ?? measuredGBs!;
+  const bandwidthSource = o.bandwidthGBs === undefined ? `measured, ${o.threads} threads, best of 3` : '--bandwidth';
   const model = await resolveModel(o);
   const label = o.model ? path.basename(model, '.gguf') : `${o.shape}-${o.type}`;
   const jsonFile = path.resolve(o.json ?? path.join(packageRoot(), 'bench-results', `bench-${label}.json`));
@@ -485,7 +508,7 @@ async function main(): Promise<void> {
   currentRequest = reqFile;
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  const cpuModel = os.cpus()[0]?.model ?? 'unknown CPU';
+  const cpuModel = cpuModelName();
 
   console.log(`bench  ${path.basename(model)} (${(fileSize / 1e9).toFixed(2)} GB)`);
   console.log(
@@ -497,6 +520,7 @@ async function main(): Promise<void> {
   console.log(
     `  machine: ${cpuModel}, ${os.cpus().length} CPUs, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; a run is noisy when other load exceeds ${o.noisyCores} cores`,
   );
+  console.log(`  memory read bandwidth: ${bandwidthGBs.toFixed(1)} GB/s (${bandwidthSource})`);
 
   const records: RunRecord[] = [];
   try {
@@ -625,13 +649,13 @@ async function main(): Promise<void> {
   } else console.log(`ReGLU sparsity: n/a${oursOk.length ? ' (this build of the addon has no Session.regluStats())' : ''}`);
 
   // ---- bandwidth ceiling
-  const c = ceiling(header, o.pp + Math.round(o.tg / 2), o.bandwidthGBs);
+  const c = ceiling(header, o.pp + Math.round(o.tg / 2), bandwidthGBs);
   let ceilingSparse: number | null = null;
   if (c) {
     const tg = table.tg;
     console.log(
       `\nbandwidth ceiling: decode reads about ${(c.bytesPerToken / 1e6).toFixed(0)} MB per token (active experts read densely, KV cache at ~${c.positions} positions in F16),` +
-        ` so at ${o.bandwidthGBs} GB/s at most ${c.tokensPerS.toFixed(1)} tokens/s`,
+        ` so at ${bandwidthGBs.toFixed(1)} GB/s (${bandwidthSource}) at most ${c.tokensPerS.toFixed(1)} tokens/s`,
     );
     const parts: string[] = [];
     if (tg.ours.n) parts.push(`ours ${pct(tg.ours.median / c.tokensPerS)}`);
@@ -639,7 +663,7 @@ async function main(): Promise<void> {
     if (parts.length) console.log(`  median decode speed as a share of that ceiling: ${parts.join(', ')}`);
     if (sparsity && Number.isFinite(sparsity.decode)) {
       const bytes = c.bytesPerToken - c.expertUpDownBytes * sparsity.decode;
-      ceilingSparse = (o.bandwidthGBs * 1e9) / bytes;
+      ceilingSparse = (bandwidthGBs * 1e9) / bytes;
       console.log(
         `  skipping the up/down rows of inactive neurons (measured sparsity): ${(bytes / 1e6).toFixed(0)} MB per token, ceiling ${ceilingSparse.toFixed(1)} tokens/s`,
       );
@@ -650,7 +674,14 @@ async function main(): Promise<void> {
   const out = {
     date: new Date().toISOString(),
     command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
-    machine: { cpu: cpuModel, cpus: os.cpus().length, memGiB: os.totalmem() / 2 ** 30, node: process.version },
+    machine: {
+      cpu: cpuModel,
+      cpus: os.cpus().length,
+      memGiB: os.totalmem() / 2 ** 30,
+      node: process.version,
+      readBandwidthGBs: measuredGBs ?? null,
+      readBandwidthThreads: o.threads,
+    },
     model: { path: model, bytes: fileSize, label },
     settings: { ...o, nCtx, nBatch: req.nBatch, decodeInput: 'tokens from a seeded RNG; each step samples greedily (discarded)' },
     table,
@@ -661,7 +692,7 @@ async function main(): Promise<void> {
     failed: failed.length,
     experts,
     reglu: sparsity,
-    ceiling: c ? { ...c, bandwidthGBs: o.bandwidthGBs, withSparsityTokensPerS: ceilingSparse } : null,
+    ceiling: c ? { ...c, bandwidthGBs, bandwidthSource, withSparsityTokensPerS: ceilingSparse } : null,
     runs: records,
   };
   fs.writeFileSync(jsonFile, JSON.stringify(out, null, 2) + '\n');

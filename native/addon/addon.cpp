@@ -9,7 +9,7 @@
 //   sampler_wrap.*      Sampler and createSampler()
 //   detokenizer_wrap.*  Detokenizer (Model.createDetokenizer())
 //   workers.*           the worker-thread operations (session operations, model loading)
-//   engine_functions.*  engineInfo(), setIsa(), setLogLevel() and the log sink
+//   engine_functions.*  engineInfo(), setIsa(), setLogLevel(), measureReadBandwidth() and the log sink
 #include <napi.h>
 
 #include "addon/detokenizer_wrap.h"
@@ -40,6 +40,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
     exports.Set("engineInfo", Napi::Function::New<engine_info>(env, "engineInfo"));
     exports.Set("setLogLevel", Napi::Function::New<set_log_level>(env, "setLogLevel"));
     exports.Set("setIsa", Napi::Function::New<set_isa>(env, "setIsa"));
+    exports.Set("measureReadBandwidth", Napi::Function::New<measure_read_bandwidth>(env, "measureReadBandwidth"));
     exports.Set("createSampler", Napi::Function::New<create_sampler>(env, "createSampler"));
     return exports;
 }

@@ -1,4 +1,4 @@
-// engineInfo(), setIsa(), setLogLevel() and the log sink (see engine_functions.h).
+// engineInfo(), setIsa(), setLogLevel(), measureReadBandwidth() and the log sink (see engine_functions.h).
 #include "addon/engine_functions.h"
 
 #include <atomic>
@@ -7,6 +7,7 @@
 #include <string>
 
 #include "addon/args.h"
+#include "core/bandwidth.h"
 #include "core/common.h"
 #include "core/dtype.h"
 #include "kernels/kernels.h"
@@ -96,6 +97,20 @@ Napi::Value set_log_level(const Napi::CallbackInfo& info) {
         throw_error(env, "bad_input", "setLogLevel() takes 'debug', 'info', 'warn', 'error' or 'silent'.");
     g_log_level = level;
     return env.Undefined();
+}
+
+Napi::Value measure_read_bandwidth(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber())
+        throw type_error(env, "Expected measureReadBandwidth(bytes, threads).");
+    const double bytes = info[0].As<Napi::Number>().DoubleValue();
+    const double threads = info[1].As<Napi::Number>().DoubleValue();
+    if (!(bytes >= 1 << 20 && bytes <= 64.0 * (1ull << 30)))
+        throw_error(env, "bad_input", "measureReadBandwidth: bytes must be between 1 MiB and 64 GiB.");
+    if (!(threads >= 1 && threads <= 1024 && threads == static_cast<int>(threads)))
+        throw_error(env, "bad_input", "measureReadBandwidth: threads must be an integer from 1 to 1024.");
+    const double gbs = guarded(env, [&] { return moe::measure_read_bandwidth(static_cast<size_t>(bytes), static_cast<int>(threads)); });
+    return Napi::Number::New(env, gbs);
 }
 
 }  // namespace moe::addon

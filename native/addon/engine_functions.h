@@ -1,5 +1,5 @@
-// The addon's functions about the engine as a whole: engineInfo(), setIsa(), setLogLevel(), and
-// the engine's log sink (stderr, at the level of setLogLevel() or $MOE_LOG_LEVEL).
+// The addon's functions about the engine as a whole: engineInfo(), setIsa(), setLogLevel(),
+// measureReadBandwidth(), and the engine's log sink (stderr, at the level of setLogLevel() or $MOE_LOG_LEVEL).
 #pragma once
 #include <napi.h>
 
@@ -13,5 +13,8 @@ Napi::Value engine_info(const Napi::CallbackInfo& info);
 // sets with each other; MOE_FORCE_ISA does the same for a whole process). Returns the set in use.
 Napi::Value set_isa(const Napi::CallbackInfo& info);
 Napi::Value set_log_level(const Napi::CallbackInfo& info);
+// measureReadBandwidth(bytes, threads): GB/s, best of 3 (core/bandwidth.h). Blocks the calling
+// thread for about a second; for benchmarks.
+Napi::Value measure_read_bandwidth(const Napi::CallbackInfo& info);
 
 }  // namespace moe::addon

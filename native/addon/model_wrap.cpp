@@ -172,7 +172,16 @@ Napi::Value load_model(const Napi::CallbackInfo& info) {
             if (!f.IsFunction()) throw_error(env, "bad_input", "Option onLayoutProgress must be a function.");
             on_progress = f.As<Napi::Function>();
         }
-        auto* w = new LoadWorker(env, path, opts, on_progress);
+        Napi::Object signal;
+        if (has(options_arg(info, 1), "signal")) {
+            Napi::Value v = options_arg(info, 1).Get("signal");
+            if (!v.IsObject() || !v.As<Napi::Object>().Get("addEventListener").IsFunction() ||
+                !v.As<Napi::Object>().Get("removeEventListener").IsFunction())
+                throw_error(env, "bad_input", "Option signal must be an AbortSignal.");
+            signal = v.As<Napi::Object>();
+            if (signal.Get("aborted").ToBoolean()) throw_error(env, "cancelled", "The model load was cancelled before it started.");
+        }
+        auto* w = new LoadWorker(env, path, opts, on_progress, signal);
         Napi::Promise p = w->promise();
         w->Queue();
         return p;

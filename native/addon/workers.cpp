@@ -38,8 +38,16 @@ TaskWorker::TaskWorker(Napi::Env env, const char* name, std::shared_ptr<SessionC
                        std::function<Napi::Value(Napi::Env)> result)
     : PromiseWorker(env, name), core_(std::move(core)), self_(Napi::Persistent(self)), run_(std::move(run)), result_(std::move(result)) {}
 
-LoadWorker::LoadWorker(Napi::Env env, std::string path, moe::LoadOptions opts, Napi::Function on_progress)
+LoadWorker::LoadWorker(Napi::Env env, std::string path, moe::LoadOptions opts, Napi::Function on_progress, Napi::Object signal)
     : PromiseWorker(env, "moe.loadModel"), path_(std::move(path)), opts_(std::move(opts)) {
+    opts_.cancel = cancel_.get();
+    if (!signal.IsEmpty()) {
+        std::shared_ptr<std::atomic<bool>> flag = cancel_;
+        Napi::Function listener = Napi::Function::New(env, [flag](const Napi::CallbackInfo&) { flag->store(true); }, "onAbort");
+        signal.Get("addEventListener").As<Napi::Function>().Call(signal, {Napi::String::New(env, "abort"), listener});
+        signal_ = Napi::Persistent(signal);
+        on_abort_ = Napi::Persistent(listener);
+    }
     if (on_progress.IsEmpty()) return;
     progress_ = Napi::ThreadSafeFunction::New(env, on_progress, "moe.layoutProgress", 0, 1);
     has_progress_ = true;
@@ -61,6 +69,14 @@ LoadWorker::LoadWorker(Napi::Env env, std::string path, moe::LoadOptions opts, N
 
 void LoadWorker::settled() {
     if (has_progress_) progress_.Release();
+    if (!signal_.IsEmpty()) {
+        Napi::Object signal = signal_.Value();
+        try {
+            signal.Get("removeEventListener").As<Napi::Function>().Call(signal, {Napi::String::New(Env(), "abort"), on_abort_.Value()});
+        } catch (const Napi::Error&) {
+            // a signal whose removeEventListener throws keeps our (harmless) listener
+        }
+    }
 }
 
 void LoadWorker::run() { model_ = std::shared_ptr<moe::Model>(moe::Model::load(path_, opts_)); }

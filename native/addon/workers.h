@@ -3,6 +3,7 @@
 #pragma once
 #include <napi.h>
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -57,7 +58,8 @@ class TaskWorker : public PromiseWorker {
 class LoadWorker : public PromiseWorker {
  public:
     // on_progress (may be empty): called on the JS thread with the fraction of a layout file built.
-    LoadWorker(Napi::Env env, std::string path, moe::LoadOptions opts, Napi::Function on_progress);
+    // signal (may be empty): an AbortSignal whose 'abort' event cancels the load (LoadOptions::cancel).
+    LoadWorker(Napi::Env env, std::string path, moe::LoadOptions opts, Napi::Function on_progress, Napi::Object signal);
 
  protected:
     void run() override;
@@ -69,6 +71,10 @@ class LoadWorker : public PromiseWorker {
     moe::LoadOptions opts_;
     Napi::ThreadSafeFunction progress_;  // set when has_progress_
     bool has_progress_ = false;
+    // set by the signal's 'abort' listener (which holds it too, in case it fires late)
+    std::shared_ptr<std::atomic<bool>> cancel_ = std::make_shared<std::atomic<bool>>(false);
+    Napi::ObjectReference signal_;      // set when a signal was given
+    Napi::FunctionReference on_abort_;  // our listener on it, removed when the load settles
     std::shared_ptr<moe::Model> model_;
 };
 

@@ -2,14 +2,17 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <atomic>
 #include <cerrno>
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <thread>
@@ -106,6 +109,113 @@ Header make_header(const Identity& id, const std::vector<Entry>& entries, uint64
     return h;
 }
 
+// ---------------------------------------------------------------- the GGUF's path
+// Recorded in the header page right after the entries: a uint32 length, then the bytes (no NUL),
+// with room for kMaxPath bytes, so a load of the same GGUF from another path rewrites it in place.
+// Folder scans read it to find layout files whose GGUF changed or is gone (remove_orphans).
+
+constexpr uint32_t kMaxPath = 4096;
+
+uint64_t path_record_offset(uint32_t n_entries) { return sizeof(Header) + uint64_t{n_entries} * sizeof(Entry); }
+
+// The GGUF's absolute path with symbolic links resolved (as given when that fails).
+std::string absolute_path(const std::string& path) {
+    char buf[PATH_MAX];
+    return realpath(path.c_str(), buf) ? std::string(buf) : path;
+}
+
+// Moves every matrix further by whole pages when the header page has no room for the path record.
+// (The matrices' relative placement, as plan chose it, is kept.)
+void make_room_for_path(std::vector<Entry>& entries, uint64_t* file_size) {
+    if (entries.empty()) return;
+    uint64_t first = entries[0].offset;
+    for (const Entry& e : entries) first = std::min(first, e.offset);
+    const uint64_t need = path_record_offset(static_cast<uint32_t>(entries.size())) + 4 + kMaxPath;
+    if (need <= first) return;
+    const uint64_t shift = round_up(need - first, kAlign);
+    for (Entry& e : entries) e.offset += shift;
+    *file_size += shift;
+}
+
+std::vector<uint8_t> path_record(const std::string& gguf_path) {
+    const uint32_t n = static_cast<uint32_t>(std::min<size_t>(gguf_path.size(), kMaxPath));
+    std::vector<uint8_t> rec(4 + n);
+    std::memcpy(rec.data(), &n, 4);
+    std::memcpy(rec.data() + 4, gguf_path.data(), n);
+    return rec;
+}
+
+bool read_exact(int fd, void* p, size_t n, uint64_t off) { return pread(fd, p, n, static_cast<off_t>(off)) == static_cast<ssize_t>(n); }
+
+// The header and recorded GGUF path of a layout file of this version; false when it is not one
+// or records no path.
+bool read_recorded(const std::string& file, Header* h, std::string* gguf_path) {
+    const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    uint32_t n = 0;
+    bool ok = read_exact(fd, h, sizeof *h, 0) && std::memcmp(h->magic, kMagic, sizeof kMagic) == 0 && h->version == kLayoutVersion &&
+              read_exact(fd, &n, 4, path_record_offset(h->n_entries)) && n > 0 && n <= kMaxPath;
+    if (ok) {
+        gguf_path->resize(n);
+        ok = read_exact(fd, &(*gguf_path)[0], n, path_record_offset(h->n_entries) + 4);
+    }
+    ::close(fd);
+    return ok;
+}
+
+// Rewrites the recorded path of a valid layout file (its GGUF was moved or is also elsewhere).
+void update_recorded_path(const MappedFile& map, const std::string& file, uint32_t n_entries, const std::string& gguf_path) {
+    const uint64_t at = path_record_offset(n_entries);
+    const std::vector<uint8_t> rec = path_record(gguf_path);
+    if (map.size() >= at + rec.size() && std::memcmp(map.data() + at, rec.data(), rec.size()) == 0) return;
+    const int fd = ::open(file.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return;  // a read-only folder: the record stays as it was
+    (void)!pwrite(fd, rec.data(), rec.size(), static_cast<off_t>(at));
+    ::close(fd);
+}
+
+// Removes from `dir` the layout files no load will use again: those of this version whose GGUF
+// (the recorded path) is gone, changed since (size or mtime), or is `gguf_path` with another
+// identity than `id`; and the temporary files of builds whose process is gone. A layout file whose
+// GGUF exists unchanged is kept, also when another model is being loaded.
+void remove_orphans(const std::string& dir, const std::string& gguf_path, uint64_t id, const std::string& keep) {
+    DIR* d = opendir(dir.c_str());
+    if (!d) return;
+    const std::string tmp_mark = ".stlayout.tmp.";
+    for (dirent* e; (e = readdir(d));) {
+        const std::string name = e->d_name;
+        const std::string file = dir + "/" + name;
+        std::string why;
+        const size_t t = name.rfind(tmp_mark);
+        if (t != std::string::npos && t + tmp_mark.size() < name.size() &&
+            name.find_first_not_of("0123456789", t + tmp_mark.size()) == std::string::npos) {
+            const long pid = std::strtol(name.c_str() + t + tmp_mark.size(), nullptr, 10);
+            if (pid > 0 && pid != static_cast<long>(getpid()) && kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH)
+                why = strfmt("an unfinished build of process %ld, which is gone", pid);
+        } else if (name != keep && name.size() > 9 && name.compare(name.size() - 9, 9, ".stlayout") == 0) {
+            Header h;
+            std::string recorded;
+            struct stat st;
+            if (!read_recorded(file, &h, &recorded)) continue;
+            if (recorded == gguf_path && h.identity != id) {
+                why = strfmt("%s has changed since it was made", recorded.c_str());
+            } else if (stat(recorded.c_str(), &st) != 0) {
+                if (errno == ENOENT) why = strfmt("%s no longer exists", recorded.c_str());
+            } else {
+                const uint64_t mtime_ns =
+                    static_cast<uint64_t>(st.st_mtim.tv_sec) * 1000000000ull + static_cast<uint64_t>(st.st_mtim.tv_nsec);
+                if (static_cast<uint64_t>(st.st_size) != h.gguf_size || mtime_ns != h.gguf_mtime_ns)
+                    why = strfmt("%s has changed since it was made", recorded.c_str());
+            }
+        }
+        if (!why.empty() && std::remove(file.c_str()) == 0)
+            log(LogLevel::Info, strfmt("removed the layout file %s: %s", file.c_str(), why.c_str()));
+    }
+    closedir(d);
+}
+
+// ---------------------------------------------------------------- checking and building
+
 // "" when the file at `path` is the layout we want; else why not.
 std::string check(const MappedFile& f, const Header& want, const std::vector<Entry>& entries) {
     if (f.size() < sizeof(Header)) return "it is truncated";
@@ -138,9 +248,11 @@ void write_all(int fd, const void* p, size_t n, uint64_t off, const std::string&
     }
 }
 
+[[noreturn]] void throw_cancelled() { throw Error("cancelled", "the model load was cancelled while its layout file was being written"); }
+
 // Writes the layout file to a temporary name and renames it into place.
 void build(const std::string& path, const std::vector<Tensor*>& todo, const std::vector<Entry>& entries, const Header& header,
-           const std::function<void(double)>& progress) {
+           const std::string& gguf_path, const std::function<void(double)>& progress, const std::atomic<bool>* cancel) {
     struct statvfs vfs;
     const std::string dir = path.substr(0, path.find_last_of('/'));
     if (statvfs(dir.c_str(), &vfs) == 0) {
@@ -176,6 +288,7 @@ void build(const std::string& path, const std::vector<Tensor*>& todo, const std:
             std::vector<uint8_t> buf;
             try {
                 for (size_t i; !failed.load() && (i = next.fetch_add(1)) < items.size();) {
+                    if (cancel && cancel->load()) throw_cancelled();
                     const Item& it = items[i];
                     const Tensor* t = todo[it.e];
                     const auto relayout = kernels::scalar_set().of(t->type).relayout16;
@@ -207,6 +320,8 @@ void build(const std::string& path, const std::vector<Tensor*>& todo, const std:
         std::vector<uint8_t> head(static_cast<size_t>(entries.empty() ? kAlign : entries[0].offset), 0);
         std::memcpy(head.data(), &header, sizeof header);
         std::memcpy(head.data() + sizeof header, entries.data(), entries.size() * sizeof(Entry));
+        const std::vector<uint8_t> rec = path_record(gguf_path);
+        std::memcpy(head.data() + path_record_offset(header.n_entries), rec.data(), rec.size());
         if (ftruncate(fd, static_cast<off_t>(header.file_size)) != 0)
             throw Error(errno == ENOSPC ? "no_space" : "io", strfmt("cannot size %s: %s", tmp.c_str(), std::strerror(errno)));
         write_all(fd, head.data(), head.size(), 0, tmp);
@@ -265,17 +380,20 @@ void remove_other_versions(const std::string& dir, const std::string& stem, cons
 }  // namespace
 
 LayoutFileResult use_layout_file(const std::vector<Tensor*>& matrices, const GgufFile& gguf, const std::string& dir,
-                                 const std::function<void(double)>& progress) {
+                                 const std::function<void(double)>& progress, const std::atomic<bool>* cancel) {
     LayoutFileResult r;
     const std::vector<Tensor*> todo = relayout_candidates(matrices);
     if (todo.empty() || !gguf.mapping()) return r;
     const Identity id = identify(gguf);
     uint64_t data_start = 0, file_size = 0;
-    const std::vector<Entry> entries = plan(todo, gguf, &data_start, &file_size);
+    std::vector<Entry> entries = plan(todo, gguf, &data_start, &file_size);
+    make_room_for_path(entries, &file_size);
+    const std::string gguf_path = absolute_path(gguf.path());
     const Header header = make_header(id, entries, file_size);
     const std::string stem = strfmt("%016llx", static_cast<unsigned long long>(id.hash));
     const std::string name = strfmt("%s.v%u.stlayout", stem.c_str(), kLayoutVersion);
     r.path = dir + "/" + name;
+    remove_orphans(dir, gguf_path, id.hash, name);
 
     std::unique_ptr<MappedFile> map;
     struct stat st;
@@ -294,11 +412,14 @@ LayoutFileResult use_layout_file(const std::vector<Tensor*>& matrices, const Ggu
     if (!map) {
         make_dirs(dir);
         remove_other_versions(dir, stem, name);
-        build(r.path, todo, entries, header, progress);
+        if (cancel && cancel->load()) throw_cancelled();
+        build(r.path, todo, entries, header, gguf_path, progress, cancel);
         r.built = true;
         map = std::make_unique<MappedFile>(r.path);
         const std::string why = check(*map, header, entries);
         if (!why.empty()) throw Error("io", strfmt("the layout file %s just written is not valid (%s)", r.path.c_str(), why.c_str()));
+    } else {
+        update_recorded_path(*map, r.path, header.n_entries, gguf_path);
     }
     // One sequential pass maps every page (no fault per 64 KB later), unless the file would
     // crowd the memory that is free: then pages come in as the forward pass touches them.

@@ -7,10 +7,13 @@
 // File: <dir>/<identity>.v<kLayoutVersion>.stlayout, where the identity hashes the GGUF's size,
 // modification time, first MiB and 16 samples of its data. Layout: a header page (magic,
 // version, the GGUF's size, mtime and identity, and one entry per matrix: its offset and size in
-// the GGUF, its type, its offset here), then each matrix at a 4096-byte boundary, bytes exactly
-// as the in-place relayout leaves them. Written to a temporary name and renamed when complete;
-// a file whose header, entries or size do not match is rebuilt, never used.
+// the GGUF, its type, its offset here; after the entries the GGUF's absolute path), then each
+// matrix at a 4096-byte boundary, bytes exactly as the in-place relayout leaves them. Written to
+// a temporary name and renamed when complete; a file whose header, entries or size do not match
+// is rebuilt, never used. Every load scans the folder and removes the layout files whose GGUF
+// (by the recorded path) is gone or changed, and the temporary files of crashed builds.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -38,7 +41,10 @@ struct LayoutFileResult {
 // the file cannot be built (the caller falls back to the in-place relayout); the tensors are then
 // untouched. Returns map == nullptr when there is nothing to relay out.
 // `progress` (may be empty) is called with the fraction written, once per percent, while building.
+// `cancel` (may be null) is checked between the build's items: once true, the build threads stop,
+// the temporary file is removed and moe::Error("cancelled") is thrown (the caller must not fall
+// back then).
 LayoutFileResult use_layout_file(const std::vector<Tensor*>& matrices, const GgufFile& gguf, const std::string& dir,
-                                 const std::function<void(double)>& progress = {});
+                                 const std::function<void(double)>& progress = {}, const std::atomic<bool>* cancel = nullptr);
 
 }  // namespace moe

@@ -4,6 +4,7 @@
 // shape and type and refuses clearly what cannot run (unknown architecture, unsupported type,
 // missing expert tensors, ...).
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -61,6 +62,10 @@ struct LoadOptions {
     // Called with the fraction done (0..1, once per percent, from the build's threads) while a
     // layout file is being written; never when an existing one is mapped.
     std::function<void(double)> on_layout_progress;
+    // When set and it becomes true, the load stops and throws moe::Error("cancelled"): checked
+    // before the weights are relaid out and between the ~1 MB items of a layout file build
+    // (whose temporary file is then removed). Must outlive the load.
+    const std::atomic<bool>* cancel = nullptr;
 };
 
 struct ForwardState;

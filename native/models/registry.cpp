@@ -48,15 +48,17 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
     const char* no_repack = std::getenv("MOE_NO_REPACK");
     if (opts.repack && !(no_repack && *no_repack && std::strcmp(no_repack, "0") != 0)) {
         const auto t0 = std::chrono::steady_clock::now();
+        if (opts.cancel && opts.cancel->load()) throw Error("cancelled", "the model load was cancelled");
         if (!opts.layout_dir.empty()) {
             try {
-                LayoutFileResult r = use_layout_file(arch->matrices(), m->file(), opts.layout_dir, opts.on_layout_progress);
+                LayoutFileResult r = use_layout_file(arch->matrices(), m->file(), opts.layout_dir, opts.on_layout_progress, opts.cancel);
                 m->repacked_bytes = r.bytes;
                 m->layout_file = r.path;
                 m->layout_built = r.built;
                 m->layout_rebuilt_because = r.rebuilt_because;
                 m->layout_map_ = std::move(r.map);
             } catch (const Error& e) {
+                if (e.code == "cancelled") throw;  // not a failure to fall back from
                 m->layout_error = e.what();
                 log(LogLevel::Warn, strfmt("%s; relaying out the weights in memory instead", e.what()));
             }

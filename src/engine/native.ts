@@ -57,6 +57,12 @@ export interface LoadOptions {
   layoutDir?: string;
   /** Called with the fraction written (0..1, once per percent) while the layout file is built. */
   onLayoutProgress?: (fraction: number) => void;
+  /**
+   * Aborting it stops the load: a layout file build stops within about a megabyte of writing
+   * (its temporary file is removed, no in-memory relayout follows) and the promise rejects with
+   * code 'cancelled'. Already aborted: rejects at once. A load past the relayout completes.
+   */
+  signal?: AbortSignal;
 }
 
 export interface LayerInfo {
@@ -256,6 +262,11 @@ export interface Addon {
   setIsa(isa: string): string;
   /** A sampler with these settings (no seed: a random one, readable as sampler.seed). */
   createSampler(options?: SamplingOptions): Sampler;
+  /**
+   * Memory read bandwidth in GB/s (1e9 bytes/s): the best of 3 sums of a `bytes` buffer by
+   * `threads` threads. Blocks for about a second; for benchmarks.
+   */
+  measureReadBandwidth(bytes: number, threads: number): number;
 }
 
 // ---------------------------------------------------------------- loading

@@ -4,6 +4,7 @@ import { ResponseError } from 'vscode-jsonrpc';
 
 import { EngineErrorCodes, type ModelLoadParams, type ModelSummary } from '../common/protocol';
 import { isEngineError, type Addon, type Model, type Sampler } from '../engine/native';
+import { cancelledError } from './scheduler';
 import { SessionPool, mib } from './sessions';
 
 export const DEFAULT_CONTEXT_LENGTH = 4096;
@@ -28,14 +29,22 @@ export class LoadedModel {
 
   /**
    * Loads `params.path` and checks the session settings against the model and the memory limit.
-   * Throws ResponseError ModelLoadFailed or InvalidParams with a sentence for the user.
+   * Throws ResponseError ModelLoadFailed or InvalidParams with a sentence for the user; when
+   * `signal` stops the load (a layout file build stops at once), its reason if that is a
+   * ResponseError, else RequestCancelled.
    */
-  static async load(addon: Addon, params: ModelLoadParams, onLayoutProgress?: (fraction: number) => void): Promise<LoadedModel> {
+  static async load(
+    addon: Addon,
+    params: ModelLoadParams,
+    onLayoutProgress?: (fraction: number) => void,
+    signal?: AbortSignal,
+  ): Promise<LoadedModel> {
     let model: Model;
     try {
-      model = await addon.loadModel(params.path, params.layoutDir ? { layoutDir: params.layoutDir, onLayoutProgress } : {});
+      model = await addon.loadModel(params.path, params.layoutDir ? { layoutDir: params.layoutDir, onLayoutProgress, signal } : { signal });
     } catch (err) {
       const code = isEngineError(err) ? err.code : 'internal';
+      if (code === 'cancelled') throw signal?.reason instanceof ResponseError ? signal.reason : cancelledError();
       const detail = err instanceof Error ? err.message.replace(/\.$/, '') : String(err);
       const hint =
         code === 'io' && /not a regular file/.test(detail)

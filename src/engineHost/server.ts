@@ -47,7 +47,7 @@ import { FrameReader } from './frameReader';
 import { GuardedMessageReader } from './messageGuard';
 import { LoadedModel } from './model';
 import { ParamChecker } from './params';
-import { Priority, Scheduler } from './scheduler';
+import { Priority, Scheduler, cancelledError } from './scheduler';
 
 export interface EngineServerOptions {
   /** Loads the native addon (default: loadAddon from src/engine/native.ts). */
@@ -68,6 +68,8 @@ export class EngineServer {
   /** model/load and model/unload, one after the other. */
   private modelQueue: Promise<unknown> = Promise.resolve();
   private loading: Promise<unknown> | undefined;
+  /** The signals of the model/load requests not yet settled (aborted when another model change comes). */
+  private readonly loadAborts = new Set<AbortController>();
   /** What close() does, once started: every later call returns it. */
   private closing: Promise<null> | undefined;
   private readonly scheduler: Scheduler;
@@ -92,8 +94,9 @@ export class EngineServer {
     c.onRequest(ShutdownRequest, () => this.guard('shutdown', () => this.close(), { afterShutdown: true }));
     c.onNotification(ExitNotification, () => this.options.onExit?.(this.state === 'shutdown' ? 0 : 1));
 
-    this.handle(ModelLoadRequest, (params) => this.loadModel(params));
+    this.handle(ModelLoadRequest, (params, token) => this.loadModel(params, token));
     this.handle0(ModelUnloadRequest, async () => {
+      this.abortLoads('model/unload');
       await this.replaceModel(undefined);
       return null;
     });
@@ -233,6 +236,7 @@ export class EngineServer {
   private async shutDown(): Promise<null> {
     this.state = 'shutdown';
     const stopped = new ResponseError(EngineErrorCodes.EngineStopped, 'The engine is shutting down; the request was stopped.');
+    for (const abort of this.loadAborts) abort.abort(stopped);
     this.scheduler.stopAll(stopped);
     await this.modelQueue.catch(() => {});
     // Requests that waited for that model change may have queued jobs meanwhile.
@@ -256,7 +260,19 @@ export class EngineServer {
 
   // ---------------------------------------------------------------- models
 
-  private loadModel(raw: unknown): Promise<ModelLoadResult> {
+  /** Stops the model loads in flight or queued (their requests fail with RequestCancelled): `by` replaces them. */
+  private abortLoads(by: string): void {
+    const reason = new ResponseError(EngineErrorCodes.RequestCancelled, `The model load was cancelled: a later ${by} replaced it.`);
+    for (const abort of this.loadAborts) abort.abort(reason);
+    this.loadAborts.clear();
+  }
+
+  /**
+   * model/load: replaces the model. Cancelling the request ($/cancelRequest), a later model/load or
+   * model/unload, or shutdown stops it (a layout file build within about a megabyte); a stopped
+   * load leaves no model loaded.
+   */
+  private loadModel(raw: unknown, token: CancellationToken): Promise<ModelLoadResult> {
     const c: ParamChecker = new ParamChecker('model/load');
     const p = c.object(raw);
     const params: ModelLoadParams = {
@@ -269,28 +285,46 @@ export class EngineServer {
       layoutDir: c.optionalString(p.layoutDir, 'layoutDir'),
     };
     const addon = this.requireAddon();
-    const token = p.workDoneToken as ProgressToken | undefined;
+    const progressToken = p.workDoneToken as ProgressToken | undefined;
     const progress = (value: WorkDoneProgress): void => {
-      if (token !== undefined) void this.connection.sendProgress(WorkDoneProgressType, token, value).catch(() => {});
+      if (progressToken !== undefined) void this.connection.sendProgress(WorkDoneProgressType, progressToken, value).catch(() => {});
     };
     const started = Date.now();
+    this.abortLoads('model/load');
+    const abort = new AbortController();
+    this.loadAborts.add(abort);
+    const cancellation = token.onCancellationRequested(() => abort.abort(cancelledError()));
     return this.replaceModel(async () => {
       progress({ kind: 'begin', title: 'Loading model', message: params.path });
       try {
         progress({ kind: 'report', message: 'reading' });
         // the addon may deliver a progress call after the load settled: none may follow 'end'
         let settled = false;
-        const lm = await LoadedModel.load(addon, params, (fraction) => {
-          if (!settled)
-            progress({ kind: 'report', message: 'laying out the weights for fast loading (once)', percentage: Math.round(fraction * 100) });
-        }).finally(() => (settled = true));
+        const lm = await LoadedModel.load(
+          addon,
+          params,
+          (fraction) => {
+            if (!settled)
+              progress({
+                kind: 'report',
+                message: 'laying out the weights for fast loading (once)',
+                percentage: Math.round(fraction * 100),
+              });
+          },
+          abort.signal,
+        ).finally(() => (settled = true));
         progress({ kind: 'end', message: 'loaded' });
         return lm;
       } catch (err) {
-        progress({ kind: 'end', message: 'failed' });
+        progress({ kind: 'end', message: abort.signal.aborted ? 'cancelled' : 'failed' });
         throw err;
       }
-    }).then((lm) => ({ path: params.path, info: lm!.summary, loadMs: Date.now() - started }));
+    })
+      .then((lm) => ({ path: params.path, info: lm!.summary, loadMs: Date.now() - started }))
+      .finally(() => {
+        cancellation.dispose();
+        this.loadAborts.delete(abort);
+      });
   }
 
   /**

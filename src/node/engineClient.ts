@@ -89,12 +89,17 @@ export abstract class EngineApi {
     progress?: ProgressListener<unknown>,
   ): Promise<R>;
 
-  loadModel(params: Omit<ModelLoadParams, 'workDoneToken'>, onProgress?: (value: WorkDoneProgress) => void): Promise<ModelLoadResult> {
-    if (!onProgress) return this.send(ModelLoadRequest, params);
-    const token = progressToken('load');
-    return this.send(ModelLoadRequest, { ...params, workDoneToken: token }, undefined, {
+  /** Cancelling `token` stops the load (a layout file build at once); it fails with RequestCancelled. */
+  loadModel(
+    params: Omit<ModelLoadParams, 'workDoneToken'>,
+    onProgress?: (value: WorkDoneProgress) => void,
+    token?: CancellationToken,
+  ): Promise<ModelLoadResult> {
+    if (!onProgress) return this.send(ModelLoadRequest, params, token);
+    const progress = progressToken('load');
+    return this.send(ModelLoadRequest, { ...params, workDoneToken: progress }, token, {
       type: WorkDoneProgressType,
-      token,
+      token: progress,
       handler: onProgress as (value: unknown) => void,
     });
   }

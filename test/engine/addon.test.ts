@@ -67,6 +67,14 @@ describe('addon', () => {
     ]);
   });
 
+  it('measures the memory read bandwidth (for the bench), checking its arguments', () => {
+    const gbs = loadAddon().measureReadBandwidth(64 * 2 ** 20, 2);
+    assert.ok(Number.isFinite(gbs) && gbs > 0.1 && gbs < 10_000, `${gbs} GB/s`);
+    assert.throws(() => loadAddon().measureReadBandwidth(1000, 2), { code: 'bad_input' });
+    assert.throws(() => loadAddon().measureReadBandwidth(2 ** 20, 0), { code: 'bad_input' });
+    assert.throws(() => (loadAddon().measureReadBandwidth as (b: unknown) => number)('x'), { code: 'bad_input' });
+  });
+
   it('rejects bad model files with a code', async () => {
     await rejectsWithCode(loadModel('/nonexistent/model.gguf'), 'io');
     await rejectsWithCode(loadModel(path.resolve(__dirname, '..', '..', '..', 'package.json')), 'bad_gguf');

@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, it, before } from 'node:test';
 
-import { ResponseError } from 'vscode-jsonrpc';
+import { CancellationTokenSource, ResponseError } from 'vscode-jsonrpc';
 import { StreamMessageReader, StreamMessageWriter, createMessageConnection } from 'vscode-jsonrpc/node';
 
 import {
@@ -24,7 +24,7 @@ import {
 } from '../../src/common/protocol';
 import { EngineClient } from '../../src/node/engineClient';
 import { EngineProcess, type EngineState, type EngineStateChange } from '../../src/node/engineProcess';
-import { TINY, ensureModel, type ModelSpec } from '../support/fixtures';
+import { SMALLTHINKER_4B, TINY, ensureModel, type ModelSpec } from '../support/fixtures';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const HOST = path.join(ROOT, 'dist', 'engineHost.js');
@@ -165,6 +165,58 @@ describe('engine process', () => {
         engine.loadModel({ path: q4, layoutDir: 7 as unknown as string }),
         (err: ResponseError<unknown>) => err.code === EngineErrorCodes.InvalidParams && /layoutDir/.test(err.message),
       );
+    } finally {
+      await engine.dispose();
+      fs.rmSync(layoutDir, { recursive: true, force: true });
+    }
+  });
+
+  it('model/load stops building the layout file when the request is cancelled or another model is loaded', async () => {
+    // 400 MB of Q4_0: its layout file takes a few seconds to build, long enough to stop midway
+    const big = await ensureModel({ ...SMALLTHINKER_4B, n_layer: 2, routing: 'varied' });
+    const layoutDir = fs.mkdtempSync(path.join(os.tmpdir(), 'st-engine-layout-cancel-'));
+    const { engine } = newEngine();
+    try {
+      await engine.start();
+      const laying = (p: { kind: string; message?: string }) => p.kind === 'report' && /laying out the weights/.test(p.message ?? '');
+
+      // $/cancelRequest
+      const source = new CancellationTokenSource();
+      const ends: string[] = [];
+      await assert.rejects(
+        engine.loadModel(
+          { path: big, threads: 2, layoutDir },
+          (p) => {
+            if (laying(p)) source.cancel();
+            if (p.kind === 'end') ends.push(p.message ?? '');
+          },
+          source.token,
+        ),
+        (err: ResponseError<unknown>) => err.code === EngineErrorCodes.RequestCancelled,
+      );
+      assert.deepEqual(ends, ['cancelled']);
+      assert.deepEqual(fs.readdirSync(layoutDir), [], 'no temporary file and no layout file left');
+      assert.deepEqual(await engine.modelInfo(), { loaded: false });
+
+      // another model/load while the first builds
+      let second: Promise<unknown> | undefined;
+      await assert.rejects(
+        engine.loadModel({ path: big, threads: 2, layoutDir }, (p) => {
+          if (laying(p)) second ??= engine.loadModel({ path: modelPath, threads: 2 });
+        }),
+        (err: ResponseError<unknown>) =>
+          err.code === EngineErrorCodes.RequestCancelled && /a later model\/load replaced it/.test(err.message),
+      );
+      assert.ok(second, 'the second load was sent');
+      await second;
+      assert.deepEqual(fs.readdirSync(layoutDir), [], 'no temporary file and no layout file left');
+      assert.equal((await engine.modelInfo()).path, modelPath);
+      assert.equal((await engine.complete(COMPLETION)).candidates.length, 1);
+
+      // uncancelled, the same load builds the file
+      const loaded = await engine.loadModel({ path: big, threads: 2, layoutDir });
+      assert.equal(loaded.info.layout?.built, true);
+      assert.deepEqual(fs.readdirSync(layoutDir), [path.basename(loaded.info.layout?.file ?? '')]);
     } finally {
       await engine.dispose();
       fs.rmSync(layoutDir, { recursive: true, force: true });

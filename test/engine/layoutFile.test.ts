@@ -11,12 +11,14 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { loadModel, type ModelInfo } from '../../src/engine/native';
-import { ensureModel, type ModelSpec, SHALLOW_4B } from '../support/fixtures';
+import { ensureModel, type ModelSpec, SHALLOW_4B, SMALLTHINKER_4B } from '../support/fixtures';
 import { quantizeWithLlama } from '../support/llamaQuantize';
 
 /** the real 4B widths, two layers: a Q4_K_M file has Q4_K and Q6_K matrices to relay out */
 const SPEC: ModelSpec = { ...SHALLOW_4B, seed: 142 };
 const IDS = Int32Array.from([5, 17, 300, 2048, 9, 4000, 1, 77]);
+/** the 4B shapes two layers deep, Q4_0, 400 MB: its layout file takes long enough to build to cancel it midway */
+const BIG: ModelSpec = { ...SMALLTHINKER_4B, n_layer: 2, routing: 'varied' };
 
 async function run(
   file: string,
@@ -165,6 +167,106 @@ describe('layout files', { timeout: 600_000 }, () => {
     assert.equal(r.info.layout.built, true);
     assert.ok(!fs.existsSync(old), 'the old version was removed');
     assert.deepEqual(layoutFiles(), [path.basename(good)]);
+  });
+
+  it('removes the layout files of GGUFs that changed or are gone, and unfinished builds of dead processes; keeps the rest', async () => {
+    const work = fs.mkdtempSync(path.join(os.tmpdir(), 'st-layout-orphans-'));
+    const folder = path.join(work, 'layouts');
+    try {
+      const a = path.join(work, 'a.gguf');
+      const b = path.join(work, 'b.gguf');
+      fs.copyFileSync(file, a);
+      fs.copyFileSync(file, b);
+      fs.utimesSync(b, new Date(2001, 1, 1), new Date(2001, 1, 1)); // another identity than a's
+      const fileOf = async (gguf: string) => {
+        const r = await run(gguf, folder);
+        assert.ok(sameBits(r.logits, reference), `logits of ${path.basename(gguf)}`);
+        return path.basename(r.info.layout.file);
+      };
+      const la = await fileOf(a);
+      const lb = await fileOf(b);
+      assert.notEqual(la, lb);
+      assert.deepEqual(fs.readdirSync(folder).sort(), [la, lb].sort(), "b's load keeps a's layout file (a is unchanged)");
+
+      // unfinished builds: of a process that is gone (removed), of one that runs (kept)
+      const dead = execFileSync(process.execPath, ['-e', 'console.log(process.pid)'], { encoding: 'utf8' }).trim();
+      const deadTmp = `${la}.tmp.${dead}`;
+      const liveTmp = `${la}.tmp.1`;
+      fs.writeFileSync(path.join(folder, deadTmp), 'x');
+      fs.writeFileSync(path.join(folder, liveTmp), 'x');
+      fs.writeFileSync(path.join(folder, 'notes.txt'), 'not ours');
+
+      // a changes (touched): its next load removes the old layout file and builds a new one
+      fs.utimesSync(a, new Date(), new Date(Date.now() + 5000));
+      const la2 = await fileOf(a);
+      assert.notEqual(la2, la);
+      assert.deepEqual(fs.readdirSync(folder).sort(), [la2, lb, liveTmp, 'notes.txt'].sort());
+
+      // a moved: its layout file is still used (same identity), and a's new path recorded
+      const moved = path.join(work, 'a-moved.gguf');
+      fs.renameSync(a, moved);
+      const again = await run(moved, folder);
+      assert.equal(again.info.layout.built, false);
+      assert.equal(path.basename(again.info.layout.file), la2);
+
+      // b deleted: the next load of another model (the fixture itself) removes b's layout file and
+      // keeps a's (whose recorded path is now a-moved.gguf)
+      fs.rmSync(b);
+      const lf = await fileOf(file);
+      assert.deepEqual(fs.readdirSync(folder).sort(), [la2, lf, liveTmp, 'notes.txt'].sort());
+    } finally {
+      fs.rmSync(work, { recursive: true, force: true });
+    }
+  });
+
+  it('a cancelled build stops, leaves no file behind and fails the load with code cancelled (no in-memory fallback)', async () => {
+    const big = await ensureModel(BIG);
+    const cancelDir = fs.mkdtempSync(path.join(os.tmpdir(), 'st-layout-cancel-'));
+    try {
+      const abort = new AbortController();
+      const progress: number[] = [];
+      const t0 = Date.now();
+      let abortedAt = 0;
+      await assert.rejects(
+        loadModel(big, {
+          layoutDir: cancelDir,
+          signal: abort.signal,
+          onLayoutProgress: (f) => {
+            progress.push(f);
+            if (!abort.signal.aborted) {
+              abortedAt = Date.now();
+              abort.abort();
+            }
+          },
+        }),
+        (err: Error & { code?: string }) => {
+          assert.equal(err.code, 'cancelled');
+          assert.match(err.message, /cancelled while its layout file was being written/);
+          return true;
+        },
+      );
+      console.log(
+        `cancelled at ${((progress[0] ?? 0) * 100).toFixed(0)}% after ${abortedAt - t0} ms, stopped ${Date.now() - abortedAt} ms later`,
+      );
+      assert.ok(progress.length >= 1 && progress[0] < 1, `cancelled before the end: ${progress.join(', ')}`);
+      assert.deepEqual(fs.readdirSync(cancelDir), [], 'no temporary file and no layout file left');
+
+      // an AbortSignal aborted before the call: rejected at once; something else: bad_input
+      const aborted = AbortSignal.abort();
+      await assert.rejects(loadModel(big, { layoutDir: cancelDir, signal: aborted }), { code: 'cancelled' });
+      await assert.rejects(loadModel(big, { signal: {} as AbortSignal }), { code: 'bad_input' });
+
+      // a load with a signal that is never aborted builds the file as usual
+      const model = await loadModel(big, { layoutDir: cancelDir, signal: new AbortController().signal });
+      try {
+        assert.equal(model.info().layout.built, true);
+        assert.deepEqual(fs.readdirSync(cancelDir), [path.basename(model.info().layout.file)]);
+      } finally {
+        model.dispose();
+      }
+    } finally {
+      fs.rmSync(cancelDir, { recursive: true, force: true });
+    }
   });
 
   it('a folder that cannot hold the layout file: one warning, the relayout in memory, the same logits', async () => {

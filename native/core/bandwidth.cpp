@@ -1,0 +1,68 @@
+// Memory read bandwidth (see bandwidth.h).
+#include "core/bandwidth.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <thread>
+#include <vector>
+
+#include "core/common.h"
+
+namespace moe {
+
+namespace {
+
+// Eight independent sums (the compiler vectorises them): no dependency chain limits the loads.
+uint64_t sum_words(const uint64_t* p, size_t n) {
+    uint64_t s[8] = {};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; ++k) s[k] += p[i + k];
+    for (; i < n; ++i) s[0] += p[i];
+    uint64_t t = 0;
+    for (uint64_t v : s) t += v;
+    return t;
+}
+
+// Runs body(thread index, slice begin, slice words) on `threads` threads over `n` words.
+template <typename F>
+void on_threads(int threads, size_t n, F&& body) {
+    std::vector<std::thread> pool;
+    const size_t per = (n + static_cast<size_t>(threads) - 1) / static_cast<size_t>(threads);
+    for (int t = 0; t < threads; ++t) {
+        const size_t b = std::min(n, per * static_cast<size_t>(t)), e = std::min(n, b + per);
+        pool.emplace_back([&body, t, b, e] { body(t, b, e - b); });
+    }
+    for (std::thread& th : pool) th.join();
+}
+
+}  // namespace
+
+double measure_read_bandwidth(size_t bytes, int threads, int repeats) {
+    threads = std::max(1, threads);
+    const size_t n = std::max<size_t>(bytes / sizeof(uint64_t), 1);
+    uint64_t* buf = static_cast<uint64_t*>(std::aligned_alloc(4096, (n * sizeof(uint64_t) + 4095) / 4096 * 4096));
+    if (!buf) throw Error("out_of_memory", strfmt("cannot allocate %.0f MB to measure the memory bandwidth", bytes / 1e6));
+    // first touch by the threads that read it (pages local to them), with values the sum cannot skip
+    on_threads(threads, n, [buf](int, size_t b, size_t len) {
+        for (size_t i = 0; i < len; ++i) buf[b + i] = b + i;
+    });
+    double best = 0;
+    std::vector<uint64_t> sums(static_cast<size_t>(threads));
+    for (int r = 0; r < std::max(1, repeats); ++r) {
+        const auto t0 = std::chrono::steady_clock::now();
+        on_threads(threads, n, [buf, &sums](int t, size_t b, size_t len) { sums[static_cast<size_t>(t)] = sum_words(buf + b, len); });
+        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        best = std::max(best, static_cast<double>(n * sizeof(uint64_t)) / s / 1e9);
+    }
+    volatile uint64_t sink = 0;  // the sums are used: the reads cannot be optimised away
+    for (uint64_t v : sums) sink = sink + v;
+    std::free(buf);
+    return best;
+}
+
+}  // namespace moe
