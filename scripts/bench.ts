@@ -223,6 +223,8 @@ function randomTokens(ids: number[], seed: number, stream: string, n: number): n
 interface Ceiling {
   /** bytes read per decoded token: all non-expert weights, the active experts (dense), one embedding row, the KV cache */
   bytesPerToken: number;
+  /** of which the active experts' matrices (read densely) */
+  expertBytes: number;
   expertUpDownBytes: number;
   kvBytes: number;
   positions: number;
@@ -241,6 +243,7 @@ function ceiling(h: GgufHeader, positions: number, bandwidthGBs: number): Ceilin
   if (![nExpert, nUsed, nLayer, nHeadKv, kl, vl].every(Number.isFinite)) return null;
   let dense = 0;
   let upDown = 0;
+  let experts = 0;
   let hasOutput = false;
   for (const t of h.tensors) {
     const b = t.nbytes ?? 0;
@@ -249,13 +252,21 @@ function ceiling(h: GgufHeader, positions: number, bandwidthGBs: number): Ceilin
     else if (t.name.includes('_exps')) {
       const active = (b * nUsed) / nExpert;
       dense += active;
+      experts += active;
       if (t.name.includes('ffn_up_exps') || t.name.includes('ffn_down_exps')) upDown += active;
     } else dense += b;
   }
   if (!hasOutput) dense += h.tensors.find((t) => t.name === 'token_embd.weight')?.nbytes ?? 0; // tied output
   const kvBytes = nLayer * nHeadKv * (kl + vl) * 2 * positions; // F16 K and V
   const bytesPerToken = dense + kvBytes;
-  return { bytesPerToken, expertUpDownBytes: upDown, kvBytes, positions, tokensPerS: (bandwidthGBs * 1e9) / bytesPerToken };
+  return {
+    bytesPerToken,
+    expertBytes: experts,
+    expertUpDownBytes: upDown,
+    kvBytes,
+    positions,
+    tokensPerS: (bandwidthGBs * 1e9) / bytesPerToken,
+  };
 }
 
 // ---------------------------------------------------------------- running the workers
@@ -638,6 +649,7 @@ async function main(): Promise<void> {
       );
   } else console.log('\nexpert use: n/a (no successful run of our engine)');
   let sparsity: { decode: number; prompt: number } | null = null;
+  let expertBytesPerToken: number | null = null;
   const rs = oursOk.map((r) => r.reglu).filter((x): x is NonNullable<WorkerResult['reglu']> => x !== null);
   if (rs.length) {
     const sum = (k: 'decode' | 'prompt') =>
@@ -646,6 +658,12 @@ async function main(): Promise<void> {
     const p = sum('prompt');
     sparsity = { decode: d.total ? d.zero / d.total : NaN, prompt: p.total ? p.zero / p.total : NaN };
     console.log(`ReGLU sparsity (share of gate values <= 0): decode ${pct(sparsity.decode)}, prompt ${pct(sparsity.prompt)}`);
+    const bytes = rs.reduce((a, r) => a + (r.decode.expertBytes ?? 0), 0);
+    const steps = oursOk.reduce((a, r) => a + (r.reglu ? r.nDecode : 0), 0);
+    if (bytes > 0 && steps > 0) {
+      expertBytesPerToken = bytes / steps;
+      console.log(`expert weight bytes read per decoded token (measured by our engine): ${(expertBytesPerToken / 1e6).toFixed(1)} MB`);
+    }
   } else console.log(`ReGLU sparsity: n/a${oursOk.length ? ' (this build of the addon has no Session.regluStats())' : ''}`);
 
   // ---- bandwidth ceiling
@@ -661,6 +679,10 @@ async function main(): Promise<void> {
     if (tg.ours.n) parts.push(`ours ${pct(tg.ours.median / c.tokensPerS)}`);
     if (tg.llama.n) parts.push(`llama.cpp ${pct(tg.llama.median / c.tokensPerS)}`);
     if (parts.length) console.log(`  median decode speed as a share of that ceiling: ${parts.join(', ')}`);
+    if (expertBytesPerToken !== null)
+      console.log(
+        `  bytes read per decoded token, measured: ${((c.bytesPerToken - c.expertBytes + expertBytesPerToken) / 1e6).toFixed(0)} MB (experts ${(expertBytesPerToken / 1e6).toFixed(0)} MB of it, ${(c.expertBytes / 1e6).toFixed(0)} MB when read densely)`,
+      );
     if (sparsity && Number.isFinite(sparsity.decode)) {
       const bytes = c.bytesPerToken - c.expertUpDownBytes * sparsity.decode;
       ceilingSparse = (bandwidthGBs * 1e9) / bytes;
@@ -692,6 +714,7 @@ async function main(): Promise<void> {
     failed: failed.length,
     experts,
     reglu: sparsity,
+    expertBytesPerDecodedToken: expertBytesPerToken,
     ceiling: c ? { ...c, bandwidthGBs, bandwidthSource, withSparsityTokensPerS: ceilingSparse } : null,
     runs: records,
   };

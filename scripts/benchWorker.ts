@@ -70,7 +70,7 @@ export interface WorkerResult {
   /** ours: routing counts [layer * nExpert + expert] during the timed prompt and the decode */
   experts: { nLayer: number; nExpert: number; nUsed: number; prompt: number[]; decode: number[] } | null;
   /** ours, when the addon has Session.regluStats(): gate values <= 0 during the decode / the timed prompt */
-  reglu: { decode: { zero: number; total: number }; prompt: { zero: number; total: number } } | null;
+  reglu: { decode: RegluStats; prompt: RegluStats } | null;
   /** the first sampled token and the last one (a check that the engines agree on greedy argmax) */
   firstToken: number;
   kvBytes: number | null;
@@ -131,13 +131,19 @@ interface Harness {
   step(token: number): Promise<number>;
   clear(): Promise<void>;
   expertCounts(): Float64Array | null;
-  reglu(): { zero: number; total: number } | null;
+  reglu(): RegluStats | null;
   kvBytes(): number | null;
   /** layers, experts and experts per token (ours) */
   expertShape(): { nLayer: number; nExpert: number; nUsed: number } | null;
 }
 
-type RegluFn = () => { zero: number; total: number };
+/** gate values <= 0 out of all; expert weight bytes read (0 from builds that do not count them) */
+export interface RegluStats {
+  zero: number;
+  total: number;
+  expertBytes: number;
+}
+type RegluFn = () => RegluStats;
 
 async function openOurs(req: WorkerRequest, log: (s: string) => void): Promise<{ h: Harness; initMs: number; loadMs: number }> {
   const t0 = performance.now();
@@ -237,8 +243,8 @@ async function openLlama(req: WorkerRequest, log: (s: string) => void): Promise<
 // ---------------------------------------------------------------- the measurement
 
 const sub = (a: Float64Array | null, b: Float64Array | null): number[] | null => (a && b ? Array.from(b, (x, i) => x - a[i]) : null);
-const subReglu = (a: { zero: number; total: number } | null, b: { zero: number; total: number } | null) =>
-  a && b ? { zero: b.zero - a.zero, total: b.total - a.total } : null;
+const subReglu = (a: RegluStats | null, b: RegluStats | null): RegluStats | null =>
+  a && b ? { zero: b.zero - a.zero, total: b.total - a.total, expertBytes: (b.expertBytes ?? 0) - (a.expertBytes ?? 0) } : null;
 
 async function measure(engine: EngineName, req: WorkerRequest): Promise<WorkerResult> {
   const log = (s: string) => process.stderr.write(`${s}\n`);

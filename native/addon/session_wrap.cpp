@@ -271,6 +271,7 @@ Napi::Value SessionWrap::reglu_stats(const Napi::CallbackInfo& info) {
     Napi::Object o = Napi::Object::New(env);
     o.Set("zero", Napi::Number::New(env, static_cast<double>(st.zero)));
     o.Set("total", Napi::Number::New(env, static_cast<double>(st.total)));
+    o.Set("expertBytes", Napi::Number::New(env, static_cast<double>(st.expert_bytes)));
     return o;
 }
 

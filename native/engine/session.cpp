@@ -107,7 +107,7 @@ Session::Session(const Model& model, const SessionParams& params) : model_(model
 
 Session::~Session() = default;
 
-Session::ReluStats Session::reglu_stats() const { return {impl_->reglu_zero, impl_->reglu_total}; }
+Session::ReluStats Session::reglu_stats() const { return {impl_->reglu_zero, impl_->reglu_total, impl_->moe.bytes_read}; }
 
 const std::vector<uint64_t>& Session::expert_counts() const { return impl_->expert_counts; }
 

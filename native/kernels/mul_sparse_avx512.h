@@ -68,8 +68,9 @@ inline void transpose16(__m512 (&a)[16]) {
 }
 
 // 16 rows x T tokens: out[t * 16 + i] = dot(row i, token t).
+// nextp: the next tile's rows, prefetched meanwhile (a row list jumps, so the hardware cannot).
 template <class Dp4, int T>
-void r16_tile(int64_t ng, const uint8_t* const* rowp, const R16X* const* xt, float* out) {
+void r16_tile(int64_t ng, const uint8_t* const* rowp, const uint8_t* const* nextp, const R16X* const* xt, float* out) {
     const __m512i m4 = _mm512_set1_epi8(0x0f);
     alignas(64) float p[T][16][16];  // p[t][i][j]: row i's product of block j of the group
     __m512 acc[T];
@@ -78,7 +79,7 @@ void r16_tile(int64_t ng, const uint8_t* const* rowp, const R16X* const* xt, flo
     for (int64_t g = 0; g < ng; ++g) {
         for (int i = 0; i < 16; ++i) {
             const uint8_t* blk = rowp[i] + static_cast<size_t>(g) * kQ4x16BlockBytes;
-            const uint8_t* ahead = blk + 2 * kQ4x16BlockBytes;
+            const uint8_t* ahead = nextp[i] + static_cast<size_t>(g) * kQ4x16BlockBytes;
 #pragma GCC unroll 5
             for (int l = 0; l < 5; ++l) _mm_prefetch(reinterpret_cast<const char*>(ahead + 64 * l), _MM_HINT_T0);
             const __m512 ws = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk)));
@@ -118,7 +119,7 @@ void r16_tile(int64_t ng, const uint8_t* const* rowp, const R16X* const* xt, flo
 template <class Dp4>
 void mul_r16_512(int64_t n, const block_q4_0* w, size_t w_row_bytes, const int32_t* rows, int64_t nr, const block_q8_0* x,
                  size_t x_row_bytes, int64_t nt, float* y, int64_t ldy) {
-    using Tile = void (*)(int64_t, const uint8_t* const*, const R16X* const*, float*);
+    using Tile = void (*)(int64_t, const uint8_t* const*, const uint8_t* const*, const R16X* const*, float*);
     static constexpr Tile kTiles[kX16Tokens] = {r16_tile<Dp4, 1>, r16_tile<Dp4, 2>, r16_tile<Dp4, 3>, r16_tile<Dp4, 4>};
     const int64_t ng = n / kR16Elements;
     thread_local std::vector<R16X> xs;
@@ -131,21 +132,29 @@ void mul_r16_512(int64_t n, const block_q4_0* w, size_t w_row_bytes, const int32
             r16_prepare<Dp4>(
                 reinterpret_cast<const block_q8_0*>(reinterpret_cast<const uint8_t*>(x) + static_cast<size_t>(c0 + t) * x_row_bytes), ng,
                 xs.data() + t * ng);
-        for (int64_t i0 = 0; i0 < nr; i0 += 16) {
-            const int cnt = static_cast<int>(nr - i0 < 16 ? nr - i0 : 16);
-            int64_t r[16];
-            const uint8_t* rowp[16];
+        int64_t r[2][16];
+        const uint8_t* rowp[2][16];
+        auto tile_rows = [&](int64_t i0, int64_t* rr, const uint8_t** rp) {
+            const int64_t cnt = nr - i0 < 16 ? nr - i0 : 16;
             for (int i = 0; i < 16; ++i) {
-                r[i] = i < cnt ? (rows ? rows[i0 + i] : i0 + i) : r[0];  // padding lanes repeat a row
-                rowp[i] = wb + static_cast<size_t>(r[i]) * w_row_bytes;
+                rr[i] = i < cnt ? (rows ? rows[i0 + i] : i0 + i) : rr[0];  // padding lanes repeat a row
+                rp[i] = wb + static_cast<size_t>(rr[i]) * w_row_bytes;
             }
+        };
+        tile_rows(0, r[0], rowp[0]);
+        for (int64_t i0 = 0, cur = 0; i0 < nr; i0 += 16, cur ^= 1) {
+            const int cnt = static_cast<int>(nr - i0 < 16 ? nr - i0 : 16);
+            if (i0 + 16 < nr)
+                tile_rows(i0 + 16, r[cur ^ 1], rowp[cur ^ 1]);
+            else
+                for (int i = 0; i < 16; ++i) rowp[cur ^ 1][i] = rowp[cur][i];
             for (int64_t t0 = 0; t0 < cn; t0 += kX16Tokens) {
                 const int tt = static_cast<int>(cn - t0 < kX16Tokens ? cn - t0 : kX16Tokens);
                 const R16X* xt[kX16Tokens];
                 for (int t = 0; t < tt; ++t) xt[t] = xs.data() + (t0 + t) * ng;
-                kTiles[tt - 1](ng, rowp, xt, out);
+                kTiles[tt - 1](ng, rowp[cur], rowp[cur ^ 1], xt, out);
                 for (int t = 0; t < tt; ++t)
-                    for (int i = 0; i < cnt; ++i) y[(c0 + t0 + t) * ldy + r[i]] = out[16 * t + i];
+                    for (int i = 0; i < cnt; ++i) y[(c0 + t0 + t) * ldy + r[cur][i]] = out[16 * t + i];
             }
         }
     }
@@ -165,13 +174,15 @@ struct NmPlan {
     std::vector<int32_t> xq;    // [token][four]: the 4 activation bytes
     std::vector<int32_t> corr;  // [token][block]: -8 * sum of the block's activation bytes
     std::vector<float> dx;      // [token][block]
+    std::vector<int32_t> js;    // the columns of each four, -1: padding
 };
 
 inline void nm_plan(int64_t m, const int32_t* cols, int64_t ncols, const block_q8_0* x, size_t x_row_bytes, int64_t nt, NmPlan& p) {
     const size_t block_bytes = 18 * static_cast<size_t>(m), col_bytes = static_cast<size_t>(m) / 2;
     p.blocks.clear();
     p.col.clear();
-    std::vector<int32_t> js;  // the columns of each four, -1: padding
+    std::vector<int32_t>& js = p.js;
+    js.clear();
     for (int64_t i = 0; i < ncols;) {
         const int64_t b = cols[i] / QK4_0;
         const size_t q0 = p.col.size() / 4;
@@ -290,6 +301,10 @@ void mul_nm_512(int64_t n, int64_t m, const uint8_t* w, int64_t r0, int64_t nr, 
     (void)n;
     thread_local NmPlan plan;
     nm_plan(m, cols, ncols, static_cast<const block_q8_0*>(x), x_row_bytes, nt, plan);
+    // The first tile's lines of every listed column, requested all at once (each tile prefetches
+    // the next one's as it goes): the columns are scattered, the hardware cannot see them coming.
+    const size_t at0 = static_cast<size_t>(r0 / kNmTileRows) * 64;
+    for (uint32_t c : plan.col) _mm_prefetch(reinterpret_cast<const char*>(w + c + at0), _MM_HINT_T0);
     for (int64_t tile = r0 / kNmTileRows; tile < (r0 + nr) / kNmTileRows; ++tile) {
         float* yt = y + tile * kNmTileRows - r0;
         for (int64_t t0 = 0; t0 < nt; t0 += 2) {

@@ -40,10 +40,13 @@ struct Header {
 };
 
 struct Entry {
-    uint64_t gguf_offset;  // of the matrix's data in the GGUF file
-    uint64_t bytes;
-    uint64_t offset;  // of its relaid-out copy in this file
+    uint64_t gguf_offset;  // of the tensor's data in the GGUF file
+    uint64_t bytes;        // of each of its matrices (one per expert)
+    uint64_t offset;       // of its first matrix's relaid-out copy in this file
+    uint64_t stride;       // from one of its matrices to the next here
     uint32_t type;
+    uint32_t layout;  // Layout
+    uint32_t n_matrices;
     uint32_t reserved;
 };
 
@@ -79,18 +82,46 @@ Identity identify(const GgufFile& gguf) {
     return id;
 }
 
+// Where each matrix goes: a layer's expert gate, up and down (consecutive in `todo`, as
+// Architecture::matrices lists them) in one extent per expert, each matrix at a 4096-byte boundary
+// in it, so that one read brings an expert in; other tensors contiguous, each at a 4096-byte boundary.
 std::vector<Entry> plan(const std::vector<Tensor*>& todo, const GgufFile& gguf, uint64_t* data_start, uint64_t* file_size) {
-    std::vector<Entry> entries;
+    std::vector<Entry> entries(todo.size());
     uint64_t off = round_up(sizeof(Header) + todo.size() * sizeof(Entry), kAlign);
     *data_start = off;
-    for (const Tensor* t : todo) {
-        Entry e{};
-        e.gguf_offset = static_cast<uint64_t>(t->data - gguf.mapping()->data());
-        e.bytes = t->bytes();
+    for (size_t i = 0; i < todo.size(); ++i) {
+        const Tensor& t = *todo[i];
+        Entry& e = entries[i];
+        e.gguf_offset = static_cast<uint64_t>(t.data - gguf.mapping()->data());
+        e.bytes = t.matrix_bytes();
+        e.type = static_cast<uint32_t>(t.type);
+        e.layout = static_cast<uint32_t>(target_layout(t));
+        e.n_matrices = static_cast<uint32_t>(t.ne[2]);
+        const bool extent = t.role == Role::ExpertGate && t.ne[2] > 1 && i + 2 < todo.size() && todo[i + 1]->role == Role::ExpertUp &&
+                            todo[i + 2]->role == Role::ExpertDown && todo[i + 1]->ne[2] == t.ne[2] && todo[i + 2]->ne[2] == t.ne[2];
+        if (extent) {
+            uint64_t stride = 0;
+            for (size_t k = i; k < i + 3; ++k) stride += round_up(todo[k]->matrix_bytes(), kAlign);
+            uint64_t at = off;
+            for (size_t k = i; k < i + 3; ++k) {
+                Entry& ek = entries[k];
+                const Tensor& tk = *todo[k];
+                ek.gguf_offset = static_cast<uint64_t>(tk.data - gguf.mapping()->data());
+                ek.bytes = tk.matrix_bytes();
+                ek.type = static_cast<uint32_t>(tk.type);
+                ek.layout = static_cast<uint32_t>(target_layout(tk));
+                ek.n_matrices = static_cast<uint32_t>(tk.ne[2]);
+                ek.offset = at;
+                ek.stride = stride;
+                at += round_up(tk.matrix_bytes(), kAlign);
+            }
+            off += stride * static_cast<uint64_t>(t.ne[2]);
+            i += 2;
+            continue;
+        }
         e.offset = off;
-        e.type = static_cast<uint32_t>(t->type);
-        entries.push_back(e);
-        off = round_up(off + e.bytes, kAlign);
+        e.stride = e.bytes;
+        off = round_up(off + e.bytes * e.n_matrices, kAlign);
     }
     *file_size = off;
     return entries;
@@ -265,19 +296,21 @@ void build(const std::string& path, const std::vector<Tensor*>& todo, const std:
     int fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) throw Error(errno == ENOSPC ? "no_space" : "io", strfmt("cannot create %s: %s", tmp.c_str(), std::strerror(errno)));
     try {
-        // items of about 1 MB (whole 16-row groups), relaid out in a buffer and written at their offset
+        // items of about 1 MB (whole relayout units of one matrix), relaid out in a buffer and
+        // written at their place
         struct Item {
             size_t e;
-            uint64_t begin, len;
+            uint64_t matrix, begin, len;
         };
         std::vector<Item> items;
         for (size_t i = 0; i < todo.size(); ++i) {
-            const uint64_t gb = 16 * todo[i]->nb1;
-            const uint64_t per = std::max<uint64_t>(1, (1ull << 20) / gb) * gb;
-            for (uint64_t b = 0; b < entries[i].bytes; b += per) items.push_back({i, b, std::min(per, entries[i].bytes - b)});
+            const uint64_t unit = relayout_unit(*todo[i], static_cast<Layout>(entries[i].layout));
+            const uint64_t per = std::max<uint64_t>(1, (1ull << 20) / unit) * unit;
+            for (uint64_t m = 0; m < entries[i].n_matrices; ++m)
+                for (uint64_t b = 0; b < entries[i].bytes; b += per) items.push_back({i, m, b, std::min(per, entries[i].bytes - b)});
         }
         uint64_t total = 0;
-        for (const Entry& e : entries) total += e.bytes;
+        for (const Entry& e : entries) total += e.bytes * e.n_matrices;
         std::atomic<uint64_t> done{0};
         std::atomic<int> reported{-1};  // the last percent reported
         std::atomic<size_t> next{0};
@@ -290,13 +323,12 @@ void build(const std::string& path, const std::vector<Tensor*>& todo, const std:
                 for (size_t i; !failed.load() && (i = next.fetch_add(1)) < items.size();) {
                     if (cancel && cancel->load()) throw_cancelled();
                     const Item& it = items[i];
-                    const Tensor* t = todo[it.e];
-                    const auto relayout = kernels::scalar_set().of(t->type).relayout16;
-                    const uint64_t gb = 16 * t->nb1;
-                    const int64_t nb = t->ne[0] / type_traits(t->type).block_size;
-                    buf.assign(t->data + it.begin, t->data + it.begin + it.len);
-                    for (uint64_t g = 0; g < it.len; g += gb) relayout(buf.data() + g, nb);
-                    write_all(fd, buf.data(), buf.size(), entries[it.e].offset + it.begin, tmp);
+                    const Tensor& t = *todo[it.e];
+                    const Entry& en = entries[it.e];
+                    const uint8_t* src = t.data + it.matrix * t.nb2 + it.begin;
+                    buf.assign(src, src + it.len);
+                    relayout_units(t, static_cast<Layout>(en.layout), buf.data(), it.len);
+                    write_all(fd, buf.data(), buf.size(), en.offset + it.matrix * en.stride + it.begin, tmp);
                     const int pct = static_cast<int>((done += it.len) * 100 / std::max<uint64_t>(1, total));
                     int prev = reported.load();
                     while (pct > prev && !reported.compare_exchange_weak(prev, pct)) {
@@ -317,7 +349,9 @@ void build(const std::string& path, const std::vector<Tensor*>& todo, const std:
         work();
         for (std::thread& th : threads) th.join();
         if (failed) throw Error(failure_code, failure);
-        std::vector<uint8_t> head(static_cast<size_t>(entries.empty() ? kAlign : entries[0].offset), 0);
+        uint64_t first = entries.empty() ? kAlign : entries[0].offset;
+        for (const Entry& e : entries) first = std::min(first, e.offset);
+        std::vector<uint8_t> head(static_cast<size_t>(first), 0);
         std::memcpy(head.data(), &header, sizeof header);
         std::memcpy(head.data() + sizeof header, entries.data(), entries.size() * sizeof(Entry));
         const std::vector<uint8_t> rec = path_record(gguf_path);
@@ -365,14 +399,19 @@ void make_dirs(const std::string& dir) {
     }
 }
 
-// Removes this GGUF's layout files of other versions.
-void remove_other_versions(const std::string& dir, const std::string& stem, const std::string& keep) {
+// Removes the layout files of other layout versions (this engine never uses them again).
+void remove_other_versions(const std::string& dir) {
     DIR* d = opendir(dir.c_str());
     if (!d) return;
     for (dirent* e; (e = readdir(d));) {
         const std::string name = e->d_name;
-        if (name != keep && name.rfind(stem + ".v", 0) == 0 && name.size() > 9 && name.compare(name.size() - 9, 9, ".stlayout") == 0)
+        unsigned version = 0;
+        char tail[16] = {};
+        if (name.size() > 20 && name[16] == '.' && std::sscanf(name.c_str() + 17, "v%u.%15s", &version, tail) == 2 &&
+            std::strcmp(tail, "stlayout") == 0 && version != kLayoutVersion) {
+            log(LogLevel::Info, strfmt("removing the layout file %s/%s (layout version %u)", dir.c_str(), name.c_str(), version));
             std::remove((dir + "/" + name).c_str());
+        }
     }
     closedir(d);
 }
@@ -411,7 +450,7 @@ LayoutFileResult use_layout_file(const std::vector<Tensor*>& matrices, const Ggu
     }
     if (!map) {
         make_dirs(dir);
-        remove_other_versions(dir, stem, name);
+        remove_other_versions(dir);
         if (cancel && cancel->load()) throw_cancelled();
         build(r.path, todo, entries, header, gguf_path, progress, cancel);
         r.built = true;
@@ -426,8 +465,9 @@ LayoutFileResult use_layout_file(const std::vector<Tensor*>& matrices, const Ggu
     if (map->size() < available_memory() / 2) map->populate_read();
     for (size_t i = 0; i < todo.size(); ++i) {
         todo[i]->data = map->data() + entries[i].offset;
-        todo[i]->x16 = true;
-        r.bytes += entries[i].bytes;
+        todo[i]->nb2 = entries[i].stride;
+        todo[i]->layout = static_cast<Layout>(entries[i].layout);
+        r.bytes += entries[i].bytes * entries[i].n_matrices;
     }
     r.map = std::move(map);
     return r;

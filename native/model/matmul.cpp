@@ -22,24 +22,45 @@ Acts MatMul::convert(const Tensor& W, const float* x, int64_t nt, int64_t ldx, s
     return {dst, arow};
 }
 
+namespace {
+// The rows a job computes (NeuronMajor: its rows times the share of columns read, as work).
+int64_t nrows_of_job(const Tensor& W, const std::vector<int32_t>* rows) {
+    if (W.layout == Layout::NeuronMajor) return W.ne[1] * static_cast<int64_t>(rows->size()) / std::max<int64_t>(1, W.ne[0]) + 1;
+    return rows ? static_cast<int64_t>(rows->size()) : W.ne[1];
+}
+}  // namespace
+
 void MatMul::add(const Tensor& W, int64_t expert, Acts a, int64_t nt, float* y, int64_t ldy, const std::vector<int32_t>* rows) {
-    if (W.x16) rows = nullptr;
-    if (nt <= 0 || (rows && rows->empty())) return;
+    if (W.layout == Layout::Rows16) rows = nullptr;
+    // (a neuron-major matrix with no columns to read still writes its zeros)
+    if (nt <= 0 || (rows && rows->empty() && W.layout != Layout::NeuronMajor)) return;
     jobs_.push_back({&W, expert, a, nt, y, ldy, rows});
 }
 
 void MatMul::run() {
     chunks_.clear();
     int64_t work = 0;
-    for (const Job& j : jobs_) work += (j.rows ? static_cast<int64_t>(j.rows->size()) : j.W->ne[1]) * j.nt;
+    int64_t n_nm = 0;
+    for (const Job& j : jobs_) {
+        work += nrows_of_job(*j.W, j.rows) * j.nt;
+        n_nm += j.W->layout == Layout::NeuronMajor;
+    }
     // about 8 chunks per thread, at least 8 rows each
     const int64_t target = std::max<int64_t>(1, work / (static_cast<int64_t>(pool_.size()) * 8));
     for (size_t ji = 0; ji < jobs_.size(); ++ji) {
         const Job& j = jobs_[ji];
-        const int64_t nrows = j.rows ? static_cast<int64_t>(j.rows->size()) : j.W->ne[1];
-        // multiples of 16 rows: the matrix kernels work in tiles of 4 (partial tiles are slower),
-        // relaid-out ones in groups of 16
-        const int64_t step = std::max<int64_t>(16, (target / std::max<int64_t>(1, j.nt) + 15) / 16 * 16);
+        const bool nm = j.W->layout == Layout::NeuronMajor;
+        const int64_t eff = nrows_of_job(*j.W, j.rows);
+        const int64_t nrows = nm ? j.W->ne[1] : eff;
+        // chunks of about `target` work, in multiples of 16 rows: the matrix kernels work in tiles
+        // of 4 (partial tiles are slower), relaid-out ones in groups of 16; neuron-major ones in
+        // tiles of 128 (their work per row is the share of columns read)
+        const int64_t q = nm ? kernels::kNmTileRows : 16;
+        const int64_t rows_for_target = target * nrows / std::max<int64_t>(1, eff * j.nt);
+        int64_t step = std::max<int64_t>(q, (rows_for_target + q - 1) / q * q);
+        // a neuron-major kernel plans its columns at every call: whole matrices when there are
+        // enough of them for the threads
+        if (nm && n_nm >= static_cast<int64_t>(pool_.size())) step = nrows;
         for (int64_t rb = 0; rb < nrows; rb += step)
             chunks_.push_back({static_cast<int32_t>(ji), static_cast<int32_t>(rb), static_cast<int32_t>(std::min(nrows, rb + step))});
     }
@@ -60,19 +81,26 @@ void MatMul::run_chunk(const Chunk& c) const {
     const int64_t K = W.ne[0];
     const uint8_t* base = W.data + static_cast<size_t>(j.expert) * W.nb2;
     const kernels::TypeKernels& k = ks_.of(W.type);
-    if (W.x16) {
+    if (W.layout == Layout::NeuronMajor) {
+        const std::vector<int32_t>& cols = *j.rows;
+        k.mul_nm(K, W.ne[1], base, c.rb, c.re - c.rb, cols.data(), static_cast<int64_t>(cols.size()), j.a.data, j.a.row_bytes, j.nt,
+                 j.y + c.rb, j.ldy);
+        return;
+    }
+    if (W.layout == Layout::Rows16) {
         // relaid out 16 rows per block: chunks start on multiples of 16 rows
         k.mul_x16(K, base + static_cast<size_t>(c.rb) * W.nb1, 16 * W.nb1, (c.re - c.rb) / 16, j.a.data, j.a.row_bytes, j.nt, j.y + c.rb,
                   j.ldy);
         return;
     }
-    if (k.mul) {
+    const kernels::MulFn mul = W.layout == Layout::BlockRows16 ? k.mul_r16 : k.mul;
+    if (mul) {
         // the matrix kernel (bit-identical to the dots, loads shared across a tile of rows and
         // tokens), over the chunk's rows or listed rows
         const int32_t* rows = j.rows ? j.rows->data() + c.rb : nullptr;
         const uint8_t* w = rows ? base : base + static_cast<size_t>(c.rb) * W.nb1;
         float* y = rows ? j.y : j.y + c.rb;
-        k.mul(K, w, W.nb1, rows, c.re - c.rb, j.a.data, j.a.row_bytes, j.nt, y, j.ldy);
+        mul(K, w, W.nb1, rows, c.re - c.rb, j.a.data, j.a.row_bytes, j.nt, y, j.ldy);
         return;
     }
     for (int32_t i = c.rb; i < c.re; ++i) {

@@ -27,7 +27,9 @@ class MatMul {
     // read them in place).
     Acts convert(const Tensor& W, const float* x, int64_t nt, int64_t ldx, std::vector<uint8_t>& buf);
     // Queues y[t*ldy + r] = dot(W[expert] row r, a row t) for every row r of the matrix, or only
-    // the listed rows (ignored for relaid-out weights, whose kernel computes whole groups of 16).
+    // the listed rows (ignored for Layout::Rows16, whose kernel computes whole groups of 16). For
+    // Layout::NeuronMajor `rows` lists the columns instead: every row is computed, reading only
+    // those columns (the activations must be 0 in all others).
     void add(const Tensor& W, int64_t expert, Acts a, int64_t nt, float* y, int64_t ldy, const std::vector<int32_t>* rows = nullptr);
     // Runs everything queued in one parallel_for over row chunks, then clears the queue.
     void run();
@@ -42,11 +44,11 @@ class MatMul {
         int64_t nt;
         float* y;
         int64_t ldy;
-        const std::vector<int32_t>* rows;  // nullptr: every row
+        const std::vector<int32_t>* rows;  // nullptr: every row (NeuronMajor: the columns read)
     };
     struct Chunk {
         int32_t job;
-        int32_t rb, re;  // rows (or indices into job.rows)
+        int32_t rb, re;  // rows (or indices into job.rows, except for NeuronMajor)
     };
     void run_chunk(const Chunk& c) const;
 

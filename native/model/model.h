@@ -79,7 +79,8 @@ class Architecture {
     // state's cache, and writes the logits of batch.out_rows.
     virtual void forward(ForwardState& s, const Batch& batch) const = 0;
     // Every weight matrix the forward pass multiplies by (candidates for relayout; not the
-    // token embeddings, which are read row by row).
+    // token embeddings, which are read row by row). A layer's expert matrices come as gate, up,
+    // down in a row (Tensor::role): a layout file gives each of its experts one extent.
     virtual std::vector<Tensor*> matrices() = 0;
     // Whether logits come from the token embeddings (no output.weight).
     virtual bool tied_output() const = 0;

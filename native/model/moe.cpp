@@ -141,10 +141,13 @@ uint64_t moe_ffn(MatMul& mm, ThreadPool& pool, const ExpertWeights& w, const flo
     prof.lap(PhaseProfile::Gate);
 
     // ReGLU sparsity: relu(gate) * up is 0 wherever gate <= 0, so `up` is computed only for the
-    // neurons some token of the expert activates. Exact: the skipped products are +-0 either
-    // way, and both quantize to the same 0 for `down`. (Relaid-out weights compute every row.)
+    // neurons some token of the expert activates, and `down` reads only their columns when it is
+    // neuron-major. Exact: the skipped products are +-0 either way, and both quantize to the same
+    // 0 for `down`. (Weights relaid out 16 rows per block compute every row.)
+    const bool sparse_up = w.up.layout != Layout::Rows16;
+    const bool need_live = sparse_up || w.down.layout == Layout::NeuronMajor;
     s.live.resize(static_cast<size_t>(NX));
-    for (int64_t e = 0; e < NX && !w.up.x16; ++e) {
+    for (int64_t e = 0; e < NX && need_live; ++e) {
         std::vector<int32_t>& lr = s.live[e];
         lr.clear();
         const int64_t nr = off[e + 1] - off[e];
@@ -154,6 +157,20 @@ uint64_t moe_ffn(MatMul& mm, ThreadPool& pool, const ExpertWeights& w, const flo
             bool on = false;
             for (int64_t t = 0; t < nr; ++t) on |= g[t * n_ff + i] > 0.0f;
             if (on) lr.push_back(static_cast<int32_t>(i));
+        }
+    }
+    // the weight bytes this call reads
+    for (int64_t e = 0; e < NX; ++e) {
+        if (off[e + 1] == off[e]) continue;
+        const uint64_t live = need_live ? s.live[e].size() : static_cast<uint64_t>(n_ff);
+        s.bytes_read += w.gate.matrix_bytes();
+        s.bytes_read += sparse_up ? live * w.up.nb1 : w.up.matrix_bytes();
+        if (w.down.layout == Layout::NeuronMajor) {
+            uint64_t blocks = 0;
+            for (size_t i = 0; i < s.live[e].size(); ++i) blocks += i == 0 || s.live[e][i] / 32 != s.live[e][i - 1] / 32;
+            s.bytes_read += live * static_cast<uint64_t>(E) / 2 + blocks * 2 * static_cast<uint64_t>(E);
+        } else {
+            s.bytes_read += w.down_by_neuron ? live * w.down.nb1 : w.down.matrix_bytes();
         }
     }
     const Acts aup = w.up.type == w.gate.type ? ain : mm.convert(w.up, s.in.data(), nrows, E, s.act_mid);
@@ -173,11 +190,12 @@ uint64_t moe_ffn(MatMul& mm, ThreadPool& pool, const ExpertWeights& w, const flo
         zeros.fetch_add(z, std::memory_order_relaxed);
     });
     if (w.down_by_neuron) {
-        down_by_neuron(pool, w.down, s, NX, n_ff, E, !w.up.x16);
+        down_by_neuron(pool, w.down, s, NX, n_ff, E, need_live);
     } else {
         const Acts amid = mm.convert(w.down, s.gate.data(), nrows, n_ff, s.act_mid);
         for (int64_t e = 0; e < NX; ++e)
-            mm.add(w.down, e, {amid.data + amid.row_bytes * off[e], amid.row_bytes}, off[e + 1] - off[e], &s.down[off[e] * E], E);
+            mm.add(w.down, e, {amid.data + amid.row_bytes * off[e], amid.row_bytes}, off[e + 1] - off[e], &s.down[off[e] * E], E,
+                   w.down.layout == Layout::NeuronMajor ? &s.live[e] : nullptr);
         mm.run();
     }
     prof.lap(PhaseProfile::Down);

@@ -39,6 +39,7 @@ struct MoeScratch {
     std::vector<std::vector<int32_t>> live;  // per expert: neurons some token activates
     std::vector<uint8_t> act_in, act_mid;
     std::vector<std::vector<float>> neuron_rows;  // per thread: dequantized parts of neuron rows
+    uint64_t bytes_read = 0;                      // expert weight bytes read, summed over calls
 };
 
 // Routes n tokens from their router logits (n_expert per token): probabilities by `gating`

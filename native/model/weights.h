@@ -29,14 +29,25 @@ class TensorBinder {
     std::set<std::string> used_;
 };
 
-// The matrices of `matrices` that get relaid out: a type with a 16-row relayout
-// (kernels::TypeKernels::relayout16), rows a multiple of 16, not yet relaid out; once each.
+// The layout a matrix gets at load (Layout::File: none), from its role, type and shape and the
+// active kernel set: an expert's Q4_0 up and down the ReGLU-sparse layouts (BlockRows16 when the
+// rows are a multiple of 512 elements long, NeuronMajor when there are a multiple of 128 rows, and
+// the set has their kernels; only with MOE_SPARSE=1 for now: not yet faster than the dense kernels), otherwise 16 rows per block for a
+// type with a 16-row relayout (kernels::TypeKernels::relayout16) and a multiple of 16 rows.
+Layout target_layout(const Tensor& t);
+
+// The matrices of `matrices` that get relaid out (target_layout != File, not yet relaid out); once each.
 std::vector<Tensor*> relayout_candidates(const std::vector<Tensor*>& matrices);
 
-// Relays out, in place, every matrix of `matrices` whose type has a 16-row relayout and whose
-// row count is a multiple of 16 (kernels::TypeKernels::relayout16): the mapping is private, so
-// the written pages become the process's own copy-on-write pages and the file-backed ones are
-// dropped from it (memory stays about the file's size). Sets Tensor::x16; returns the bytes.
+// The relayout's unit in bytes of the file's layout: 16 rows (Rows16), one row (BlockRows16), one
+// matrix (NeuronMajor). relayout_units relays out, in place, `len` bytes at `p` (whole units,
+// from a unit boundary of one of t's matrices) from the file's layout into `layout`.
+uint64_t relayout_unit(const Tensor& t, Layout layout);
+void relayout_units(const Tensor& t, Layout layout, uint8_t* p, uint64_t len);
+
+// Relays out, in place, every candidate of `matrices`: the mapping is private, so the written
+// pages become the process's own copy-on-write pages and the file-backed ones are dropped from it
+// (memory stays about the file's size). Sets Tensor::layout; returns the bytes.
 uint64_t relayout_weights(const std::vector<Tensor*>& matrices, const MappedFile* map);
 
 }  // namespace moe

@@ -297,6 +297,8 @@ std::unique_ptr<Architecture> load_smallthinker(const GgufFile& f, HParams& hp, 
         }
         L.gate_exps = b.get(tn(TensorName::FfnGateExps), {n_embd, n_ff, n_expert});
         L.up_exps = b.get(tn(TensorName::FfnUpExps), {n_embd, n_ff, n_expert});
+        L.gate_exps.role = Role::ExpertGate;
+        L.up_exps.role = Role::ExpertUp;
         // PowerInfer's converter (--transpose-down, its .powerinfer.gguf files) stores down
         // transposed, one row per neuron: used as it is (moe.h, ExpertWeights::down_by_neuron).
         // A square matrix cannot tell; it is read in llama.cpp's layout.
@@ -306,6 +308,7 @@ std::unique_ptr<Architecture> load_smallthinker(const GgufFile& f, HParams& hp, 
             if (il == 0) log(LogLevel::Info, strfmt("%s: ffn_down_exps is stored by neuron (PowerInfer's layout)", path.c_str()));
         } else {
             L.down_exps = b.get(tn(TensorName::FfnDownExps), {n_ff, n_embd, n_expert});
+            L.down_exps.role = Role::ExpertDown;
         }
         L.attn_norm_f32 = to_f32(L.attn_norm);
         L.ffn_norm_f32 = to_f32(L.ffn_norm);

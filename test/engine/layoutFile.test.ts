@@ -73,7 +73,7 @@ describe('layout files', { timeout: 600_000 }, () => {
     assert.equal(first.info.layout.built, true);
     assert.equal(first.info.layout.error, '');
     assert.equal(path.dirname(first.info.layout.file), dir);
-    assert.match(path.basename(first.info.layout.file), /^[0-9a-f]{16}\.v1\.stlayout$/);
+    assert.match(path.basename(first.info.layout.file), /^[0-9a-f]{16}\.v2\.stlayout$/);
     assert.deepEqual(layoutFiles(), [path.basename(first.info.layout.file)], 'no temporary file left');
     assert.ok(sameBits(first.logits, reference), 'logits of the load that built the layout file');
     const again: number[] = [];
@@ -105,6 +105,50 @@ describe('layout files', { timeout: 600_000 }, () => {
     );
     assert.ok(inMemory.grew > 0.8 * inMemory.bytes, `the in-memory relayout should own its pages: ${inMemory.grew} of ${inMemory.bytes}`);
     assert.ok(mapped.grew < 0.2 * mapped.bytes, `anonymous memory grew by ${mapped.grew} bytes for ${mapped.bytes} relaid out`);
+  });
+
+  it('with the ReGLU-sparse layouts (MOE_SPARSE=1): logits bit-identical to the dense ones, in memory and from a layout file', async () => {
+    // a fresh process each (the switch is read once); the Q4_0 file's expert up and down get the sparse layouts
+    const script = `
+      const { loadModel } = require(${JSON.stringify(path.resolve(__dirname, '../../src/engine/native'))});
+      (async () => {
+        const m = await loadModel(process.argv[1], process.argv[2] ? { layoutDir: process.argv[2] } : {});
+        const s = m.createSession({ nCtx: 64, threads: 2 });
+        const logits = await s.eval(Int32Array.from(JSON.parse(process.argv[3])), { logits: 'all' });
+        const before = s.regluStats().expertBytes;
+        await s.eval(Int32Array.from([42]), { logits: 'last' }); // one decode step
+        console.log(JSON.stringify({ logits: Buffer.from(logits.buffer, logits.byteOffset, logits.byteLength).toString('base64'),
+          built: m.info().layout.built, expertBytes: s.regluStats().expertBytes - before }));
+      })();`;
+    const sparseDir = fs.mkdtempSync(path.join(os.tmpdir(), 'st-layout-sparse-'));
+    try {
+      const dense = await run(other);
+      const child = (sparse: boolean, layoutDir: string) => {
+        const out = JSON.parse(
+          execFileSync(process.execPath, ['-e', script, other, layoutDir, JSON.stringify([...IDS])], {
+            encoding: 'utf8',
+            env: { ...process.env, MOE_SPARSE: sparse ? '1' : '0' },
+          }),
+        ) as { logits: string; built: boolean; expertBytes: number };
+        const b = Buffer.from(out.logits, 'base64');
+        return { ...out, values: new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4) };
+      };
+      const denseChild = child(false, '');
+      const inMemory = child(true, '');
+      const built = child(true, sparseDir);
+      const mapped = child(true, sparseDir);
+      assert.ok(sameBits(denseChild.values, dense.logits), 'the dense child agrees with this process');
+      assert.ok(sameBits(inMemory.values, dense.logits), 'sparse layouts relaid out in memory');
+      assert.ok(built.built && !mapped.built, 'the second load maps the layout file the first built');
+      assert.ok(sameBits(built.values, dense.logits) && sameBits(mapped.values, dense.logits), 'sparse layouts from a layout file');
+      // one decode step: random weights silence about half the neurons, so up and down read about half their bytes
+      assert.ok(
+        inMemory.expertBytes < 0.85 * denseChild.expertBytes,
+        `expert bytes read: ${inMemory.expertBytes} sparse, ${denseChild.expertBytes} dense`,
+      );
+    } finally {
+      fs.rmSync(sparseDir, { recursive: true, force: true });
+    }
   });
 
   it('rebuilds a truncated, damaged, foreign or other-version layout file, never uses it', async () => {
@@ -158,14 +202,17 @@ describe('layout files', { timeout: 600_000 }, () => {
     }
   });
 
-  it("removes this GGUF's layout files of older versions when it builds one", async () => {
+  it('removes the layout files of other layout versions when it builds one', async () => {
     const good = (await run(file, dir)).info.layout.file;
-    const old = good.replace(/\.v1\.stlayout$/, '.v0.stlayout');
+    const old = good.replace(/\.v\d+\.stlayout$/, '.v1.stlayout');
+    const otherModel = path.join(dir, 'fedcba9876543210.v1.stlayout');
     fs.copyFileSync(good, old);
+    fs.writeFileSync(otherModel, 'an old layout file of another model');
     fs.rmSync(good);
     const r = await run(file, dir);
     assert.equal(r.info.layout.built, true);
     assert.ok(!fs.existsSync(old), 'the old version was removed');
+    assert.ok(!fs.existsSync(otherModel), "another model's old version was removed");
     assert.deepEqual(layoutFiles(), [path.basename(good)]);
   });
 
