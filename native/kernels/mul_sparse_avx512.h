@@ -142,6 +142,9 @@ void mul_r16_512(int64_t n, const block_q4_0* w, size_t w_row_bytes, const int32
             }
         };
         tile_rows(0, r[0], rowp[0]);
+        if (c0 == 0)  // the first tile's rows (each tile prefetches the next one's as it goes)
+            for (int i = 0; i < 16; ++i)
+                for (size_t l = 0; l < w_row_bytes; l += 64) _mm_prefetch(reinterpret_cast<const char*>(rowp[0][i] + l), _MM_HINT_T0);
         for (int64_t i0 = 0, cur = 0; i0 < nr; i0 += 16, cur ^= 1) {
             const int cnt = static_cast<int>(nr - i0 < 16 ? nr - i0 : 16);
             if (i0 + 16 < nr)
