@@ -513,6 +513,7 @@ async function main(): Promise<void> {
     else if (layout.built)
       console.log(`layout file: built ${layout.file} in ${((performance.now() - t0) / 1000).toFixed(1)} s (once per model)`);
     else console.log(`layout file: ${layout.file} (already built)`);
+    if (layout.file) console.log(`layout file mapped with 2 MB pages: ${(100 * layout.hugePages).toFixed(0)}%`);
   }
   const reqFile = path.join(os.tmpdir(), `smallthinker-bench-${process.pid}.json`);
   fs.writeFileSync(reqFile, JSON.stringify(req));

@@ -154,6 +154,8 @@ async function openOurs(req: WorkerRequest, log: (s: string) => void): Promise<{
   const layout = model.info().layout;
   if (layout.built) log(`ours: WARNING: this load built the layout file ${layout.file} (the bench builds it before the runs)`);
   if (layout.error) log(`ours: no layout file (${layout.error}): relaid out in memory`);
+  else if (layout.file && layout.hugePages < 0.5)
+    log(`ours: only ${(100 * layout.hugePages).toFixed(0)}% of the layout file mapped with 2 MB pages (decode is slower with 4 KB pages)`);
   const session: Session = model.createSession({ nCtx: req.nCtx, nBatch: req.nBatch, threads: req.threads });
   const t2 = performance.now();
   log(`ours: engine ${info.version}, kernels ${info.isa}; loaded in ${(t2 - t1).toFixed(0)} ms`);

@@ -9,8 +9,10 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <limits>
+#include <vector>
 
 #include "core/common.h"
 #include "core/dtype.h"
@@ -205,6 +207,33 @@ bool GgufValue::is_integer() const {
 
 // ---- MappedFile ----
 
+namespace {
+
+constexpr uint64_t kHugePage = uint64_t{2} << 20;
+
+// A private read-only mapping of a whole file at an address that is a multiple of 2 MB (so is
+// file offset 0), where the kernel can map a 2 MB folio of the page cache with one page-table
+// entry: far fewer TLB misses while the forward pass streams the weights (see advise_huge).
+void* map_aligned(int fd, uint64_t size) {
+    if (size < kHugePage) return mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    void* r = mmap(nullptr, size + kHugePage, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (r == MAP_FAILED) return mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    const uintptr_t lo = reinterpret_cast<uintptr_t>(r), hi = lo + size + kHugePage;
+    const uintptr_t a = (lo + kHugePage - 1) & ~(kHugePage - 1);
+    const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+    const uintptr_t end = a + ((size + page - 1) & ~(page - 1));
+    void* p = mmap(reinterpret_cast<void*>(a), size, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd, 0);
+    if (p == MAP_FAILED) {
+        munmap(r, size + kHugePage);
+        return MAP_FAILED;
+    }
+    if (a > lo) munmap(r, a - lo);
+    if (hi > end) munmap(reinterpret_cast<void*>(end), hi - end);
+    return p;
+}
+
+}  // namespace
+
 MappedFile::MappedFile(const std::string& path) {
     // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever, and
     // some devices wait too; O_NOCTTY: a terminal never becomes ours. The type check comes
@@ -233,7 +262,7 @@ MappedFile::MappedFile(const std::string& path) {
         throw Error("bad_gguf", strfmt("%s is not a valid GGUF file: it is empty", path.c_str()));
     }
     // Private: the model may relayout some weights in place (copy-on-write, see Model::load).
-    void* p = mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+    void* p = map_aligned(fd, size_);
     int e = errno;
     ::close(fd);
     if (p == MAP_FAILED) throw Error("io", strfmt("cannot map %s: %s", path.c_str(), std::strerror(e)));
@@ -269,6 +298,45 @@ void MappedFile::populate_read() const {
 #define MADV_POPULATE_READ 22  // Linux 5.14
 #endif
     (void)madvise(const_cast<uint8_t*>(data_), size_, MADV_POPULATE_READ);
+#endif
+}
+
+void MappedFile::advise_huge() const {
+#ifdef __linux__
+    if (size_ >= kHugePage) (void)madvise(const_cast<uint8_t*>(data_), size_, MADV_HUGEPAGE);
+#endif
+}
+
+double MappedFile::resident_share() const {
+    const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    const size_t pages = static_cast<size_t>((size_ + page - 1) / page);
+    std::vector<unsigned char> in(pages);
+    if (mincore(const_cast<uint8_t*>(data_), static_cast<size_t>(size_), in.data()) != 0) return 0;
+    size_t n = 0;
+    for (unsigned char c : in) n += c & 1;
+    return pages ? static_cast<double>(n) / static_cast<double>(pages) : 0;
+}
+
+double MappedFile::huge_mapped_share() const {
+#ifdef __linux__
+    FILE* f = std::fopen("/proc/self/smaps", "r");
+    if (!f) return 0;
+    char line[512];
+    bool ours = false;
+    unsigned long long kb = 0;
+    while (std::fgets(line, sizeof line, f)) {
+        unsigned long long lo = 0, hi = 0;
+        if (std::sscanf(line, "%llx-%llx ", &lo, &hi) == 2) {  // a mapping's first line
+            if (ours) break;
+            ours = lo == reinterpret_cast<uintptr_t>(data_);
+        } else if (ours && std::sscanf(line, "FilePmdMapped: %llu kB", &kb) == 1) {
+            break;
+        }
+    }
+    std::fclose(f);
+    return size_ ? static_cast<double>(kb) * 1024.0 / static_cast<double>(size_) : 0;
+#else
+    return 0;
 #endif
 }
 

@@ -88,6 +88,14 @@ class MappedFile {
     // what the page cache lacks: no page fault per 64 KB later (costly on some virtual machines).
     // Best effort, like populate_write.
     void populate_read() const;
+    // Asks for 2 MB folios where the file's pages are read in and mapped (MADV_HUGEPAGE; the
+    // mapping is 2 MB-aligned). Best effort.
+    void advise_huge() const;
+    // The share of the file's pages in the page cache (mincore), 0..1.
+    double resident_share() const;
+    // The share of the mapping mapped by 2 MB page-table entries (FilePmdMapped of
+    // /proc/self/smaps; 0 where unknown), 0..1.
+    double huge_mapped_share() const;
 
  private:
     const uint8_t* data_ = nullptr;

@@ -16,6 +16,7 @@
 #include <cstring>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "core/common.h"
 #include "kernels/kernels.h"
@@ -389,6 +390,65 @@ uint64_t available_memory() {
     return static_cast<uint64_t>(kb) * 1024;
 }
 
+// Whether reading a file of this folder back gives 2 MB folios mapped by 2 MB entries (kernel
+// and file system support, transparent huge pages not off): a 4 MB file written, dropped from
+// the page cache and read back. Asked once per process.
+bool huge_folios_here(const std::string& layout_path) {
+    static std::mutex mutex;
+    static int known = -1;
+    std::lock_guard<std::mutex> lock(mutex);
+    if (known >= 0) return known == 1;
+    known = 0;
+    const std::string dir = layout_path.substr(0, layout_path.rfind('/'));
+    const std::string probe = strfmt("%s/huge-page-probe.stlayout.tmp.%d", dir.c_str(), static_cast<int>(getpid()));
+    const int fd = ::open(probe.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return false;
+    std::vector<uint8_t> data(size_t{4} << 20);
+    for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(i * 2654435761u >> 24);
+    bool ok = ::pwrite(fd, data.data(), data.size(), 0) == static_cast<ssize_t>(data.size()) && fdatasync(fd) == 0;
+    if (ok) (void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    ::close(fd);
+    if (ok) {
+        try {
+            MappedFile m(probe);
+            m.advise_huge();
+            m.populate_read();
+            known = m.huge_mapped_share() > 0 ? 1 : 0;
+        } catch (const Error&) {
+        }
+    }
+    std::remove(probe.c_str());
+    log(LogLevel::Info, strfmt("2 MB pages for files in %s: %s", dir.c_str(), known == 1 ? "yes" : "no"));
+    return known == 1;
+}
+
+// Maps the weights the way the forward pass streams them best: 2 MB folios of the page cache,
+// each mapped by one page-table entry (measured on the 21B shapes: decode 21 t/s against 10 t/s
+// from the same file cached in 4 KB pages, the TLB misses and the prefetchers stopping at every
+// 4 KB). One sequential pass maps every page (no fault per 64 KB later) when the file is
+// already cached or fits in half the free memory; otherwise pages come in as the forward pass
+// touches them. Pages cached small (the file read under memory pressure, or by another
+// program) are dropped, where no other process maps them, and read again, once per load.
+void map_for_streaming(std::unique_ptr<MappedFile>& map, const std::string& path) {
+    map->advise_huge();
+    if (map->size() >= available_memory() / 2 && map->resident_share() < 0.9) return;
+    map->populate_read();
+    const double huge = map->huge_mapped_share();
+    if (huge >= 0.5 || map->size() < (uint64_t{256} << 20) || !huge_folios_here(path)) return;
+    log(LogLevel::Info, strfmt("layout file %s: %.0f%% of it in 2 MB pages; reading it again", path.c_str(), 100 * huge));
+    map.reset();
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        (void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+        ::close(fd);
+    }
+    map = std::make_unique<MappedFile>(path);
+    map->advise_huge();
+    map->populate_read();
+    log(LogLevel::Info,
+        strfmt("layout file %s: %.0f%% in 2 MB pages after reading it again", path.c_str(), 100 * map->huge_mapped_share()));
+}
+
 // mkdir -p
 void make_dirs(const std::string& dir) {
     for (size_t i = 1; i <= dir.size(); ++i) {
@@ -460,9 +520,8 @@ LayoutFileResult use_layout_file(const std::vector<Tensor*>& matrices, const Ggu
     } else {
         update_recorded_path(*map, r.path, header.n_entries, gguf_path);
     }
-    // One sequential pass maps every page (no fault per 64 KB later), unless the file would
-    // crowd the memory that is free: then pages come in as the forward pass touches them.
-    if (map->size() < available_memory() / 2) map->populate_read();
+    map_for_streaming(map, r.path);
+    r.huge_pages = map->huge_mapped_share();
     for (size_t i = 0; i < todo.size(); ++i) {
         todo[i]->data = map->data() + entries[i].offset;
         todo[i]->nb2 = entries[i].stride;

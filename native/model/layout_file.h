@@ -36,6 +36,7 @@ struct LayoutFileResult {
     bool built = false;           // written by this load (else an existing one was valid)
     uint64_t bytes = 0;           // relaid-out bytes it holds
     std::string rebuilt_because;  // why an existing file was not used ("" when none existed or it was used)
+    double huge_pages = 0;        // the share of it mapped by 2 MB page-table entries after the load (0..1)
 };
 
 // Points every relayout candidate of `matrices` (as relayout_weights chooses them) at its

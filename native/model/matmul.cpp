@@ -5,6 +5,7 @@
 namespace moe {
 
 Acts MatMul::convert(const Tensor& W, const float* x, int64_t nt, int64_t ldx, std::vector<uint8_t>& buf) {
+    if (nt < 4) return convert_here(W, x, nt, ldx, buf);
     const DType at = type_traits(W.type).act_type;
     if (at == DType::F32) return {reinterpret_cast<const uint8_t*>(x), static_cast<size_t>(ldx) * sizeof(float)};
     const int64_t K = W.ne[0];
@@ -12,14 +13,21 @@ Acts MatMul::convert(const Tensor& W, const float* x, int64_t nt, int64_t ldx, s
     if (buf.size() < arow * static_cast<size_t>(nt)) buf.resize(arow * static_cast<size_t>(nt));
     uint8_t* dst = buf.data();
     const kernels::FromF32Fn from_f32 = ks_.of(at).from_f32;
-    if (nt >= 4) {
-        pool_.parallel_for(nt, 1, [&](int64_t b, int64_t e, int) {
-            for (int64_t t = b; t < e; ++t) from_f32(x + t * ldx, dst + arow * t, K);
-        });
-    } else {
-        for (int64_t t = 0; t < nt; ++t) from_f32(x + t * ldx, dst + arow * t, K);
-    }
+    pool_.parallel_for(nt, 1, [&](int64_t b, int64_t e, int) {
+        for (int64_t t = b; t < e; ++t) from_f32(x + t * ldx, dst + arow * t, K);
+    });
     return {dst, arow};
+}
+
+Acts MatMul::convert_here(const Tensor& W, const float* x, int64_t nt, int64_t ldx, std::vector<uint8_t>& buf) const {
+    const DType at = type_traits(W.type).act_type;
+    if (at == DType::F32) return {reinterpret_cast<const uint8_t*>(x), static_cast<size_t>(ldx) * sizeof(float)};
+    const int64_t K = W.ne[0];
+    const size_t arow = row_bytes(at, K);
+    if (buf.size() < arow * static_cast<size_t>(nt)) buf.resize(arow * static_cast<size_t>(nt));
+    const kernels::FromF32Fn from_f32 = ks_.of(at).from_f32;
+    for (int64_t t = 0; t < nt; ++t) from_f32(x + t * ldx, buf.data() + arow * t, K);
+    return {buf.data(), arow};
 }
 
 namespace {
@@ -65,7 +73,10 @@ void MatMul::run() {
             chunks_.push_back({static_cast<int32_t>(ji), static_cast<int32_t>(rb), static_cast<int32_t>(std::min(nrows, rb + step))});
     }
     pool_.parallel_for(static_cast<int64_t>(chunks_.size()), 1, [&](int64_t cb, int64_t ce, int) {
-        for (int64_t ci = cb; ci < ce; ++ci) run_chunk(chunks_[static_cast<size_t>(ci)]);
+        for (int64_t ci = cb; ci < ce; ++ci) {
+            const Chunk& c = chunks_[static_cast<size_t>(ci)];
+            run_rows(jobs_[static_cast<size_t>(c.job)], c.rb, c.re);
+        }
     });
     jobs_.clear();
 }
@@ -75,35 +86,42 @@ void MatMul::mul(const Tensor& W, const float* x, int64_t nt, int64_t ldx, float
     run();
 }
 
-void MatMul::run_chunk(const Chunk& c) const {
-    const Job& j = jobs_[static_cast<size_t>(c.job)];
+void MatMul::compute_here(const Tensor& W, int64_t expert, Acts a, int64_t nt, float* y, int64_t ldy,
+                          const std::vector<int32_t>* rows) const {
+    if (W.layout == Layout::Rows16) rows = nullptr;
+    if (nt <= 0 || (rows && rows->empty() && W.layout != Layout::NeuronMajor)) return;
+    const Job j{&W, expert, a, nt, y, ldy, rows};
+    const bool nm = W.layout == Layout::NeuronMajor;
+    run_rows(j, 0, static_cast<int32_t>(nm || !rows ? W.ne[1] : static_cast<int64_t>(rows->size())));
+}
+
+void MatMul::run_rows(const Job& j, int32_t rb, int32_t re) const {
     const Tensor& W = *j.W;
     const int64_t K = W.ne[0];
     const uint8_t* base = W.data + static_cast<size_t>(j.expert) * W.nb2;
     const kernels::TypeKernels& k = ks_.of(W.type);
     if (W.layout == Layout::NeuronMajor) {
         const std::vector<int32_t>& cols = *j.rows;
-        k.mul_nm(K, W.ne[1], base, c.rb, c.re - c.rb, cols.data(), static_cast<int64_t>(cols.size()), j.a.data, j.a.row_bytes, j.nt,
-                 j.y + c.rb, j.ldy);
+        k.mul_nm(K, W.ne[1], base, rb, re - rb, cols.data(), static_cast<int64_t>(cols.size()), j.a.data, j.a.row_bytes, j.nt, j.y + rb,
+                 j.ldy);
         return;
     }
     if (W.layout == Layout::Rows16) {
         // relaid out 16 rows per block: chunks start on multiples of 16 rows
-        k.mul_x16(K, base + static_cast<size_t>(c.rb) * W.nb1, 16 * W.nb1, (c.re - c.rb) / 16, j.a.data, j.a.row_bytes, j.nt, j.y + c.rb,
-                  j.ldy);
+        k.mul_x16(K, base + static_cast<size_t>(rb) * W.nb1, 16 * W.nb1, (re - rb) / 16, j.a.data, j.a.row_bytes, j.nt, j.y + rb, j.ldy);
         return;
     }
     const kernels::MulFn mul = W.layout == Layout::BlockRows16 ? k.mul_r16 : k.mul;
     if (mul) {
         // the matrix kernel (bit-identical to the dots, loads shared across a tile of rows and
         // tokens), over the chunk's rows or listed rows
-        const int32_t* rows = j.rows ? j.rows->data() + c.rb : nullptr;
-        const uint8_t* w = rows ? base : base + static_cast<size_t>(c.rb) * W.nb1;
-        float* y = rows ? j.y : j.y + c.rb;
-        mul(K, w, W.nb1, rows, c.re - c.rb, j.a.data, j.a.row_bytes, j.nt, y, j.ldy);
+        const int32_t* rows = j.rows ? j.rows->data() + rb : nullptr;
+        const uint8_t* w = rows ? base : base + static_cast<size_t>(rb) * W.nb1;
+        float* y = rows ? j.y : j.y + rb;
+        mul(K, w, W.nb1, rows, re - rb, j.a.data, j.a.row_bytes, j.nt, y, j.ldy);
         return;
     }
-    for (int32_t i = c.rb; i < c.re; ++i) {
+    for (int32_t i = rb; i < re; ++i) {
         const int64_t r = j.rows ? (*j.rows)[static_cast<size_t>(i)] : i;
         const uint8_t* w = base + static_cast<size_t>(r) * W.nb1;
         for (int64_t t = 0; t < j.nt; ++t) j.y[t * j.ldy + r] = k.dot(K, w, j.a.data + j.a.row_bytes * t);

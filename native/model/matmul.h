@@ -35,6 +35,12 @@ class MatMul {
     void run();
     // One matrix at once: convert, add, run.
     void mul(const Tensor& W, const float* x, int64_t nt, int64_t ldx, float* y, int64_t ldy);
+    // What add + run compute for one matrix, on the calling thread only (from inside a
+    // parallel_for task: the pool is not used). The same results bit for bit.
+    void compute_here(const Tensor& W, int64_t expert, Acts a, int64_t nt, float* y, int64_t ldy,
+                      const std::vector<int32_t>* rows = nullptr) const;
+    // convert() on the calling thread only.
+    Acts convert_here(const Tensor& W, const float* x, int64_t nt, int64_t ldx, std::vector<uint8_t>& buf) const;
 
  private:
     struct Job {
@@ -50,7 +56,7 @@ class MatMul {
         int32_t job;
         int32_t rb, re;  // rows (or indices into job.rows, except for NeuronMajor)
     };
-    void run_chunk(const Chunk& c) const;
+    void run_rows(const Job& j, int32_t rb, int32_t re) const;
 
     ThreadPool& pool_;
     const kernels::KernelSet& ks_;

@@ -54,7 +54,8 @@ std::string Model::info_json() const {
     kv_num("repackedBytes", static_cast<double>(repacked_bytes));
     kv_num("repackMs", repack_ms);
     j += "\"layout\":{\"file\":" + json_str(layout_file) + ",\"built\":" + (layout_built ? "true" : "false") +
-         ",\"rebuiltBecause\":" + json_str(layout_rebuilt_because) + ",\"error\":" + json_str(layout_error) + "},";
+         ",\"rebuiltBecause\":" + json_str(layout_rebuilt_because) + ",\"error\":" + json_str(layout_error) +
+         strfmt(",\"hugePages\":%.4f", layout_huge_pages) + "},";
     j += "\"file_size\":" + std::to_string(file_->file_size()) + ",";
     j += "\"gguf_version\":" + std::to_string(file_->version()) + ",";
     j += "\"hparams\":{";

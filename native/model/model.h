@@ -105,6 +105,7 @@ class Model {
     double repack_ms = 0;
     std::string layout_file;             // the layout file the relaid-out weights are mapped from ("": in memory)
     bool layout_built = false;           // this load wrote it
+    double layout_huge_pages = 0;        // share of the layout file mapped by 2 MB entries at load
     std::string layout_rebuilt_because;  // why an existing layout file was not used ("" when none was there or it was)
     std::string layout_error;            // why the layout file could not be used ("" when it was, or was not asked for)
 

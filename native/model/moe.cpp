@@ -10,6 +10,9 @@ namespace moe {
 
 namespace {
 
+// Expert tasks (moe_ffn): at most this many rows (tokens) per expert.
+constexpr int64_t kExpertTaskRows = 4;
+
 // down in PowerInfer's layout: down[row] = sum over neurons j (ascending) of mid[row][j] * (row j
 // of the expert's matrix), skipping neurons no token of the expert activates and zero values.
 // The ReGLU values are rounded as llama.cpp rounds them for a float weight type (f16/bf16: to
@@ -63,6 +66,43 @@ void down_by_neuron(ThreadPool& pool, const Tensor& W, MoeScratch& s, int64_t NX
             }
         }
     });
+}
+
+// The neurons some of an expert's nr rows of gate values (n_ff each) activate (gate > 0), ascending.
+void live_neurons(const float* g, int64_t nr, int64_t n_ff, std::vector<int32_t>& lr) {
+    lr.clear();
+    for (int64_t i = 0; i < n_ff; ++i) {
+        bool on = false;
+        for (int64_t t = 0; t < nr; ++t) on |= g[t * n_ff + i] > 0.0f;
+        if (on) lr.push_back(static_cast<int32_t>(i));
+    }
+}
+
+// The weight bytes one expert's gate, up and down read (live: its active neurons when the
+// layouts read only those, else nullptr).
+uint64_t expert_bytes(const ExpertWeights& w, const std::vector<int32_t>* live, int64_t E, int64_t n_ff) {
+    const uint64_t nlive = live ? live->size() : static_cast<uint64_t>(n_ff);
+    uint64_t bytes = w.gate.matrix_bytes();
+    bytes += w.up.layout != Layout::Rows16 ? nlive * w.up.nb1 : w.up.matrix_bytes();
+    if (w.down.layout == Layout::NeuronMajor) {
+        uint64_t blocks = 0;
+        for (size_t i = 0; i < live->size(); ++i) blocks += i == 0 || (*live)[i] / 32 != (*live)[i - 1] / 32;
+        bytes += nlive * static_cast<uint64_t>(E) / 2 + blocks * 2 * static_cast<uint64_t>(E);
+    } else {
+        bytes += w.down_by_neuron ? nlive * w.down.nb1 : w.down.matrix_bytes();
+    }
+    return bytes;
+}
+
+// ReGLU in place over n values: g = g > 0 ? g * up : 0. Returns how many relu silenced.
+uint64_t reglu(float* g, const float* up, int64_t n) {
+    uint64_t z = 0;
+    for (int64_t i = 0; i < n; ++i) {
+        const bool on = g[i] > 0.0f;
+        z += on ? 0 : 1;
+        g[i] = on ? g[i] * up[i] : 0.0f;
+    }
+    return z;
 }
 
 }  // namespace
@@ -134,71 +174,81 @@ uint64_t moe_ffn(MatMul& mm, ThreadPool& pool, const ExpertWeights& w, const flo
              [&](int64_t row) { std::memcpy(&s.in[row * E], h + s.row_token[static_cast<size_t>(row)] * E, sizeof(float) * E); });
     prof.lap(PhaseProfile::Route);
 
-    const Acts ain = mm.convert(w.gate, s.in.data(), nrows, E, s.act_in);
-    for (int64_t e = 0; e < NX; ++e)
-        mm.add(w.gate, e, {ain.data + ain.row_bytes * off[e], ain.row_bytes}, off[e + 1] - off[e], &s.gate[off[e] * n_ff], n_ff);
-    mm.run();
-    prof.lap(PhaseProfile::Gate);
-
-    // ReGLU sparsity: relu(gate) * up is 0 wherever gate <= 0, so `up` is computed only for the
-    // neurons some token of the expert activates, and `down` reads only their columns when it is
-    // neuron-major. Exact: the skipped products are +-0 either way, and both quantize to the same
-    // 0 for `down`. (Weights relaid out 16 rows per block compute every row.)
     const bool sparse_up = w.up.layout != Layout::Rows16;
     const bool need_live = sparse_up || w.down.layout == Layout::NeuronMajor;
     s.live.resize(static_cast<size_t>(NX));
-    for (int64_t e = 0; e < NX && need_live; ++e) {
-        std::vector<int32_t>& lr = s.live[e];
-        lr.clear();
+    const Acts ain = mm.convert(w.gate, s.in.data(), nrows, E, s.act_in);
+    const Acts aup = w.up.type == w.gate.type ? ain : mm.convert(w.up, s.in.data(), nrows, E, s.act_mid);
+    std::atomic<uint64_t> zeros{0};
+
+    // Few tokens (decoding): each thread runs whole experts, gate, up, ReGLU and down, with no
+    // barrier between them and one weight stream per thread (an expert's matrices are one
+    // extent in a layout file). Used when every expert has the same few rows and the experts
+    // divide evenly among the threads, so the threads finish together; otherwise the phases
+    // below, each spread over all threads. Both compute every element with the same kernel
+    // on the same rows: the same bits.
+    s.active.clear();
+    bool equal_rows = true;
+    for (int64_t e = 0; e < NX; ++e) {
         const int64_t nr = off[e + 1] - off[e];
         if (nr == 0) continue;
-        const float* g = &s.gate[off[e] * n_ff];
-        for (int64_t i = 0; i < n_ff; ++i) {
-            bool on = false;
-            for (int64_t t = 0; t < nr; ++t) on |= g[t * n_ff + i] > 0.0f;
-            if (on) lr.push_back(static_cast<int32_t>(i));
-        }
+        if (!s.active.empty()) equal_rows = equal_rows && nr == off[s.active[0] + 1] - off[s.active[0]];
+        s.active.push_back(static_cast<int32_t>(e));
     }
-    // the weight bytes this call reads
-    for (int64_t e = 0; e < NX; ++e) {
-        if (off[e + 1] == off[e]) continue;
-        const uint64_t live = need_live ? s.live[e].size() : static_cast<uint64_t>(n_ff);
-        s.bytes_read += w.gate.matrix_bytes();
-        s.bytes_read += sparse_up ? live * w.up.nb1 : w.up.matrix_bytes();
-        if (w.down.layout == Layout::NeuronMajor) {
-            uint64_t blocks = 0;
-            for (size_t i = 0; i < s.live[e].size(); ++i) blocks += i == 0 || s.live[e][i] / 32 != s.live[e][i - 1] / 32;
-            s.bytes_read += live * static_cast<uint64_t>(E) / 2 + blocks * 2 * static_cast<uint64_t>(E);
-        } else {
-            s.bytes_read += w.down_by_neuron ? live * w.down.nb1 : w.down.matrix_bytes();
-        }
-    }
-    const Acts aup = w.up.type == w.gate.type ? ain : mm.convert(w.up, s.in.data(), nrows, E, s.act_mid);
-    for (int64_t e = 0; e < NX; ++e)
-        mm.add(w.up, e, {aup.data + aup.row_bytes * off[e], aup.row_bytes}, off[e + 1] - off[e], &s.up[off[e] * n_ff], n_ff, &s.live[e]);
-    mm.run();
-    prof.lap(PhaseProfile::Up);
-
-    std::atomic<uint64_t> zeros{0};
-    for_rows(pool, nrows, [&](int64_t row) {
-        uint64_t z = 0;
-        for (int64_t i = row * n_ff; i < (row + 1) * n_ff; ++i) {
-            const bool on = s.gate[i] > 0.0f;
-            z += on ? 0 : 1;
-            s.gate[i] = on ? s.gate[i] * s.up[i] : 0.0f;  // ReGLU
-        }
-        zeros.fetch_add(z, std::memory_order_relaxed);
-    });
-    if (w.down_by_neuron) {
-        down_by_neuron(pool, w.down, s, NX, n_ff, E, need_live);
+    const int64_t nthreads = pool.size();
+    const int64_t n_active = static_cast<int64_t>(s.active.size());
+    if (!w.down_by_neuron && n_active > 0 && equal_rows && nrows / n_active <= kExpertTaskRows && n_active % nthreads == 0) {
+        s.act_task.resize(static_cast<size_t>(nthreads));
+        std::atomic<uint64_t> bytes{0};
+        pool.parallel_for(n_active, 1, [&](int64_t b, int64_t end, int thread) {
+            for (int64_t i = b; i < end; ++i) {
+                const int64_t e = s.active[static_cast<size_t>(i)];
+                const int64_t r0 = off[e], nr = off[e + 1] - off[e];
+                float* g = &s.gate[r0 * n_ff];
+                mm.compute_here(w.gate, e, {ain.data + ain.row_bytes * r0, ain.row_bytes}, nr, g, n_ff);
+                if (need_live) live_neurons(g, nr, n_ff, s.live[e]);
+                bytes.fetch_add(expert_bytes(w, need_live ? &s.live[e] : nullptr, E, n_ff), std::memory_order_relaxed);
+                mm.compute_here(w.up, e, {aup.data + aup.row_bytes * r0, aup.row_bytes}, nr, &s.up[r0 * n_ff], n_ff, &s.live[e]);
+                zeros.fetch_add(reglu(g, &s.up[r0 * n_ff], nr * n_ff), std::memory_order_relaxed);
+                const Acts amid = mm.convert_here(w.down, g, nr, n_ff, s.act_task[static_cast<size_t>(thread)]);
+                mm.compute_here(w.down, e, amid, nr, &s.down[r0 * E], E, w.down.layout == Layout::NeuronMajor ? &s.live[e] : nullptr);
+            }
+        });
+        s.bytes_read += bytes.load();
+        prof.lap(PhaseProfile::Experts);
     } else {
-        const Acts amid = mm.convert(w.down, s.gate.data(), nrows, n_ff, s.act_mid);
         for (int64_t e = 0; e < NX; ++e)
-            mm.add(w.down, e, {amid.data + amid.row_bytes * off[e], amid.row_bytes}, off[e + 1] - off[e], &s.down[off[e] * E], E,
-                   w.down.layout == Layout::NeuronMajor ? &s.live[e] : nullptr);
+            mm.add(w.gate, e, {ain.data + ain.row_bytes * off[e], ain.row_bytes}, off[e + 1] - off[e], &s.gate[off[e] * n_ff], n_ff);
         mm.run();
+        prof.lap(PhaseProfile::Gate);
+
+        // ReGLU sparsity: relu(gate) * up is 0 wherever gate <= 0, so `up` is computed only for the
+        // neurons some token of the expert activates, and `down` reads only their columns when it is
+        // neuron-major. Exact: the skipped products are +-0 either way, and both quantize to the same
+        // 0 for `down`. (Weights relaid out 16 rows per block compute every row.)
+        for (int64_t e = 0; e < NX && need_live; ++e)
+            if (off[e + 1] > off[e]) live_neurons(&s.gate[off[e] * n_ff], off[e + 1] - off[e], n_ff, s.live[e]);
+        for (int64_t e = 0; e < NX; ++e)
+            if (off[e + 1] > off[e]) s.bytes_read += expert_bytes(w, need_live ? &s.live[e] : nullptr, E, n_ff);
+        for (int64_t e = 0; e < NX; ++e)
+            mm.add(w.up, e, {aup.data + aup.row_bytes * off[e], aup.row_bytes}, off[e + 1] - off[e], &s.up[off[e] * n_ff], n_ff,
+                   &s.live[e]);
+        mm.run();
+        prof.lap(PhaseProfile::Up);
+
+        for_rows(pool, nrows,
+                 [&](int64_t row) { zeros.fetch_add(reglu(&s.gate[row * n_ff], &s.up[row * n_ff], n_ff), std::memory_order_relaxed); });
+        if (w.down_by_neuron) {
+            down_by_neuron(pool, w.down, s, NX, n_ff, E, need_live);
+        } else {
+            const Acts amid = mm.convert(w.down, s.gate.data(), nrows, n_ff, s.act_mid);
+            for (int64_t e = 0; e < NX; ++e)
+                mm.add(w.down, e, {amid.data + amid.row_bytes * off[e], amid.row_bytes}, off[e + 1] - off[e], &s.down[off[e] * E], E,
+                       w.down.layout == Layout::NeuronMajor ? &s.live[e] : nullptr);
+            mm.run();
+        }
+        prof.lap(PhaseProfile::Down);
     }
-    prof.lap(PhaseProfile::Down);
 
     // x += sum over the token's experts (in choice order) of weight * expert output
     for (int64_t e = 0; e < NX; ++e)

@@ -39,6 +39,8 @@ struct MoeScratch {
     std::vector<std::vector<int32_t>> live;  // per expert: neurons some token activates
     std::vector<uint8_t> act_in, act_mid;
     std::vector<std::vector<float>> neuron_rows;  // per thread: dequantized parts of neuron rows
+    std::vector<std::vector<uint8_t>> act_task;   // per thread: an expert task's down activations
+    std::vector<int32_t> active;                  // experts with tokens, ascending
     uint64_t bytes_read = 0;                      // expert weight bytes read, summed over calls
 };
 
@@ -51,7 +53,8 @@ void route(ThreadPool& pool, const float* logits, int64_t n, int64_t n_expert, i
 
 // For every token t: x[t] += sum_j weights[t,j] * down_e(relu(gate_e(h[t])) * up_e(h[t])) with
 // e = experts[t,j], summed in choice order. Returns the number of (row, neuron) gate values
-// relu silenced, out of n * k * n_ff. Laps the Route (grouping), Gate, Up, Down and Combine phases.
+// relu silenced, out of n * k * n_ff. Laps the Route (grouping), Gate, Up, Down and Combine phases,
+// or Route, Experts and Combine when each thread runs whole experts (few tokens: see moe.cpp).
 uint64_t moe_ffn(MatMul& mm, ThreadPool& pool, const ExpertWeights& w, const float* h, int64_t n, int64_t n_embd, const Routing& r,
                  float* x, MoeScratch& s, PhaseProfile& prof);
 

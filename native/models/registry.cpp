@@ -56,6 +56,7 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
                 m->layout_file = r.path;
                 m->layout_built = r.built;
                 m->layout_rebuilt_because = r.rebuilt_because;
+                m->layout_huge_pages = r.huge_pages;
                 m->layout_map_ = std::move(r.map);
             } catch (const Error& e) {
                 if (e.code == "cancelled") throw;  // not a failure to fall back from

@@ -92,7 +92,8 @@ export interface ModelInfo {
    * The layout file the relaid-out weights are mapped from ("" in memory), whether this load
    * built it, why an existing one was rebuilt, why none could be used (then: in memory).
    */
-  layout: { file: string; built: boolean; rebuiltBecause: string; error: string };
+  /** hugePages: the share of the layout file mapped with 2 MB pages at load (0..1; 0 without a layout file) */
+  layout: { file: string; built: boolean; rebuiltBecause: string; error: string; hugePages: number };
   [key: string]: unknown;
 }
 
