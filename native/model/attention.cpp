@@ -8,6 +8,8 @@ namespace moe {
 
 namespace {
 
+constexpr int kMaxHeadDim = 1024;  // the loader refuses larger heads (smallthinker.cpp)
+
 // Tokens per tile: up to 16 (more queries per key row read), fewer when the context is long so
 // that a tile's scores (queries x positions) stay under 4 MB per thread, and enough tiles for
 // every thread.
@@ -36,6 +38,7 @@ void attention(ThreadPool& pool, const kernels::KernelSet& ks, const KvCache& kv
     const size_t per_thread = static_cast<size_t>(nq_max * (span_max + 2 * D));
     if (scratch.size() < per_thread * pool.size()) scratch.resize(per_thread * pool.size());
     const int64_t n_tiles = (n + tile - 1) / tile;
+    const kernels::FromF32Fn to_f16 = ks.of(DType::F16).from_f32;
     pool.parallel_for(n_tiles * n_head_kv, 1, [&](int64_t b, int64_t e, int tid) {
         float* base = &scratch[per_thread * static_cast<size_t>(tid)];
         for (int64_t it = b; it < e; ++it) {
@@ -50,11 +53,13 @@ void attention(ThreadPool& pool, const kernels::KernelSet& ks, const KvCache& kv
             float* of = qf + nq_max * D;  // nq x D
             float* sc = of + nq_max * D;  // nq x span
             // query (token t, head kvh*gqa + g) -> row (t - t0) * gqa + g; q rounded to fp16
+            // (the set's conversion: the reference's bits)
+            uint16_t q16[kMaxHeadDim];
             for (int64_t t = t0; t < t1; ++t)
                 for (int g = 0; g < gqa; ++g) {
                     float* dst = qf + ((t - t0) * gqa + g) * D;
-                    const float* src = q + t * ldq + static_cast<int64_t>(kvh * gqa + g) * D;
-                    for (int d = 0; d < D; ++d) dst[d] = fp16_to_fp32(fp32_to_fp16(src[d]));
+                    to_f16(q + t * ldq + static_cast<int64_t>(kvh * gqa + g) * D, q16, D);
+                    for (int d = 0; d < D; ++d) dst[d] = fp16_to_fp32(q16[d]);
                 }
             // the ring's slots for [jlo, jhi): at most two contiguous runs
             int64_t seg_j[2], seg_len[2];
