@@ -428,13 +428,22 @@ bool huge_folios_here(const std::string& layout_path) {
 // 4 KB). One sequential pass maps every page (no fault per 64 KB later) when the file is
 // already cached or fits in half the free memory; otherwise pages come in as the forward pass
 // touches them. Pages cached small (the file read under memory pressure, or by another
-// program) are dropped, where no other process maps them, and read again, once per load.
+// program) are dropped, where no other process maps them, and read again (once per file in a process).
 void map_for_streaming(std::unique_ptr<MappedFile>& map, const std::string& path) {
     map->advise_huge();
     if (map->size() >= available_memory() / 2 && map->resident_share() < 0.9) return;
     map->populate_read();
     const double huge = map->huge_mapped_share();
     if (huge >= 0.5 || map->size() < (uint64_t{256} << 20) || !huge_folios_here(path)) return;
+    {
+        // once per file and process: when reading it again did not help (no 2 MB blocks of free
+        // memory), later loads do not pay for it again
+        static std::mutex mutex;
+        static std::vector<std::string> tried;
+        std::lock_guard<std::mutex> lock(mutex);
+        if (std::find(tried.begin(), tried.end(), path) != tried.end()) return;
+        tried.push_back(path);
+    }
     log(LogLevel::Info, strfmt("layout file %s: %.0f%% of it in 2 MB pages; reading it again", path.c_str(), 100 * huge));
     map.reset();
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);

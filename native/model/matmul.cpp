@@ -5,7 +5,14 @@
 namespace moe {
 
 Acts MatMul::convert(const Tensor& W, const float* x, int64_t nt, int64_t ldx, std::vector<uint8_t>& buf) {
-    if (nt < 4) return convert_here(W, x, nt, ldx, buf);
+    return convert_rows(W, x, nt, ldx, buf, nt >= 4 ? &pool_ : nullptr);
+}
+
+Acts MatMul::convert_here(const Tensor& W, const float* x, int64_t nt, int64_t ldx, std::vector<uint8_t>& buf) const {
+    return convert_rows(W, x, nt, ldx, buf, nullptr);
+}
+
+Acts MatMul::convert_rows(const Tensor& W, const float* x, int64_t nt, int64_t ldx, std::vector<uint8_t>& buf, ThreadPool* pool) const {
     const DType at = type_traits(W.type).act_type;
     if (at == DType::F32) return {reinterpret_cast<const uint8_t*>(x), static_cast<size_t>(ldx) * sizeof(float)};
     const int64_t K = W.ne[0];
@@ -13,21 +20,14 @@ Acts MatMul::convert(const Tensor& W, const float* x, int64_t nt, int64_t ldx, s
     if (buf.size() < arow * static_cast<size_t>(nt)) buf.resize(arow * static_cast<size_t>(nt));
     uint8_t* dst = buf.data();
     const kernels::FromF32Fn from_f32 = ks_.of(at).from_f32;
-    pool_.parallel_for(nt, 1, [&](int64_t b, int64_t e, int) {
+    const auto rows = [&](int64_t b, int64_t e, int) {
         for (int64_t t = b; t < e; ++t) from_f32(x + t * ldx, dst + arow * t, K);
-    });
+    };
+    if (pool)
+        pool->parallel_for(nt, 1, rows);
+    else
+        rows(0, nt, 0);
     return {dst, arow};
-}
-
-Acts MatMul::convert_here(const Tensor& W, const float* x, int64_t nt, int64_t ldx, std::vector<uint8_t>& buf) const {
-    const DType at = type_traits(W.type).act_type;
-    if (at == DType::F32) return {reinterpret_cast<const uint8_t*>(x), static_cast<size_t>(ldx) * sizeof(float)};
-    const int64_t K = W.ne[0];
-    const size_t arow = row_bytes(at, K);
-    if (buf.size() < arow * static_cast<size_t>(nt)) buf.resize(arow * static_cast<size_t>(nt));
-    const kernels::FromF32Fn from_f32 = ks_.of(at).from_f32;
-    for (int64_t t = 0; t < nt; ++t) from_f32(x + t * ldx, buf.data() + arow * t, K);
-    return {buf.data(), arow};
 }
 
 namespace {
@@ -38,11 +38,18 @@ int64_t nrows_of_job(const Tensor& W, const std::vector<int32_t>* rows) {
 }
 }  // namespace
 
-void MatMul::add(const Tensor& W, int64_t expert, Acts a, int64_t nt, float* y, int64_t ldy, const std::vector<int32_t>* rows) {
+bool MatMul::make_job(const Tensor& W, int64_t expert, Acts a, int64_t nt, float* y, int64_t ldy, const std::vector<int32_t>* rows,
+                      Job* j) {
     if (W.layout == Layout::Rows16) rows = nullptr;
     // (a neuron-major matrix with no columns to read still writes its zeros)
-    if (nt <= 0 || (rows && rows->empty() && W.layout != Layout::NeuronMajor)) return;
-    jobs_.push_back({&W, expert, a, nt, y, ldy, rows});
+    if (nt <= 0 || (rows && rows->empty() && W.layout != Layout::NeuronMajor)) return false;
+    *j = {&W, expert, a, nt, y, ldy, rows};
+    return true;
+}
+
+void MatMul::add(const Tensor& W, int64_t expert, Acts a, int64_t nt, float* y, int64_t ldy, const std::vector<int32_t>* rows) {
+    Job j;
+    if (make_job(W, expert, a, nt, y, ldy, rows, &j)) jobs_.push_back(j);
 }
 
 void MatMul::run() {
@@ -88,11 +95,10 @@ void MatMul::mul(const Tensor& W, const float* x, int64_t nt, int64_t ldx, float
 
 void MatMul::compute_here(const Tensor& W, int64_t expert, Acts a, int64_t nt, float* y, int64_t ldy,
                           const std::vector<int32_t>* rows) const {
-    if (W.layout == Layout::Rows16) rows = nullptr;
-    if (nt <= 0 || (rows && rows->empty() && W.layout != Layout::NeuronMajor)) return;
-    const Job j{&W, expert, a, nt, y, ldy, rows};
-    const bool nm = W.layout == Layout::NeuronMajor;
-    run_rows(j, 0, static_cast<int32_t>(nm || !rows ? W.ne[1] : static_cast<int64_t>(rows->size())));
+    Job j;
+    if (!make_job(W, expert, a, nt, y, ldy, rows, &j)) return;
+    const bool every_row = W.layout == Layout::NeuronMajor || !j.rows;
+    run_rows(j, 0, static_cast<int32_t>(every_row ? W.ne[1] : static_cast<int64_t>(j.rows->size())));
 }
 
 void MatMul::run_rows(const Job& j, int32_t rb, int32_t re) const {

@@ -56,6 +56,10 @@ class MatMul {
         int32_t job;
         int32_t rb, re;  // rows (or indices into job.rows, except for NeuronMajor)
     };
+    // add()'s job, or false when there is nothing to compute.
+    static bool make_job(const Tensor& W, int64_t expert, Acts a, int64_t nt, float* y, int64_t ldy, const std::vector<int32_t>* rows,
+                         Job* j);
+    Acts convert_rows(const Tensor& W, const float* x, int64_t nt, int64_t ldx, std::vector<uint8_t>& buf, ThreadPool* pool) const;
     void run_rows(const Job& j, int32_t rb, int32_t re) const;
 
     ThreadPool& pool_;

@@ -53,6 +53,7 @@ describe('layout files', { timeout: 600_000 }, () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'st-layout-'));
     const inMemory = await run(file);
     assert.equal(inMemory.info.layout.file, '');
+    assert.equal(inMemory.info.layout.hugePages, 0, 'no layout file: nothing mapped from one');
     assert.ok(inMemory.info.repackedBytes > 0);
     reference = inMemory.logits;
   });
@@ -72,6 +73,8 @@ describe('layout files', { timeout: 600_000 }, () => {
     assert.equal(progress[progress.length - 1], 1);
     assert.equal(first.info.layout.built, true);
     assert.equal(first.info.layout.error, '');
+    // the share of the file mapped with 2 MB pages: how much depends on the kernel, the file system and free memory
+    assert.ok(first.info.layout.hugePages >= 0 && first.info.layout.hugePages <= 1, `hugePages ${first.info.layout.hugePages}`);
     assert.equal(path.dirname(first.info.layout.file), dir);
     assert.match(path.basename(first.info.layout.file), /^[0-9a-f]{16}\.v2\.stlayout$/);
     assert.deepEqual(layoutFiles(), [path.basename(first.info.layout.file)], 'no temporary file left');
