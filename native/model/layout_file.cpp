@@ -317,7 +317,7 @@ void build(const std::string& path, const std::vector<Tensor*>& todo, const std:
         std::atomic<size_t> next{0};
         std::atomic<bool> failed{false};
         std::string failure_code, failure;
-        std::mutex mu;
+        std::mutex mu, progress_mu;
         auto work = [&] {
             std::vector<uint8_t> buf;
             try {
@@ -331,10 +331,14 @@ void build(const std::string& path, const std::vector<Tensor*>& todo, const std:
                     relayout_units(t, static_cast<Layout>(en.layout), buf.data(), it.len);
                     write_all(fd, buf.data(), buf.size(), en.offset + it.matrix * en.stride + it.begin, tmp);
                     const int pct = static_cast<int>((done += it.len) * 100 / std::max<uint64_t>(1, total));
-                    int prev = reported.load();
-                    while (pct > prev && !reported.compare_exchange_weak(prev, pct)) {
+                    if (pct > reported.load() && progress) {
+                        // under the lock: two threads' reports reach the caller in rising order
+                        std::lock_guard<std::mutex> lock(progress_mu);
+                        if (pct > reported.load()) {
+                            reported.store(pct);
+                            progress(pct / 100.0);
+                        }
                     }
-                    if (pct > prev && progress) progress(pct / 100.0);
                 }
             } catch (const Error& e) {
                 std::lock_guard<std::mutex> lock(mu);
