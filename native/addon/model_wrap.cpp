@@ -30,6 +30,7 @@ Napi::Function ModelWrap::define(Napi::Env env) {
     return DefineClass(env, "Model",
                        {
                            InstanceMethod<&ModelWrap::info>("info"),
+                           InstanceMethod<&ModelWrap::expert_cache_stats>("expertCacheStats"),
                            InstanceMethod<&ModelWrap::tokenize>("tokenize"),
                            InstanceMethod<&ModelWrap::detokenize>("detokenize"),
                            InstanceMethod<&ModelWrap::token_id>("tokenId"),
@@ -55,6 +56,13 @@ Napi::Object ModelWrap::wrap(Napi::Env env, std::shared_ptr<moe::Model> model) {
 Napi::Value ModelWrap::info(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     const std::string json = guarded(env, [&] { return usable_model(env, core_).info_json(); });
+    Napi::Object JSON = env.Global().Get("JSON").As<Napi::Object>();
+    return JSON.Get("parse").As<Napi::Function>().Call(JSON, {Napi::String::New(env, json)});
+}
+
+Napi::Value ModelWrap::expert_cache_stats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const std::string json = guarded(env, [&] { return usable_model(env, core_).expert_cache_json(); });
     Napi::Object JSON = env.Global().Get("JSON").As<Napi::Object>();
     return JSON.Get("parse").As<Napi::Function>().Call(JSON, {Napi::String::New(env, json)});
 }
@@ -166,6 +174,11 @@ Napi::Value load_model(const Napi::CallbackInfo& info) {
         opts.vocab_only = bool_opt(options_arg(info, 1), "vocabOnly", false);
         opts.repack = bool_opt(options_arg(info, 1), "repack", true);
         opts.layout_dir = string_opt(options_arg(info, 1), "layoutDir", "");
+        opts.memory_budget =
+            static_cast<uint64_t>(number_opt(options_arg(info, 1), "memoryBudgetMB", 0, 0, 1 << 24, true)) * (uint64_t{1} << 20);
+        opts.memory_reserve =
+            static_cast<uint64_t>(number_opt(options_arg(info, 1), "memoryReserveMB", 0, 0, 1 << 24, true)) * (uint64_t{1} << 20);
+        opts.kv_limit = static_cast<uint64_t>(number_opt(options_arg(info, 1), "kvLimitMB", 0, 0, 1 << 24, true)) * (uint64_t{1} << 20);
         Napi::Function on_progress;
         if (has(options_arg(info, 1), "onLayoutProgress")) {
             Napi::Value f = options_arg(info, 1).Get("onLayoutProgress");

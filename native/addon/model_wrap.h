@@ -17,6 +17,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
 
  private:
     Napi::Value info(const Napi::CallbackInfo& info);
+    Napi::Value expert_cache_stats(const Napi::CallbackInfo& info);
     Napi::Value tokenize(const Napi::CallbackInfo& info);
     Napi::Value detokenize(const Napi::CallbackInfo& info);
     Napi::Value token_id(const Napi::CallbackInfo& info);

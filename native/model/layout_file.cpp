@@ -492,7 +492,7 @@ void remove_other_versions(const std::string& dir) {
 }  // namespace
 
 LayoutFileResult use_layout_file(const std::vector<Tensor*>& matrices, const GgufFile& gguf, const std::string& dir,
-                                 const std::function<void(double)>& progress, const std::atomic<bool>* cancel) {
+                                 const std::function<void(double)>& progress, const std::atomic<bool>* cancel, bool map_all) {
     LayoutFileResult r;
     const std::vector<Tensor*> todo = relayout_candidates(matrices);
     if (todo.empty() || !gguf.mapping()) return r;
@@ -533,7 +533,8 @@ LayoutFileResult use_layout_file(const std::vector<Tensor*>& matrices, const Ggu
     } else {
         update_recorded_path(*map, r.path, header.n_entries, gguf_path);
     }
-    map_for_streaming(map, r.path);
+    // (under a memory budget the experts are read, not mapped: nothing populated ahead)
+    if (map_all) map_for_streaming(map, r.path);
     r.huge_pages = map->huge_mapped_share();
     for (size_t i = 0; i < todo.size(); ++i) {
         todo[i]->data = map->data() + entries[i].offset;

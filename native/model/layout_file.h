@@ -49,6 +49,7 @@ struct LayoutFileResult {
 // the temporary file is removed and moe::Error("cancelled") is thrown (the caller must not fall
 // back then).
 LayoutFileResult use_layout_file(const std::vector<Tensor*>& matrices, const GgufFile& gguf, const std::string& dir,
-                                 const std::function<void(double)>& progress = {}, const std::atomic<bool>* cancel = nullptr);
+                                 const std::function<void(double)>& progress = {}, const std::atomic<bool>* cancel = nullptr,
+                                 bool map_all = true);
 
 }  // namespace moe

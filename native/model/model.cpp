@@ -44,6 +44,20 @@ void ModelLoader::read_tokenizer(Model& m) {
     m.chat_template_ = f.get_str("tokenizer.chat_template", "");
 }
 
+std::string Model::expert_cache_json() const {
+    if (!expert_cache_) return "null";
+    const ExpertCache::Stats st = expert_cache_->stats();
+    auto counts = [](const ExpertCache::Counts& c) {
+        return strfmt("{\"uses\":%llu,\"reads\":%llu,\"bytesRead\":%llu,\"stallMs\":%.3f}", (unsigned long long)c.uses,
+                      (unsigned long long)c.reads, (unsigned long long)c.bytes_read, c.stall_ms);
+    };
+    std::string j = strfmt("{\"capacity\":%u,\"slotBytes\":%llu,\"extents\":%u,\"direct\":%s,\"readMs\":%.3f,\"total\":", st.capacity,
+                           (unsigned long long)st.slot_bytes, st.extents, st.direct ? "true" : "false", st.read_ms);
+    j += counts(st.total) + ",\"layers\":[";
+    for (size_t i = 0; i < st.layers.size(); ++i) j += (i ? "," : "") + counts(st.layers[i]);
+    return j + "]}";
+}
+
 std::string Model::info_json() const {
     const HParams& hp = hp_;
     std::string j = "{";
@@ -56,6 +70,16 @@ std::string Model::info_json() const {
     j += "\"layout\":{\"file\":" + json_str(layout_file) + ",\"built\":" + (layout_built ? "true" : "false") +
          ",\"rebuiltBecause\":" + json_str(layout_rebuilt_because) + ",\"error\":" + json_str(layout_error) +
          strfmt(",\"hugePages\":%.4f", layout_huge_pages) + "},";
+    if (expert_cache_) {
+        const ExpertCache::Stats st = expert_cache_->stats();
+        j += strfmt(
+            "\"memoryBudget\":{\"bytes\":%llu,\"cacheSlots\":%u,\"slotBytes\":%llu,\"extents\":%u,\"residentBytes\":%llu,\"kvBytes\":%llu}"
+            ",",
+            (unsigned long long)memory_budget, st.capacity, (unsigned long long)st.slot_bytes, st.extents,
+            (unsigned long long)budget_resident, (unsigned long long)budget_kv);
+    } else {
+        j += "\"memoryBudget\":null,";
+    }
     j += "\"file_size\":" + std::to_string(file_->file_size()) + ",";
     j += "\"gguf_version\":" + std::to_string(file_->version()) + ",";
     j += "\"hparams\":{";

@@ -4,6 +4,7 @@
 // shape and type and refuses clearly what cannot run (unknown architecture, unsupported type,
 // missing expert tensors, ...).
 #pragma once
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "core/dtype.h"
+#include "model/expert_cache.h"
 #include "model/gguf.h"
 #include "model/tensor.h"
 #include "model/tokenizer.h"
@@ -66,7 +68,20 @@ struct LoadOptions {
     // before the weights are relaid out and between the ~1 MB items of a layout file build
     // (whose temporary file is then removed). Must outlive the load.
     const std::atomic<bool>* cancel = nullptr;
+    // A memory budget in bytes for the whole process (0: none). Needs a layout file: the experts'
+    // extents are read into an expert cache of what the budget leaves after the other weights,
+    // memory_reserve and the KV caches' share (kv_limit, at most a quarter of the budget); below the
+    // minimum that can run, the load fails with code "budget_too_small", naming the minimum.
+    uint64_t memory_budget = 0;
+    // Under a budget: kept aside for buffers and the runtime (0: kBudgetReserve).
+    uint64_t memory_reserve = 0;
+    // Under a budget: the KV caches' limit (0: one session of 4096 positions); what they get is
+    // budget_kv_bytes(), at most a quarter of the budget.
+    uint64_t kv_limit = 0;
 };
+
+// What a memory budget keeps aside for buffers and the runtime (the KV cache comes on top).
+constexpr uint64_t kBudgetReserve = uint64_t{256} << 20;
 
 struct ForwardState;
 struct Batch;
@@ -84,6 +99,11 @@ class Architecture {
     virtual std::vector<Tensor*> matrices() = 0;
     // Whether logits come from the token embeddings (no output.weight).
     virtual bool tied_output() const = 0;
+
+    // Under a memory budget (set by Model::load): the experts come from this cache, layer i's
+    // gate, up and down at expert_offsets[i] in each extent.
+    ExpertCache* expert_cache = nullptr;
+    std::vector<std::array<uint64_t, 3>> expert_offsets;
 };
 
 class Model {
@@ -98,14 +118,21 @@ class Model {
     const Architecture* arch() const { return arch_.get(); }
     const std::string& name() const { return name_; }
     const std::string& chat_template() const { return chat_template_; }
+    // Under a memory budget: its expert cache (nullptr otherwise).
+    const ExpertCache* expert_cache() const { return expert_cache_.get(); }
     // JSON description: architecture, hyperparameters, per-layer attention types, tensor types, file size.
     std::string info_json() const;
+    // Under a memory budget: the expert cache's statistics as JSON (totals and per layer); "null" otherwise.
+    std::string expert_cache_json() const;
 
     uint64_t repacked_bytes = 0;  // weights relaid out at load (Tensor::x16)
     double repack_ms = 0;
     std::string layout_file;             // the layout file the relaid-out weights are mapped from ("": in memory)
     bool layout_built = false;           // this load wrote it
     double layout_huge_pages = 0;        // share of the layout file mapped by 2 MB entries at load
+    uint64_t memory_budget = 0;          // LoadOptions::memory_budget
+    uint64_t budget_resident = 0;        // under it: the weights other than experts (mapped)
+    uint64_t budget_kv = 0;              // under it: the KV caches' share
     std::string layout_rebuilt_because;  // why an existing layout file was not used ("" when none was there or it was)
     std::string layout_error;            // why the layout file could not be used ("" when it was, or was not asked for)
 
@@ -115,7 +142,8 @@ class Model {
     std::unique_ptr<GgufFile> file_;
     std::unique_ptr<Tokenizer> tokenizer_;
     std::unique_ptr<Architecture> arch_;
-    std::unique_ptr<MappedFile> layout_map_;  // the layout file behind relaid-out tensors
+    std::unique_ptr<MappedFile> layout_map_;     // the layout file behind relaid-out tensors
+    std::unique_ptr<ExpertCache> expert_cache_;  // under a memory budget
     HParams hp_;
     std::string name_;
     std::string chat_template_;
@@ -130,6 +158,8 @@ struct ModelLoader {
     static HParams& hparams(Model& m) { return m.hp_; }
     static void set_arch(Model& m, std::unique_ptr<Architecture> a) { m.arch_ = std::move(a); }
     static const MappedFile* mapping(Model& m) { return m.file_->mapping(); }
+    static const MappedFile* layout_map(Model& m) { return m.layout_map_.get(); }
+    static void set_expert_cache(Model& m, std::unique_ptr<ExpertCache> c) { m.expert_cache_ = std::move(c); }
 };
 
 }  // namespace moe

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <numeric>
+#include <utility>
 
 namespace moe {
 
@@ -148,6 +149,17 @@ void route(ThreadPool& pool, const float* logits, int64_t n, int64_t n_expert, i
     for (int64_t i = 0; i < n * K; ++i) counts[out.experts[static_cast<size_t>(i)]] += 1;
 }
 
+void prefetch_experts(const ExpertWeights& w, const Routing& r, int64_t n, MoeScratch& s) {
+    if (!w.cache) return;
+    const int64_t NX = w.gate.ne[2];
+    s.wanted.assign(static_cast<size_t>(NX), 0);
+    for (int64_t i = 0; i < n * r.k; ++i) s.wanted[static_cast<size_t>(r.experts[static_cast<size_t>(i)])] = 1;
+    s.active.clear();
+    for (int64_t e = 0; e < NX && s.active.size() < w.cache->capacity(); ++e)
+        if (s.wanted[static_cast<size_t>(e)]) s.active.push_back(static_cast<int32_t>(e));
+    w.cache->prefetch(w.layer, s.active.data(), s.active.size());
+}
+
 uint64_t moe_ffn(MatMul& mm, ThreadPool& pool, const ExpertWeights& w, const float* h, int64_t n, int64_t n_embd, const Routing& r,
                  float* x, MoeScratch& s, PhaseProfile& prof) {
     const int64_t E = n_embd, K = r.k, NX = w.gate.ne[2], n_ff = w.gate.ne[1];
@@ -181,44 +193,58 @@ uint64_t moe_ffn(MatMul& mm, ThreadPool& pool, const ExpertWeights& w, const flo
     const Acts aup = w.up.type == w.gate.type ? ain : mm.convert(w.up, s.in.data(), nrows, E, s.act_mid);
     std::atomic<uint64_t> zeros{0};
 
-    // Few tokens (decoding): each thread runs whole experts, gate, up, ReGLU and down, with no
-    // barrier between them and one weight stream per thread (an expert's matrices are one
-    // extent in a layout file). Used when every expert has the same few rows and the experts
-    // divide evenly among the threads, so the threads finish together; otherwise the phases
-    // below, each spread over all threads. Both compute every element with the same kernel
-    // on the same rows: the same bits.
     s.active.clear();
-    bool equal_rows = true;
-    for (int64_t e = 0; e < NX; ++e) {
-        const int64_t nr = off[e + 1] - off[e];
-        if (nr == 0) continue;
-        if (!s.active.empty()) equal_rows = equal_rows && nr == off[s.active[0] + 1] - off[s.active[0]];
-        s.active.push_back(static_cast<int32_t>(e));
-    }
-    const int64_t nthreads = pool.size();
+    for (int64_t e = 0; e < NX; ++e)
+        if (off[e + 1] > off[e]) s.active.push_back(static_cast<int32_t>(e));
     const int64_t n_active = static_cast<int64_t>(s.active.size());
-    if (!w.down_by_neuron && n_active > 0 && equal_rows && nrows / n_active <= kExpertTaskRows && n_active % nthreads == 0) {
-        s.act_task.resize(static_cast<size_t>(nthreads));
-        std::atomic<uint64_t> bytes{0};
-        pool.parallel_for(n_active, 1, [&](int64_t b, int64_t end, int thread) {
-            for (int64_t i = b; i < end; ++i) {
-                const int64_t e = s.active[static_cast<size_t>(i)];
-                const int64_t r0 = off[e], nr = off[e + 1] - off[e];
-                float* g = &s.gate[r0 * n_ff];
-                mm.compute_here(w.gate, e, {ain.data + ain.row_bytes * r0, ain.row_bytes}, nr, g, n_ff);
-                if (need_live) live_neurons(g, nr, n_ff, s.live[e]);
-                bytes.fetch_add(expert_bytes(w, need_live ? &s.live[e] : nullptr, E, n_ff), std::memory_order_relaxed);
-                mm.compute_here(w.up, e, {aup.data + aup.row_bytes * r0, aup.row_bytes}, nr, &s.up[r0 * n_ff], n_ff, &s.live[e]);
-                zeros.fetch_add(reglu(g, &s.up[r0 * n_ff], nr * n_ff), std::memory_order_relaxed);
-                const Acts amid = mm.convert_here(w.down, g, nr, n_ff, s.act_task[static_cast<size_t>(thread)]);
-                mm.compute_here(w.down, e, amid, nr, &s.down[r0 * E], E, w.down.layout == Layout::NeuronMajor ? &s.live[e] : nullptr);
-            }
-        });
-        s.bytes_read += bytes.load();
-        prof.lap(PhaseProfile::Experts);
-    } else {
-        for (int64_t e = 0; e < NX; ++e)
-            mm.add(w.gate, e, {ain.data + ain.row_bytes * off[e], ain.row_bytes}, off[e + 1] - off[e], &s.gate[off[e] * n_ff], n_ff);
+    // An expert's gate (0), up (1) or down (2): in place, or its extent in the expert cache.
+    const auto mat = [&](int which, int64_t e) -> std::pair<const Tensor*, int64_t> {
+        if (!w.cache) return {which == 0 ? &w.gate : which == 1 ? &w.up : &w.down, e};
+        return {&s.views[static_cast<size_t>(3 * s.view_of[static_cast<size_t>(e)] + which)], 0};
+    };
+    const int64_t nthreads = pool.size();
+
+    // The experts s.active[b .. b + ng): their rows are off[first] .. off[last + 1].
+    const auto run_group = [&](int64_t b, int64_t ng) {
+        const int32_t* grp = &s.active[static_cast<size_t>(b)];
+        const int64_t r_begin = off[grp[0]], r_end = off[grp[ng - 1] + 1];
+        bool equal_rows = true;
+        for (int64_t i = 1; i < ng; ++i) equal_rows = equal_rows && off[grp[i] + 1] - off[grp[i]] == off[grp[0] + 1] - off[grp[0]];
+        // Few tokens (decoding): each thread runs whole experts, gate, up, ReGLU and down, with no
+        // barrier between them and one weight stream per thread (an expert's matrices are one
+        // extent in a layout file). Used when every expert has the same few rows and the experts
+        // divide evenly among the threads, so the threads finish together; otherwise the phases
+        // below, each spread over all threads. Both compute every element with the same kernel
+        // on the same rows: the same bits.
+        if (!w.down_by_neuron && equal_rows && (r_end - r_begin) / ng <= kExpertTaskRows && ng % nthreads == 0) {
+            s.act_task.resize(static_cast<size_t>(nthreads));
+            std::atomic<uint64_t> bytes{0};
+            pool.parallel_for(ng, 1, [&](int64_t ib, int64_t ie, int thread) {
+                for (int64_t i = ib; i < ie; ++i) {
+                    const int64_t e = grp[i];
+                    const int64_t r0 = off[e], nr = off[e + 1] - off[e];
+                    float* g = &s.gate[r0 * n_ff];
+                    const auto [wg, xg] = mat(0, e);
+                    const auto [wu, xu] = mat(1, e);
+                    const auto [wd, xd] = mat(2, e);
+                    mm.compute_here(*wg, xg, {ain.data + ain.row_bytes * r0, ain.row_bytes}, nr, g, n_ff);
+                    if (need_live) live_neurons(g, nr, n_ff, s.live[e]);
+                    bytes.fetch_add(expert_bytes(w, need_live ? &s.live[e] : nullptr, E, n_ff), std::memory_order_relaxed);
+                    mm.compute_here(*wu, xu, {aup.data + aup.row_bytes * r0, aup.row_bytes}, nr, &s.up[r0 * n_ff], n_ff, &s.live[e]);
+                    zeros.fetch_add(reglu(g, &s.up[r0 * n_ff], nr * n_ff), std::memory_order_relaxed);
+                    const Acts amid = mm.convert_here(*wd, g, nr, n_ff, s.act_task[static_cast<size_t>(thread)]);
+                    mm.compute_here(*wd, xd, amid, nr, &s.down[r0 * E], E, wd->layout == Layout::NeuronMajor ? &s.live[e] : nullptr);
+                }
+            });
+            s.bytes_read += bytes.load();
+            prof.lap(PhaseProfile::Experts);
+            return;
+        }
+        for (int64_t i = 0; i < ng; ++i) {
+            const int64_t e = grp[i];
+            const auto [wg, xg] = mat(0, e);
+            mm.add(*wg, xg, {ain.data + ain.row_bytes * off[e], ain.row_bytes}, off[e + 1] - off[e], &s.gate[off[e] * n_ff], n_ff);
+        }
         mm.run();
         prof.lap(PhaseProfile::Gate);
 
@@ -226,28 +252,76 @@ uint64_t moe_ffn(MatMul& mm, ThreadPool& pool, const ExpertWeights& w, const flo
         // neurons some token of the expert activates, and `down` reads only their columns when it is
         // neuron-major. Exact: the skipped products are +-0 either way, and both quantize to the same
         // 0 for `down`. (Weights relaid out 16 rows per block compute every row.)
-        for (int64_t e = 0; e < NX && need_live; ++e)
-            if (off[e + 1] > off[e]) live_neurons(&s.gate[off[e] * n_ff], off[e + 1] - off[e], n_ff, s.live[e]);
-        for (int64_t e = 0; e < NX; ++e)
-            if (off[e + 1] > off[e]) s.bytes_read += expert_bytes(w, need_live ? &s.live[e] : nullptr, E, n_ff);
-        for (int64_t e = 0; e < NX; ++e)
-            mm.add(w.up, e, {aup.data + aup.row_bytes * off[e], aup.row_bytes}, off[e + 1] - off[e], &s.up[off[e] * n_ff], n_ff,
+        for (int64_t i = 0; i < ng; ++i) {
+            const int64_t e = grp[i];
+            if (need_live) live_neurons(&s.gate[off[e] * n_ff], off[e + 1] - off[e], n_ff, s.live[e]);
+            s.bytes_read += expert_bytes(w, need_live ? &s.live[e] : nullptr, E, n_ff);
+        }
+        for (int64_t i = 0; i < ng; ++i) {
+            const int64_t e = grp[i];
+            const auto [wu, xu] = mat(1, e);
+            mm.add(*wu, xu, {aup.data + aup.row_bytes * off[e], aup.row_bytes}, off[e + 1] - off[e], &s.up[off[e] * n_ff], n_ff,
                    &s.live[e]);
+        }
         mm.run();
         prof.lap(PhaseProfile::Up);
 
-        for_rows(pool, nrows,
-                 [&](int64_t row) { zeros.fetch_add(reglu(&s.gate[row * n_ff], &s.up[row * n_ff], n_ff), std::memory_order_relaxed); });
+        pool.parallel_for(r_end - r_begin, 4, [&](int64_t rb, int64_t re, int) {
+            uint64_t z = 0;
+            for (int64_t row = r_begin + rb; row < r_begin + re; ++row) z += reglu(&s.gate[row * n_ff], &s.up[row * n_ff], n_ff);
+            zeros.fetch_add(z, std::memory_order_relaxed);
+        });
         if (w.down_by_neuron) {
-            down_by_neuron(pool, w.down, s, NX, n_ff, E, need_live);
+            down_by_neuron(pool, w.down, s, NX, n_ff, E, need_live);  // (never with a cache: one group)
         } else {
-            const Acts amid = mm.convert(w.down, s.gate.data(), nrows, n_ff, s.act_mid);
-            for (int64_t e = 0; e < NX; ++e)
-                mm.add(w.down, e, {amid.data + amid.row_bytes * off[e], amid.row_bytes}, off[e + 1] - off[e], &s.down[off[e] * E], E,
-                       w.down.layout == Layout::NeuronMajor ? &s.live[e] : nullptr);
+            const Acts amid = mm.convert(w.down, &s.gate[r_begin * n_ff], r_end - r_begin, n_ff, s.act_mid);
+            for (int64_t i = 0; i < ng; ++i) {
+                const int64_t e = grp[i];
+                const auto [wd, xd] = mat(2, e);
+                mm.add(*wd, xd, {amid.data + amid.row_bytes * (off[e] - r_begin), amid.row_bytes}, off[e + 1] - off[e], &s.down[off[e] * E],
+                       E, wd->layout == Layout::NeuronMajor ? &s.live[e] : nullptr);
+            }
             mm.run();
         }
         prof.lap(PhaseProfile::Down);
+    };
+
+    if (n_active == 0) {
+        // (no rows: nothing to compute)
+    } else if (!w.cache) {
+        run_group(0, n_active);
+    } else {
+        // Under a memory budget: as many experts at a time as the cache holds (a batch's experts in
+        // ascending order, each extent read at most once per group), each group held until done.
+        ExpertCache& cache = *w.cache;
+        const int64_t cap = cache.capacity();
+        s.view_of.resize(static_cast<size_t>(NX));
+        for (int64_t b = 0; b < n_active; b += cap) {
+            const int64_t ng = std::min(cap, n_active - b);
+            const int32_t* grp = &s.active[static_cast<size_t>(b)];
+            cache.acquire(w.layer, grp, static_cast<size_t>(ng));
+            struct Release {
+                ExpertCache& c;
+                uint32_t layer;
+                const int32_t* e;
+                size_t n;
+                ~Release() { c.release(layer, e, n); }
+            } release{cache, w.layer, grp, static_cast<size_t>(ng)};
+            s.views.clear();
+            s.views.reserve(static_cast<size_t>(3 * ng));
+            for (int64_t i = 0; i < ng; ++i) {
+                const uint8_t* base = cache.wait(w.layer, static_cast<uint32_t>(grp[i]));
+                int which = 0;
+                for (const Tensor* t : {&w.gate, &w.up, &w.down}) {
+                    Tensor v = *t;
+                    v.data = base + w.extent_offset[which++];
+                    s.views.push_back(v);
+                }
+                s.view_of[static_cast<size_t>(grp[i])] = i;
+            }
+            prof.lap(PhaseProfile::Stall);
+            run_group(b, ng);
+        }
     }
 
     // x += sum over the token's experts (in choice order) of weight * expert output

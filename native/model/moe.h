@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/threadpool.h"
+#include "model/expert_cache.h"
 #include "model/matmul.h"
 #include "model/model.h"
 #include "model/profile.h"
@@ -26,6 +27,11 @@ struct ExpertWeights {
     // PowerInfer's layout (.powerinfer.gguf): down stored transposed, one row of n_embd weights
     // per neuron, so an expert's output is the sum of its active neurons' rows.
     bool down_by_neuron = false;
+    // Under a memory budget: the experts' extents come from this cache (gate, up and down at
+    // these offsets in each), not from the tensors' data; layer: this layer's index in it.
+    ExpertCache* cache = nullptr;
+    uint32_t layer = 0;
+    uint64_t extent_offset[3] = {0, 0, 0};
 };
 
 // Buffers reused between calls.
@@ -41,6 +47,9 @@ struct MoeScratch {
     std::vector<std::vector<float>> neuron_rows;  // per thread: dequantized parts of neuron rows
     std::vector<std::vector<uint8_t>> act_task;   // per thread: an expert task's down activations
     std::vector<int32_t> active;                  // experts with tokens, ascending
+    std::vector<Tensor> views;                    // with an expert cache: a group's gate, up, down per expert
+    std::vector<int64_t> view_of;                 // per expert: its index in views / 3
+    std::vector<uint8_t> wanted;                  // per expert: routed to by some token (prefetch)
     uint64_t bytes_read = 0;                      // expert weight bytes read, summed over calls
 };
 
@@ -50,6 +59,11 @@ struct MoeScratch {
 // Adds each choice to counts[expert].
 void route(ThreadPool& pool, const float* logits, int64_t n, int64_t n_expert, int64_t k, Gating gating, bool renormalize, Routing& out,
            MoeScratch& s, uint64_t* counts);
+
+// Under a memory budget (w.cache): starts reading the experts these tokens were routed to that
+// the cache does not hold (as many as it can hold), so that the reads overlap what comes before
+// moe_ffn. No-op without a cache.
+void prefetch_experts(const ExpertWeights& w, const Routing& r, int64_t n, MoeScratch& s);
 
 // For every token t: x[t] += sum_j weights[t,j] * down_e(relu(gate_e(h[t])) * up_e(h[t])) with
 // e = experts[t,j], summed in choice order. Returns the number of (row, neuron) gate values

@@ -47,6 +47,17 @@ class SmallThinker final : public Architecture {
     void forward(ForwardState& s, const Batch& b) const override;
     std::vector<Tensor*> matrices() override;
     bool tied_output() const override { return tied_; }
+    // Layer il's experts, from the expert cache under a memory budget.
+    ExpertWeights experts(uint32_t il) const {
+        const Layer& L = layers[il];
+        ExpertWeights w{L.gate_exps, L.up_exps, L.down_exps, L.down_by_neuron};
+        if (expert_cache) {
+            w.cache = expert_cache;
+            w.layer = il;
+            for (int i = 0; i < 3; ++i) w.extent_offset[i] = expert_offsets[il][static_cast<size_t>(i)];
+        }
+        return w;
+    }
 
     const HParams& hp_;
     Tensor tok_embd;     // {n_embd, n_vocab}
@@ -92,6 +103,13 @@ void SmallThinker::forward(ForwardState& s, const Batch& b) const {
             s.mm.mul(L.wv, h, n, E, v, NKV);
         }
         s.prof.lap(PhaseProfile::Qkv);
+        // The router has chosen each token's experts (pre-attention routing): under a memory
+        // budget the missing ones are read while attention runs.
+        const Gating gating = s.bug == Bug::SoftmaxGating ? Gating::Softmax : hp.gating;
+        route(s.pool, s.router.data(), n, NX, K, gating, s.bug != Bug::NoRenorm, s.routing, s.moe, &s.expert_counts[il * NX]);
+        const ExpertWeights ew = experts(il);
+        prefetch_experts(ew, s.routing, n, s.moe);
+        s.prof.lap(PhaseProfile::Route);
 
         // 2. RoPE on q and k, except on NoPE layers; then k and v join the cache (fp16).
         if (hp.use_rope[il] || s.bug == Bug::RopeOnNope)
@@ -113,10 +131,7 @@ void SmallThinker::forward(ForwardState& s, const Batch& b) const {
         // 5. Mixture of experts on the normed residual: each token's top-k experts from the
         //    router logits of step 1, their ReGLU FFNs weighted and added to the residual.
         rms_norm_rows(s.pool, x, L.ffn_norm_f32.data(), h, n, E, hp.rms_eps);
-        const Gating gating = s.bug == Bug::SoftmaxGating ? Gating::Softmax : hp.gating;
-        route(s.pool, s.router.data(), n, NX, K, gating, s.bug != Bug::NoRenorm, s.routing, s.moe, &s.expert_counts[il * NX]);
-        s.reglu_zero +=
-            moe_ffn(s.mm, s.pool, {L.gate_exps, L.up_exps, L.down_exps, L.down_by_neuron}, h, n, E, s.routing, x, s.moe, s.prof);
+        s.reglu_zero += moe_ffn(s.mm, s.pool, ew, h, n, E, s.routing, x, s.moe, s.prof);
         s.reglu_total += static_cast<uint64_t>(n * K * hp.n_ff_exp[il]);
     }
 

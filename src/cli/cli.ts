@@ -5,6 +5,8 @@
 // on stderr. Exit codes: 0 ok, 1 runtime error, 2 usage error.
 import { once } from 'node:events';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 
 import type { ChatStopReason } from '../common/protocol';
 import { isEngineError, loadAddon, packageVersion, type Model, type SamplingOptions, type Session } from '../engine/native';
@@ -41,7 +43,11 @@ Commands:
             only, logs go to stderr. Ends on the exit notification, when stdin
             closes, or when process P (--parent-pid) is gone.
 
-Options for every command: --threads N (default: all cores), --verbose (engine log to stderr).
+Options for every command: --threads N (default: all cores), --verbose (engine log to stderr),
+  --layout-dir D (keep the relaid-out weights in a layout file there: built once, mapped later),
+  --memory-budget MB (run within MB MiB, the whole process: the experts are read from the layout
+  file into a cache of what the budget leaves; needs a layout file, in --layout-dir or else in
+  $XDG_CACHE_HOME/smallthinker-code/layouts; a budget too small to run says the minimum).
 
 Environment:
   MOE_FORCE_ISA    kernel set: scalar | avx2 | avx512 | avx512vnni (default: best supported)
@@ -63,7 +69,13 @@ interface Command {
 }
 type Args = Map<string, string | boolean>;
 
-const COMMON: Record<string, Kind> = { help: 'boolean', verbose: 'boolean', threads: 'string' };
+const COMMON: Record<string, Kind> = {
+  help: 'boolean',
+  verbose: 'boolean',
+  threads: 'string',
+  'layout-dir': 'string',
+  'memory-budget': 'string',
+};
 
 function parseArgs(argv: string[], spec: Record<string, Kind>): Args {
   const all = { ...COMMON, ...spec };
@@ -255,7 +267,17 @@ async function openModel(args: Args, vocabOnly = false): Promise<Model> {
   if (!st.isFile()) throw new RuntimeError(`${file} is not a regular file (${fileKind(st)}), not a GGUF model file.`);
   const addon = loadAddon();
   if (args.get('verbose')) addon.setLogLevel('info');
-  return addon.loadModel(file, { vocabOnly });
+  if (vocabOnly) return addon.loadModel(file, { vocabOnly });
+  const memoryBudgetMB = num(args, 'memory-budget', { integer: true, min: 1, max: 1 << 24 });
+  const given = args.get('layout-dir');
+  const layoutDir = typeof given === 'string' ? given : memoryBudgetMB !== undefined ? defaultLayoutDir() : undefined;
+  return addon.loadModel(file, { layoutDir, memoryBudgetMB });
+}
+
+/** Where the CLI keeps layout files when --memory-budget needs one and --layout-dir is not given. */
+function defaultLayoutDir(): string {
+  const cache = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
+  return path.join(cache, 'smallthinker-code', 'layouts');
 }
 
 const commands: Record<string, Command> = {

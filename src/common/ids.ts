@@ -48,6 +48,7 @@ export const Settings = {
   threads: 'engine.threads',
   contextLength: 'engine.contextLength',
   memoryLimitMB: 'engine.memoryLimitMB',
+  memoryBudgetMB: 'engine.memoryBudgetMB',
   completionEnabled: 'completion.enabled',
   completionLanguages: 'completion.languages',
   completionTrigger: 'completion.trigger',

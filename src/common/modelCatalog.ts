@@ -155,6 +155,21 @@ export function memoryNeeded(entry: Pick<CatalogEntry, 'sizeBytes'>, kvLimitByte
   return entry.sizeBytes + kvLimitBytes + RUNTIME_OVERHEAD_BYTES;
 }
 
+/** What the automatic memory budget leaves free for the editor and other programs. */
+export const EDITOR_ROOM_BYTES = 1024 * 1024 * 1024;
+
+/**
+ * The memory budget (MiB) to load a model with: the setting when it names one; automatic (0):
+ * none (0) when the model runs in memory, in the free memory less EDITOR_ROOM_BYTES, else all of
+ * that (the engine says so when it is below the minimum the model needs).
+ */
+export function chooseMemoryBudgetMB(settingMB: number, fileBytes: number, kvLimitBytes: number, memory: MachineMemory): number {
+  if (settingMB > 0) return Math.floor(settingMB);
+  const usable = memory.free - EDITOR_ROOM_BYTES;
+  if (memoryNeeded({ sizeBytes: fileBytes }, kvLimitBytes) <= usable) return 0;
+  return Math.max(1, Math.floor(usable / (1024 * 1024)));
+}
+
 export interface MachineMemory {
   /** Bytes free now (os.freemem()). */
   free: number;

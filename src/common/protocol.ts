@@ -121,6 +121,13 @@ export interface ModelLoadParams extends WorkDoneProgressParams {
    * mapped read-only (file-backed, shared) by later ones. Absent: relaid out in memory.
    */
   layoutDir?: string;
+  /**
+   * Run the model within this many MiB, the whole engine process (absent or 0: no budget). Needs
+   * layoutDir: the experts are read from the layout file into an expert cache of what the budget
+   * leaves after the other weights and the KV caches (whose limit becomes at most a quarter of the
+   * budget). Below the minimum that can run, the load fails with a sentence naming the minimum.
+   */
+  memoryBudgetMB?: number;
 }
 
 export interface ModelSummary {
@@ -139,6 +146,8 @@ export interface ModelSummary {
   fileSize: number;
   /** Where the relaid-out weights come from: the layout file ("" in memory), built by this load, why none could be used. */
   layout?: { file: string; built: boolean; error: string };
+  /** Under a memory budget: the budget, the expert cache's slots of the model's extents, the other weights' bytes. */
+  memoryBudget?: { bytes: number; cacheSlots: number; extents: number; residentBytes: number } | null;
 }
 export interface ModelLoadResult {
   path: string;
@@ -322,6 +331,8 @@ export interface EngineStatsResult {
   kvLimitBytes: number;
   sessions: SessionStats[];
   requests: RequestCounts;
+  /** Under a memory budget: the expert cache since the load (per layer too); null without a budget. */
+  experts: ExpertCacheSummary | null;
   cache: {
     prefillCalls: number;
     promptTokens: number;
@@ -329,5 +340,23 @@ export interface EngineStatsResult {
     /** reusedTokens / promptTokens (0 before any prefill). */
     hitRate: number;
   };
+}
+export interface ExpertCacheCounts {
+  /** experts the forward passes asked for */
+  uses: number;
+  /** extents read from the layout file */
+  reads: number;
+  bytesRead: number;
+  /** time the forward passes waited for extents still being read */
+  stallMs: number;
+}
+export interface ExpertCacheSummary extends ExpertCacheCounts {
+  budgetBytes: number;
+  /** extents held at once, of `extents` in the model */
+  capacity: number;
+  extents: number;
+  /** 1 - reads / uses (0 before any use) */
+  hitRate: number;
+  layers: ExpertCacheCounts[];
 }
 export const EngineStatsRequest = new RequestType0<EngineStatsResult, void>('engine/stats');

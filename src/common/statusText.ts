@@ -1,6 +1,6 @@
 // What the status bar item says for an engine state: its text (with codicons), tooltip lines
 // (Markdown), severity and accessibility label. Pure: no vscode, no Node; unit-tested.
-import type { CompletionStats, ModelSummary } from './protocol';
+import type { CompletionStats, ExpertCacheSummary, ModelSummary } from './protocol';
 
 /** The engine states the status bar shows (the same shape as EngineService's EngineStatus). */
 export type EngineStateView =
@@ -18,6 +18,8 @@ export interface StatusInput {
   engineIsa?: string;
   engineVersion?: string;
   completionEnabled: boolean;
+  /** Under a memory budget: the expert cache's latest figures (engine/stats). */
+  experts?: ExpertCacheSummary | null;
 }
 
 export type StatusSeverity = 'normal' | 'warning' | 'error';
@@ -98,6 +100,20 @@ function engineLine(input: StatusInput): string[] {
   return parts.length > 0 ? [`Engine: ${parts.join(', ')}`] : [];
 }
 
+/** Under a memory budget: the budget and the expert cache (its latest figures when known). */
+export function budgetLines(model: ModelSummary, experts?: ExpertCacheSummary | null): string[] {
+  const b = model.memoryBudget;
+  if (!b) return [];
+  const lines = [
+    `Memory budget ${formatBytes(b.bytes)}: ${b.cacheSlots} of ${b.extents} experts cached, read from disk as the router picks them`,
+  ];
+  if (experts && experts.uses > 0)
+    lines.push(
+      `Experts: ${percent(experts.uses - experts.reads, experts.uses)} found in the cache, ${formatBytes(experts.bytesRead)} read, ${formatMs(experts.stallMs)} waiting for the disk`,
+    );
+  return lines;
+}
+
 const CLICK_HINT = 'Click for actions.';
 
 /** The status bar item's content for an engine state. */
@@ -145,6 +161,7 @@ export function statusView(input: StatusInput): StatusView {
           `**${NAME}**: ready, ${escapeMarkdown(name)}`,
           `Model: ${escapeMarkdown(baseName(status.modelPath))} (${formatSize(m.fileSize)}, ${m.n_layer} layers, context ${m.context}${m.fim ? ', fill-in-the-middle' : ''}), loaded in ${formatMs(status.loadMs)}`,
           ...completionLines(stats),
+          ...budgetLines(m, input.experts),
           completion,
           ...engineLine(input),
           CLICK_HINT,

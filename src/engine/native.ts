@@ -63,6 +63,43 @@ export interface LoadOptions {
    * code 'cancelled'. Already aborted: rejects at once. A load past the relayout completes.
    */
   signal?: AbortSignal;
+  /**
+   * A memory budget for the whole process in MiB (0 or absent: none). Needs layoutDir: the experts
+   * are read from the layout file into an expert cache of what the budget leaves after the other
+   * weights and memoryReserveMB; below the minimum that can run, the load fails with code
+   * 'budget_too_small' and a sentence naming the minimum.
+   */
+  memoryBudgetMB?: number;
+  /** Under a budget: MiB kept aside for buffers and the runtime (0 or absent: 256). */
+  memoryReserveMB?: number;
+  /**
+   * Under a budget: the KV caches' limit in MiB (0 or absent: one session of 4096 positions); they
+   * get at most a quarter of the budget: info().memoryBudget.kvBytes.
+   */
+  kvLimitMB?: number;
+}
+
+/** The expert cache's counters (model.expertCacheStats()); uses: experts the forward passes asked for, reads: extents read. */
+export interface ExpertCacheCounts {
+  uses: number;
+  reads: number;
+  bytesRead: number;
+  /** time the forward passes waited for extents still being read */
+  stallMs: number;
+}
+
+export interface ExpertCacheStats {
+  /** extents held at once, each slotBytes */
+  capacity: number;
+  slotBytes: number;
+  /** extents (layer, expert) in the layout file */
+  extents: number;
+  /** O_DIRECT reads (false: buffered, dropped from the page cache after each read) */
+  direct: boolean;
+  /** time the reader threads spent reading (summed over threads) */
+  readMs: number;
+  total: ExpertCacheCounts;
+  layers: ExpertCacheCounts[];
 }
 
 export interface LayerInfo {
@@ -94,6 +131,8 @@ export interface ModelInfo {
    */
   /** hugePages: the share of the layout file mapped with 2 MB pages at load (0..1; 0 without a layout file) */
   layout: { file: string; built: boolean; rebuiltBecause: string; error: string; hugePages: number };
+  /** under a memory budget: the budget, the cache's slots, and the other weights' bytes (mapped); null without */
+  memoryBudget: { bytes: number; cacheSlots: number; slotBytes: number; extents: number; residentBytes: number; kvBytes: number } | null;
   [key: string]: unknown;
 }
 
@@ -236,6 +275,8 @@ export interface Detokenizer {
 
 export interface Model {
   info(): ModelInfo;
+  /** Under a memory budget: the expert cache's statistics since the load; null without a budget. */
+  expertCacheStats(): ExpertCacheStats | null;
   tokenize(text: string, options?: { special?: boolean }): Int32Array;
   /** Concatenated token texts; special (default true): control tokens such as <|im_end|> as their text, else ''. */
   detokenize(ids: TokenInput, options?: { special?: boolean }): string;

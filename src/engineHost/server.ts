@@ -283,6 +283,7 @@ export class EngineServer {
       kvMemoryLimitBytes: c.optionalNumber(p.kvMemoryLimitBytes, 'kvMemoryLimitBytes', { min: 0 }),
       maxSessions: c.optionalNumber(p.maxSessions, 'maxSessions', { integer: true, min: 1, max: 1024 }),
       layoutDir: c.optionalString(p.layoutDir, 'layoutDir'),
+      memoryBudgetMB: c.optionalNumber(p.memoryBudgetMB, 'memoryBudgetMB', { integer: true, min: 0, max: 1 << 24 }),
     };
     const addon = this.requireAddon();
     const progressToken = p.workDoneToken as ProgressToken | undefined;
@@ -394,6 +395,7 @@ export class EngineServer {
       kvLimitBytes: pool?.options.kvLimitBytes ?? 0,
       sessions: pool?.stats() ?? [],
       requests: { ...this.counts, evictions: pool?.evictions ?? 0 },
+      experts: this.model?.expertStats() ?? null,
       cache: { ...this.cache, hitRate: this.cache.promptTokens > 0 ? this.cache.reusedTokens / this.cache.promptTokens : 0 },
     };
   }

@@ -9,6 +9,8 @@ export interface EngineConfig {
   threads: number;
   contextLength: number;
   memoryLimitMB: number;
+  /** 0: automatic (chooseMemoryBudgetMB) */
+  memoryBudgetMB: number;
 }
 
 export interface CompletionConfig {
@@ -48,6 +50,7 @@ export function engineConfig(): EngineConfig {
     threads: Math.max(0, Math.floor(get(Settings.threads, 0))),
     contextLength: Math.max(256, Math.floor(get(Settings.contextLength, 4096))),
     memoryLimitMB: Math.max(64, Math.floor(get(Settings.memoryLimitMB, 1024))),
+    memoryBudgetMB: Math.max(0, Math.floor(get(Settings.memoryBudgetMB, 0))),
   };
 }
 

@@ -4,6 +4,7 @@
 // output channel, and the latest completion figures. One model serves every feature.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import * as os from 'node:os';
 
 import * as vscode from 'vscode';
 import { ResponseError } from 'vscode-jsonrpc';
@@ -23,6 +24,7 @@ import type { ChatCallbacks } from '../node/engineClient';
 import { EngineProcess } from '../node/engineProcess';
 import { affects, engineConfig } from './config';
 import { Settings } from '../common/ids';
+import { chooseMemoryBudgetMB } from '../common/modelCatalog';
 import type { EngineStateView } from '../common/statusText';
 
 /** Environment variable naming another engine host script (tests use a scripted fake engine). */
@@ -96,7 +98,8 @@ export class EngineService implements vscode.Disposable {
   ) {
     this.disposables.push(
       vscode.workspace.onDidChangeConfiguration((event) => {
-        if (affects(event, Settings.modelPath, Settings.threads, Settings.contextLength, Settings.memoryLimitMB)) void this.reload();
+        if (affects(event, Settings.modelPath, Settings.threads, Settings.contextLength, Settings.memoryLimitMB, Settings.memoryBudgetMB))
+          void this.reload();
       }),
     );
   }
@@ -272,6 +275,11 @@ export class EngineService implements vscode.Disposable {
       if (generation !== this.generation) return;
       this.log.info(`engine ${info.engineVersion} started (pid ${info.pid}, kernels ${info.isa}).`);
       this.setStatus({ kind: 'loading', modelPath, percentage: 0 });
+      const budgetMB = chooseMemoryBudgetMB(config.memoryBudgetMB, fs.statSync(modelPath).size, config.memoryLimitMB * 1024 * 1024, {
+        free: os.freemem(),
+        total: os.totalmem(),
+      });
+      if (budgetMB > 0) this.log.info(`memory budget ${budgetMB} MiB (${config.memoryBudgetMB > 0 ? 'setting' : 'automatic'}).`);
       const result = await engine.loadModel(
         {
           path: modelPath,
@@ -279,6 +287,7 @@ export class EngineService implements vscode.Disposable {
           contextLength: config.contextLength,
           kvMemoryLimitBytes: config.memoryLimitMB * 1024 * 1024,
           layoutDir: this.layoutDir,
+          memoryBudgetMB: this.layoutDir ? budgetMB : undefined,
         },
         (progress) => {
           if (generation !== this.generation || progress.kind === 'end') return;

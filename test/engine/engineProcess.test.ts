@@ -171,6 +171,43 @@ describe('engine process', () => {
     }
   });
 
+  it('model/load with memoryBudgetMB: the experts come through the expert cache, the same completions, engine/stats counts it', async () => {
+    const q4 = await ensureModel({ ...TINY, types: { default: 'Q4_0' }, seed: 16 });
+    const layoutDir = fs.mkdtempSync(path.join(os.tmpdir(), 'st-engine-budget-'));
+    const { engine } = newEngine();
+    try {
+      await engine.start();
+      const mapped = await engine.loadModel({ path: q4, threads: 2, layoutDir });
+      assert.equal(mapped.info.memoryBudget, undefined);
+      const a = await engine.complete(COMPLETION);
+      assert.equal((await engine.stats()).experts, null);
+      // too small: the sentence names the minimum and what to do
+      const err = await engine.loadModel({ path: q4, threads: 2, layoutDir, memoryBudgetMB: 1 }).then(
+        () => assert.fail('a 1 MiB budget loaded'),
+        (e: ResponseError<unknown>) => e,
+      );
+      assert.equal(err.code, EngineErrorCodes.ModelLoadFailed);
+      assert.match(err.message, /too small .* it needs at least \d+ MB; raise the memory budget or choose a smaller model\.$/);
+      const minimum = Number(/at least (\d+) MB/.exec(err.message)![1]);
+      const budgeted = await engine.loadModel({ path: q4, threads: 2, layoutDir, memoryBudgetMB: minimum });
+      assert.ok(budgeted.info.memoryBudget, 'a memory budget in the summary');
+      assert.equal(budgeted.info.memoryBudget.bytes, minimum * 1024 * 1024);
+      // (this model's extents are a page or two: the minimum rounded up to MiB may hold them all)
+      assert.ok(budgeted.info.memoryBudget.cacheSlots >= 2 && budgeted.info.memoryBudget.cacheSlots <= budgeted.info.memoryBudget.extents);
+      const b = await engine.complete(COMPLETION);
+      assert.deepEqual(b.candidates, a.candidates, 'the same completions under the budget');
+      const stats = await engine.stats();
+      assert.ok(stats.experts, 'expert cache statistics');
+      assert.ok(stats.experts.uses > 0 && stats.experts.reads > 0 && stats.experts.bytesRead > 0, JSON.stringify(stats.experts));
+      assert.equal(stats.experts.layers.length, budgeted.info.n_layer);
+      assert.ok(stats.experts.hitRate >= 0 && stats.experts.hitRate < 1);
+      assert.ok(stats.kvLimitBytes <= (minimum * 1024 * 1024) / 4, 'the KV caches get at most a quarter of the budget');
+    } finally {
+      await engine.dispose();
+      fs.rmSync(layoutDir, { recursive: true, force: true });
+    }
+  });
+
   it('model/load stops building the layout file when the request is cancelled or another model is loaded', async () => {
     // 400 MB of Q4_0: its layout file takes a few seconds to build, long enough to stop midway
     const big = await ensureModel({ ...SMALLTHINKER_4B, n_layer: 2, routing: 'varied' });

@@ -13,6 +13,8 @@ import { DEFAULT_MODEL_URL } from '../../src/common/ids';
 import {
   catalogEntryForUrl,
   catalogPickItems,
+  chooseMemoryBudgetMB,
+  EDITOR_ROOM_BYTES,
   defaultCatalogEntry,
   effectiveDownloadUrl,
   LEGACY_DEFAULT_MODEL_URLS,
@@ -175,5 +177,24 @@ describe('GGUF header: general.architecture', () => {
     const badType = Buffer.from(fixture([kv.str('a', 'b'), kv.str('general.architecture', 'smallthinker')]));
     badType.writeUInt32LE(99, 24 + 8 + 1); // the first value's type
     assert.match((ggufArchitecture(badType) as { reason: string }).reason, /unknown metadata type 99/);
+  });
+});
+
+describe('automatic memory budget', () => {
+  const MiB = 1024 * 1024;
+  test('a budget set in the settings is used as it is', () => {
+    assert.equal(chooseMemoryBudgetMB(8192, 12 * GiB, KV, { free: 64 * GiB, total: 64 * GiB }), 8192);
+  });
+  test('automatic: none when the model runs in memory with 1 GiB left for the editor', () => {
+    const file = 2 * GiB;
+    const need = memoryNeeded({ sizeBytes: file }, KV);
+    assert.equal(chooseMemoryBudgetMB(0, file, KV, { free: need + EDITOR_ROOM_BYTES, total: 16 * GiB }), 0);
+    assert.equal(chooseMemoryBudgetMB(0, file, KV, { free: need + EDITOR_ROOM_BYTES - MiB, total: 16 * GiB }), Math.floor(need / MiB) - 1);
+  });
+  test('automatic: the 21B (12 GB) on an 8 GB laptop with 6 GiB free gets 5 GiB', () => {
+    assert.equal(chooseMemoryBudgetMB(0, 12 * 10 ** 9, KV, { free: 6 * GiB, total: 8 * GiB }), 5 * 1024);
+  });
+  test('automatic: less free than the editor room still asks for a budget (the engine names the minimum)', () => {
+    assert.equal(chooseMemoryBudgetMB(0, 12 * 10 ** 9, KV, { free: 512 * MiB, total: 8 * GiB }), 1);
   });
 });

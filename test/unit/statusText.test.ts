@@ -105,6 +105,19 @@ describe('statusView', () => {
     assert.match(tooltip, /Inline completion: off/);
   });
 
+  test('under a memory budget: the budget and the expert cache`s figures in the tooltip', () => {
+    const budgeted = { ...model, memoryBudget: { bytes: 8 * 1024 ** 3, cacheSlots: 1950, extents: 3328, residentBytes: 10 ** 9 } };
+    const ready = { kind: 'ready' as const, modelPath: '/m/st.gguf', model: budgeted, loadMs: 900 };
+    const before = statusView({ status: ready, completionEnabled: true }).tooltip.join('\n');
+    assert.match(before, /Memory budget 8\.00 GB: 1950 of 3328 experts cached/);
+    assert.doesNotMatch(before, /found in the cache/);
+    const counts = { uses: 1000, reads: 80, bytesRead: 256 * 1024 ** 2, stallMs: 420 };
+    const experts = { ...counts, budgetBytes: 8 * 1024 ** 3, capacity: 1950, extents: 3328, hitRate: 0.92, layers: [counts] };
+    const after = statusView({ status: ready, completionEnabled: true, experts }).tooltip.join('\n');
+    assert.match(after, /Experts: 92% found in the cache, 256\.0 MB read, 420 ms waiting for the disk/);
+    assert.doesNotMatch(statusView({ status: { ...ready, model }, completionEnabled: true, experts }).tooltip.join('\n'), /budget|Experts/);
+  });
+
   test('error: error severity, the message (escaped) in the tooltip, restarting shown', () => {
     const view = statusView({ status: { kind: 'error', message: 'Loading x_y.gguf failed: bad magic' }, completionEnabled: true });
     assert.equal(view.text, '$(error) SmallThinker');

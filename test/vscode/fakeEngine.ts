@@ -351,6 +351,7 @@ export function main(): void {
       kvBytes: 0,
       kvLimitBytes: 1 << 30,
       sessions: [],
+      experts: null,
       requests: { ...counts },
       cache: { prefillCalls: counts.completion + counts.chat + counts.warm, promptTokens: 0, reusedTokens: 0, hitRate: 0 },
     })),

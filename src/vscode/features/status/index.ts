@@ -5,6 +5,7 @@ import * as vscode from 'vscode';
 
 import { Commands, Settings } from '../../../common/ids';
 import { defaultCatalogEntry, sizeText } from '../../../common/modelCatalog';
+import type { ExpertCacheSummary } from '../../../common/protocol';
 import { statusView } from '../../../common/statusText';
 import { affects, completionConfig, updateSetting } from '../../config';
 import { errorMessage } from '../../engineService';
@@ -25,10 +26,14 @@ export function registerStatus(context: vscode.ExtensionContext, services: Servi
 
   /** When the current model became ready: completions from before belong to another load. */
   let readySince = 0;
+  /** Under a memory budget: the expert cache's figures, fetched after each completion. */
+  let experts: ExpertCacheSummary | null = null;
   const update = (): void => {
     const status = engine.status;
-    if (status.kind !== 'ready') readySince = 0;
-    else if (readySince === 0) readySince = Date.now();
+    if (status.kind !== 'ready') {
+      readySince = 0;
+      experts = null;
+    } else if (readySince === 0) readySince = Date.now();
     const record = engine.lastCompletion;
     const view = statusView({
       status,
@@ -36,6 +41,7 @@ export function registerStatus(context: vscode.ExtensionContext, services: Servi
       engineIsa: engine.engineInfo?.isa,
       engineVersion: engine.engineInfo?.engineVersion,
       completionEnabled: completionConfig().enabled,
+      experts,
     });
     item.text = view.text;
     const tooltip = new vscode.MarkdownString(view.tooltip.join('\n\n'), true);
@@ -48,7 +54,18 @@ export function registerStatus(context: vscode.ExtensionContext, services: Servi
   item.show();
   context.subscriptions.push(
     engine.onDidChangeStatus(update),
-    engine.onDidComplete(update),
+    engine.onDidComplete(() => {
+      update();
+      const status = engine.status;
+      if (status.kind !== 'ready' || !status.model.memoryBudget) return;
+      engine.stats().then(
+        (s) => {
+          experts = s.experts;
+          update();
+        },
+        () => {}, // (the engine restarting: figures come with the next completion)
+      );
+    }),
     vscode.workspace.onDidChangeConfiguration((event) => {
       if (affects(event, Settings.completionEnabled)) update();
     }),

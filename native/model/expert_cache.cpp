@@ -1,0 +1,285 @@
+// The expert cache; see expert_cache.h.
+#include "model/expert_cache.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+#include "core/common.h"
+
+namespace moe {
+
+namespace {
+constexpr uint64_t kAlign = 4096;       // O_DIRECT: buffer, offset and length in whole pages
+constexpr uint64_t kHuge = 2ull << 20;  // the slots' memory in 2 MB pages where the kernel gives them
+uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
+double ms_since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+}  // namespace
+
+ExpertCache::ExpertCache(const std::string& path, std::vector<Layer> layers, uint64_t cache_bytes, int reader_threads)
+    : layers_(std::move(layers)) {
+    uint64_t keys = 0;
+    for (size_t il = 0; il < layers_.size(); ++il) {
+        const Layer& l = layers_[il];
+        first_key_.push_back(keys);
+        keys += l.n_expert;
+        layer_of_key_.insert(layer_of_key_.end(), l.n_expert, static_cast<uint32_t>(il));
+        slot_bytes_ = std::max(slot_bytes_, round_up(l.bytes, kAlign));
+        if (l.offset % kAlign != 0 || l.stride % kAlign != 0)
+            throw Error("internal", strfmt("the experts of layer %zu are not 4096-aligned in the layout file", il));
+    }
+    if (slot_bytes_ == 0) throw Error("internal", "the expert cache has no experts to hold");
+    const uint64_t n_slots = std::max<uint64_t>(1, std::min<uint64_t>(cache_bytes / slot_bytes_, keys));
+    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECT);
+    direct_ = fd_ >= 0;
+    if (fd_ < 0) fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);  // no O_DIRECT here (tmpfs): dropped after each read
+    if (fd_ < 0) throw Error("io", strfmt("cannot open %s: %s", path.c_str(), std::strerror(errno)));
+    mem_bytes_ = round_up(n_slots * slot_bytes_, kHuge) + kHuge;
+    void* p = mmap(nullptr, mem_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) {
+        ::close(fd_);
+        throw Error("out_of_memory", strfmt("cannot reserve %.0f MB for the expert cache", static_cast<double>(mem_bytes_) / 1e6));
+    }
+    mem_ = static_cast<uint8_t*>(p);
+    (void)madvise(base(), n_slots * slot_bytes_, MADV_HUGEPAGE);
+    slot_of_.assign(keys, -1);
+    slots_.resize(n_slots);
+    for (size_t s = 0; s < n_slots; ++s) list_back(static_cast<int32_t>(s));
+    per_layer_.resize(layers_.size());
+    for (int i = 0; i < std::max(1, reader_threads); ++i) readers_.emplace_back([this] { reader(); });
+}
+
+ExpertCache::~ExpertCache() {
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        stopping_ = true;
+    }
+    queued_.notify_all();
+    for (std::thread& t : readers_) t.join();
+    if (mem_) munmap(mem_, mem_bytes_);
+    if (fd_ >= 0) ::close(fd_);
+}
+
+uint8_t* ExpertCache::base() const { return reinterpret_cast<uint8_t*>(round_up(reinterpret_cast<uintptr_t>(mem_), kHuge)); }
+
+uint64_t ExpertCache::key_of(uint32_t layer, uint32_t expert) const {
+    if (layer >= layers_.size() || expert >= layers_[layer].n_expert)
+        throw Error("internal", strfmt("expert %u of layer %u is not in the expert cache's file", expert, layer));
+    return first_key_[layer] + expert;
+}
+
+void ExpertCache::unlist(int32_t s) {
+    Slot& x = slots_[static_cast<size_t>(s)];
+    if (!x.listed) return;
+    (x.prev >= 0 ? slots_[static_cast<size_t>(x.prev)].next : head_) = x.next;
+    (x.next >= 0 ? slots_[static_cast<size_t>(x.next)].prev : tail_) = x.prev;
+    x.prev = x.next = -1;
+    x.listed = false;
+    --listed_;
+}
+
+void ExpertCache::list_back(int32_t s) {
+    unlist(s);
+    Slot& x = slots_[static_cast<size_t>(s)];
+    x.prev = tail_;
+    x.next = -1;
+    (tail_ >= 0 ? slots_[static_cast<size_t>(tail_)].next : head_) = s;
+    tail_ = s;
+    x.listed = true;
+    ++listed_;
+}
+
+void ExpertCache::list_front(int32_t s) {
+    unlist(s);
+    Slot& x = slots_[static_cast<size_t>(s)];
+    x.prev = -1;
+    x.next = head_;
+    (head_ >= 0 ? slots_[static_cast<size_t>(head_)].prev : tail_) = s;
+    head_ = s;
+    x.listed = true;
+    ++listed_;
+}
+
+void ExpertCache::start_read(int32_t s, uint64_t key) {
+    Slot& x = slots_[static_cast<size_t>(s)];
+    unlist(s);
+    if (x.key >= 0) slot_of_[static_cast<size_t>(x.key)] = -1;
+    x.key = static_cast<int64_t>(key);
+    x.state = State::Loading;
+    x.error.clear();
+    slot_of_[key] = s;
+    const uint32_t layer = layer_of_key_[key];
+    total_.reads += 1;
+    per_layer_[layer].reads += 1;
+    queue_.push_back(s);
+    queued_.notify_one();
+}
+
+void ExpertCache::prefetch(uint32_t layer, const int32_t* experts, size_t n) {
+    std::lock_guard<std::mutex> lock(mu_);
+    // those held become the most recently used; the missing ones take the least recently used
+    // slots, never one of this call's
+    size_t touched = 0;
+    for (size_t i = 0; i < n; ++i) {
+        const int32_t s = slot_of_[key_of(layer, static_cast<uint32_t>(experts[i]))];
+        if (s >= 0 && slots_[static_cast<size_t>(s)].listed) {
+            list_back(s);
+            ++touched;
+        }
+    }
+    for (size_t i = 0; i < n && listed_ > touched; ++i) {
+        const uint64_t key = key_of(layer, static_cast<uint32_t>(experts[i]));
+        if (slot_of_[key] < 0) start_read(head_, key);
+    }
+}
+
+void ExpertCache::acquire(uint32_t layer, const int32_t* experts, size_t n) {
+    if (n > slots_.size()) throw Error("internal", strfmt("%zu experts asked for at once from an expert cache of %zu", n, slots_.size()));
+    std::unique_lock<std::mutex> lock(mu_);
+    // all at once: wait until the missing ones find slots that are neither held by this call nor acquired
+    for (;;) {
+        size_t need = 0, ours_listed = 0;
+        for (size_t i = 0; i < n; ++i) {
+            const int32_t s = slot_of_[key_of(layer, static_cast<uint32_t>(experts[i]))];
+            if (s < 0)
+                ++need;
+            else if (slots_[static_cast<size_t>(s)].listed)
+                ++ours_listed;
+        }
+        if (listed_ - ours_listed >= need) break;
+        changed_.wait(lock);
+    }
+    for (size_t i = 0; i < n; ++i) {
+        const int32_t s = slot_of_[key_of(layer, static_cast<uint32_t>(experts[i]))];
+        if (s < 0) continue;
+        unlist(s);
+        slots_[static_cast<size_t>(s)].pins += 1;
+    }
+    for (size_t i = 0; i < n; ++i) {
+        const uint64_t key = key_of(layer, static_cast<uint32_t>(experts[i]));
+        if (slot_of_[key] >= 0) continue;
+        const int32_t s = head_;
+        start_read(s, key);
+        slots_[static_cast<size_t>(s)].pins += 1;
+    }
+    total_.uses += n;
+    per_layer_[layer].uses += n;
+}
+
+const uint8_t* ExpertCache::wait(uint32_t layer, uint32_t expert) {
+    const uint64_t key = key_of(layer, expert);
+    std::unique_lock<std::mutex> lock(mu_);
+    const int32_t s = slot_of_[key];
+    if (s < 0 || slots_[static_cast<size_t>(s)].pins == 0)
+        throw Error("internal", strfmt("expert %u of layer %u waited for without being acquired", expert, layer));
+    Slot& x = slots_[static_cast<size_t>(s)];
+    if (x.state == State::Loading) {
+        const auto t0 = std::chrono::steady_clock::now();
+        changed_.wait(lock, [&] { return x.state != State::Loading; });
+        const double ms = ms_since(t0);
+        total_.stall_ms += ms;
+        per_layer_[layer].stall_ms += ms;
+    }
+    if (x.state == State::Failed) throw Error("io", x.error);
+    return base() + static_cast<uint64_t>(s) * slot_bytes_;
+}
+
+void ExpertCache::release(uint32_t layer, const int32_t* experts, size_t n) {
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        for (size_t i = 0; i < n; ++i) {
+            const int32_t s = slot_of_[key_of(layer, static_cast<uint32_t>(experts[i]))];
+            if (s < 0 || slots_[static_cast<size_t>(s)].pins == 0) continue;
+            Slot& x = slots_[static_cast<size_t>(s)];
+            if (--x.pins > 0) continue;
+            if (x.state == State::Failed) {  // read again by the next one who asks
+                slot_of_[static_cast<size_t>(x.key)] = -1;
+                x.key = -1;
+                x.state = State::Empty;
+                list_front(s);
+            } else if (x.state == State::Ready) {
+                list_back(s);
+            }  // (still being read: listed when it arrives)
+        }
+    }
+    changed_.notify_all();
+}
+
+void ExpertCache::reader() {
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+        queued_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+        if (stopping_) return;
+        const int32_t s = queue_.front();
+        queue_.pop_front();
+        const uint64_t key = static_cast<uint64_t>(slots_[static_cast<size_t>(s)].key);
+        const uint32_t layer = layer_of_key_[key];
+        const Layer& l = layers_[layer];
+        const uint32_t expert = static_cast<uint32_t>(key - first_key_[layer]);
+        uint8_t* dst = base() + static_cast<uint64_t>(s) * slot_bytes_;
+        lock.unlock();
+
+        // (the slot is neither listed nor reassigned while it is being read)
+        const auto t0 = std::chrono::steady_clock::now();
+        const uint64_t at = l.offset + expert * l.stride;
+        const uint64_t want = round_up(l.bytes, kAlign);
+        uint64_t got = 0;
+        std::string error;
+        while (got < l.bytes) {
+            const ssize_t r = ::pread(fd_, dst + got, want - got, static_cast<off_t>(at + got));
+            if (r < 0 && errno == EINTR) continue;
+            if (r < 0) {
+                error = strfmt("cannot read expert %u of layer %u from the layout file: %s", expert, layer, std::strerror(errno));
+                break;
+            }
+            if (r == 0) {
+                error = strfmt("the layout file ends inside expert %u of layer %u", expert, layer);
+                break;
+            }
+            got += static_cast<uint64_t>(r);
+        }
+        if (!direct_) (void)posix_fadvise(fd_, static_cast<off_t>(at), static_cast<off_t>(want), POSIX_FADV_DONTNEED);
+        const double ms = ms_since(t0);
+
+        lock.lock();
+        Slot& x = slots_[static_cast<size_t>(s)];
+        read_ms_ += ms;
+        total_.bytes_read += got;
+        per_layer_[layer].bytes_read += got;
+        if (error.empty()) {
+            x.state = State::Ready;
+            if (x.pins == 0) list_back(s);
+        } else if (x.pins > 0) {
+            x.state = State::Failed;
+            x.error = error;
+        } else {  // a prefetch nobody waits for: forgotten
+            slot_of_[key] = -1;
+            x.key = -1;
+            x.state = State::Empty;
+            list_front(s);
+        }
+        changed_.notify_all();
+    }
+}
+
+ExpertCache::Stats ExpertCache::stats() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stats st;
+    st.total = total_;
+    st.layers = per_layer_;
+    st.read_ms = read_ms_;
+    st.capacity = capacity();
+    st.slot_bytes = slot_bytes_;
+    st.extents = static_cast<uint32_t>(slot_of_.size());
+    st.direct = direct_;
+    return st;
+}
+
+}  // namespace moe

@@ -1,0 +1,114 @@
+// Experts under a memory budget (LoadOptions::memory_budget): the expert extents of a layout file
+// (each (layer, expert) one 4096-aligned run of bytes holding its gate, up and down) are not
+// mapped but read into a cache of fixed-size slots with direct reads (O_DIRECT where the file
+// system allows it, so the page cache does not grow behind the budget's back), by a few reader
+// threads. Every other weight stays mapped from the layout file.
+//
+// The forward pass asks in two steps: prefetch() as soon as a layer's router has chosen (the reads
+// then overlap attention), and acquire() / wait() / release() around the layer's expert FFN. A
+// slot is reused least recently used first, never while it is acquired or being read.
+#pragma once
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace moe {
+
+class ExpertCache {
+ public:
+    // One layer's experts in the file: expert e's extent is `bytes` bytes at offset + e * stride.
+    struct Layer {
+        uint64_t offset = 0;
+        uint64_t stride = 0;
+        uint64_t bytes = 0;
+        uint32_t n_expert = 0;
+    };
+    struct Counts {
+        uint64_t uses = 0;   // experts acquired by the forward pass
+        uint64_t reads = 0;  // extents read from the file (by prefetch or acquire)
+        uint64_t bytes_read = 0;
+        double stall_ms = 0;  // time the forward pass waited for extents still being read
+    };
+    struct Stats {
+        Counts total;
+        std::vector<Counts> layers;
+        double read_ms = 0;  // time the reader threads spent in reads (summed over threads)
+        uint32_t capacity = 0;
+        uint64_t slot_bytes = 0;
+        uint32_t extents = 0;  // extents in the file
+        bool direct = false;   // O_DIRECT reads (false: buffered reads, dropped from the page cache after)
+    };
+
+    // Opens `path` for reading and reserves `cache_bytes` of slots (at least one; their pages are
+    // touched only as extents arrive). Throws moe::Error("io", ...).
+    ExpertCache(const std::string& path, std::vector<Layer> layers, uint64_t cache_bytes, int reader_threads = 4);
+    ~ExpertCache();
+    ExpertCache(const ExpertCache&) = delete;
+    ExpertCache& operator=(const ExpertCache&) = delete;
+
+    // How many extents it holds at once.
+    uint32_t capacity() const { return static_cast<uint32_t>(slots_.size()); }
+    uint64_t slot_bytes() const { return slot_bytes_; }
+
+    // Starts reading those of these experts that are not held (no waiting), as far as slots are
+    // free of acquisitions; marks them all most recently used.
+    void prefetch(uint32_t layer, const int32_t* experts, size_t n);
+    // Holds these experts (distinct, at most capacity()) until release(): waits until enough
+    // slots are free of other acquisitions, starts reads of the missing ones.
+    void acquire(uint32_t layer, const int32_t* experts, size_t n);
+    // An acquired expert's extent, once it has arrived. Throws moe::Error("io", ...) if its read failed.
+    const uint8_t* wait(uint32_t layer, uint32_t expert);
+    void release(uint32_t layer, const int32_t* experts, size_t n);
+
+    Stats stats() const;
+
+ private:
+    enum class State : uint8_t { Empty, Loading, Ready, Failed };
+    struct Slot {
+        int64_t key = -1;
+        int32_t pins = 0;
+        State state = State::Empty;
+        int32_t prev = -1, next = -1;  // in the list of reusable slots
+        bool listed = false;
+        std::string error;
+    };
+
+    uint64_t key_of(uint32_t layer, uint32_t expert) const;
+    uint8_t* base() const;  // the first slot (2 MB-aligned)
+    // The list of reusable slots (not acquired, not being read): least recently used first.
+    void unlist(int32_t s);
+    void list_back(int32_t s);
+    void list_front(int32_t s);
+    // Gives slot `s` (taken from the list) to `key` and queues its read.
+    void start_read(int32_t s, uint64_t key);
+    void reader();
+
+    std::vector<Layer> layers_;
+    std::vector<uint64_t> first_key_;  // per layer: the key of its expert 0
+    std::vector<uint32_t> layer_of_key_;
+    int fd_ = -1;
+    bool direct_ = false;
+    uint64_t slot_bytes_ = 0;
+    uint8_t* mem_ = nullptr;
+    uint64_t mem_bytes_ = 0;
+
+    mutable std::mutex mu_;
+    std::condition_variable changed_;  // a read finished or slots were released
+    std::condition_variable queued_;   // a read was queued, or stopping
+    std::vector<Slot> slots_;
+    std::vector<int32_t> slot_of_;  // per key: its slot, or -1
+    int32_t head_ = -1, tail_ = -1;
+    size_t listed_ = 0;
+    std::deque<int32_t> queue_;  // slots to read
+    bool stopping_ = false;
+    Counts total_;
+    std::vector<Counts> per_layer_;
+    double read_ms_ = 0;
+    std::vector<std::thread> readers_;
+};
+
+}  // namespace moe

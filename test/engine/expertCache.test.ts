@@ -1,0 +1,149 @@
+// Under a memory budget (loadModel's memoryBudgetMB, native/model/expert_cache.h) the experts are
+// read from the layout file into a cache of fixed slots instead of being mapped. The logits must be
+// bit-identical to the mapped layout file with every budget, down to the smallest that can run,
+// where every layer's experts miss and a prompt's experts go through the cache in groups; the
+// statistics must count what happened; budgets that cannot work fail with a sentence.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+import { loadAddon, loadModel, type LoadOptions } from '../../src/engine/native';
+import { ensureModel, type ModelSpec, SHALLOW_4B } from '../support/fixtures';
+import { quantizeWithLlama } from '../support/llamaQuantize';
+
+/** the real 4B widths, two layers, 16 experts (top 4): a prompt of 8 tokens routes to more experts than the smallest cache holds */
+const SPEC = { ...SHALLOW_4B, n_layer: 2, n_expert: 16, n_expert_used: 4, seed: 161 } satisfies ModelSpec;
+const PROMPT = Int32Array.from([5, 17, 300, 2048, 9, 4000, 1, 77]);
+const STEPS = 6;
+
+interface Run {
+  prompt: Float32Array;
+  tokens: number[];
+  steps: Float32Array[];
+}
+
+/** the prompt's logits (all rows), then STEPS greedy steps with their logits */
+async function run(file: string, options: LoadOptions, threads = 2): Promise<Run & { stats: ReturnType<typeof statsOf> }> {
+  const model = await loadModel(file, options);
+  try {
+    const session = model.createSession({ nCtx: 64, threads });
+    const sampler = loadAddon().createSampler({ temperature: 0 });
+    try {
+      const prompt = await session.eval(PROMPT, { logits: 'all' });
+      const tokens: number[] = [];
+      const steps: Float32Array[] = [];
+      let next = session.sample(sampler);
+      for (let i = 0; i < STEPS; ++i) {
+        tokens.push(next);
+        next = await session.step(next, sampler);
+        steps.push(Float32Array.from(session.lastLogits() ?? []));
+      }
+      return { prompt, tokens, steps, stats: statsOf(model) };
+    } finally {
+      session.dispose();
+    }
+  } finally {
+    model.dispose();
+  }
+}
+
+function statsOf(model: Awaited<ReturnType<typeof loadModel>>) {
+  return { info: model.info().memoryBudget, cache: model.expertCacheStats() };
+}
+
+function sameBits(a: Float32Array, b: Float32Array): boolean {
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+}
+
+function assertSame(got: Run, want: Run, what: string): void {
+  assert.ok(sameBits(got.prompt, want.prompt), `${what}: prompt logits bit-identical`);
+  assert.deepEqual(got.tokens, want.tokens, `${what}: greedy tokens`);
+  got.steps.forEach((s, i) => assert.ok(sameBits(s, want.steps[i]), `${what}: step ${i} logits bit-identical`));
+}
+
+describe('expert cache under a memory budget', { timeout: 600_000 }, () => {
+  let dir = '';
+  after(() => dir && fs.rmSync(dir, { recursive: true, force: true }));
+  before(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'st-budget-'));
+  });
+
+  for (const type of ['Q4_0', 'Q4_K_M'] as const) {
+    describe(type, () => {
+      let file = '';
+      let reference: Run;
+      let minimumMB = 0;
+      before(async () => {
+        file = await quantizeWithLlama(await ensureModel(SPEC), type);
+        const r = await run(file, { layoutDir: dir });
+        assert.equal(r.stats.info, null, 'no budget: no expert cache');
+        assert.equal(r.stats.cache, null);
+        reference = r;
+      });
+
+      it('a budget below the minimum fails with a sentence naming the minimum', async () => {
+        await assert.rejects(loadModel(file, { layoutDir: dir, memoryBudgetMB: 1 }), (err: Error & { code?: string }) => {
+          assert.equal(err.code, 'budget_too_small');
+          const m = /it needs at least (\d+) MB/.exec(err.message);
+          assert.ok(m, err.message);
+          minimumMB = Number(m[1]);
+          return true;
+        });
+        assert.ok(minimumMB > 256, `minimum ${minimumMB} MB`);
+        await assert.rejects(loadModel(file, { layoutDir: dir, memoryBudgetMB: minimumMB - 1 }), /at least/);
+      });
+
+      it('the smallest budget: every layer misses, prompts go in groups; logits bit-identical with 1, 2 and 3 threads', async () => {
+        assert.ok(minimumMB > 0);
+        for (const threads of [1, 2, 3]) {
+          const r = await run(file, { layoutDir: dir, memoryBudgetMB: minimumMB }, threads);
+          assertSame(r, reference, `${threads} thread(s)`);
+          const { info, cache } = r.stats;
+          assert.ok(info && cache, 'an expert cache');
+          assert.equal(cache.capacity, SPEC.n_expert_used, 'the minimum holds one token`s experts');
+          assert.equal(cache.extents, SPEC.n_layer * SPEC.n_expert);
+          assert.equal(cache.layers.length, SPEC.n_layer);
+          // each layer: the prompt's distinct experts in groups of 4, then 4 per step, all missing
+          // (a layer's experts evicted by the other layer's)
+          assert.ok(cache.total.uses >= SPEC.n_layer * (SPEC.n_expert_used + STEPS * SPEC.n_expert_used), `uses ${cache.total.uses}`);
+          assert.equal(cache.total.reads, cache.total.uses, 'every use a read: nothing stays between layers');
+          // each read one whole extent of its layer (extents differ between layers where the types do: Q4_K_M)
+          for (const l of cache.layers) {
+            assert.ok(l.reads > 0 && l.bytesRead % l.reads === 0 && l.bytesRead / l.reads <= info.slotBytes, JSON.stringify(l));
+            assert.equal((l.bytesRead / l.reads) % 4096, 0, 'whole pages (direct reads)');
+          }
+          assert.equal(
+            cache.layers.reduce((a, l) => a + l.bytesRead, 0),
+            cache.total.bytesRead,
+          );
+          assert.equal(
+            cache.layers.reduce((a, l) => a + l.reads, 0),
+            cache.total.reads,
+          );
+          assert.ok(cache.total.stallMs >= 0 && cache.readMs > 0);
+        }
+      });
+
+      it('a budget that holds every expert reads each once', async () => {
+        const r = await run(file, { layoutDir: dir, memoryBudgetMB: minimumMB + 1024 });
+        assertSame(r, reference, 'large budget');
+        const { cache } = r.stats;
+        assert.ok(cache);
+        assert.equal(cache.capacity, cache.extents, 'every extent fits');
+        assert.ok(cache.total.reads <= cache.extents, `reads ${cache.total.reads} of ${cache.extents} extents`);
+        assert.ok(cache.total.uses > cache.total.reads, 'later steps hit');
+      });
+    });
+  }
+
+  it('a budget needs a layout file', async () => {
+    const file = await quantizeWithLlama(await ensureModel(SPEC), 'Q4_0');
+    await assert.rejects(loadModel(file, { memoryBudgetMB: 100_000 }), (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'bad_input');
+      assert.match(err.message, /layout file/);
+      return true;
+    });
+  });
+});
