@@ -38,6 +38,17 @@ import { fixtureCacheDir } from '../test/support/cache';
 import { readGgufHeader, type GgufHeader } from '../test/support/gguf';
 import { LLAMA_FTYPE, type LlamaFtype, quantizeWithLlama } from '../test/support/llamaQuantize';
 import { Rng } from '../test/support/rng';
+import {
+  commandInGroups,
+  createGroups,
+  dropFromPageCache,
+  finishGroups,
+  layoutFiles,
+  limitsUnavailable,
+  THROTTLES,
+  type GroupReport,
+  type ThrottleName,
+} from './benchLimits';
 import { RESULT_MARKER, type EngineName, type WorkerFailure, type WorkerRequest, type WorkerResult } from './benchWorker';
 
 // ---------------------------------------------------------------- options
@@ -62,11 +73,22 @@ interface Options {
   repeatNoisy: number;
   /** layout-file folder for our engine, or undefined: relayout in memory */
   layoutDir: string | undefined;
+  routing: 'varied' | 'skewed';
+  /** each worker (but ours-free) in a cgroup v1 memory limit of this many MiB */
+  memoryLimitMB: number | undefined;
+  /** ours: LoadOptions.memoryBudgetMB (default: the memory limit) */
+  budgetMB: number | undefined;
+  throttle: ThrottleName;
+  /** drop the model and layout files from the page cache before every run */
+  cold: boolean;
 }
 
 const USAGE = `usage: npm run bench -- [--shape 4b|21b] [--type q4_0|q4_k_m|...|gen-q4_0|gen-q8_0] [--model FILE] [--threads N] [--runs N]
        [--pp N] [--tg N] [--engines ours,llama] [--json FILE] [--seed N] [--bandwidth GB/s] [--noisy CORES] [--drop-noisy] [--settle S] [--repeat-noisy N]
-       [--layout DIR|none]`;
+       [--layout DIR|none] [--routing varied|skewed] [--memory] [--memory-limit MiB] [--budget MiB|none] [--throttle none|ssd|flash] [--cold]
+--memory (npm run bench:memory): --memory-limit 8192 for the 21B shapes, 1024 for the 4B, --cold, --engines ours,llama,ours-free
+  (ours-free: our engine without a budget or limit, the in-memory reference); each worker but ours-free runs in a cgroup v1
+  memory limit (root), ours with --budget (default: the limit); --throttle caps the disk's reads (ssd 2 GB/s, flash 500 MB/s).`;
 
 function parseArgs(argv: string[]): Options {
   const get = (name: string): string | undefined => {
@@ -93,6 +115,12 @@ function parseArgs(argv: string[]): Options {
     '--settle',
     '--repeat-noisy',
     '--layout',
+    '--routing',
+    '--memory',
+    '--memory-limit',
+    '--budget',
+    '--throttle',
+    '--cold',
     '--help',
   ]);
   for (const a of argv) if (a.startsWith('--') && !known.has(a)) fail(`unknown option ${a}`);
@@ -115,8 +143,18 @@ function parseArgs(argv: string[]): Options {
   const type = (get('--type') ?? 'q4_0').toLowerCase();
   const ftypes = Object.keys(LLAMA_FTYPE).map((f) => f.toLowerCase());
   if (!['gen-q4_0', 'gen-q8_0', ...ftypes].includes(type)) fail(`--type must be one of ${ftypes.join(', ')}, gen-q4_0, gen-q8_0`);
-  const engines = (get('--engines') ?? 'ours,llama').split(',').filter(Boolean);
-  for (const e of engines) if (e !== 'ours' && e !== 'llama') fail(`unknown engine ${e} (ours, llama)`);
+  const memory = argv.includes('--memory');
+  const engines = (get('--engines') ?? (memory ? 'ours,llama,ours-free' : 'ours,llama')).split(',').filter(Boolean);
+  for (const e of engines) if (e !== 'ours' && e !== 'llama' && e !== 'ours-free') fail(`unknown engine ${e} (ours, llama, ours-free)`);
+  const routing = get('--routing') ?? 'varied';
+  if (routing !== 'varied' && routing !== 'skewed') fail('--routing must be varied or skewed');
+  const throttle = get('--throttle') ?? 'none';
+  if (!(throttle in THROTTLES)) fail(`--throttle must be one of ${Object.keys(THROTTLES).join(', ')}`);
+  const memoryLimitMB =
+    get('--memory-limit') !== undefined ? int('--memory-limit', 0, 64) : memory ? (shape === '21b' ? 8192 : 1024) : undefined;
+  const budget = get('--budget');
+  const budgetMB = budget === 'none' ? undefined : budget !== undefined ? int('--budget', 0, 1) : memoryLimitMB;
+  if (throttle !== 'none' && memoryLimitMB === undefined) fail('--throttle needs --memory-limit (or --memory)');
   if (engines.length === 0) fail('--engines is empty');
   return {
     shape,
@@ -137,6 +175,11 @@ function parseArgs(argv: string[]): Options {
     layoutDir: ((l) => (l === 'none' ? undefined : path.resolve(l)))(
       get('--layout') ?? path.join(path.dirname(fixtureCacheDir()), 'layouts'),
     ),
+    routing,
+    memoryLimitMB,
+    budgetMB,
+    throttle: throttle as ThrottleName,
+    cold: memory || argv.includes('--cold'),
   };
 }
 
@@ -167,7 +210,7 @@ function fail(msg: string): never {
 function fixtureSpec(o: Options): ModelSpec {
   const t: WeightTypeName = o.type === 'gen-q8_0' || (!o.type.startsWith('gen-') && o.shape === '4b') ? 'Q8_0' : 'Q4_0';
   const base = o.shape === '21b' ? SMALLTHINKER_21B : SMALLTHINKER_4B;
-  return { ...base, routing: 'varied', types: { default: t } };
+  return { ...base, routing: o.routing, types: { default: t } };
 }
 
 async function resolveModel(o: Options): Promise<string> {
@@ -284,24 +327,36 @@ interface RunRecord {
   repeated: boolean;
   /** ours: when build/Release/moe_engine.node was last built (it may be rebuilt between runs) */
   addonMtime: string | null;
+  /** under --memory-limit: the worker's cgroup (peak usage, kills) */
+  cgroup: GroupReport | null;
   result: WorkerResult | WorkerFailure;
 }
 
 /** The worker running now and the request file, cleaned up on Ctrl+C / SIGTERM. */
 let currentChild: ChildProcess | undefined;
 let currentRequest: string | undefined;
+let currentGroups: Parameters<typeof finishGroups>[0] | undefined;
 
 function onSignal(signal: NodeJS.Signals): void {
   console.log(`\nbench: ${signal}; stopping the running worker (no results written)`);
   if (currentChild && currentChild.exitCode === null) currentChild.kill('SIGKILL');
   if (currentRequest) fs.rmSync(currentRequest, { force: true });
-  process.exit(130);
+  const groups = currentGroups;
+  if (groups) void finishGroups(groups).finally(() => process.exit(130));
+  else process.exit(130);
 }
 
-function runWorker(engine: EngineName, reqFile: string, tag: string): Promise<WorkerResult | WorkerFailure> {
+function runWorker(
+  engine: EngineName,
+  reqFile: string,
+  tag: string,
+  wrap?: (argv: string[]) => { file: string; args: string[] },
+): Promise<WorkerResult | WorkerFailure> {
   const worker = path.join(__dirname, 'benchWorker.js');
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [worker, '--engine', engine, '--request', reqFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const argv = [process.execPath, worker, '--engine', engine, '--request', reqFile];
+    const cmd = wrap ? wrap(argv) : { file: argv[0], args: argv.slice(1) };
+    const child = spawn(cmd.file, cmd.args, { stdio: ['ignore', 'pipe', 'pipe'] });
     currentChild = child;
     let result: WorkerResult | WorkerFailure | undefined;
     let stderrTail = '';
@@ -442,7 +497,9 @@ interface ExpertSummary {
   distinct: MeanStat;
   top8: MeanStat;
   busiest: MeanStat;
-  perLayer: { distinct: number; top8: number; busiest: number }[];
+  /** experts picked by under 14% of the tokens (the paper: 70-80% of experts in the released models) */
+  rare: MeanStat;
+  perLayer: { distinct: number; top8: number; busiest: number; rare: number }[];
 }
 
 /** Per layer: the fraction of experts used at least once, the top-8 experts' share of picks, the busiest expert's share of tokens. */
@@ -458,6 +515,7 @@ function expertSummary(counts: number[], nLayer: number, nExpert: number, nUsed:
       distinct: c.filter((x) => x > 0).length / nExpert,
       top8: c.slice(0, 8).reduce((a, b) => a + b, 0) / total,
       busiest: c[0] / (total / nUsed),
+      rare: c.filter((x) => x / (total / nUsed) < 0.14).length / nExpert,
     });
   }
   const withMean = (xs: number[]): MeanStat => {
@@ -469,13 +527,17 @@ function expertSummary(counts: number[], nLayer: number, nExpert: number, nUsed:
     distinct: withMean(perLayer.map((p) => p.distinct)),
     top8: withMean(perLayer.map((p) => p.top8)),
     busiest: withMean(perLayer.map((p) => p.busiest)),
+    rare: withMean(perLayer.map((p) => p.rare)),
     perLayer,
   };
 }
 
 function describeExperts(what: string, e: ExpertSummary): string {
   const f = (s: MeanStat) => `mean ${pct(s.mean)} (min ${pct(s.min)}, max ${pct(s.max)})`;
-  return `  ${what} (${e.tokens} tokens): distinct experts used per layer ${f(e.distinct)}; top-8 share ${f(e.top8)}; busiest expert's share of tokens ${f(e.busiest)}`;
+  return (
+    `  ${what} (${e.tokens} tokens): distinct experts used per layer ${f(e.distinct)}; top-8 share ${f(e.top8)}; busiest expert's share of tokens ${f(e.busiest)}; ` +
+    `experts picked by under 14% of tokens ${f(e.rare)} (the paper's released models: 70-80%)`
+  );
 }
 
 // ---------------------------------------------------------------- main
@@ -487,7 +549,14 @@ async function main(): Promise<void> {
   const bandwidthGBs = o.bandwidthGBs ?? measuredGBs!;
   const bandwidthSource = o.bandwidthGBs === undefined ? `measured, ${o.threads} threads, best of 3` : '--bandwidth';
   const model = await resolveModel(o);
-  const label = o.model ? path.basename(model, '.gguf') : `${o.shape}-${o.type}`;
+  const label =
+    (o.model ? path.basename(model, '.gguf') : `${o.shape}-${o.type}${o.routing === 'skewed' ? '-skewed' : ''}`) +
+    (o.memoryLimitMB ? `-limit${o.memoryLimitMB}${o.throttle !== 'none' ? `-${o.throttle}` : ''}` : '');
+  if (o.memoryLimitMB) {
+    const why = limitsUnavailable(o.throttle);
+    if (why) fail(`--memory-limit: ${why}`);
+    if (o.engines.includes('ours') && o.budgetMB !== undefined && !o.layoutDir) fail('a memory budget needs a layout file (--layout DIR)');
+  }
   const jsonFile = path.resolve(o.json ?? path.join(packageRoot(), 'bench-results', `bench-${label}.json`));
   const header = readGgufHeader(model);
   const fileSize = fs.statSync(model).size;
@@ -501,7 +570,8 @@ async function main(): Promise<void> {
     warmup: randomTokens(ids, o.seed, 'bench-warmup', o.pp),
     prompt: randomTokens(ids, o.seed, 'bench-prompt', o.pp),
     decode: randomTokens(ids, o.seed, 'bench-decode', o.tg),
-    layoutDir: o.engines.includes('ours') ? o.layoutDir : undefined,
+    layoutDir: o.engines.includes('ours') || o.engines.includes('ours-free') ? o.layoutDir : undefined,
+    memoryBudgetMB: o.budgetMB,
   };
   if (req.layoutDir) {
     // the one-time layout build, outside the timed runs
@@ -533,6 +603,15 @@ async function main(): Promise<void> {
     `  machine: ${cpuModel}, ${os.cpus().length} CPUs, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; a run is noisy when other load exceeds ${o.noisyCores} cores`,
   );
   console.log(`  memory read bandwidth: ${bandwidthGBs.toFixed(1)} GB/s (${bandwidthSource})`);
+  if (o.memoryLimitMB) {
+    const t = THROTTLES[o.throttle];
+    console.log(
+      `  each worker but ours-free in a ${o.memoryLimitMB} MiB cgroup v1 memory limit (page cache included)` +
+        (o.budgetMB !== undefined ? `, ours with a ${o.budgetMB} MiB memory budget` : ', ours without a budget') +
+        (t ? `; reads of the disk throttled to ${t.label}` : '; the disk unthrottled'),
+    );
+  }
+  if (o.cold) console.log('  the model and layout files are dropped from the page cache before every run (cold start)');
 
   const records: RunRecord[] = [];
   try {
@@ -542,8 +621,22 @@ async function main(): Promise<void> {
           const tag = `[${engine} ${run}/${o.runs}${attempt ? ` repeat ${attempt}` : ''}]`;
           if (o.settleS > 0) await settle(o.noisyCores, o.settleS, tag);
           console.log(`${tag} starting`);
+          if (o.cold) dropFromPageCache([model, ...layoutFiles(req.layoutDir)]);
           const t0 = performance.now();
-          const result = await runWorker(engine, reqFile, tag);
+          let result: WorkerResult | WorkerFailure;
+          let cgroup: GroupReport | null = null;
+          if (o.memoryLimitMB && engine !== 'ours-free') {
+            const groups = createGroups(
+              `smallthinker-bench-${process.pid}-${records.length}`,
+              o.memoryLimitMB * 2 ** 20,
+              o.throttle,
+              layoutFiles(req.layoutDir)[0] ?? model,
+            );
+            currentGroups = groups;
+            result = await runWorker(engine, reqFile, tag, (argv) => commandInGroups(groups, argv));
+            cgroup = await finishGroups(groups);
+            currentGroups = undefined;
+          } else result = await runWorker(engine, reqFile, tag);
           const wallMs = performance.now() - t0;
           const other = result.ok ? otherLoad(result) : 0;
           const rec: RunRecord = {
@@ -554,11 +647,16 @@ async function main(): Promise<void> {
             otherCores: other,
             noisy: other > o.noisyCores,
             repeated: false,
-            addonMtime: engine === 'ours' ? addonMtime() : null,
+            addonMtime: engine === 'llama' ? null : addonMtime(),
+            cgroup,
             result,
           };
           records.push(rec);
-          if (!result.ok) console.log(`${tag} FAILED: ${result.error}`);
+          const limit = cgroup
+            ? `; cgroup peak ${fmt(cgroup.peakBytes / 2 ** 30, 2)} of ${fmt(cgroup.limitBytes / 2 ** 30, 2)} GiB${cgroup.oomKills ? `, ${cgroup.oomKills} killed for memory` : ''}`
+            : '';
+          if (!result.ok) console.log(`${tag} FAILED${limit}: ${result.error}`);
+          else if (limit) console.log(`${tag}${limit}`);
           else {
             console.log(
               `${tag} pp ${fmt(result.promptTokensPerS, 1)} t/s, tg ${fmt(result.decodeTokensPerS, 1)} t/s, ttft ${fmt(result.ttftMs, 0)} ms, ` +
@@ -667,6 +765,67 @@ async function main(): Promise<void> {
     }
   } else console.log(`ReGLU sparsity: n/a${oursOk.length ? ' (this build of the addon has no Session.regluStats())' : ''}`);
 
+  // ---- under a memory limit
+  let memory: object | null = null;
+  if (o.memoryLimitMB) {
+    console.log(
+      `\nwithin ${o.memoryLimitMB} MiB (cgroup v1, page cache included)${o.throttle !== 'none' ? `, reads throttled to ${THROTTLES[o.throttle]!.label}` : ''}:`,
+    );
+    const perEngine: Record<string, object> = {};
+    for (const e of o.engines) {
+      const rs = records.filter((r) => r.engine === e && !r.repeated);
+      const peaks = rs.map((r) => r.cgroup?.peakBytes ?? (r.result.ok ? r.result.memory.vmHwmKiB * 1024 : NaN));
+      const kills = rs.reduce((a, r) => a + (r.cgroup?.oomKills ?? 0), 0);
+      const fails = rs.filter((r) => !r.result.ok).length;
+      const what = e === 'ours-free' ? 'ours-free (no limit, in-memory reference; peak = VmHWM)' : e;
+      console.log(
+        `  ${what}: ${rs.length - fails} of ${rs.length} run(s) finished, ${kills} killed for memory; peak ${fmtStat(stat(peaks.map((b) => b / 2 ** 30)), 2)} GiB`,
+      );
+      const caches = rs.map((r) => (r.result.ok ? r.result.expertCache : null)).filter((x) => x !== null);
+      const rate = (c: { uses: number; reads: number }) => (c.uses > 0 ? 1 - c.reads / c.uses : NaN);
+      if (caches.length) {
+        const c0 = caches[0];
+        const perTok = (c: (typeof caches)[0], k: 'bytesRead' | 'stallMs') => c.decode[k] / o.tg;
+        console.log(
+          `    expert cache ${c0.capacity} of ${c0.extents} extents; decode: hits ${fmtStat(stat(caches.map((c) => 100 * rate(c.decode))), 1)}%, ` +
+            `read ${fmtStat(stat(caches.map((c) => perTok(c, 'bytesRead') / 1e6)), 0)} MB/token, waited ${fmtStat(stat(caches.map((c) => perTok(c, 'stallMs'))), 1)} ms/token`,
+        );
+        console.log(
+          `    prompt (warm cache): hits ${fmtStat(stat(caches.map((c) => 100 * rate(c.prompt))), 1)}%, read ${fmtStat(stat(caches.map((c) => c.prompt.bytesRead / 1e6)), 0)} MB; ` +
+            `first prompt (cold): read ${fmtStat(stat(caches.map((c) => c.firstPrompt.bytesRead / 1e6)), 0)} MB, waited ${fmtStat(stat(caches.map((c) => c.firstPrompt.stallMs / 1000)), 2)} s`,
+        );
+      }
+      perEngine[e] = { runs: rs.length, failed: fails, oomKills: kills, peakBytes: stat(peaks), expertCache: caches };
+    }
+    const free = (run: number) => records.find((r) => r.run === run && r.engine === 'ours-free' && !r.repeated && r.result.ok)?.result;
+    const limited = (run: number) => records.find((r) => r.run === run && r.engine === 'ours' && !r.repeated && r.result.ok)?.result;
+    const share: number[] = [];
+    const sharePp: number[] = [];
+    for (let run = 1; run <= o.runs; run++) {
+      const a = limited(run);
+      const b = free(run);
+      if (a && b && a.ok && b.ok) {
+        share.push(a.decodeTokensPerS / b.decodeTokensPerS);
+        sharePp.push(a.promptTokensPerS / b.promptTokensPerS);
+      }
+    }
+    if (share.length) {
+      const st = stat(share);
+      const sp = stat(sharePp);
+      console.log(
+        `  ours within the limit vs ours in memory, per run: decode ${pct(st.median)} (${pct(st.min)}-${pct(st.max)}), prompt ${pct(sp.median)} (${pct(sp.min)}-${pct(sp.max)})`,
+      );
+    }
+    memory = {
+      limitMB: o.memoryLimitMB,
+      budgetMB: o.budgetMB ?? null,
+      throttle: o.throttle,
+      cold: o.cold,
+      perEngine,
+      oursVsFree: { decode: share, prompt: sharePp },
+    };
+  }
+
   // ---- bandwidth ceiling
   const c = ceiling(header, o.pp + Math.round(o.tg / 2), bandwidthGBs);
   let ceilingSparse: number | null = null;
@@ -716,6 +875,7 @@ async function main(): Promise<void> {
     experts,
     reglu: sparsity,
     expertBytesPerDecodedToken: expertBytesPerToken,
+    memory,
     ceiling: c ? { ...c, bandwidthGBs, bandwidthSource, withSparsityTokensPerS: ceilingSparse } : null,
     runs: records,
   };

@@ -4,13 +4,14 @@
 // result on stdout after RESULT_MARKER. Progress goes to stderr. Started by scripts/bench.ts.
 import * as fs from 'node:fs';
 
-import { loadAddon, type Sampler, type Session } from '../src/engine/native';
+import { loadAddon, type ExpertCacheCounts, type Sampler, type Session } from '../src/engine/native';
 
 import type { Llama, LlamaContext, LlamaContextSequence, LlamaModel, Token } from 'node-llama-cpp' with { 'resolution-mode': 'import' };
 
 export const RESULT_MARKER = '@@bench-result@@ ';
 
-export type EngineName = 'ours' | 'llama';
+/** ours-free: our engine without a memory budget or limit (bench:memory's in-memory reference) */
+export type EngineName = 'ours' | 'llama' | 'ours-free';
 
 /** What bench.ts asks a worker to do (written to a JSON file, passed as --request). */
 export interface WorkerRequest {
@@ -28,6 +29,8 @@ export interface WorkerRequest {
   decode: number[];
   /** ours: the layout-file folder (LoadOptions.layoutDir); absent: relayout in memory */
   layoutDir?: string;
+  /** ours (not ours-free): LoadOptions.memoryBudgetMB */
+  memoryBudgetMB?: number;
 }
 
 /** CPU time of the whole machine and of this process, in jiffies (USER_HZ, 100/s on Linux). */
@@ -71,6 +74,15 @@ export interface WorkerResult {
   experts: { nLayer: number; nExpert: number; nUsed: number; prompt: number[]; decode: number[] } | null;
   /** ours, when the addon has Session.regluStats(): gate values <= 0 during the decode / the timed prompt */
   reglu: { decode: RegluStats; prompt: RegluStats } | null;
+  /** ours under a memory budget: the expert cache during the first prompt, the timed prompt and the decode */
+  expertCache: {
+    budgetBytes: number;
+    capacity: number;
+    extents: number;
+    firstPrompt: ExpertCacheCounts;
+    prompt: ExpertCacheCounts;
+    decode: ExpertCacheCounts;
+  } | null;
   /** the first sampled token and the last one (a check that the engines agree on greedy argmax) */
   firstToken: number;
   kvBytes: number | null;
@@ -135,6 +147,10 @@ interface Harness {
   kvBytes(): number | null;
   /** layers, experts and experts per token (ours) */
   expertShape(): { nLayer: number; nExpert: number; nUsed: number } | null;
+  /** ours under a memory budget: the next-layer guesses so far */
+  guesses(): { guesses: number; guessedRight: number; guessReads: number } | null;
+  /** ours under a memory budget: the expert cache's totals so far, its size */
+  expertCache(): { counts: ExpertCacheCounts; budgetBytes: number; capacity: number; extents: number } | null;
 }
 
 /** gate values <= 0 out of all; expert weight bytes read (0 from builds that do not count them) */
@@ -150,7 +166,14 @@ async function openOurs(req: WorkerRequest, log: (s: string) => void): Promise<{
   const addon = loadAddon();
   const info = addon.engineInfo();
   const t1 = performance.now();
-  const model = await addon.loadModel(req.model, req.layoutDir ? { layoutDir: req.layoutDir } : {});
+  const budget = req.memoryBudgetMB && req.layoutDir ? { memoryBudgetMB: req.memoryBudgetMB } : {};
+  const model = await addon.loadModel(req.model, req.layoutDir ? { layoutDir: req.layoutDir, ...budget } : {});
+  const mb = model.info().memoryBudget;
+  if (mb)
+    log(
+      `ours: memory budget ${(mb.bytes / 2 ** 20).toFixed(0)} MiB: ${mb.cacheSlots} of ${mb.extents} expert extents cached, ` +
+        `${(mb.residentBytes / 2 ** 20).toFixed(0)} MiB of other weights, ${(mb.kvBytes / 2 ** 20).toFixed(0)} MiB for KV caches`,
+    );
   const layout = model.info().layout;
   if (layout.built) log(`ours: WARNING: this load built the layout file ${layout.file} (the bench builds it before the runs)`);
   if (layout.error) log(`ours: no layout file (${layout.error}): relaid out in memory`);
@@ -183,6 +206,14 @@ async function openOurs(req: WorkerRequest, log: (s: string) => void): Promise<{
     expertShape() {
       const hp = model.info().hparams;
       return { nLayer: Number(hp.n_layer), nExpert: Number(hp.n_expert), nUsed: Number(hp.n_expert_used) };
+    },
+    guesses() {
+      const st = model.expertCacheStats();
+      return st ? { guesses: st.guesses, guessedRight: st.guessedRight, guessReads: st.guessReads } : null;
+    },
+    expertCache() {
+      const st = model.expertCacheStats();
+      return st && mb ? { counts: st.total, budgetBytes: mb.bytes, capacity: st.capacity, extents: st.extents } : null;
     },
   };
   return { h, initMs: t1 - t0, loadMs: t2 - t1 };
@@ -238,6 +269,8 @@ async function openLlama(req: WorkerRequest, log: (s: string) => void): Promise<
     reglu: () => null,
     kvBytes: () => null,
     expertShape: () => null,
+    expertCache: () => null,
+    guesses: () => null,
   };
   return { h, initMs: t1 - t0, loadMs: t2 - t1 };
 }
@@ -251,18 +284,23 @@ const subReglu = (a: RegluStats | null, b: RegluStats | null): RegluStats | null
 async function measure(engine: EngineName, req: WorkerRequest): Promise<WorkerResult> {
   const log = (s: string) => process.stderr.write(`${s}\n`);
   const c0 = cpuSnapshot();
-  const opened = engine === 'ours' ? await openOurs(req, log) : await openLlama(req, log);
+  const opened =
+    engine === 'llama' ? await openLlama(req, log) : await openOurs(engine === 'ours' ? req : { ...req, memoryBudgetMB: undefined }, log);
   const { h } = opened;
   const c1 = cpuSnapshot();
 
+  const x0 = h.expertCache();
   const warm = await h.prompt(req.warmup);
+  const x1 = h.expertCache();
   log(`${engine}: first prompt (${req.warmup.length} tokens, page faults included) ${(warm.totalMs / 1000).toFixed(2)} s`);
   await h.clear();
   const c2 = cpuSnapshot();
 
   const e0 = h.expertCounts();
   const r0 = h.reglu();
+  const x2 = h.expertCache();
   const p = await h.prompt(req.prompt);
+  const x3 = h.expertCache();
   const e1 = h.expertCounts();
   const r1 = h.reglu();
   const c3 = cpuSnapshot();
@@ -283,6 +321,36 @@ async function measure(engine: EngineName, req: WorkerRequest): Promise<WorkerRe
   const c4 = cpuSnapshot();
   const e2 = h.expertCounts();
   const r2 = h.reglu();
+  const x4 = h.expertCache();
+  const counts = (a: ExpertCacheCounts, b: ExpertCacheCounts): ExpertCacheCounts => ({
+    uses: b.uses - a.uses,
+    reads: b.reads - a.reads,
+    bytesRead: b.bytesRead - a.bytesRead,
+    stallMs: b.stallMs - a.stallMs,
+  });
+  const expertCache: WorkerResult['expertCache'] =
+    x0 && x1 && x2 && x3 && x4
+      ? {
+          budgetBytes: x0.budgetBytes,
+          capacity: x0.capacity,
+          extents: x0.extents,
+          firstPrompt: counts(x0.counts, x1.counts),
+          prompt: counts(x2.counts, x3.counts),
+          decode: counts(x3.counts, x4.counts),
+        }
+      : null;
+  if (expertCache) {
+    const d = expertCache.decode;
+    const g = h.guesses();
+    if (g)
+      log(
+        `${engine}: next-layer guesses ${g.guesses}, ${g.guesses ? ((100 * g.guessedRight) / g.guesses).toFixed(0) : '-'}% right, ${g.guessReads} reads`,
+      );
+    log(
+      `${engine}: expert cache during the decode: ${d.uses ? (100 * (1 - d.reads / d.uses)).toFixed(1) : '-'}% hits, ` +
+        `${(d.bytesRead / 1e6 / Math.max(1, req.decode.length)).toFixed(0)} MB read and ${(d.stallMs / Math.max(1, req.decode.length)).toFixed(1)} ms waited per token`,
+    );
+  }
   const tgTps = (req.decode.length * 1000) / decodeMs;
   log(`${engine}: decode ${req.decode.length} tokens in ${(decodeMs / 1000).toFixed(2)} s = ${tgTps.toFixed(1)} tokens/s`);
 
@@ -317,6 +385,7 @@ async function measure(engine: EngineName, req: WorkerRequest): Promise<WorkerRe
     },
     experts,
     reglu: rp && rd ? { prompt: rp, decode: rd } : null,
+    expertCache,
     firstToken: p.first,
     kvBytes: h.kvBytes(),
   };
@@ -330,8 +399,8 @@ function arg(name: string): string | undefined {
 async function main(): Promise<void> {
   const engine = arg('--engine') as EngineName | undefined;
   const reqFile = arg('--request');
-  if ((engine !== 'ours' && engine !== 'llama') || !reqFile) {
-    process.stderr.write('usage: benchWorker --engine ours|llama --request FILE (started by scripts/bench.ts)\n');
+  if ((engine !== 'ours' && engine !== 'llama' && engine !== 'ours-free') || !reqFile) {
+    process.stderr.write('usage: benchWorker --engine ours|ours-free|llama --request FILE (started by scripts/bench.ts)\n');
     process.exit(2);
   }
   const req = JSON.parse(fs.readFileSync(reqFile, 'utf8')) as WorkerRequest;

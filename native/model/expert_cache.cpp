@@ -23,8 +23,9 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
 }
 }  // namespace
 
-ExpertCache::ExpertCache(const std::string& path, std::vector<Layer> layers, uint64_t cache_bytes, int reader_threads)
-    : layers_(std::move(layers)) {
+ExpertCache::ExpertCache(const std::string& path, std::vector<Layer> layers, uint64_t cache_bytes, Policy policy, uint32_t window,
+                         int reader_threads)
+    : layers_(std::move(layers)), policy_(policy), window_(window) {
     uint64_t keys = 0;
     for (size_t il = 0; il < layers_.size(); ++il) {
         const Layer& l = layers_[il];
@@ -50,9 +51,12 @@ ExpertCache::ExpertCache(const std::string& path, std::vector<Layer> layers, uin
     mem_ = static_cast<uint8_t*>(p);
     (void)madvise(base(), n_slots * slot_bytes_, MADV_HUGEPAGE);
     slot_of_.assign(keys, -1);
+    uses_.assign(keys, 0);
+    aging_period_ = 16 * n_slots;
     slots_.resize(n_slots);
     for (size_t s = 0; s < n_slots; ++s) list_back(static_cast<int32_t>(s));
     per_layer_.resize(layers_.size());
+    guessed_.resize(layers_.size());
     for (int i = 0; i < std::max(1, reader_threads); ++i) readers_.emplace_back([this] { reader(); });
 }
 
@@ -107,6 +111,25 @@ void ExpertCache::list_front(int32_t s) {
     ++listed_;
 }
 
+int32_t ExpertCache::victim() const {
+    if (policy_ == Policy::Lru || listed_ <= window_) return head_;
+    // the least used; the least recently used (first in the list) among equals; an empty slot
+    // first; never one of the `window_` most recently used
+    int32_t best = -1;
+    uint32_t best_uses = 0;
+    size_t left = listed_ - window_;
+    for (int32_t s = head_; s >= 0 && left > 0; s = slots_[static_cast<size_t>(s)].next, --left) {
+        const int64_t key = slots_[static_cast<size_t>(s)].key;
+        if (key < 0) return s;
+        const uint32_t u = uses_[static_cast<size_t>(key)];
+        if (best < 0 || u < best_uses) {
+            best = s;
+            best_uses = u;
+        }
+    }
+    return best;
+}
+
 void ExpertCache::start_read(int32_t s, uint64_t key) {
     Slot& x = slots_[static_cast<size_t>(s)];
     unlist(s);
@@ -124,25 +147,51 @@ void ExpertCache::start_read(int32_t s, uint64_t key) {
 
 void ExpertCache::prefetch(uint32_t layer, const int32_t* experts, size_t n) {
     std::lock_guard<std::mutex> lock(mu_);
-    // those held become the most recently used; the missing ones take the least recently used
-    // slots, never one of this call's
-    size_t touched = 0;
+    // those held leave the list meanwhile (the reads must not take their slots), and come back
+    // as the most recently used
+    held_.clear();
     for (size_t i = 0; i < n; ++i) {
         const int32_t s = slot_of_[key_of(layer, static_cast<uint32_t>(experts[i]))];
         if (s >= 0 && slots_[static_cast<size_t>(s)].listed) {
-            list_back(s);
-            ++touched;
+            unlist(s);
+            held_.push_back(s);
         }
     }
-    for (size_t i = 0; i < n && listed_ > touched; ++i) {
+    for (size_t i = 0; i < n && listed_ > 0; ++i) {
         const uint64_t key = key_of(layer, static_cast<uint32_t>(experts[i]));
-        if (slot_of_[key] < 0) start_read(head_, key);
+        if (slot_of_[key] >= 0) continue;
+        start_read(victim(), key);
+        if (guessing_) ++guess_reads_;
     }
+    for (int32_t s : held_) list_back(s);
+}
+
+void ExpertCache::guess(uint32_t layer, const int32_t* experts, size_t n) {
+    bool read;
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (layer >= guessed_.size()) return;
+        guessed_[layer].assign(experts, experts + n);
+        read = guess_accuracy_ >= kGuessAccuracy;
+        guessing_ = read;
+    }
+    if (read) prefetch(layer, experts, n);
+    std::lock_guard<std::mutex> lock(mu_);
+    guessing_ = false;
 }
 
 void ExpertCache::acquire(uint32_t layer, const int32_t* experts, size_t n) {
     if (n > slots_.size()) throw Error("internal", strfmt("%zu experts asked for at once from an expert cache of %zu", n, slots_.size()));
     std::unique_lock<std::mutex> lock(mu_);
+    // the guess for this layer, checked
+    if (!guessed_[layer].empty()) {
+        uint64_t right = 0;
+        for (uint32_t g : guessed_[layer]) right += std::find(experts, experts + n, static_cast<int32_t>(g)) != experts + n ? 1 : 0;
+        guesses_ += guessed_[layer].size();
+        guessed_right_ += right;
+        guess_accuracy_ = 0.9 * guess_accuracy_ + 0.1 * static_cast<double>(right) / static_cast<double>(guessed_[layer].size());
+        guessed_[layer].clear();
+    }
     // all at once: wait until the missing ones find slots that are neither held by this call nor acquired
     for (;;) {
         size_t need = 0, ours_listed = 0;
@@ -165,9 +214,14 @@ void ExpertCache::acquire(uint32_t layer, const int32_t* experts, size_t n) {
     for (size_t i = 0; i < n; ++i) {
         const uint64_t key = key_of(layer, static_cast<uint32_t>(experts[i]));
         if (slot_of_[key] >= 0) continue;
-        const int32_t s = head_;
+        const int32_t s = victim();
         start_read(s, key);
         slots_[static_cast<size_t>(s)].pins += 1;
+    }
+    for (size_t i = 0; i < n; ++i) uses_[key_of(layer, static_cast<uint32_t>(experts[i]))] += 1;
+    if ((since_aging_ += n) >= aging_period_) {
+        since_aging_ = 0;
+        for (uint32_t& u : uses_) u /= 2;
     }
     total_.uses += n;
     per_layer_[layer].uses += n;
@@ -279,6 +333,11 @@ ExpertCache::Stats ExpertCache::stats() const {
     st.slot_bytes = slot_bytes_;
     st.extents = static_cast<uint32_t>(slot_of_.size());
     st.direct = direct_;
+    st.policy = policy_;
+    st.guesses = guesses_;
+    st.guessed_right = guessed_right_;
+    st.guess_reads = guess_reads_;
+    st.guess_accuracy = guess_accuracy_;
     return st;
 }
 

@@ -6,7 +6,13 @@
 //
 // The forward pass asks in two steps: prefetch() as soon as a layer's router has chosen (the reads
 // then overlap attention), and acquire() / wait() / release() around the layer's expert FFN. A
-// slot is reused least recently used first, never while it is acquired or being read.
+// slot is never reused while it is acquired or being read; otherwise the policy picks: the least
+// frequently used extent (uses counted per acquire, halved every 16 x capacity uses; the least
+// recently used among equals) but the `window` most recently used ones (just asked for, about to
+// be used), or with Policy::Lru the least recently used one.
+//
+// guess(): experts a later layer will probably use, read ahead only while such guesses have been
+// right (they are checked against what that layer then acquires, read or not).
 #pragma once
 #include <condition_variable>
 #include <cstdint>
@@ -20,6 +26,7 @@ namespace moe {
 
 class ExpertCache {
  public:
+    enum class Policy { Lfu, Lru };
     // One layer's experts in the file: expert e's extent is `bytes` bytes at offset + e * stride.
     struct Layer {
         uint64_t offset = 0;
@@ -41,11 +48,17 @@ class ExpertCache {
         uint64_t slot_bytes = 0;
         uint32_t extents = 0;  // extents in the file
         bool direct = false;   // O_DIRECT reads (false: buffered reads, dropped from the page cache after)
+        Policy policy = Policy::Lfu;
+        uint64_t guesses = 0, guessed_right = 0;  // guessed experts, and those the layer then used
+        uint64_t guess_reads = 0;                 // extents read because of a guess
+        double guess_accuracy = 0;                // recent share of right guesses (reads ahead at >= kGuessAccuracy)
     };
+    static constexpr double kGuessAccuracy = 0.5;
 
     // Opens `path` for reading and reserves `cache_bytes` of slots (at least one; their pages are
     // touched only as extents arrive). Throws moe::Error("io", ...).
-    ExpertCache(const std::string& path, std::vector<Layer> layers, uint64_t cache_bytes, int reader_threads = 4);
+    ExpertCache(const std::string& path, std::vector<Layer> layers, uint64_t cache_bytes, Policy policy = Policy::Lfu, uint32_t window = 0,
+                int reader_threads = 4);
     ~ExpertCache();
     ExpertCache(const ExpertCache&) = delete;
     ExpertCache& operator=(const ExpertCache&) = delete;
@@ -57,6 +70,9 @@ class ExpertCache {
     // Starts reading those of these experts that are not held (no waiting), as far as slots are
     // free of acquisitions; marks them all most recently used.
     void prefetch(uint32_t layer, const int32_t* experts, size_t n);
+    // Experts `layer` will probably use: remembered to be checked at its acquire(), and prefetched
+    // while recent guesses were right often enough.
+    void guess(uint32_t layer, const int32_t* experts, size_t n);
     // Holds these experts (distinct, at most capacity()) until release(): waits until enough
     // slots are free of other acquisitions, starts reads of the missing ones.
     void acquire(uint32_t layer, const int32_t* experts, size_t n);
@@ -83,6 +99,8 @@ class ExpertCache {
     void unlist(int32_t s);
     void list_back(int32_t s);
     void list_front(int32_t s);
+    // The listed slot to reuse next (the list must not be empty).
+    int32_t victim() const;
     // Gives slot `s` (taken from the list) to `key` and queues its read.
     void start_read(int32_t s, uint64_t key);
     void reader();
@@ -101,6 +119,15 @@ class ExpertCache {
     std::condition_variable queued_;   // a read was queued, or stopping
     std::vector<Slot> slots_;
     std::vector<int32_t> slot_of_;  // per key: its slot, or -1
+    Policy policy_;
+    std::vector<uint32_t> uses_;  // per key: acquisitions, halved every aging_period_ acquisitions
+    uint64_t since_aging_ = 0, aging_period_ = 0;
+    std::vector<int32_t> held_;  // prefetch(): this call's held slots, kept out of the list meanwhile
+    uint32_t window_ = 0;
+    std::vector<std::vector<uint32_t>> guessed_;  // per layer: the experts guessed, until its acquire()
+    uint64_t guesses_ = 0, guessed_right_ = 0, guess_reads_ = 0;
+    double guess_accuracy_ = 1.0;
+    bool guessing_ = false;  // prefetch() on behalf of guess()
     int32_t head_ = -1, tail_ = -1;
     size_t listed_ = 0;
     std::deque<int32_t> queue_;  // slots to read

@@ -43,7 +43,7 @@ struct ForwardState {
     std::vector<uint64_t> expert_counts;
     uint64_t reglu_zero = 0, reglu_total = 0;
     // Buffers reused between calls (sized for the batch by the forward pass).
-    std::vector<float> x, h, q, k, v, att, proj, router, logits_in, attn_scratch;
+    std::vector<float> x, h, q, k, v, att, proj, router, router_next, logits_in, attn_scratch;
     std::vector<uint8_t> act_x, act_h;
     Routing routing;
     MoeScratch moe;

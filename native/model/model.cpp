@@ -51,9 +51,12 @@ std::string Model::expert_cache_json() const {
         return strfmt("{\"uses\":%llu,\"reads\":%llu,\"bytesRead\":%llu,\"stallMs\":%.3f}", (unsigned long long)c.uses,
                       (unsigned long long)c.reads, (unsigned long long)c.bytes_read, c.stall_ms);
     };
-    std::string j = strfmt("{\"capacity\":%u,\"slotBytes\":%llu,\"extents\":%u,\"direct\":%s,\"readMs\":%.3f,\"total\":", st.capacity,
-                           (unsigned long long)st.slot_bytes, st.extents, st.direct ? "true" : "false", st.read_ms);
-    j += counts(st.total) + ",\"layers\":[";
+    std::string j = strfmt("{\"capacity\":%u,\"slotBytes\":%llu,\"extents\":%u,\"direct\":%s,\"policy\":\"%s\",\"readMs\":%.3f,",
+                           st.capacity, (unsigned long long)st.slot_bytes, st.extents, st.direct ? "true" : "false",
+                           st.policy == ExpertCache::Policy::Lru ? "lru" : "lfu", st.read_ms);
+    j += strfmt("\"guesses\":%llu,\"guessedRight\":%llu,\"guessReads\":%llu,\"guessAccuracy\":%.4f,", (unsigned long long)st.guesses,
+                (unsigned long long)st.guessed_right, (unsigned long long)st.guess_reads, st.guess_accuracy);
+    j += "\"total\":" + counts(st.total) + ",\"layers\":[";
     for (size_t i = 0; i < st.layers.size(); ++i) j += (i ? "," : "") + counts(st.layers[i]);
     return j + "]}";
 }

@@ -160,6 +160,27 @@ void prefetch_experts(const ExpertWeights& w, const Routing& r, int64_t n, MoeSc
     w.cache->prefetch(w.layer, s.active.data(), s.active.size());
 }
 
+void prefetch_guess(const ExpertWeights& next, const float* logits, int64_t n, int64_t k, MoeScratch& s) {
+    if (!next.cache) return;
+    const int64_t NX = next.gate.ne[2];
+    if (static_cast<int64_t>(next.cache->capacity()) < 4 * std::min(NX, n * k)) return;
+    s.wanted.assign(static_cast<size_t>(NX), 0);
+    for (int64_t t = 0; t < n; ++t) {
+        const float* l = logits + t * NX;
+        for (int64_t j = 0; j < k; ++j) {  // the j-th largest not yet taken (k is small)
+            int64_t best = -1;
+            for (int64_t e = 0; e < NX; ++e)
+                if (s.wanted[static_cast<size_t>(e)] != 2 && (best < 0 || l[e] > l[best])) best = e;
+            s.wanted[static_cast<size_t>(best)] = 2;
+        }
+        for (uint8_t& w : s.wanted) w = w ? 1 : 0;
+    }
+    s.active.clear();
+    for (int64_t e = 0; e < NX; ++e)
+        if (s.wanted[static_cast<size_t>(e)]) s.active.push_back(static_cast<int32_t>(e));
+    next.cache->guess(next.layer, s.active.data(), s.active.size());
+}
+
 uint64_t moe_ffn(MatMul& mm, ThreadPool& pool, const ExpertWeights& w, const float* h, int64_t n, int64_t n_embd, const Routing& r,
                  float* x, MoeScratch& s, PhaseProfile& prof) {
     const int64_t E = n_embd, K = r.k, NX = w.gate.ne[2], n_ff = w.gate.ne[1];

@@ -65,6 +65,12 @@ void route(ThreadPool& pool, const float* logits, int64_t n, int64_t n_expert, i
 // moe_ffn. No-op without a cache.
 void prefetch_experts(const ExpertWeights& w, const Routing& r, int64_t n, MoeScratch& s);
 
+// Under a memory budget: a guess of the experts a later layer will route these n tokens to (the
+// top k of `logits`, that layer's router on the residual as it stands), read ahead so the reads
+// overlap this layer's work. Only when the cache holds several layers' worth of them, so that the
+// guesses never push out what the current layer is about to use.
+void prefetch_guess(const ExpertWeights& next, const float* logits, int64_t n, int64_t k, MoeScratch& s);
+
 // For every token t: x[t] += sum_j weights[t,j] * down_e(relu(gate_e(h[t])) * up_e(h[t])) with
 // e = experts[t,j], summed in choice order. Returns the number of (row, neuron) gate values
 // relu silenced, out of n * k * n_ff. Laps the Route (grouping), Gate, Up, Down and Combine phases,

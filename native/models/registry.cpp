@@ -83,7 +83,11 @@ void use_expert_cache(Model& m, Architecture& arch, uint64_t budget, const LoadO
         throw Error("budget_too_small", strfmt("a memory budget of %.0f MB is too small for %s: it needs at least %.0f MB",
                                                static_cast<double>(budget) / 1048576.0, m.name().empty() ? "this model" : m.name().c_str(),
                                                std::ceil(static_cast<double>(minimum) / 1048576.0)));
-    auto cache = std::make_unique<ExpertCache>(m.layout_file, std::move(layers), budget - resident - reserve - kv);
+    // MOE_EXPERT_POLICY=lru: least recently used instead of least frequently used (for comparing them)
+    const char* policy = std::getenv("MOE_EXPERT_POLICY");
+    const ExpertCache::Policy p = policy && std::strcmp(policy, "lru") == 0 ? ExpertCache::Policy::Lru : ExpertCache::Policy::Lfu;
+    auto cache = std::make_unique<ExpertCache>(m.layout_file, std::move(layers), budget - resident - reserve - kv, p,
+                                               /*window=*/4 * hp.n_expert_used);
     const ExpertCache::Stats st = cache->stats();
     log(LogLevel::Info,
         strfmt("memory budget %.0f MB: %u of %u expert extents of %.1f MB cached, %.0f MB of other weights mapped, %.0f MB for KV caches, "

@@ -68,6 +68,9 @@ class SmallThinker final : public Architecture {
     std::vector<Layer> layers;
 };
 
+// Under a memory budget: batches of at most this many tokens read the next layer's likely experts ahead.
+constexpr int64_t kGuessTokens = 4;
+
 void SmallThinker::forward(ForwardState& s, const Batch& b) const {
     const HParams& hp = hp_;
     const int64_t n = b.n, E = hp.n_embd, NQ = hp.n_embd_q(), NKV = hp.n_embd_k_gqa();
@@ -127,6 +130,13 @@ void SmallThinker::forward(ForwardState& s, const Batch& b) const {
         s.mm.mul(L.wo, s.att.data(), n, NQ, s.proj.data(), E);
         s.prof.lap(PhaseProfile::Wo);
         for (int64_t i = 0; i < n * E; ++i) x[i] = s.proj[i] + x[i];
+        // Under a memory budget, decoding: the next layer's experts guessed from its router on
+        // the residual as it stands (its input but this layer's FFN), read during this layer's FFN.
+        if (expert_cache && il + 1 < hp.n_layer && n <= kGuessTokens) {
+            s.router_next.resize(static_cast<size_t>(n * NX));
+            s.mm.mul(layers[il + 1].router, x, n, E, s.router_next.data(), NX);
+            prefetch_guess(experts(il + 1), s.router_next.data(), n, K, s.moe);
+        }
 
         // 5. Mixture of experts on the normed residual: each token's top-k experts from the
         //    router logits of step 1, their ReGLU FFNs weighted and added to the residual.

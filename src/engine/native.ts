@@ -96,8 +96,15 @@ export interface ExpertCacheStats {
   extents: number;
   /** O_DIRECT reads (false: buffered, dropped from the page cache after each read) */
   direct: boolean;
+  /** which extent makes room: the least frequently used (default) or, with MOE_EXPERT_POLICY=lru, the least recently used */
+  policy: 'lfu' | 'lru';
   /** time the reader threads spent reading (summed over threads) */
   readMs: number;
+  /** decoding: the next layer's experts guessed ahead (checked against what it used), extents read because of guesses, recent accuracy (reads ahead at >= 0.5) */
+  guesses: number;
+  guessedRight: number;
+  guessReads: number;
+  guessAccuracy: number;
   total: ExpertCacheCounts;
   layers: ExpertCacheCounts[];
 }

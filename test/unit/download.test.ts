@@ -2,7 +2,7 @@
 // generated GGUF-like payload with Range/If-Range/ETag/X-Linked-Etag and a redirect, and counts
 // the bytes it sends, and the URL policy (https only; http only to this machine; every redirect
 // hop checked before it is fetched). Run: node --test out/test/unit/download.test.js
-import { after, before, beforeEach, describe, test } from 'node:test';
+import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -234,6 +234,10 @@ after(async () => {
 
 beforeEach(async () => {
   dir = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'st-download-'));
+});
+
+afterEach(async () => {
+  await fs.promises.rm(dir, { recursive: true, force: true });
 });
 
 function dest(): string {
