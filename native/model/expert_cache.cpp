@@ -23,7 +23,7 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
 }
 }  // namespace
 
-ExpertCache::ExpertCache(const std::string& path, std::vector<Layer> layers, uint64_t cache_bytes, Policy policy, uint32_t window,
+ExpertCache::ExpertCache(const std::string& path, std::vector<Layer> layers, uint64_t cache_bytes, Policy policy, uint32_t window, Io io,
                          int reader_threads)
     : layers_(std::move(layers)), policy_(policy), window_(window) {
     uint64_t keys = 0;
@@ -57,13 +57,21 @@ ExpertCache::ExpertCache(const std::string& path, std::vector<Layer> layers, uin
     for (size_t s = 0; s < n_slots; ++s) list_back(static_cast<int32_t>(s));
     per_layer_.resize(layers_.size());
     guessed_.resize(layers_.size());
-    for (int i = 0; i < std::max(1, reader_threads); ++i) readers_.emplace_back([this] { reader(); });
+    started_.resize(n_slots);
+    // io_uring where the kernel has it (reads in flight without a thread each); else reader threads
+    if (io == Io::Threads)
+        ring_why_ = "MOE_EXPERT_IO=threads";
+    else
+        use_ring_ = ring_.open(256, &ring_why_);
+    if (!use_ring_)
+        for (int i = 0; i < std::max(1, reader_threads); ++i) readers_.emplace_back([this] { reader(); });
 }
 
 ExpertCache::~ExpertCache() {
     {
-        std::lock_guard<std::mutex> lock(mu_);
+        std::unique_lock<std::mutex> lock(mu_);
         stopping_ = true;
+        while (use_ring_ && in_flight_ > 0) block(lock);  // the kernel writes into the slots until then
     }
     queued_.notify_all();
     for (std::thread& t : readers_) t.join();
@@ -87,6 +95,21 @@ void ExpertCache::unlist(int32_t s) {
     x.prev = x.next = -1;
     x.listed = false;
     --listed_;
+    if (x.in_lfu) {
+        lfu_.erase({x.lfu_uses, x.tick, s});
+        x.in_lfu = false;
+    }
+    if (x.in_window) {
+        window_q_.erase(std::find(window_q_.begin(), window_q_.end(), s));
+        x.in_window = false;
+    }
+}
+
+void ExpertCache::to_lfu(int32_t s) {
+    Slot& x = slots_[static_cast<size_t>(s)];
+    x.lfu_uses = x.key < 0 ? 0 : uses_[static_cast<size_t>(x.key)];
+    lfu_.insert({x.lfu_uses, x.tick, s});
+    x.in_lfu = true;
 }
 
 void ExpertCache::list_back(int32_t s) {
@@ -97,7 +120,17 @@ void ExpertCache::list_back(int32_t s) {
     (tail_ >= 0 ? slots_[static_cast<size_t>(tail_)].next : head_) = s;
     tail_ = s;
     x.listed = true;
+    x.tick = ++tick_;
     ++listed_;
+    // the most recently used stay out of the least-frequently-used order for a while
+    window_q_.push_back(s);
+    x.in_window = true;
+    while (window_q_.size() > window_) {
+        const int32_t old = window_q_.front();
+        window_q_.pop_front();
+        slots_[static_cast<size_t>(old)].in_window = false;
+        to_lfu(old);
+    }
 }
 
 void ExpertCache::list_front(int32_t s) {
@@ -108,26 +141,23 @@ void ExpertCache::list_front(int32_t s) {
     (head_ >= 0 ? slots_[static_cast<size_t>(head_)].prev : tail_) = s;
     head_ = s;
     x.listed = true;
+    x.tick = 0;
     ++listed_;
+    to_lfu(s);
 }
 
 int32_t ExpertCache::victim() const {
-    if (policy_ == Policy::Lru || listed_ <= window_) return head_;
-    // the least used; the least recently used (first in the list) among equals; an empty slot
-    // first; never one of the `window_` most recently used
-    int32_t best = -1;
-    uint32_t best_uses = 0;
-    size_t left = listed_ - window_;
-    for (int32_t s = head_; s >= 0 && left > 0; s = slots_[static_cast<size_t>(s)].next, --left) {
-        const int64_t key = slots_[static_cast<size_t>(s)].key;
-        if (key < 0) return s;
-        const uint32_t u = uses_[static_cast<size_t>(key)];
-        if (best < 0 || u < best_uses) {
-            best = s;
-            best_uses = u;
-        }
-    }
-    return best;
+    // the least used (an empty slot first; the least recently used among equals), never one of
+    // the window's most recently used unless only those are left
+    if (policy_ == Policy::Lru || lfu_.empty()) return head_;
+    return std::get<2>(*lfu_.begin());
+}
+
+void ExpertCache::age() {
+    for (uint32_t& u : uses_) u /= 2;
+    lfu_.clear();
+    for (size_t s = 0; s < slots_.size(); ++s)
+        if (slots_[s].in_lfu) to_lfu(static_cast<int32_t>(s));
 }
 
 void ExpertCache::start_read(int32_t s, uint64_t key) {
@@ -141,12 +171,96 @@ void ExpertCache::start_read(int32_t s, uint64_t key) {
     const uint32_t layer = layer_of_key_[key];
     total_.reads += 1;
     per_layer_[layer].reads += 1;
-    queue_.push_back(s);
-    queued_.notify_one();
+    if (!use_ring_) {
+        queue_.push_back(s);
+        queued_.notify_one();
+        return;
+    }
+    started_[static_cast<size_t>(s)] = std::chrono::steady_clock::now();
+    submit(s, 0);
+}
+
+void ExpertCache::submit(int32_t s, uint64_t got) {
+    const uint64_t key = static_cast<uint64_t>(slots_[static_cast<size_t>(s)].key);
+    const uint32_t layer = layer_of_key_[key];
+    const Layer& l = layers_[layer];
+    const uint64_t at = l.offset + (key - first_key_[layer]) * l.stride;
+    const uint64_t want = round_up(l.bytes, kAlign);
+    uint8_t* dst = base() + static_cast<uint64_t>(s) * slot_bytes_;
+    if (ring_.read(fd_, dst + got, static_cast<uint32_t>(want - got), at + got, (static_cast<uint64_t>(s) << 32) | (got / kAlign))) {
+        ++in_flight_;
+        return;
+    }
+    finish_read(s, got,
+                strfmt("cannot read expert %u of layer %u from the layout file: %s", static_cast<unsigned>(key - first_key_[layer]), layer,
+                       std::strerror(errno)));
+}
+
+void ExpertCache::poll() {
+    if (!use_ring_) return;
+    ring_.reap([&](uint64_t tag, int32_t res) {
+        --in_flight_;
+        const int32_t s = static_cast<int32_t>(tag >> 32);
+        const uint64_t before = (tag & 0xffffffffu) * kAlign;
+        const uint64_t key = static_cast<uint64_t>(slots_[static_cast<size_t>(s)].key);
+        const uint32_t layer = layer_of_key_[key];
+        const uint32_t expert = static_cast<uint32_t>(key - first_key_[layer]);
+        const uint64_t got = before + static_cast<uint64_t>(std::max(0, res));
+        if (res < 0 && res != -EINTR && res != -EAGAIN) {
+            finish_read(s, before,
+                        strfmt("cannot read expert %u of layer %u from the layout file: %s", expert, layer, std::strerror(-res)));
+        } else if (res == 0) {
+            finish_read(s, before, strfmt("the layout file ends inside expert %u of layer %u", expert, layer));
+        } else if (got < layers_[layer].bytes) {
+            // a short read (rare): the rest, from a page boundary (what O_DIRECT needs)
+            submit(s, got / kAlign * kAlign);
+        } else {
+            finish_read(s, got, std::string());
+        }
+    });
+}
+
+void ExpertCache::block(std::unique_lock<std::mutex>& lock) {
+    if (!use_ring_) {
+        changed_.wait(lock);
+        return;
+    }
+    poll();
+    if (in_flight_ > 0) {
+        lock.unlock();
+        ring_.wait_one();
+        lock.lock();
+        poll();
+    } else {
+        changed_.wait_for(lock, std::chrono::milliseconds(1));  // another session's release
+    }
+}
+
+void ExpertCache::finish_read(int32_t s, uint64_t got, const std::string& error) {
+    Slot& x = slots_[static_cast<size_t>(s)];
+    const uint64_t key = static_cast<uint64_t>(x.key);
+    const uint32_t layer = layer_of_key_[key];
+    if (use_ring_) read_ms_ += ms_since(started_[static_cast<size_t>(s)]);
+    total_.bytes_read += got;
+    per_layer_[layer].bytes_read += got;
+    if (error.empty()) {
+        x.state = State::Ready;
+        if (x.pins == 0) list_back(s);
+    } else if (x.pins > 0) {
+        x.state = State::Failed;
+        x.error = error;
+    } else {  // a prefetch nobody waits for: forgotten
+        slot_of_[key] = -1;
+        x.key = -1;
+        x.state = State::Empty;
+        list_front(s);
+    }
+    changed_.notify_all();
 }
 
 void ExpertCache::prefetch(uint32_t layer, const int32_t* experts, size_t n) {
     std::lock_guard<std::mutex> lock(mu_);
+    poll();
     // those held leave the list meanwhile (the reads must not take their slots), and come back
     // as the most recently used
     held_.clear();
@@ -180,9 +294,10 @@ void ExpertCache::guess(uint32_t layer, const int32_t* experts, size_t n) {
     guessing_ = false;
 }
 
-void ExpertCache::acquire(uint32_t layer, const int32_t* experts, size_t n) {
+void ExpertCache::acquire(uint32_t layer, const int32_t* experts, size_t n, const uint32_t* tokens) {
     if (n > slots_.size()) throw Error("internal", strfmt("%zu experts asked for at once from an expert cache of %zu", n, slots_.size()));
     std::unique_lock<std::mutex> lock(mu_);
+    poll();
     // the guess for this layer, checked
     if (!guessed_[layer].empty()) {
         uint64_t right = 0;
@@ -203,7 +318,7 @@ void ExpertCache::acquire(uint32_t layer, const int32_t* experts, size_t n) {
                 ++ours_listed;
         }
         if (listed_ - ours_listed >= need) break;
-        changed_.wait(lock);
+        block(lock);
     }
     for (size_t i = 0; i < n; ++i) {
         const int32_t s = slot_of_[key_of(layer, static_cast<uint32_t>(experts[i]))];
@@ -218,10 +333,15 @@ void ExpertCache::acquire(uint32_t layer, const int32_t* experts, size_t n) {
         start_read(s, key);
         slots_[static_cast<size_t>(s)].pins += 1;
     }
-    for (size_t i = 0; i < n; ++i) uses_[key_of(layer, static_cast<uint32_t>(experts[i]))] += 1;
-    if ((since_aging_ += n) >= aging_period_) {
+    uint64_t routed = 0;
+    for (size_t i = 0; i < n; ++i) {
+        const uint32_t t = tokens ? tokens[i] : 1;
+        uses_[key_of(layer, static_cast<uint32_t>(experts[i]))] += t;
+        routed += t;
+    }
+    if ((since_aging_ += routed) >= aging_period_) {
         since_aging_ = 0;
-        for (uint32_t& u : uses_) u /= 2;
+        age();
     }
     total_.uses += n;
     per_layer_[layer].uses += n;
@@ -234,9 +354,10 @@ const uint8_t* ExpertCache::wait(uint32_t layer, uint32_t expert) {
     if (s < 0 || slots_[static_cast<size_t>(s)].pins == 0)
         throw Error("internal", strfmt("expert %u of layer %u waited for without being acquired", expert, layer));
     Slot& x = slots_[static_cast<size_t>(s)];
+    poll();
     if (x.state == State::Loading) {
         const auto t0 = std::chrono::steady_clock::now();
-        changed_.wait(lock, [&] { return x.state != State::Loading; });
+        while (x.state == State::Loading) block(lock);
         const double ms = ms_since(t0);
         total_.stall_ms += ms;
         per_layer_[layer].stall_ms += ms;
@@ -248,6 +369,7 @@ const uint8_t* ExpertCache::wait(uint32_t layer, uint32_t expert) {
 void ExpertCache::release(uint32_t layer, const int32_t* experts, size_t n) {
     {
         std::lock_guard<std::mutex> lock(mu_);
+        poll();
         for (size_t i = 0; i < n; ++i) {
             const int32_t s = slot_of_[key_of(layer, static_cast<uint32_t>(experts[i]))];
             if (s < 0 || slots_[static_cast<size_t>(s)].pins == 0) continue;
@@ -303,23 +425,8 @@ void ExpertCache::reader() {
         const double ms = ms_since(t0);
 
         lock.lock();
-        Slot& x = slots_[static_cast<size_t>(s)];
         read_ms_ += ms;
-        total_.bytes_read += got;
-        per_layer_[layer].bytes_read += got;
-        if (error.empty()) {
-            x.state = State::Ready;
-            if (x.pins == 0) list_back(s);
-        } else if (x.pins > 0) {
-            x.state = State::Failed;
-            x.error = error;
-        } else {  // a prefetch nobody waits for: forgotten
-            slot_of_[key] = -1;
-            x.key = -1;
-            x.state = State::Empty;
-            list_front(s);
-        }
-        changed_.notify_all();
+        finish_read(s, got, error);
     }
 }
 
@@ -334,6 +441,7 @@ ExpertCache::Stats ExpertCache::stats() const {
     st.extents = static_cast<uint32_t>(slot_of_.size());
     st.direct = direct_;
     st.policy = policy_;
+    st.io = use_ring_ ? "io_uring" : strfmt("%zu reader threads (%s)", readers_.size(), ring_why_.c_str());
     st.guesses = guesses_;
     st.guessed_right = guessed_right_;
     st.guess_reads = guess_reads_;

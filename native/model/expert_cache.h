@@ -7,26 +7,33 @@
 // The forward pass asks in two steps: prefetch() as soon as a layer's router has chosen (the reads
 // then overlap attention), and acquire() / wait() / release() around the layer's expert FFN. A
 // slot is never reused while it is acquired or being read; otherwise the policy picks: the least
-// frequently used extent (uses counted per acquire, halved every 16 x capacity uses; the least
+// frequently used extent (the tokens routed to it, halved every 16 x capacity of them; the least
 // recently used among equals) but the `window` most recently used ones (just asked for, about to
 // be used), or with Policy::Lru the least recently used one.
 //
 // guess(): experts a later layer will probably use, read ahead only while such guesses have been
 // right (they are checked against what that layer then acquires, read or not).
 #pragma once
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
+
+#include "core/uring.h"
 
 namespace moe {
 
 class ExpertCache {
  public:
     enum class Policy { Lfu, Lru };
+    // Io::Threads: reader threads even where the kernel has io_uring (also the fallback without it).
+    enum class Io { Auto, Threads };
     // One layer's experts in the file: expert e's extent is `bytes` bytes at offset + e * stride.
     struct Layer {
         uint64_t offset = 0;
@@ -49,6 +56,7 @@ class ExpertCache {
         uint32_t extents = 0;  // extents in the file
         bool direct = false;   // O_DIRECT reads (false: buffered reads, dropped from the page cache after)
         Policy policy = Policy::Lfu;
+        std::string io;                           // how extents are read: io_uring, or reader threads (and why)
         uint64_t guesses = 0, guessed_right = 0;  // guessed experts, and those the layer then used
         uint64_t guess_reads = 0;                 // extents read because of a guess
         double guess_accuracy = 0;                // recent share of right guesses (reads ahead at >= kGuessAccuracy)
@@ -58,7 +66,7 @@ class ExpertCache {
     // Opens `path` for reading and reserves `cache_bytes` of slots (at least one; their pages are
     // touched only as extents arrive). Throws moe::Error("io", ...).
     ExpertCache(const std::string& path, std::vector<Layer> layers, uint64_t cache_bytes, Policy policy = Policy::Lfu, uint32_t window = 0,
-                int reader_threads = 4);
+                Io io = Io::Auto, int reader_threads = 4);
     ~ExpertCache();
     ExpertCache(const ExpertCache&) = delete;
     ExpertCache& operator=(const ExpertCache&) = delete;
@@ -74,8 +82,9 @@ class ExpertCache {
     // while recent guesses were right often enough.
     void guess(uint32_t layer, const int32_t* experts, size_t n);
     // Holds these experts (distinct, at most capacity()) until release(): waits until enough
-    // slots are free of other acquisitions, starts reads of the missing ones.
-    void acquire(uint32_t layer, const int32_t* experts, size_t n);
+    // slots are free of other acquisitions, starts reads of the missing ones. tokens[i]: how many
+    // tokens use experts[i] (what the least-frequently-used policy counts; absent: 1 each).
+    void acquire(uint32_t layer, const int32_t* experts, size_t n, const uint32_t* tokens = nullptr);
     // An acquired expert's extent, once it has arrived. Throws moe::Error("io", ...) if its read failed.
     const uint8_t* wait(uint32_t layer, uint32_t expert);
     void release(uint32_t layer, const int32_t* experts, size_t n);
@@ -90,6 +99,10 @@ class ExpertCache {
         State state = State::Empty;
         int32_t prev = -1, next = -1;  // in the list of reusable slots
         bool listed = false;
+        bool in_window = false;  // listed, among the window's most recent
+        bool in_lfu = false;     // listed, in lfu_ (as {lfu_uses, tick, slot})
+        uint32_t lfu_uses = 0;
+        uint64_t tick = 0;  // when listed
         std::string error;
     };
 
@@ -101,8 +114,17 @@ class ExpertCache {
     void list_front(int32_t s);
     // The listed slot to reuse next (the list must not be empty).
     int32_t victim() const;
+    void to_lfu(int32_t s);
+    void age();  // halves every extent's uses
     // Gives slot `s` (taken from the list) to `key` and queues its read.
     void start_read(int32_t s, uint64_t key);
+    // io_uring: submits the read of slot s's extent from byte `got` on; poll() takes in the
+    // finished ones; block() waits until something may have changed (a read, a release).
+    void submit(int32_t s, uint64_t got);
+    void poll();
+    void block(std::unique_lock<std::mutex>& lock);
+    // A read is over (got bytes; error empty when complete): the slot Ready, Failed or forgotten.
+    void finish_read(int32_t s, uint64_t got, const std::string& error);
     void reader();
 
     std::vector<Layer> layers_;
@@ -122,7 +144,10 @@ class ExpertCache {
     Policy policy_;
     std::vector<uint32_t> uses_;  // per key: acquisitions, halved every aging_period_ acquisitions
     uint64_t since_aging_ = 0, aging_period_ = 0;
-    std::vector<int32_t> held_;  // prefetch(): this call's held slots, kept out of the list meanwhile
+    std::vector<int32_t> held_;                              // prefetch(): this call's held slots, kept out of the list meanwhile
+    std::set<std::tuple<uint32_t, uint64_t, int32_t>> lfu_;  // listed slots but the window's: {uses, tick, slot}
+    std::deque<int32_t> window_q_;                           // the window_ most recently listed slots
+    uint64_t tick_ = 0;
     uint32_t window_ = 0;
     std::vector<std::vector<uint32_t>> guessed_;  // per layer: the experts guessed, until its acquire()
     uint64_t guesses_ = 0, guessed_right_ = 0, guess_reads_ = 0;
@@ -136,6 +161,11 @@ class ExpertCache {
     std::vector<Counts> per_layer_;
     double read_ms_ = 0;
     std::vector<std::thread> readers_;
+    Uring ring_;
+    bool use_ring_ = false;
+    std::string ring_why_;                                        // why not
+    size_t in_flight_ = 0;                                        // io_uring reads submitted, not yet taken in
+    std::vector<std::chrono::steady_clock::time_point> started_;  // per slot: its read's start
 };
 
 }  // namespace moe

@@ -312,15 +312,20 @@ uint64_t moe_ffn(MatMul& mm, ThreadPool& pool, const ExpertWeights& w, const flo
     } else if (!w.cache) {
         run_group(0, n_active);
     } else {
-        // Under a memory budget: as many experts at a time as the cache holds (a batch's experts in
-        // ascending order, each extent read at most once per group), each group held until done.
+        // Under a memory budget: the batch's experts in groups the cache holds (ascending order,
+        // each extent read at most once per group), each group held until done. When they do not
+        // all fit, groups of half the cache, the next group read while this one computes.
         ExpertCache& cache = *w.cache;
         const int64_t cap = cache.capacity();
+        const int64_t group = n_active <= cap ? cap : std::max<int64_t>(1, cap / 2);
         s.view_of.resize(static_cast<size_t>(NX));
-        for (int64_t b = 0; b < n_active; b += cap) {
-            const int64_t ng = std::min(cap, n_active - b);
+        for (int64_t b = 0; b < n_active; b += group) {
+            const int64_t ng = std::min(group, n_active - b);
             const int32_t* grp = &s.active[static_cast<size_t>(b)];
-            cache.acquire(w.layer, grp, static_cast<size_t>(ng));
+            s.tokens_of.resize(static_cast<size_t>(ng));
+            for (int64_t i = 0; i < ng; ++i) s.tokens_of[static_cast<size_t>(i)] = static_cast<uint32_t>(off[grp[i] + 1] - off[grp[i]]);
+            cache.acquire(w.layer, grp, static_cast<size_t>(ng), s.tokens_of.data());
+            if (b + ng < n_active) cache.prefetch(w.layer, grp + ng, static_cast<size_t>(std::min(group, n_active - b - ng)));
             struct Release {
                 ExpertCache& c;
                 uint32_t layer;

@@ -50,6 +50,7 @@ struct MoeScratch {
     std::vector<Tensor> views;                    // with an expert cache: a group's gate, up, down per expert
     std::vector<int64_t> view_of;                 // per expert: its index in views / 3
     std::vector<uint8_t> wanted;                  // per expert: routed to by some token (prefetch)
+    std::vector<uint32_t> tokens_of;              // with an expert cache: a group's tokens per expert
     uint64_t bytes_read = 0;                      // expert weight bytes read, summed over calls
 };
 

@@ -9,7 +9,7 @@
 namespace moe {
 
 struct PhaseProfile {
-    enum Phase { Qkv, Rope, Attn, Wo, Route, Stall, Gate, Up, Down, Experts, Combine, Output, N };
+    enum Phase { Qkv, Rope, Attn, Wo, Guess, Route, Stall, Gate, Up, Down, Experts, Combine, Output, N };
     bool on = std::getenv("MOE_PROFILE") != nullptr;
     double ms[N] = {};
     uint64_t tokens = 0, calls = 0;
@@ -28,7 +28,7 @@ struct PhaseProfile {
     }
     ~PhaseProfile() {
         if (!on || calls == 0) return;
-        static const char* names[N] = {"qkv+router", "rope+kv", "attention", "wo",      "route",   "expert I/O",
+        static const char* names[N] = {"qkv+router", "rope+kv", "attention", "wo",      "guess",   "route", "expert I/O",
                                        "gate",       "up",      "down",      "experts", "combine", "output"};
         double total = 0;
         for (double v : ms) total += v;

@@ -86,14 +86,18 @@ void use_expert_cache(Model& m, Architecture& arch, uint64_t budget, const LoadO
     // MOE_EXPERT_POLICY=lru: least recently used instead of least frequently used (for comparing them)
     const char* policy = std::getenv("MOE_EXPERT_POLICY");
     const ExpertCache::Policy p = policy && std::strcmp(policy, "lru") == 0 ? ExpertCache::Policy::Lru : ExpertCache::Policy::Lfu;
+    // MOE_EXPERT_IO=threads: reader threads even where the kernel has io_uring
+    const char* io_env = std::getenv("MOE_EXPERT_IO");
+    const ExpertCache::Io io = io_env && std::strcmp(io_env, "threads") == 0 ? ExpertCache::Io::Threads : ExpertCache::Io::Auto;
     auto cache = std::make_unique<ExpertCache>(m.layout_file, std::move(layers), budget - resident - reserve - kv, p,
-                                               /*window=*/4 * hp.n_expert_used);
+                                               /*window=*/4 * hp.n_expert_used, io);
     const ExpertCache::Stats st = cache->stats();
     log(LogLevel::Info,
         strfmt("memory budget %.0f MB: %u of %u expert extents of %.1f MB cached, %.0f MB of other weights mapped, %.0f MB for KV caches, "
-               "%.0f MB reserved",
+               "%.0f MB reserved; reads: %s",
                static_cast<double>(budget) / 1048576.0, st.capacity, st.extents, static_cast<double>(st.slot_bytes) / 1048576.0,
-               static_cast<double>(resident) / 1048576.0, static_cast<double>(kv) / 1048576.0, static_cast<double>(reserve) / 1048576.0));
+               static_cast<double>(resident) / 1048576.0, static_cast<double>(kv) / 1048576.0, static_cast<double>(reserve) / 1048576.0,
+               st.io.c_str()));
     m.memory_budget = budget;
     m.budget_resident = resident;
     m.budget_kv = kv;

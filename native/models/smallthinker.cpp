@@ -136,6 +136,7 @@ void SmallThinker::forward(ForwardState& s, const Batch& b) const {
             s.router_next.resize(static_cast<size_t>(n * NX));
             s.mm.mul(layers[il + 1].router, x, n, E, s.router_next.data(), NX);
             prefetch_guess(experts(il + 1), s.router_next.data(), n, K, s.moe);
+            s.prof.lap(PhaseProfile::Guess);
         }
 
         // 5. Mixture of experts on the normed residual: each token's top-k experts from the

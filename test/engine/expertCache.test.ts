@@ -126,6 +126,19 @@ describe('expert cache under a memory budget', { timeout: 600_000 }, () => {
         }
       });
 
+      it('two sessions at once with the smallest budget take turns with the slots: the same logits, no deadlock', async () => {
+        assert.ok(minimumMB > 0);
+        const model = await loadModel(file, { layoutDir: dir, memoryBudgetMB: minimumMB });
+        try {
+          const sessions = [model.createSession({ nCtx: 64, threads: 1 }), model.createSession({ nCtx: 64, threads: 2 })];
+          const logits = await Promise.all(sessions.map((s) => s.eval(PROMPT, { logits: 'all' })));
+          for (const l of logits) assert.ok(sameBits(l, reference.prompt), 'prompt logits bit-identical');
+          sessions.forEach((s) => s.dispose());
+        } finally {
+          model.dispose();
+        }
+      });
+
       it('a budget that holds every expert reads each once', async () => {
         const r = await run(file, { layoutDir: dir, memoryBudgetMB: minimumMB + 1024 });
         assertSame(r, reference, 'large budget');
