@@ -147,12 +147,21 @@ export function catalogEntryForUrl(url: string): CatalogEntry | undefined {
 export const RUNTIME_OVERHEAD_BYTES = 512 * 1024 * 1024;
 
 /**
- * Memory needed to run a model: the engine memory-maps the weights, so all of the file must fit
- * in RAM to run at speed (the 21B model too: there is no expert cache yet), plus the KV cache
- * limit (smallthinker.engine.memoryLimitMB) and the runtime's own.
+ * Memory needed to run a model fully in memory: the engine memory-maps the weights, so all of
+ * the file must fit in RAM to run at full speed, plus the KV cache limit
+ * (smallthinker.engine.memoryLimitMB) and the runtime's own.
  */
 export function memoryNeeded(entry: Pick<CatalogEntry, 'sizeBytes'>, kvLimitBytes: number): number {
   return entry.sizeBytes + kvLimitBytes + RUNTIME_OVERHEAD_BYTES;
+}
+
+/**
+ * About the smallest memory budget a model runs in with its experts read from disk
+ * (smallthinker.engine.memoryBudgetMB): its other weights (about a tenth of the file), one
+ * token's experts, the KV caches' quarter and the runtime. The engine names the exact minimum.
+ */
+export function memoryMinimum(entry: Pick<CatalogEntry, 'sizeBytes'>): number {
+  return Math.round(entry.sizeBytes * 0.1) + 768 * 1024 * 1024;
 }
 
 /** What the automatic memory budget leaves free for the editor and other programs. */
@@ -177,12 +186,18 @@ export interface MachineMemory {
   total: number;
 }
 
-/** fits: in the free memory now; tight: in the machine, once other programs free some; tooBig: not in this machine. */
-export type MemoryFit = 'fits' | 'tight' | 'tooBig';
+/**
+ * fits: in the free memory now; budget: not, but within a memory budget of the free memory (its
+ * experts read from disk as needed: slower); tight: in the machine once other programs free
+ * some; tooBig: not in this machine even within a budget.
+ */
+export type MemoryFit = 'fits' | 'budget' | 'tight' | 'tooBig';
 
-export function memoryFit(needed: number, memory: MachineMemory): MemoryFit {
+/** `minimum`: the smallest memory budget it runs in (memoryMinimum; default `needed`, no budget). */
+export function memoryFit(needed: number, memory: MachineMemory, minimum = needed): MemoryFit {
   if (needed <= memory.free) return 'fits';
-  if (needed <= memory.total) return 'tight';
+  if (minimum < needed && minimum + EDITOR_ROOM_BYTES <= memory.free) return 'budget';
+  if (minimum <= memory.total) return 'tight';
   return 'tooBig';
 }
 
@@ -193,11 +208,13 @@ export function sizeText(entry: Pick<CatalogEntry, 'sizeBytes' | 'sizeExact'>): 
 }
 
 /** One sentence on whether the model fits this machine's memory. */
-export function memoryFitText(needed: number, memory: MachineMemory): string {
+export function memoryFitText(needed: number, memory: MachineMemory, minimum = needed): string {
   const need = `needs about ${(needed / 1024 ** 3).toFixed(1)} GB of memory`;
-  switch (memoryFit(needed, memory)) {
+  switch (memoryFit(needed, memory, minimum)) {
     case 'fits':
       return `Fits: ${need}, ${formatBytes(memory.free)} is free`;
+    case 'budget':
+      return `Runs from disk: ${need} to run fully in memory but ${formatBytes(memory.free)} is free; within that its experts are read from disk as needed (slower)`;
     case 'tight':
       return `Tight: ${need} but ${formatBytes(memory.free)} is free (of ${formatBytes(memory.total)}); close other programs first`;
     case 'tooBig':
@@ -221,14 +238,15 @@ export interface CatalogPickOptions {
   downloaded?: ReadonlySet<string>;
 }
 
-const FIT_ICON: Record<MemoryFit, string> = { fits: '$(pass)', tight: '$(warning)', tooBig: '$(error)' };
+const FIT_ICON: Record<MemoryFit, string> = { fits: '$(pass)', budget: '$(info)', tight: '$(warning)', tooBig: '$(error)' };
 
 /** The quick pick items for the catalogue, the default first: size in the description, memory fit in the detail. */
 export function catalogPickItems(options: CatalogPickOptions, entries: readonly CatalogEntry[] = MODEL_CATALOG): CatalogPickItem[] {
   const ordered = [...entries.filter((e) => e.isDefault), ...entries.filter((e) => !e.isDefault)];
   return ordered.map((entry) => {
     const needed = memoryNeeded(entry, options.kvLimitBytes);
-    const fit = memoryFit(needed, options.memory);
+    const minimum = memoryMinimum(entry);
+    const fit = memoryFit(needed, options.memory, minimum);
     const description = [
       sizeText(entry),
       ...(entry.isDefault ? ['default'] : []),
@@ -238,7 +256,7 @@ export function catalogPickItems(options: CatalogPickOptions, entries: readonly 
       entry,
       label: entry.label,
       description,
-      detail: `${FIT_ICON[fit]} ${memoryFitText(needed, options.memory)} · ${entry.repo}`,
+      detail: `${FIT_ICON[fit]} ${memoryFitText(needed, options.memory, minimum)} · ${entry.repo}`,
       fit,
     };
   });

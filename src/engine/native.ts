@@ -98,6 +98,8 @@ export interface ExpertCacheStats {
   direct: boolean;
   /** which extent makes room: the least frequently used (default) or, with MOE_EXPERT_POLICY=lru, the least recently used */
   policy: 'lfu' | 'lru';
+  /** how extents are read: "io_uring", or "N reader threads (why not io_uring)" */
+  io: string;
   /** time the reader threads spent reading (summed over threads) */
   readMs: number;
   /** decoding: the next layer's experts guessed ahead (checked against what it used), extents read because of guesses, recent accuracy (reads ahead at >= 0.5) */

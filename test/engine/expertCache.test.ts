@@ -126,6 +126,21 @@ describe('expert cache under a memory budget', { timeout: 600_000 }, () => {
         }
       });
 
+      it('reads with io_uring where the kernel has it, else (and with MOE_EXPERT_IO=threads) with reader threads: the same logits', async () => {
+        assert.ok(minimumMB > 0);
+        const auto = await run(file, { layoutDir: dir, memoryBudgetMB: minimumMB });
+        assert.match(auto.stats.cache!.io, /^(io_uring|\d+ reader threads \(.+\))$/, auto.stats.cache!.io);
+        process.env.MOE_EXPERT_IO = 'threads';
+        try {
+          const threads = await run(file, { layoutDir: dir, memoryBudgetMB: minimumMB });
+          assert.equal(threads.stats.cache!.io, '4 reader threads (MOE_EXPERT_IO=threads)');
+          assertSame(threads, reference, 'reader threads');
+        } finally {
+          delete process.env.MOE_EXPERT_IO;
+        }
+        assertSame(auto, reference, auto.stats.cache!.io);
+      });
+
       it('two sessions at once with the smallest budget take turns with the slots: the same logits, no deadlock', async () => {
         assert.ok(minimumMB > 0);
         const model = await loadModel(file, { layoutDir: dir, memoryBudgetMB: minimumMB });

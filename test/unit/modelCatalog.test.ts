@@ -20,6 +20,7 @@ import {
   LEGACY_DEFAULT_MODEL_URLS,
   memoryFit,
   memoryFitText,
+  memoryMinimum,
   memoryNeeded,
   MODEL_CATALOG,
   RUNTIME_OVERHEAD_BYTES,
@@ -104,7 +105,20 @@ describe('memory', () => {
     assert.equal(memoryFitText(17 * GiB, memory), "Too big: needs about 17.0 GB of memory, more than this machine's 16.00 GB");
   });
 
-  test('quick pick items on an 8 GB machine with 5 GB free: the 4B models fit, the 21B one does not', () => {
+  test('a model larger than the free memory runs within a budget when its minimum and the editor`s room fit', () => {
+    const memory = { free: 5 * GiB, total: 8 * GiB };
+    assert.equal(memoryFit(16 * GiB, memory, 2 * GiB), 'budget');
+    assert.equal(memoryFit(16 * GiB, memory, 4.5 * GiB), 'tight', 'the minimum fits the machine, not the free memory less the room');
+    assert.equal(memoryFit(16 * GiB, memory, 9 * GiB), 'tooBig');
+    assert.equal(memoryFit(16 * GiB, memory), 'tooBig', 'without a minimum: no budget');
+    assert.equal(memoryMinimum({ sizeBytes: 10 * GiB }), GiB + 768 * 1024 * 1024);
+    assert.equal(
+      memoryFitText(16 * GiB, memory, 2 * GiB),
+      'Runs from disk: needs about 16.0 GB of memory to run fully in memory but 5.00 GB is free; within that its experts are read from disk as needed (slower)',
+    );
+  });
+
+  test('quick pick items on an 8 GB machine with 5 GB free: the 4B models fit, the 21B one runs from disk', () => {
     const items = catalogPickItems({ memory: { free: 5 * GiB, total: 8 * GiB }, kvLimitBytes: KV, downloaded: new Set(['4b-q4_k_s']) });
     assert.equal(items.length, MODEL_CATALOG.length);
     assert.equal(items[0].entry.isDefault, true);
@@ -117,18 +131,25 @@ describe('memory', () => {
     const estimate = items.find((i) => !i.entry.sizeExact && i.entry.family === '4B')!;
     assert.match(estimate.description, /^about \d+\.\d GB$/);
     const big = items.find((i) => i.entry.family === '21B')!;
-    assert.equal(big.fit, 'tooBig');
-    assert.match(big.detail, /^\$\(error\) Too big: needs about 15\.7 GB of memory, more than this machine's 8\.00 GB · DevQuasar\//);
+    assert.equal(big.fit, 'budget');
+    assert.match(
+      big.detail,
+      /^\$\(info\) Runs from disk: needs about 15\.7 GB of memory to run fully in memory but 5\.00 GB is free; .* · DevQuasar\//,
+    );
+    const tiny = catalogPickItems({ memory: { free: 1 * GiB, total: 2 * GiB }, kvLimitBytes: KV });
+    assert.equal(tiny.find((i) => i.entry.family === '21B')!.fit, 'tooBig', 'its minimum exceeds a 2 GB machine');
   });
 
-  test('on a 32 GB machine with 12 GB free the 21B model is tight, and a larger KV limit counts', () => {
+  test('on a 32 GB machine with 12 GB free the 21B model runs from disk (tight with 2 GB free), and a larger KV limit counts', () => {
     const items = catalogPickItems({ memory: { free: 12 * GiB, total: 32 * GiB }, kvLimitBytes: KV });
-    assert.equal(items.find((i) => i.entry.family === '21B')!.fit, 'tight');
-    assert.match(items.find((i) => i.entry.family === '21B')!.detail, /^\$\(warning\) Tight: /);
+    assert.equal(items.find((i) => i.entry.family === '21B')!.fit, 'budget');
+    const busy = catalogPickItems({ memory: { free: 2 * GiB, total: 32 * GiB }, kvLimitBytes: KV });
+    assert.equal(busy.find((i) => i.entry.family === '21B')!.fit, 'tight');
+    assert.match(busy.find((i) => i.entry.family === '21B')!.detail, /^\$\(warning\) Tight: /);
     const roomy = catalogPickItems({ memory: { free: 4 * GiB, total: 32 * GiB }, kvLimitBytes: KV });
     assert.equal(roomy[0].fit, 'fits');
     const bigKv = catalogPickItems({ memory: { free: 4 * GiB, total: 32 * GiB }, kvLimitBytes: 4 * KV });
-    assert.equal(bigKv[0].fit, 'tight');
+    assert.notEqual(bigKv[0].fit, 'fits');
   });
 });
 
