@@ -301,6 +301,16 @@ void MappedFile::populate_read() const {
 #endif
 }
 
+void MappedFile::populate_read(const uint8_t* p, size_t len) const {
+#ifdef __linux__
+    const uintptr_t lo = reinterpret_cast<uintptr_t>(p) / kHugePage * kHugePage;
+    const uintptr_t end = reinterpret_cast<uintptr_t>(data_) + size_;
+    const uintptr_t hi = std::min<uintptr_t>(end, (reinterpret_cast<uintptr_t>(p) + len + kHugePage - 1) / kHugePage * kHugePage);
+    const uintptr_t from = std::max<uintptr_t>(lo, reinterpret_cast<uintptr_t>(data_));
+    if (hi > from) (void)madvise(reinterpret_cast<void*>(from), hi - from, MADV_POPULATE_READ);
+#endif
+}
+
 void MappedFile::advise_huge() const {
 #ifdef __linux__
     if (size_ >= kHugePage) (void)madvise(const_cast<uint8_t*>(data_), size_, MADV_HUGEPAGE);

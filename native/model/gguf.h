@@ -88,6 +88,8 @@ class MappedFile {
     // what the page cache lacks: no page fault per 64 KB later (costly on some virtual machines).
     // Best effort, like populate_write.
     void populate_read() const;
+    // The same for the pages of [p, p + len) only, widened to 2 MB boundaries (whole huge folios).
+    void populate_read(const uint8_t* p, size_t len) const;
     // Asks for 2 MB folios where the file's pages are read in and mapped (MADV_HUGEPAGE; the
     // mapping is 2 MB-aligned). Best effort.
     void advise_huge() const;

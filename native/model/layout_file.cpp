@@ -533,8 +533,16 @@ LayoutFileResult use_layout_file(const std::vector<Tensor*>& matrices, const Ggu
     } else {
         update_recorded_path(*map, r.path, header.n_entries, gguf_path);
     }
-    // (under a memory budget the experts are read, not mapped: nothing populated ahead)
-    if (map_all) map_for_streaming(map, r.path);
+    if (map_all) {
+        map_for_streaming(map, r.path);
+    } else {
+        // under a memory budget the experts are read into the expert cache, not mapped: only the
+        // other weights are read in, in 2 MB folios where the kernel gives them
+        map->advise_huge();
+        for (size_t i = 0; i < todo.size(); ++i)
+            if (todo[i]->role != Role::ExpertGate && todo[i]->role != Role::ExpertUp && todo[i]->role != Role::ExpertDown)
+                map->populate_read(map->data() + entries[i].offset, (entries[i].n_matrices - 1) * entries[i].stride + entries[i].bytes);
+    }
     r.huge_pages = map->huge_mapped_share();
     for (size_t i = 0; i < todo.size(); ++i) {
         todo[i]->data = map->data() + entries[i].offset;
