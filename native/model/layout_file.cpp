@@ -494,7 +494,7 @@ void remove_other_versions(const std::string& dir) {
 LayoutFileResult use_layout_file(const std::vector<Tensor*>& matrices, const GgufFile& gguf, const std::string& dir,
                                  const std::function<void(double)>& progress, const std::atomic<bool>* cancel, bool map_all) {
     LayoutFileResult r;
-    const std::vector<Tensor*> todo = relayout_candidates(matrices);
+    const std::vector<Tensor*> todo = layout_file_candidates(matrices);
     if (todo.empty() || !gguf.mapping()) return r;
     const Identity id = identify(gguf);
     uint64_t data_start = 0, file_size = 0;

@@ -102,6 +102,17 @@ std::vector<Tensor*> relayout_candidates(const std::vector<Tensor*>& matrices) {
     return todo;
 }
 
+std::vector<Tensor*> layout_file_candidates(const std::vector<Tensor*>& matrices) {
+    std::vector<Tensor*> todo;
+    for (Tensor* t : matrices) {
+        const bool expert = t->role == Role::ExpertGate || t->role == Role::ExpertUp || t->role == Role::ExpertDown;
+        if (t->present() && t->layout == Layout::File && (expert || target_layout(*t) != Layout::File) &&
+            std::find(todo.begin(), todo.end(), t) == todo.end())
+            todo.push_back(t);
+    }
+    return todo;
+}
+
 uint64_t relayout_unit(const Tensor& t, Layout layout) {
     switch (layout) {
         case Layout::Rows16: return 16 * t.nb1;

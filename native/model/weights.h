@@ -38,6 +38,10 @@ Layout target_layout(const Tensor& t);
 
 // The matrices of `matrices` that get relaid out (target_layout != File, not yet relaid out); once each.
 std::vector<Tensor*> relayout_candidates(const std::vector<Tensor*>& matrices);
+// What a layout file holds: the relayout candidates and every expert matrix (in the file's layout
+// where it has no other: under a memory budget all experts are read from the layout file), in
+// the order of `matrices`; once each.
+std::vector<Tensor*> layout_file_candidates(const std::vector<Tensor*>& matrices);
 
 // The relayout's unit in bytes of the file's layout: 16 rows (Rows16), one row (BlockRows16), one
 // matrix (NeuronMajor). relayout_units relays out, in place, `len` bytes at `p` (whole units,

@@ -166,6 +166,27 @@ describe('expert cache under a memory budget', { timeout: 600_000 }, () => {
     });
   }
 
+  it('every weight type: experts without a relayout of their own (Q8_0, Q5_K, IQ4_XS) go into the layout file as they are; logits bit-identical to memory', async () => {
+    for (const type of ['Q8_0', 'Q5_K_M', 'IQ4_XS'] as const) {
+      const file = await quantizeWithLlama(await ensureModel(SPEC), type);
+      const inMemory = await run(file, {});
+      const mapped = await run(file, { layoutDir: dir });
+      assertSame(mapped, inMemory, `${type} from the layout file`);
+      const tooSmall = await loadModel(file, { layoutDir: dir, memoryBudgetMB: 1 }).then(
+        (m) => {
+          m.dispose();
+          return '';
+        },
+        (e: Error) => e.message,
+      );
+      const minimum = Number(/at least (\d+) MB/.exec(tooSmall)?.[1]);
+      assert.ok(minimum > 0, `${type}: ${tooSmall}`);
+      const budgeted = await run(file, { layoutDir: dir, memoryBudgetMB: minimum });
+      assert.ok(budgeted.stats.cache && budgeted.stats.cache.total.reads > 0, `${type}: through the expert cache`);
+      assertSame(budgeted, inMemory, `${type} under the smallest budget`);
+    }
+  });
+
   it('a budget needs a layout file', async () => {
     const file = await quantizeWithLlama(await ensureModel(SPEC), 'Q4_0');
     await assert.rejects(loadModel(file, { memoryBudgetMB: 100_000 }), (err: Error & { code?: string }) => {
