@@ -43,6 +43,7 @@ import {
   createGroups,
   dropFromPageCache,
   finishGroups,
+  forgetUsageProfiles,
   layoutFiles,
   limitsUnavailable,
   THROTTLES,
@@ -612,6 +613,8 @@ async function main(): Promise<void> {
     );
   }
   if (o.cold) console.log('  the model and layout files are dropped from the page cache before every run (cold start)');
+  if (o.memoryLimitMB)
+    console.log("  the experts' use counts kept beside the layout file are removed before every run: each learns from its own tokens");
 
   const records: RunRecord[] = [];
   try {
@@ -622,6 +625,7 @@ async function main(): Promise<void> {
           if (o.settleS > 0) await settle(o.noisyCores, o.settleS, tag);
           console.log(`${tag} starting`);
           if (o.cold) dropFromPageCache([model, ...layoutFiles(req.layoutDir)]);
+          forgetUsageProfiles(req.layoutDir);
           const t0 = performance.now();
           let result: WorkerResult | WorkerFailure;
           let cgroup: GroupReport | null = null;

@@ -108,6 +108,15 @@ export function dropFromPageCache(files: string[]): void {
   }
 }
 
+/**
+ * Removes the expert use counts kept beside the layout files (`*.stlayout.uses`): every run then
+ * learns which experts are hot from its own tokens (the runs feed the same ones).
+ */
+export function forgetUsageProfiles(dir: string | undefined): void {
+  if (!dir || !fs.existsSync(dir)) return;
+  for (const n of fs.readdirSync(dir)) if (n.endsWith('.stlayout.uses')) fs.rmSync(path.join(dir, n), { force: true });
+}
+
 /** The layout files in `dir` (to drop them from the page cache with the model). */
 export function layoutFiles(dir: string | undefined): string[] {
   if (!dir || !fs.existsSync(dir)) return [];

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 
 #include "core/common.h"
@@ -72,6 +73,7 @@ ExpertCache::~ExpertCache() {
         std::unique_lock<std::mutex> lock(mu_);
         stopping_ = true;
         while (use_ring_ && in_flight_ > 0) block(lock);  // the kernel writes into the slots until then
+        if (total_.uses > 0) save_profile();
     }
     queued_.notify_all();
     for (std::thread& t : readers_) t.join();
@@ -430,6 +432,41 @@ void ExpertCache::reader() {
     }
 }
 
+namespace {
+constexpr char kProfileMagic[8] = {'S', 'T', 'U', 'S', 'E', 'S', '0', '1'};
+}
+
+void ExpertCache::use_profile(const std::string& path) {
+    std::lock_guard<std::mutex> lock(mu_);
+    profile_ = path;
+    FILE* f = std::fopen(path.c_str(), "rb");
+    if (!f) return;
+    char magic[8];
+    uint32_t n = 0;
+    std::vector<uint32_t> uses(uses_.size());
+    const bool ok = std::fread(magic, 1, 8, f) == 8 && std::memcmp(magic, kProfileMagic, 8) == 0 && std::fread(&n, 4, 1, f) == 1 &&
+                    n == uses.size() && std::fread(uses.data(), 4, n, f) == n && std::fgetc(f) == EOF;
+    std::fclose(f);
+    if (!ok) return;  // another model's or damaged: counted anew, overwritten at the end
+    uses_ = uses;
+    for (size_t s = 0; s < slots_.size(); ++s)  // (empty slots all count 0: the order is unchanged)
+        if (slots_[s].in_lfu) {
+            lfu_.erase({slots_[s].lfu_uses, slots_[s].tick, static_cast<int32_t>(s)});
+            to_lfu(static_cast<int32_t>(s));
+        }
+    profile_loaded_ = true;
+}
+
+void ExpertCache::save_profile() const {
+    if (profile_.empty()) return;
+    const std::string tmp = strfmt("%s.tmp.%d", profile_.c_str(), static_cast<int>(getpid()));
+    FILE* f = std::fopen(tmp.c_str(), "wb");
+    if (!f) return;
+    const uint32_t n = static_cast<uint32_t>(uses_.size());
+    const bool ok = std::fwrite(kProfileMagic, 1, 8, f) == 8 && std::fwrite(&n, 4, 1, f) == 1 && std::fwrite(uses_.data(), 4, n, f) == n;
+    if (std::fclose(f) != 0 || !ok || std::rename(tmp.c_str(), profile_.c_str()) != 0) std::remove(tmp.c_str());
+}
+
 ExpertCache::Stats ExpertCache::stats() const {
     std::lock_guard<std::mutex> lock(mu_);
     Stats st;
@@ -441,6 +478,7 @@ ExpertCache::Stats ExpertCache::stats() const {
     st.extents = static_cast<uint32_t>(slot_of_.size());
     st.direct = direct_;
     st.policy = policy_;
+    st.profile_loaded = profile_loaded_;
     st.io = use_ring_ ? "io_uring" : strfmt("%zu reader threads (%s)", readers_.size(), ring_why_.c_str());
     st.guesses = guesses_;
     st.guessed_right = guessed_right_;

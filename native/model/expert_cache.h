@@ -57,6 +57,7 @@ class ExpertCache {
         bool direct = false;   // O_DIRECT reads (false: buffered reads, dropped from the page cache after)
         Policy policy = Policy::Lfu;
         std::string io;                           // how extents are read: io_uring, or reader threads (and why)
+        bool profile_loaded = false;              // the use counts came from an earlier session's profile
         uint64_t guesses = 0, guessed_right = 0;  // guessed experts, and those the layer then used
         uint64_t guess_reads = 0;                 // extents read because of a guess
         double guess_accuracy = 0;                // recent share of right guesses (reads ahead at >= kGuessAccuracy)
@@ -90,6 +91,11 @@ class ExpertCache {
     void release(uint32_t layer, const int32_t* experts, size_t n);
 
     Stats stats() const;
+
+    // The extents' use counts are kept in `path` (the layout file's name + ".uses"): read now when
+    // it matches this file's extents, written when the cache goes (best effort), so that a new
+    // session starts knowing which experts are hot.
+    void use_profile(const std::string& path);
 
  private:
     enum class State : uint8_t { Empty, Loading, Ready, Failed };
@@ -142,9 +148,12 @@ class ExpertCache {
     std::vector<Slot> slots_;
     std::vector<int32_t> slot_of_;  // per key: its slot, or -1
     Policy policy_;
-    std::vector<uint32_t> uses_;  // per key: acquisitions, halved every aging_period_ acquisitions
+    std::vector<uint32_t> uses_;  // per key: tokens routed to it, halved every aging_period_ of them
     uint64_t since_aging_ = 0, aging_period_ = 0;
-    std::vector<int32_t> held_;                              // prefetch(): this call's held slots, kept out of the list meanwhile
+    std::vector<int32_t> held_;  // prefetch(): this call's held slots, kept out of the list meanwhile
+    std::string profile_;        // use_profile()
+    bool profile_loaded_ = false;
+    void save_profile() const;
     std::set<std::tuple<uint32_t, uint64_t, int32_t>> lfu_;  // listed slots but the window's: {uses, tick, slot}
     std::deque<int32_t> window_q_;                           // the window_ most recently listed slots
     uint64_t tick_ = 0;

@@ -213,13 +213,13 @@ void update_recorded_path(const MappedFile& map, const std::string& file, uint32
 void remove_orphans(const std::string& dir, const std::string& gguf_path, uint64_t id, const std::string& keep) {
     DIR* d = opendir(dir.c_str());
     if (!d) return;
-    const std::string tmp_mark = ".stlayout.tmp.";
+    const std::string tmp_mark = ".tmp.";  // <layout>.tmp.<pid>, <layout>.uses.tmp.<pid>
     for (dirent* e; (e = readdir(d));) {
         const std::string name = e->d_name;
         const std::string file = dir + "/" + name;
         std::string why;
         const size_t t = name.rfind(tmp_mark);
-        if (t != std::string::npos && t + tmp_mark.size() < name.size() &&
+        if (t != std::string::npos && t + tmp_mark.size() < name.size() && name.find(".stlayout") < t &&
             name.find_first_not_of("0123456789", t + tmp_mark.size()) == std::string::npos) {
             const long pid = std::strtol(name.c_str() + t + tmp_mark.size(), nullptr, 10);
             if (pid > 0 && pid != static_cast<long>(getpid()) && kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH)
@@ -240,6 +240,7 @@ void remove_orphans(const std::string& dir, const std::string& gguf_path, uint64
                     why = strfmt("%s has changed since it was made", recorded.c_str());
             }
         }
+        if (!why.empty()) std::remove((file + ".uses").c_str());  // its experts' use counts go with it
         if (!why.empty() && std::remove(file.c_str()) == 0)
             log(LogLevel::Info, strfmt("removed the layout file %s: %s", file.c_str(), why.c_str()));
     }
@@ -481,7 +482,7 @@ void remove_other_versions(const std::string& dir) {
         unsigned version = 0;
         char tail[16] = {};
         if (name.size() > 20 && name[16] == '.' && std::sscanf(name.c_str() + 17, "v%u.%15s", &version, tail) == 2 &&
-            std::strcmp(tail, "stlayout") == 0 && version != kLayoutVersion) {
+            (std::strcmp(tail, "stlayout") == 0 || std::strcmp(tail, "stlayout.uses") == 0) && version != kLayoutVersion) {
             log(LogLevel::Info, strfmt("removing the layout file %s/%s (layout version %u)", dir.c_str(), name.c_str(), version));
             std::remove((dir + "/" + name).c_str());
         }

@@ -54,7 +54,7 @@ std::string Model::expert_cache_json() const {
     std::string j = strfmt("{\"capacity\":%u,\"slotBytes\":%llu,\"extents\":%u,\"direct\":%s,\"policy\":\"%s\",\"readMs\":%.3f,",
                            st.capacity, (unsigned long long)st.slot_bytes, st.extents, st.direct ? "true" : "false",
                            st.policy == ExpertCache::Policy::Lru ? "lru" : "lfu", st.read_ms);
-    j += "\"io\":" + json_str(st.io) + ",";
+    j += "\"io\":" + json_str(st.io) + ",\"profileLoaded\":" + (st.profile_loaded ? "true," : "false,");
     j += strfmt("\"guesses\":%llu,\"guessedRight\":%llu,\"guessReads\":%llu,\"guessAccuracy\":%.4f,", (unsigned long long)st.guesses,
                 (unsigned long long)st.guessed_right, (unsigned long long)st.guess_reads, st.guess_accuracy);
     j += "\"total\":" + counts(st.total) + ",\"layers\":[";

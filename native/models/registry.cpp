@@ -91,6 +91,7 @@ void use_expert_cache(Model& m, Architecture& arch, uint64_t budget, const LoadO
     const ExpertCache::Io io = io_env && std::strcmp(io_env, "threads") == 0 ? ExpertCache::Io::Threads : ExpertCache::Io::Auto;
     auto cache = std::make_unique<ExpertCache>(m.layout_file, std::move(layers), budget - resident - reserve - kv, p,
                                                /*window=*/4 * hp.n_expert_used, io);
+    cache->use_profile(m.layout_file + ".uses");
     const ExpertCache::Stats st = cache->stats();
     log(LogLevel::Info,
         strfmt("memory budget %.0f MB: %u of %u expert extents of %.1f MB cached, %.0f MB of other weights mapped, %.0f MB for KV caches, "

@@ -100,6 +100,8 @@ export interface ExpertCacheStats {
   policy: 'lfu' | 'lru';
   /** how extents are read: "io_uring", or "N reader threads (why not io_uring)" */
   io: string;
+  /** the use counts came from an earlier session (`<layout file>.uses`, written when the model is disposed) */
+  profileLoaded: boolean;
   /** time the reader threads spent reading (summed over threads) */
   readMs: number;
   /** decoding: the next layer's experts guessed ahead (checked against what it used), extents read because of guesses, recent accuracy (reads ahead at >= 0.5) */

@@ -5,8 +5,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-/** Layout files and unfinished ones (`<identity>.v<N>.stlayout`, `….stlayout.tmp.<pid>`). */
-const LAYOUT_FILE = /^[0-9a-f]{16}\.v\d+\.stlayout(\.tmp\.\d+)?$/;
+/** Layout files, their experts' use counts and unfinished ones (`<identity>.v<N>.stlayout`, `….stlayout.uses`, `….tmp.<pid>`). */
+const LAYOUT_FILE = /^[0-9a-f]{16}\.v\d+\.stlayout(\.uses)?(\.tmp\.\d+)?$/;
 
 export interface LayoutUsage {
   files: { name: string; bytes: number }[];

@@ -141,6 +141,24 @@ describe('expert cache under a memory budget', { timeout: 600_000 }, () => {
         assertSame(auto, reference, auto.stats.cache!.io);
       });
 
+      it('keeps the experts` use counts beside the layout file when the model goes, and starts from them next time', async () => {
+        assert.ok(minimumMB > 0);
+        const first = await run(file, { layoutDir: dir, memoryBudgetMB: minimumMB });
+        const profile = fs.readdirSync(dir).filter((n) => n.endsWith('.stlayout.uses'));
+        assert.ok(
+          profile.length >= 1 && profile.every((n) => fs.existsSync(path.join(dir, n.replace(/\.uses$/, '')))),
+          `profiles: ${profile.join(', ')}`,
+        );
+        const again = await run(file, { layoutDir: dir, memoryBudgetMB: minimumMB });
+        assert.equal(again.stats.cache!.profileLoaded, true);
+        assertSame(again, first, 'with the use counts of the last session');
+        assert.deepEqual(
+          fs.readdirSync(dir).filter((n) => n.includes('.tmp.')),
+          [],
+          'no temporary file left',
+        );
+      });
+
       it('two sessions at once with the smallest budget take turns with the slots: the same logits, no deadlock', async () => {
         assert.ok(minimumMB > 0);
         const model = await loadModel(file, { layoutDir: dir, memoryBudgetMB: minimumMB });

@@ -114,4 +114,35 @@ suite('inline completion (real engine)', () => {
     const result = await api.engine.complete({ ...params, maxTokens: 4 });
     assert.ok(result.stats.promptTokens > 0);
   });
+
+  test('with a memory budget (smallthinker.engine.memoryBudgetMB) the engine reloads, completes through its expert cache and counts it', async function () {
+    this.timeout(180_000);
+    const api = await readyEngine();
+    const config = vscode.workspace.getConfiguration('smallthinker');
+    await config.update('engine.memoryBudgetMB', 4096, vscode.ConfigurationTarget.Global);
+    try {
+      const model = await waitFor(
+        'the engine reloaded within the budget',
+        () => (api.engine.status.kind === 'ready' && api.engine.status.model.memoryBudget ? api.engine.status.model : undefined),
+        120_000,
+      );
+      assert.equal(model.memoryBudget!.bytes, 4096 * 1024 * 1024);
+      const result = await api.engine.complete({
+        documentId: 'budget-test',
+        prompt: { prefix: 'def add(a, b):\n    return ', suffix: '\n', fileName: 'b.py', languageId: 'python' },
+        maxTokens: 8,
+      });
+      assert.ok(result.stats.promptTokens > 0);
+      const stats = await api.engine.stats();
+      assert.ok(stats.experts && stats.experts.uses > 0 && stats.experts.reads > 0, JSON.stringify(stats.experts));
+      assert.equal(stats.experts.layers.length, model.n_layer);
+    } finally {
+      await config.update('engine.memoryBudgetMB', undefined, vscode.ConfigurationTarget.Global);
+      await waitFor(
+        'the engine reloaded without a budget',
+        () => api.engine.status.kind === 'ready' && !api.engine.status.model.memoryBudget,
+        120_000,
+      );
+    }
+  });
 });
