@@ -19,6 +19,10 @@ namespace {
 constexpr uint64_t kAlign = 4096;       // O_DIRECT: buffer, offset and length in whole pages
 constexpr uint64_t kHuge = 2ull << 20;  // the slots' memory in 2 MB pages where the kernel gives them
 uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
+std::string read_error(uint32_t expert, uint32_t layer, int err) {
+    return err == 0 ? strfmt("the layout file ends inside expert %u of layer %u", expert, layer)
+                    : strfmt("cannot read expert %u of layer %u from the layout file: %s", expert, layer, std::strerror(err));
+}
 double ms_since(std::chrono::steady_clock::time_point t0) {
     return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -193,9 +197,7 @@ void ExpertCache::submit(int32_t s, uint64_t got) {
         ++in_flight_;
         return;
     }
-    finish_read(s, got,
-                strfmt("cannot read expert %u of layer %u from the layout file: %s", static_cast<unsigned>(key - first_key_[layer]), layer,
-                       std::strerror(errno)));
+    finish_read(s, got, read_error(static_cast<uint32_t>(key - first_key_[layer]), layer, errno));
 }
 
 void ExpertCache::poll() {
@@ -209,10 +211,9 @@ void ExpertCache::poll() {
         const uint32_t expert = static_cast<uint32_t>(key - first_key_[layer]);
         const uint64_t got = before + static_cast<uint64_t>(std::max(0, res));
         if (res < 0 && res != -EINTR && res != -EAGAIN) {
-            finish_read(s, before,
-                        strfmt("cannot read expert %u of layer %u from the layout file: %s", expert, layer, std::strerror(-res)));
+            finish_read(s, before, read_error(expert, layer, -res));
         } else if (res == 0) {
-            finish_read(s, before, strfmt("the layout file ends inside expert %u of layer %u", expert, layer));
+            finish_read(s, before, read_error(expert, layer, 0));
         } else if (got < layers_[layer].bytes) {
             // a short read (rare): the rest, from a page boundary (what O_DIRECT needs)
             submit(s, got / kAlign * kAlign);
@@ -262,6 +263,10 @@ void ExpertCache::finish_read(int32_t s, uint64_t got, const std::string& error)
 
 void ExpertCache::prefetch(uint32_t layer, const int32_t* experts, size_t n) {
     std::lock_guard<std::mutex> lock(mu_);
+    prefetch_locked(layer, experts, n, false);
+}
+
+void ExpertCache::prefetch_locked(uint32_t layer, const int32_t* experts, size_t n, bool guessed) {
     poll();
     // those held leave the list meanwhile (the reads must not take their slots), and come back
     // as the most recently used
@@ -277,23 +282,16 @@ void ExpertCache::prefetch(uint32_t layer, const int32_t* experts, size_t n) {
         const uint64_t key = key_of(layer, static_cast<uint32_t>(experts[i]));
         if (slot_of_[key] >= 0) continue;
         start_read(victim(), key);
-        if (guessing_) ++guess_reads_;
+        if (guessed) ++guess_reads_;
     }
     for (int32_t s : held_) list_back(s);
 }
 
 void ExpertCache::guess(uint32_t layer, const int32_t* experts, size_t n) {
-    bool read;
-    {
-        std::lock_guard<std::mutex> lock(mu_);
-        if (layer >= guessed_.size()) return;
-        guessed_[layer].assign(experts, experts + n);
-        read = guess_accuracy_ >= kGuessAccuracy;
-        guessing_ = read;
-    }
-    if (read) prefetch(layer, experts, n);
     std::lock_guard<std::mutex> lock(mu_);
-    guessing_ = false;
+    if (layer >= guessed_.size()) return;
+    guessed_[layer].assign(experts, experts + n);
+    if (guess_accuracy_ >= kGuessAccuracy) prefetch_locked(layer, experts, n, true);
 }
 
 void ExpertCache::acquire(uint32_t layer, const int32_t* experts, size_t n, const uint32_t* tokens) {
@@ -414,11 +412,11 @@ void ExpertCache::reader() {
             const ssize_t r = ::pread(fd_, dst + got, want - got, static_cast<off_t>(at + got));
             if (r < 0 && errno == EINTR) continue;
             if (r < 0) {
-                error = strfmt("cannot read expert %u of layer %u from the layout file: %s", expert, layer, std::strerror(errno));
+                error = read_error(expert, layer, errno);
                 break;
             }
             if (r == 0) {
-                error = strfmt("the layout file ends inside expert %u of layer %u", expert, layer);
+                error = read_error(expert, layer, 0);
                 break;
             }
             got += static_cast<uint64_t>(r);

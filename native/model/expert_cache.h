@@ -122,6 +122,8 @@ class ExpertCache {
     int32_t victim() const;
     void to_lfu(int32_t s);
     void age();  // halves every extent's uses
+    // prefetch() with mu_ held; guessed: on behalf of guess() (counted in guess_reads_).
+    void prefetch_locked(uint32_t layer, const int32_t* experts, size_t n, bool guessed);
     // Gives slot `s` (taken from the list) to `key` and queues its read.
     void start_read(int32_t s, uint64_t key);
     // io_uring: submits the read of slot s's extent from byte `got` on; poll() takes in the
@@ -161,7 +163,7 @@ class ExpertCache {
     std::vector<std::vector<uint32_t>> guessed_;  // per layer: the experts guessed, until its acquire()
     uint64_t guesses_ = 0, guessed_right_ = 0, guess_reads_ = 0;
     double guess_accuracy_ = 1.0;
-    bool guessing_ = false;  // prefetch() on behalf of guess()
+
     int32_t head_ = -1, tail_ = -1;
     size_t listed_ = 0;
     std::deque<int32_t> queue_;  // slots to read

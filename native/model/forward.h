@@ -46,6 +46,7 @@ struct ForwardState {
     std::vector<float> x, h, q, k, v, att, proj, router, router_next, logits_in, attn_scratch;
     std::vector<uint8_t> act_x, act_h;
     Routing routing;
+    Routing guess;  // under a memory budget, decoding: the next layer's routing as guessed
     MoeScratch moe;
 };
 

@@ -146,38 +146,32 @@ void route(ThreadPool& pool, const float* logits, int64_t n, int64_t n_expert, i
             out.weights[static_cast<size_t>(t * K + j)] = probs[order[j]] / ws;
         }
     });
-    for (int64_t i = 0; i < n * K; ++i) counts[out.experts[static_cast<size_t>(i)]] += 1;
+    if (counts)
+        for (int64_t i = 0; i < n * K; ++i) counts[out.experts[static_cast<size_t>(i)]] += 1;
 }
+
+namespace {
+// The distinct experts of r's first n tokens, ascending, at most `max` of them, into s.active.
+void distinct_experts(const Routing& r, int64_t n, int64_t n_expert, size_t max, MoeScratch& s) {
+    s.wanted.assign(static_cast<size_t>(n_expert), 0);
+    for (int64_t i = 0; i < n * r.k; ++i) s.wanted[static_cast<size_t>(r.experts[static_cast<size_t>(i)])] = 1;
+    s.active.clear();
+    for (int64_t e = 0; e < n_expert && s.active.size() < max; ++e)
+        if (s.wanted[static_cast<size_t>(e)]) s.active.push_back(static_cast<int32_t>(e));
+}
+}  // namespace
 
 void prefetch_experts(const ExpertWeights& w, const Routing& r, int64_t n, MoeScratch& s) {
     if (!w.cache) return;
-    const int64_t NX = w.gate.ne[2];
-    s.wanted.assign(static_cast<size_t>(NX), 0);
-    for (int64_t i = 0; i < n * r.k; ++i) s.wanted[static_cast<size_t>(r.experts[static_cast<size_t>(i)])] = 1;
-    s.active.clear();
-    for (int64_t e = 0; e < NX && s.active.size() < w.cache->capacity(); ++e)
-        if (s.wanted[static_cast<size_t>(e)]) s.active.push_back(static_cast<int32_t>(e));
+    distinct_experts(r, n, w.gate.ne[2], w.cache->capacity(), s);
     w.cache->prefetch(w.layer, s.active.data(), s.active.size());
 }
 
-void prefetch_guess(const ExpertWeights& next, const float* logits, int64_t n, int64_t k, MoeScratch& s) {
+void prefetch_guess(const ExpertWeights& next, const Routing& guess, int64_t n, MoeScratch& s) {
     if (!next.cache) return;
     const int64_t NX = next.gate.ne[2];
-    if (static_cast<int64_t>(next.cache->capacity()) < 4 * std::min(NX, n * k)) return;
-    s.wanted.assign(static_cast<size_t>(NX), 0);
-    for (int64_t t = 0; t < n; ++t) {
-        const float* l = logits + t * NX;
-        for (int64_t j = 0; j < k; ++j) {  // the j-th largest not yet taken (k is small)
-            int64_t best = -1;
-            for (int64_t e = 0; e < NX; ++e)
-                if (s.wanted[static_cast<size_t>(e)] != 2 && (best < 0 || l[e] > l[best])) best = e;
-            s.wanted[static_cast<size_t>(best)] = 2;
-        }
-        for (uint8_t& w : s.wanted) w = w ? 1 : 0;
-    }
-    s.active.clear();
-    for (int64_t e = 0; e < NX; ++e)
-        if (s.wanted[static_cast<size_t>(e)]) s.active.push_back(static_cast<int32_t>(e));
+    if (static_cast<int64_t>(next.cache->capacity()) < 4 * std::min(NX, n * guess.k)) return;
+    distinct_experts(guess, n, NX, static_cast<size_t>(NX), s);
     next.cache->guess(next.layer, s.active.data(), s.active.size());
 }
 

@@ -57,7 +57,7 @@ struct MoeScratch {
 // Routes n tokens from their router logits (n_expert per token): probabilities by `gating`
 // (sigmoid, or softmax over the experts), the k most probable experts (ties broken as
 // ggml_argsort does), weights = their probabilities divided by their sum when `renormalize`.
-// Adds each choice to counts[expert].
+// Adds each choice to counts[expert] (when not nullptr).
 void route(ThreadPool& pool, const float* logits, int64_t n, int64_t n_expert, int64_t k, Gating gating, bool renormalize, Routing& out,
            MoeScratch& s, uint64_t* counts);
 
@@ -66,11 +66,11 @@ void route(ThreadPool& pool, const float* logits, int64_t n, int64_t n_expert, i
 // moe_ffn. No-op without a cache.
 void prefetch_experts(const ExpertWeights& w, const Routing& r, int64_t n, MoeScratch& s);
 
-// Under a memory budget: a guess of the experts a later layer will route these n tokens to (the
-// top k of `logits`, that layer's router on the residual as it stands), read ahead so the reads
-// overlap this layer's work. Only when the cache holds several layers' worth of them, so that the
-// guesses never push out what the current layer is about to use.
-void prefetch_guess(const ExpertWeights& next, const float* logits, int64_t n, int64_t k, MoeScratch& s);
+// Under a memory budget: `guess` routes the n tokens as a later layer probably will (route() on
+// that layer's router applied to the residual as it stands); its experts are read ahead so the
+// reads overlap this layer's work. Only when the cache holds several layers' worth of them, so
+// that the guesses never push out what the current layer is about to use.
+void prefetch_guess(const ExpertWeights& next, const Routing& guess, int64_t n, MoeScratch& s);
 
 // For every token t: x[t] += sum_j weights[t,j] * down_e(relu(gate_e(h[t])) * up_e(h[t])) with
 // e = experts[t,j], summed in choice order. Returns the number of (row, neuron) gate values

@@ -135,7 +135,8 @@ void SmallThinker::forward(ForwardState& s, const Batch& b) const {
         if (expert_cache && il + 1 < hp.n_layer && n <= kGuessTokens) {
             s.router_next.resize(static_cast<size_t>(n * NX));
             s.mm.mul(layers[il + 1].router, x, n, E, s.router_next.data(), NX);
-            prefetch_guess(experts(il + 1), s.router_next.data(), n, K, s.moe);
+            route(s.pool, s.router_next.data(), n, NX, K, gating, s.bug != Bug::NoRenorm, s.guess, s.moe, nullptr);
+            prefetch_guess(experts(il + 1), s.guess, n, s.moe);
             s.prof.lap(PhaseProfile::Guess);
         }
 
