@@ -50,7 +50,7 @@ import {
   type GroupReport,
   type ThrottleName,
 } from './benchLimits';
-import { RESULT_MARKER, type EngineName, type WorkerFailure, type WorkerRequest, type WorkerResult } from './benchWorker';
+import { RESULT_MARKER, type EngineName, type RegluStats, type WorkerFailure, type WorkerRequest, type WorkerResult } from './benchWorker';
 
 // ---------------------------------------------------------------- options
 
@@ -75,6 +75,8 @@ interface Options {
   /** layout-file folder for our engine, or undefined: relayout in memory */
   layoutDir: string | undefined;
   routing: 'varied' | 'skewed';
+  /** the generated file's ReGLU sparsity: 'random' (about half) or 'realistic' (the released models') */
+  sparsity: 'random' | 'realistic';
   /** each worker (but ours-free) in a cgroup v1 memory limit of this many MiB */
   memoryLimitMB: number | undefined;
   /** ours: LoadOptions.memoryBudgetMB (default: the memory limit) */
@@ -86,7 +88,7 @@ interface Options {
 
 const USAGE = `usage: npm run bench -- [--shape 4b|21b] [--type q4_0|q4_k_m|...|gen-q4_0|gen-q8_0] [--model FILE] [--threads N] [--runs N]
        [--pp N] [--tg N] [--engines ours,llama] [--json FILE] [--seed N] [--bandwidth GB/s] [--noisy CORES] [--drop-noisy] [--settle S] [--repeat-noisy N]
-       [--layout DIR|none] [--routing varied|skewed] [--memory] [--memory-limit MiB] [--budget MiB|none] [--throttle none|ssd|flash] [--cold]
+       [--layout DIR|none] [--routing varied|skewed] [--sparsity random|realistic] [--memory] [--memory-limit MiB] [--budget MiB|none] [--throttle none|ssd|flash] [--cold]
 --memory (npm run bench:memory): --memory-limit 8192 for the 21B shapes, 1024 for the 4B, --cold, --engines ours,llama,ours-free
   (ours-free: our engine without a budget or limit, the in-memory reference); each worker but ours-free runs in a cgroup v1
   memory limit (root), ours with --budget (default: the limit); --throttle caps the disk's reads (ssd 2 GB/s, flash 500 MB/s).`;
@@ -117,6 +119,7 @@ function parseArgs(argv: string[]): Options {
     '--repeat-noisy',
     '--layout',
     '--routing',
+    '--sparsity',
     '--memory',
     '--memory-limit',
     '--budget',
@@ -149,6 +152,8 @@ function parseArgs(argv: string[]): Options {
   for (const e of engines) if (e !== 'ours' && e !== 'llama' && e !== 'ours-free') fail(`unknown engine ${e} (ours, llama, ours-free)`);
   const routing = get('--routing') ?? 'varied';
   if (routing !== 'varied' && routing !== 'skewed') fail('--routing must be varied or skewed');
+  const sparsity = get('--sparsity') ?? 'random';
+  if (sparsity !== 'random' && sparsity !== 'realistic') fail('--sparsity must be random or realistic');
   const throttle = get('--throttle') ?? 'none';
   if (!(throttle in THROTTLES)) fail(`--throttle must be one of ${Object.keys(THROTTLES).join(', ')}`);
   const memoryLimitMB =
@@ -177,6 +182,7 @@ function parseArgs(argv: string[]): Options {
       get('--layout') ?? path.join(path.dirname(fixtureCacheDir()), 'layouts'),
     ),
     routing,
+    sparsity,
     memoryLimitMB,
     budgetMB,
     throttle: throttle as ThrottleName,
@@ -205,13 +211,24 @@ function fail(msg: string): never {
   process.exit(2);
 }
 
+/** Per-layer share of gate values <= 0, summed over runs (empty when the addon does not report layers). */
+function layerSparsity(stats: RegluStats[]): number[] {
+  const n = Math.min(...stats.map((r) => r.layers?.length ?? 0));
+  if (!Number.isFinite(n) || n === 0) return [];
+  return Array.from({ length: n }, (_, i) => {
+    const z = stats.reduce((a, r) => a + r.layers![i].zero, 0);
+    const t = stats.reduce((a, r) => a + r.layers![i].total, 0);
+    return t ? z / t : NaN;
+  });
+}
+
 // ---------------------------------------------------------------- the model and the inputs
 
 /** The generated model: the --type itself for gen-*, else the source llama-quantize requantizes. */
 function fixtureSpec(o: Options): ModelSpec {
   const t: WeightTypeName = o.type === 'gen-q8_0' || (!o.type.startsWith('gen-') && o.shape === '4b') ? 'Q8_0' : 'Q4_0';
   const base = o.shape === '21b' ? SMALLTHINKER_21B : SMALLTHINKER_4B;
-  return { ...base, routing: o.routing, types: { default: t } };
+  return { ...base, routing: o.routing, sparsity: o.sparsity, types: { default: t } };
 }
 
 async function resolveModel(o: Options): Promise<string> {
@@ -551,7 +568,9 @@ async function main(): Promise<void> {
   const bandwidthSource = o.bandwidthGBs === undefined ? `measured, ${o.threads} threads, best of 3` : '--bandwidth';
   const model = await resolveModel(o);
   const label =
-    (o.model ? path.basename(model, '.gguf') : `${o.shape}-${o.type}${o.routing === 'skewed' ? '-skewed' : ''}`) +
+    (o.model
+      ? path.basename(model, '.gguf')
+      : `${o.shape}-${o.type}${o.routing === 'skewed' ? '-skewed' : ''}${o.sparsity === 'realistic' ? '-sparse' : ''}`) +
     (o.memoryLimitMB ? `-limit${o.memoryLimitMB}${o.throttle !== 'none' ? `-${o.throttle}` : ''}` : '');
   if (o.memoryLimitMB) {
     const why = limitsUnavailable(o.throttle);
@@ -761,6 +780,14 @@ async function main(): Promise<void> {
     const p = sum('prompt');
     sparsity = { decode: d.total ? d.zero / d.total : NaN, prompt: p.total ? p.zero / p.total : NaN };
     console.log(`ReGLU sparsity (share of gate values <= 0): decode ${pct(sparsity.decode)}, prompt ${pct(sparsity.prompt)}`);
+    const perLayer = layerSparsity(rs.map((r) => r.decode));
+    if (perLayer.length) {
+      const sorted = [...perLayer].sort((a, b) => a - b);
+      console.log(
+        `  per layer while decoding: first ${pct(perLayer[0])}, median ${pct(sorted[sorted.length >> 1])}, ` +
+          `min ${pct(sorted[0])}, max ${pct(sorted[sorted.length - 1])} (ENGINE-SPEC: released models' median over 60%, early layers 90%+)`,
+      );
+    }
     const bytes = rs.reduce((a, r) => a + (r.decode.expertBytes ?? 0), 0);
     const steps = oursOk.reduce((a, r) => a + (r.reglu ? r.nDecode : 0), 0);
     if (bytes > 0 && steps > 0) {

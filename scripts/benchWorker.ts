@@ -158,6 +158,8 @@ export interface RegluStats {
   zero: number;
   total: number;
   expertBytes: number;
+  /** per layer (builds of the addon before it: absent) */
+  layers?: { zero: number; total: number }[];
 }
 type RegluFn = () => RegluStats;
 
@@ -279,7 +281,14 @@ async function openLlama(req: WorkerRequest, log: (s: string) => void): Promise<
 
 const sub = (a: Float64Array | null, b: Float64Array | null): number[] | null => (a && b ? Array.from(b, (x, i) => x - a[i]) : null);
 const subReglu = (a: RegluStats | null, b: RegluStats | null): RegluStats | null =>
-  a && b ? { zero: b.zero - a.zero, total: b.total - a.total, expertBytes: (b.expertBytes ?? 0) - (a.expertBytes ?? 0) } : null;
+  a && b
+    ? {
+        zero: b.zero - a.zero,
+        total: b.total - a.total,
+        expertBytes: (b.expertBytes ?? 0) - (a.expertBytes ?? 0),
+        layers: b.layers?.map((l, i) => ({ zero: l.zero - (a.layers?.[i]?.zero ?? 0), total: l.total - (a.layers?.[i]?.total ?? 0) })),
+      }
+    : null;
 
 async function measure(engine: EngineName, req: WorkerRequest): Promise<WorkerResult> {
   const log = (s: string) => process.stderr.write(`${s}\n`);

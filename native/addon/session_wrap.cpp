@@ -272,6 +272,14 @@ Napi::Value SessionWrap::reglu_stats(const Napi::CallbackInfo& info) {
     o.Set("zero", Napi::Number::New(env, static_cast<double>(st.zero)));
     o.Set("total", Napi::Number::New(env, static_cast<double>(st.total)));
     o.Set("expertBytes", Napi::Number::New(env, static_cast<double>(st.expert_bytes)));
+    Napi::Array layers = Napi::Array::New(env, st.layer_zero.size());
+    for (size_t i = 0; i < st.layer_zero.size(); ++i) {
+        Napi::Object l = Napi::Object::New(env);
+        l.Set("zero", Napi::Number::New(env, static_cast<double>(st.layer_zero[i])));
+        l.Set("total", Napi::Number::New(env, static_cast<double>(st.layer_total[i])));
+        layers.Set(static_cast<uint32_t>(i), l);
+    }
+    o.Set("layers", layers);
     return o;
 }
 

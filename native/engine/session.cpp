@@ -107,7 +107,9 @@ Session::Session(const Model& model, const SessionParams& params) : model_(model
 
 Session::~Session() = default;
 
-Session::ReluStats Session::reglu_stats() const { return {impl_->reglu_zero, impl_->reglu_total, impl_->moe.bytes_read}; }
+Session::ReluStats Session::reglu_stats() const {
+    return {impl_->reglu_zero, impl_->reglu_total, impl_->moe.bytes_read, impl_->reglu_zero_layer, impl_->reglu_total_layer};
+}
 
 const std::vector<uint64_t>& Session::expert_counts() const { return impl_->expert_counts; }
 

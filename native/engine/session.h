@@ -84,7 +84,8 @@ class Session {
     // `up` row is skipped when no token of the batch needs it), out of all.
     struct ReluStats {
         uint64_t zero = 0, total = 0;
-        uint64_t expert_bytes = 0;  // expert weight bytes read (the sparse layouts read only live neurons)
+        uint64_t expert_bytes = 0;                      // expert weight bytes read (the sparse layouts read only live neurons)
+        std::vector<uint64_t> layer_zero, layer_total;  // the same per layer
     };
     ReluStats reglu_stats() const;
 

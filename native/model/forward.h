@@ -39,9 +39,10 @@ struct ForwardState {
     PhaseProfile prof;
     Bug bug;
     // Statistics of everything evaluated: routing counts[layer * n_expert + e]; gate values relu
-    // silenced, out of all expert neuron evaluations.
+    // silenced, out of all expert neuron evaluations, in all and per layer.
     std::vector<uint64_t> expert_counts;
     uint64_t reglu_zero = 0, reglu_total = 0;
+    std::vector<uint64_t> reglu_zero_layer, reglu_total_layer;
     // Buffers reused between calls (sized for the batch by the forward pass).
     std::vector<float> x, h, q, k, v, att, proj, router, router_next, logits_in, attn_scratch;
     std::vector<uint8_t> act_x, act_h;

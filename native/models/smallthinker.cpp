@@ -143,8 +143,14 @@ void SmallThinker::forward(ForwardState& s, const Batch& b) const {
         // 5. Mixture of experts on the normed residual: each token's top-k experts from the
         //    router logits of step 1, their ReGLU FFNs weighted and added to the residual.
         rms_norm_rows(s.pool, x, L.ffn_norm_f32.data(), h, n, E, hp.rms_eps);
-        s.reglu_zero += moe_ffn(s.mm, s.pool, ew, h, n, E, s.routing, x, s.moe, s.prof);
-        s.reglu_total += static_cast<uint64_t>(n * K * hp.n_ff_exp[il]);
+        const uint64_t zero = moe_ffn(s.mm, s.pool, ew, h, n, E, s.routing, x, s.moe, s.prof);
+        const uint64_t total = static_cast<uint64_t>(n * K * hp.n_ff_exp[il]);
+        s.reglu_zero += zero;
+        s.reglu_total += total;
+        s.reglu_zero_layer.resize(static_cast<size_t>(hp.n_layer));
+        s.reglu_total_layer.resize(static_cast<size_t>(hp.n_layer));
+        s.reglu_zero_layer[static_cast<size_t>(il)] += zero;
+        s.reglu_total_layer[static_cast<size_t>(il)] += total;
     }
 
     // 6. The final norm and the logits of the rows asked for.

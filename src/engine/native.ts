@@ -257,8 +257,8 @@ export interface Session {
   tokens(): Int32Array;
   /** Routing counts so far: [layer * n_expert + expert]. */
   expertCounts(): Float64Array;
-  /** ReGLU sparsity so far: expert neuron evaluations whose gate was <= 0, out of all; expert weight bytes read. */
-  regluStats(): { zero: number; total: number; expertBytes: number };
+  /** ReGLU sparsity so far: expert neuron evaluations whose gate was <= 0, out of all (and per layer); expert weight bytes read. */
+  regluStats(): { zero: number; total: number; expertBytes: number; layers: { zero: number; total: number }[] };
   /** Frees the KV cache now (after the running operation, which is cancelled). */
   dispose(): void;
   readonly nPast: number;

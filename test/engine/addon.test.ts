@@ -165,7 +165,7 @@ describe('addon', () => {
   it('counts expert use and ReGLU sparsity', async () => {
     const s = model.createSession({ nCtx: 64 });
     try {
-      assert.deepEqual(s.regluStats(), { zero: 0, total: 0, expertBytes: 0 });
+      assert.deepEqual(s.regluStats(), { zero: 0, total: 0, expertBytes: 0, layers: [] });
       await s.eval([1, 2, 3, 4, 5]);
       const st = s.regluStats();
       const info = model.info();
@@ -174,6 +174,16 @@ describe('addon', () => {
       assert.equal(st.total, 5 * used * info.layers.reduce((a, l) => a + l.n_ff_exp, 0));
       // random gate weights: about half the neurons are silenced by relu
       assert.ok(st.zero > 0.3 * st.total && st.zero < 0.7 * st.total, `sparsity ${st.zero}/${st.total}`);
+      // and per layer, adding up to the totals
+      assert.equal(st.layers.length, info.layers.length);
+      assert.equal(
+        st.layers.reduce((a, l) => a + l.zero, 0),
+        st.zero,
+      );
+      assert.deepEqual(
+        st.layers.map((l) => l.total),
+        info.layers.map((l) => 5 * used * l.n_ff_exp),
+      );
       // the experts' weights were read: at least each evaluated (token, expert)'s gate, once per batch
       assert.ok(st.expertBytes > 0, `expert bytes ${st.expertBytes}`);
       const counts = s.expertCounts();

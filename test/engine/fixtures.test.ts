@@ -15,10 +15,12 @@ import {
   fixtureFileName,
   ModelSpec,
   normalizeSpec,
+  targetSparsity,
   TINY,
   TOKEN_TYPE,
   weightScales,
 } from '../support/fixtures';
+import { loadModel } from '../../src/engine/native';
 import { GgmlType, GgufValueType, kv, readGgufHeader, readTensorBytes, tensorNbytes, writeGguf } from '../support/gguf';
 import { openOracle } from '../support/oracle';
 import {
@@ -476,11 +478,54 @@ describe('fixture weights', () => {
     assert.ok(skewed.under014 >= 0.6, `skewed: ${skewed.under014} of experts under 0.14`);
   });
 
+  test("'realistic' sparsity: relu silences 90%+ of the gates in the first layer, fewer deeper, median over 60%; 'random' about half", async () => {
+    // both ways of making weights: floats through the quantiser (F32) and blocks drawn directly (Q8_0)
+    const base: ModelSpec = { ...TINY_SPEC, n_layer: 8, n_embd: 512, n_expert: 8, n_expert_used: 2, n_ff_exp: 256 };
+    const perLayer = async (spec: ModelSpec) => {
+      const model = await loadModel(await ensureModel(spec));
+      const s = model.createSession({ nCtx: 128 });
+      try {
+        await s.prefill(Array.from({ length: 96 }, (_, i) => 1 + ((i * 37) % 500)));
+        const st = s.regluStats();
+        assert.equal(st.layers.length, 8);
+        assert.equal(
+          st.layers.reduce((a, l) => a + l.zero, 0),
+          st.zero,
+        );
+        const counts = s.expertCounts();
+        return { sparsity: st.layers.map((l) => l.zero / l.total), counts: [...counts.slice(0, 8)] };
+      } finally {
+        s.dispose();
+        model.dispose();
+      }
+    };
+    for (const source of [{ types: { default: 'F32' } }, { types: { default: 'Q8_0' }, quant_source: 'direct' }] as const) {
+      const realistic = await perLayer({ ...base, ...source, sparsity: 'realistic' });
+      const random = await perLayer({ ...base, ...source });
+      const show = (a: number[]) => a.map((x) => x.toFixed(2)).join(' ');
+      const r = realistic.sparsity;
+      assert.ok(r[0] >= 0.88, `${source.types.default}: first layer ${show(r)}`);
+      for (let il = 0; il < 8; il++)
+        assert.ok(Math.abs(r[il] - targetSparsity(il, 8)) < 0.05, `${source.types.default}: layer ${il}: ${show(r)} vs its target`);
+      assert.ok(r[7] < r[0] - 0.2, `${source.types.default}: deeper layers less sparse: ${show(r)}`);
+      const median = [...r].sort((a, b) => a - b)[4];
+      assert.ok(median > 0.6, `${source.types.default}: median ${median}`);
+      for (const x of random.sparsity) assert.ok(Math.abs(x - 0.5) < 0.06, `${source.types.default}: random ${show(random.sparsity)}`);
+      // routing is not made degenerate: layer 0 still spreads the tokens over the experts
+      const busiest = Math.max(...realistic.counts) / (96 * 2);
+      assert.ok(busiest < 0.35, `${source.types.default}: busiest layer-0 expert ${busiest}`);
+    }
+  });
+
   test('normalizeSpec is idempotent and defaults are the tiny model', () => {
     const s = normalizeSpec(TINY_SPEC);
     assert.deepEqual(normalizeSpec(s), s);
     assert.equal(fixtureFileName(s), fixtureFileName(TINY_SPEC));
     assert.notEqual(fixtureFileName({ ...TINY_SPEC, seed: 2 }), fixtureFileName(TINY_SPEC));
+    // 'random' sparsity is what files were before the option: same names (caches stay valid)
+    assert.equal(fixtureFileName({ ...TINY_SPEC, sparsity: 'random' }), fixtureFileName(TINY_SPEC));
+    assert.match(fixtureFileName({ ...TINY_SPEC, n_embd: 64, sparsity: 'realistic' }), /-varied-realistic-[0-9a-f]{16}\.gguf$/);
+    assert.throws(() => normalizeSpec({ ...TINY_SPEC, n_embd: 32, sparsity: 'realistic' }), /realistic/);
     assert.throws(() => normalizeSpec({ ...TINY_SPEC, n_embd: 48, types: { default: 'Q4_0' } }), /multiple of 32/);
   });
 });

@@ -16,6 +16,11 @@ export const GENERATOR_VERSION = 1;
 
 export type WeightTypeName = 'F32' | 'F16' | 'BF16' | 'Q8_0' | 'Q4_0';
 export type Routing = 'varied' | 'skewed' | 'uniform';
+/**
+ * How many neurons relu(gate) silences: 'random' (zero-mean gates: about half, every layer) or
+ * 'realistic' (ENGINE-SPEC section 7: the released models' median over 60%, early layers 90%+).
+ */
+export type Sparsity = 'random' | 'realistic';
 export type Gating = 'sigmoid' | 'softmax' | 'missing' | number;
 
 export interface ModelSpec {
@@ -52,6 +57,8 @@ export interface ModelSpec {
   };
   seed?: number;
   routing?: Routing;
+  /** default 'random' */
+  sparsity?: Sparsity;
   /** scale of attn_output relative to 1/sqrt(fan_in) (default 0.1; 'uniform' ignores it) */
   attn_out_gain?: number;
   vocab?: 'qwen' | { size: number };
@@ -94,6 +101,7 @@ export interface NormalizedSpec {
   types: { token_embd: WeightTypeName; output: WeightTypeName; experts: WeightTypeName; attn: WeightTypeName };
   seed: number;
   routing: Routing;
+  sparsity: Sparsity;
   attn_out_gain: number;
   vocab: 'qwen' | { size: number };
   chat_template: string | null;
@@ -217,6 +225,7 @@ export function normalizeSpec(spec: ModelSpec = {}): NormalizedSpec {
     },
     seed: spec.seed ?? 1,
     routing: spec.routing ?? 'varied',
+    sparsity: spec.sparsity ?? 'random',
     attn_out_gain: spec.attn_out_gain ?? 0.1,
     vocab: isQwen ? 'qwen' : { size: vocab.size },
     chat_template: spec.chat_template === undefined ? (isQwen ? qwenChatTemplate() : null) : spec.chat_template,
@@ -254,6 +263,8 @@ function validateSpec(s: NormalizedSpec): void {
   if (s.n_expert_used > s.n_expert) fail('n_expert_used > n_expert');
   if (s.head_dim % 2 !== 0) fail('head_dim must be even (RoPE)');
   if (s.n_ff_exp_per_layer && s.n_ff_exp_per_layer.length !== s.n_layer) fail('n_ff_exp_per_layer must have n_layer entries');
+  if (s.sparsity === 'realistic' && (s.routing === 'uniform' || s.n_embd < 2 * QK || s.n_embd % QK !== 0))
+    fail(`'realistic' sparsity needs varied or skewed routing and n_embd a multiple of ${QK}, at least ${2 * QK}`);
   if (Array.isArray(s.sliding_window_pattern) && s.sliding_window_pattern.length !== s.n_layer) {
     fail('sliding_window_pattern array must have n_layer entries');
   }
@@ -286,16 +297,19 @@ function stableStringify(v: unknown): string {
 /** Cache file name: a readable prefix plus a hash of the generator version and the spec. */
 export function fixtureFileName(spec: ModelSpec): string {
   const s = normalizeSpec(spec);
+  // 'random' sparsity is what every file was before the field existed: not hashed, same names
+  const { sparsity, ...rest } = s;
+  const hashed = sparsity === 'random' ? rest : s;
   const hash = crypto
     .createHash('sha256')
-    .update(`gen${GENERATOR_VERSION}:${stableStringify(s)}`)
+    .update(`gen${GENERATOR_VERSION}:${stableStringify(hashed)}`)
     .digest('hex')
     .slice(0, 16);
   const t = s.types;
   const allSame = t.token_embd === t.output && t.output === t.experts && t.experts === t.attn;
   const typeLabel = (allSame ? t.experts : `${t.experts}mix`).toLowerCase();
   const vocabLabel = s.vocab === 'qwen' ? 'qwen' : `v${s.vocab.size}`;
-  return `st-${s.n_layer}L-${s.n_embd}d-${s.n_expert}x${s.n_expert_used}-${typeLabel}-${vocabLabel}-${s.routing}-${hash}.gguf`;
+  return `st-${s.n_layer}L-${s.n_embd}d-${s.n_expert}x${s.n_expert_used}-${typeLabel}-${vocabLabel}-${s.routing}${sparsity === 'random' ? '' : `-${sparsity}`}-${hash}.gguf`;
 }
 
 export interface FixtureInfo {
@@ -653,6 +667,8 @@ interface TensorPlan {
   ne: number[];
   type: GgmlType;
   recipe: Recipe;
+  /** 'realistic' sparsity: the first QK values of row r are all lead(r) instead of the recipe's */
+  lead?: (row: number) => number;
 }
 
 export interface WeightScales {
@@ -668,6 +684,10 @@ export interface WeightScales {
   skew_beta: number;
   /** router grades run linearly from +skew_grade to -skew_grade over a per-layer permutation */
   skew_grade: number;
+  /** 'realistic' sparsity: the value of the embeddings' first QK dimensions (0: none) */
+  massive: number;
+  /** 'realistic' sparsity: a gate row's first QK values in layer il (times 1 +- 0.5 per neuron) */
+  gate_lead: (il: number) => number;
 }
 
 /** Standard deviations used for each kind of weight. */
@@ -685,6 +705,8 @@ export function weightScales(s: NormalizedSpec): WeightScales {
       norm_std: 0.1,
       skew_beta: 0,
       skew_grade: 0,
+      massive: 0,
+      gate_lead: () => 0,
     };
   }
   // gain / sqrt(fan_in): activations keep unit scale after every matrix; with n_embd 1536
@@ -703,7 +725,30 @@ export function weightScales(s: NormalizedSpec): WeightScales {
     // (the paper's 70-80%) and the busiest expert picked by ~70% of tokens
     skew_beta: s.routing === 'skewed' ? 0.5 : 0,
     skew_grade: s.routing === 'skewed' ? 1.5 : 0,
+    // 'realistic' sparsity, the way trained models get it: every token's residual carries a few
+    // large constant dimensions (here the first QK, value `massive`; real models have such
+    // "massive activations"), only the gates read them, with negative weights, so that each
+    // gate's mean is negative: targetSparsity(il) of the gates <= 0 in layer il (measured about
+    // 1-3 points lower: the rest of the residual grows with depth). The router, attention, up and
+    // output rows ignore those dimensions (their first QK weights are 0): routing and attention
+    // stay as without.
+    massive: s.sparsity === 'realistic' ? MASSIVE : 0,
+    gate_lead: (il) =>
+      s.sparsity === 'realistic'
+        ? -(normInv(targetSparsity(il, s.n_layer)) * inv(s.n_embd) * Math.sqrt(s.n_embd - QK)) / (QK * MASSIVE)
+        : 0,
   };
+}
+
+const MASSIVE = 4;
+
+/**
+ * The share of gates <= 0 a 'realistic' fixture aims at in layer il of n: 94% in the first layer,
+ * falling to about 65% by the middle and 62% in the last (ENGINE-SPEC section 7: the released
+ * models' median over 60%, early layers 90%+).
+ */
+export function targetSparsity(il: number, n: number): number {
+  return 0.61 + 0.33 * Math.exp((-4 * il) / Math.max(1, n - 1));
 }
 
 function wtype(t: WeightTypeName): GgmlType {
@@ -717,16 +762,21 @@ export function planTensors(s: NormalizedSpec): TensorPlan[] {
   const gauss = (std: number, mean = 0): Recipe => ({ kind: 'gauss', std, mean });
   const norm = (): Recipe => gauss(sc.norm_std, 1);
   const plans: TensorPlan[] = [];
-  const add = (name: string, ne: number[], type: GgmlType, recipe: Recipe) => plans.push({ name, ne, type, recipe });
+  const realistic = sc.massive !== 0;
+  /** rows that read the residual but not its massive dimensions */
+  const blind = realistic ? () => 0 : undefined;
+  const add = (name: string, ne: number[], type: GgmlType, recipe: Recipe, lead?: (row: number) => number) =>
+    plans.push({ name, ne, type, recipe, lead });
 
   add(
     'token_embd.weight',
     [s.n_embd, s.n_vocab],
     wtype(s.types.token_embd),
     sc.skew_beta > 0 ? { kind: 'shared', std: sc.token_embd, beta: sc.skew_beta, u: shared } : gauss(sc.token_embd),
+    realistic ? () => sc.massive : undefined,
   );
   add('output_norm.weight', [s.n_embd], GgmlType.F32, norm());
-  if (!s.tied) add('output.weight', [s.n_embd, s.n_vocab], wtype(s.types.output), gauss(sc.output));
+  if (!s.tied) add('output.weight', [s.n_embd, s.n_vocab], wtype(s.types.output), gauss(sc.output), blind);
   const q = s.n_head * s.head_dim;
   const kvw = s.n_head_kv * s.head_dim;
   const at = wtype(s.types.attn);
@@ -735,21 +785,29 @@ export function planTensors(s: NormalizedSpec): TensorPlan[] {
     const b = `blk.${il}`;
     const nff = s.n_ff_exp_per_layer ? s.n_ff_exp_per_layer[il] : s.n_ff_exp;
     add(`${b}.attn_norm.weight`, [s.n_embd], GgmlType.F32, norm());
-    add(`${b}.attn_q.weight`, [s.n_embd, q], at, gauss(sc.attn_qkv));
-    add(`${b}.attn_k.weight`, [s.n_embd, kvw], at, gauss(sc.attn_qkv));
-    add(`${b}.attn_v.weight`, [s.n_embd, kvw], at, gauss(sc.attn_qkv));
+    add(`${b}.attn_q.weight`, [s.n_embd, q], at, gauss(sc.attn_qkv), blind);
+    add(`${b}.attn_k.weight`, [s.n_embd, kvw], at, gauss(sc.attn_qkv), blind);
+    add(`${b}.attn_v.weight`, [s.n_embd, kvw], at, gauss(sc.attn_qkv), blind);
     add(`${b}.attn_output.weight`, [q, s.n_embd], at, gauss(sc.attn_output));
     add(`${b}.ffn_norm.weight`, [s.n_embd], GgmlType.F32, norm());
     if (sc.skew_grade > 0) {
       const perm = new Rng(s.seed, `${b}.router_permutation`).permutation(E);
       const grade = new Float64Array(E);
       for (let rank = 0; rank < E; rank++) grade[perm[rank]] = E > 1 ? sc.skew_grade * (1 - (2 * rank) / (E - 1)) : 0;
-      add(`${b}.ffn_gate_inp.weight`, [s.n_embd, E], GgmlType.F32, { kind: 'router', std: sc.router, grade, u: shared });
+      add(`${b}.ffn_gate_inp.weight`, [s.n_embd, E], GgmlType.F32, { kind: 'router', std: sc.router, grade, u: shared }, blind);
     } else {
-      add(`${b}.ffn_gate_inp.weight`, [s.n_embd, E], GgmlType.F32, gauss(sc.router));
+      add(`${b}.ffn_gate_inp.weight`, [s.n_embd, E], GgmlType.F32, gauss(sc.router), blind);
     }
-    add(`${b}.ffn_gate_exps.weight`, [s.n_embd, nff, E], ex, gauss(sc.ffn_gate_up));
-    add(`${b}.ffn_up_exps.weight`, [s.n_embd, nff, E], ex, gauss(sc.ffn_gate_up));
+    let gateLead: ((row: number) => number) | undefined;
+    if (realistic) {
+      // neurons differ: each gate's lead is gate_lead * (1 +- 0.5)
+      const rng = new Rng(s.seed, `${b}.gate_lead`);
+      const f = Float32Array.from({ length: nff * E }, () => 0.5 + rng.nextFloat());
+      const lead = sc.gate_lead(il);
+      gateLead = (row) => lead * f[row];
+    }
+    add(`${b}.ffn_gate_exps.weight`, [s.n_embd, nff, E], ex, gauss(sc.ffn_gate_up), gateLead);
+    add(`${b}.ffn_up_exps.weight`, [s.n_embd, nff, E], ex, gauss(sc.ffn_gate_up), blind);
     add(`${b}.ffn_down_exps.weight`, [nff, s.n_embd, E], ex, gauss(sc.ffn_down(nff)));
   }
   return plans;
@@ -766,7 +824,7 @@ function tensorProducer(s: NormalizedSpec, p: TensorPlan): TensorDataProducer {
     for (let i = 1; i < p.ne.length; i++) rows *= p.ne[i];
     const r = p.recipe;
     if (s.quant_source === 'direct' && r.kind === 'gauss' && r.mean === 0 && (p.type === GgmlType.Q4_0 || p.type === GgmlType.Q8_0)) {
-      writeRandomBlocks(rng, p.type, ne0 * rows, r.std, write);
+      writeRandomBlocks(rng, p.type, ne0 * rows, r.std, write, p.lead && { rowBlocks: ne0 / QK, value: p.lead });
       return;
     }
     const rowsPerChunk = Math.max(1, Math.floor(CHUNK_VALUES / ne0));
@@ -791,6 +849,7 @@ function tensorProducer(s: NormalizedSpec, p: TensorPlan): TensorDataProducer {
           for (let i = 0; i < ne0; i++) x[o + i] += g * r.u[i];
         }
       }
+      if (p.lead) for (let k = 0; k < nr; k++) x.fill(p.lead(row + k), k * ne0, k * ne0 + QK);
       const n = tensorNbytes(p.type, [ne0, nr]);
       write(encodeTensor(p.type, x, bytes.subarray(0, n)));
     }
@@ -870,7 +929,14 @@ function blockTables(type: GgmlType): BlockTables {
  * d = +-std * jitter / sqrt(E[q^2]) (random sign, log-normal jitter so scales differ block to
  * block) and quants drawn from normal quantiles. Mean 0, standard deviation std.
  */
-function writeRandomBlocks(rng: Rng, type: GgmlType, n: number, std: number, write: (chunk: Uint8Array) => void): void {
+function writeRandomBlocks(
+  rng: Rng,
+  type: GgmlType,
+  n: number,
+  std: number,
+  write: (chunk: Uint8Array) => void,
+  lead?: { rowBlocks: number; value: (row: number) => number },
+): void {
   const t = blockTables(type);
   const base = std / Math.sqrt(t.secondMoment);
   const dBits = new Uint16Array(512); // [sign * 256 + jitter index] -> f16 bits of d
@@ -888,6 +954,10 @@ function writeRandomBlocks(rng: Rng, type: GgmlType, n: number, std: number, wri
     let o = 0;
     if (type === GgmlType.Q4_0) {
       for (let k = 0; k < cnt; k++) {
+        if (lead && (b0 + k) % lead.rowBlocks === 0) {
+          o += constantBlock(type, lead.value((b0 + k) / lead.rowBlocks), out, o);
+          continue;
+        }
         const h = dBits[rng.nextU32() & 0x1ff];
         out[o] = h & 0xff;
         out[o + 1] = h >>> 8;
@@ -900,6 +970,10 @@ function writeRandomBlocks(rng: Rng, type: GgmlType, n: number, std: number, wri
       }
     } else {
       for (let k = 0; k < cnt; k++) {
+        if (lead && (b0 + k) % lead.rowBlocks === 0) {
+          o += constantBlock(type, lead.value((b0 + k) / lead.rowBlocks), out, o);
+          continue;
+        }
         const h = dBits[rng.nextU32() & 0x1ff];
         out[o] = h & 0xff;
         out[o + 1] = h >>> 8;
@@ -915,6 +989,21 @@ function writeRandomBlocks(rng: Rng, type: GgmlType, n: number, std: number, wri
     }
     write(out.subarray(0, o));
   }
+}
+
+/** A Q4_0 / Q8_0 block of QK values v at out[o], as the reference quantiser writes it; returns its size. */
+function constantBlock(type: GgmlType, v: number, out: Uint8Array, o: number): number {
+  // Q4_0: x = (q - 8) * d with d = max / -8, so q = 0 everywhere; Q8_0: d = |v| / 127, q = +-127
+  const d = v === 0 ? 0 : type === GgmlType.Q4_0 ? -v / 8 : Math.abs(v) / 127;
+  const h = f32ToF16(d);
+  out[o] = h & 0xff;
+  out[o + 1] = h >>> 8;
+  if (type === GgmlType.Q4_0) {
+    out.fill(v === 0 ? 0x88 : 0, o + 2, o + Q4_0_BLOCK_BYTES);
+    return Q4_0_BLOCK_BYTES;
+  }
+  out.fill(v === 0 ? 0 : v > 0 ? 127 : 0x81, o + 2, o + Q8_0_BLOCK_BYTES);
+  return Q8_0_BLOCK_BYTES;
 }
 
 // ---------------------------------------------------------------- writing
