@@ -59,8 +59,19 @@ void ThreadPool::worker(int index) {
         }
         seen = g;
         if (stop_.load()) return;
+        // Join the job of generation g if it is still open (a late worker finds it closed, or
+        // already a later one, and waits for the next).
+        uint64_t j = job_.load(std::memory_order_acquire);
+        bool joined = false;
+        while ((j >> 32) == (g & 0xffffffffu) && !(j & kClosed)) {
+            if (job_.compare_exchange_weak(j, j + 1, std::memory_order_acq_rel)) {
+                joined = true;
+                break;
+            }
+        }
+        if (!joined) continue;
         run_chunks(index);
-        pending_.fetch_sub(1, std::memory_order_acq_rel);
+        job_.fetch_sub(1, std::memory_order_acq_rel);
     }
 }
 
@@ -77,14 +88,23 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void
     grain_ = grain;
     next_.store(0);
     error_ = nullptr;
-    pending_.store(n_threads_ - 1);
     {
         std::lock_guard<std::mutex> lock(mutex_);
-        generation_.fetch_add(1, std::memory_order_acq_rel);
+        const uint64_t g = generation_.load(std::memory_order_relaxed) + 1;
+        job_.store((g & 0xffffffffu) << 32, std::memory_order_release);  // open, nobody inside
+        generation_.store(g, std::memory_order_release);
     }
     cv_.notify_all();
     run_chunks(0);
-    while (pending_.load(std::memory_order_acquire) != 0) MOE_PAUSE();
+    // Every chunk is handed out: close the job to latecomers, wait for the workers inside it
+    // (spinning first: they are usually finishing their last chunk; then yielding the core).
+    job_.fetch_or(kClosed, std::memory_order_acq_rel);
+    for (int spin = 0; job_.load(std::memory_order_acquire) & kActiveMask; ++spin) {
+        if (spin < 4096)
+            MOE_PAUSE();
+        else
+            std::this_thread::yield();
+    }
     fn_ = nullptr;
     if (error_) {
         std::exception_ptr e = error_;

@@ -1,6 +1,9 @@
 // A pool of worker threads that stay alive between forward passes. parallel_for splits
 // [0, n) into chunks taken from a shared atomic counter; the calling thread works too.
 // Workers spin briefly before sleeping so back-to-back ops do not pay a wake-up each time.
+// Other processes may hold the cores (an editor's UI beside the engine): a worker that wakes
+// late joins only if chunks are left, and the caller waits only for workers inside the job, so
+// a descheduled worker costs its share of the work, not a scheduler time slice per operation.
 #pragma once
 #include <atomic>
 #include <condition_variable>
@@ -35,7 +38,11 @@ class ThreadPool {
     std::mutex run_mutex_;  // one parallel_for at a time
     std::condition_variable cv_;
     std::atomic<uint64_t> generation_{0};
-    std::atomic<int> pending_{0};
+    // The current job: its generation (high 32 bits), kClosed once every chunk is handed out, and
+    // the number of workers inside it (low bits). Workers join with a CAS while it is open.
+    std::atomic<uint64_t> job_{0};
+    static constexpr uint64_t kClosed = 1ull << 31;
+    static constexpr uint64_t kActiveMask = kClosed - 1;
     std::atomic<bool> stop_{false};
     // current job
     const std::function<void(int64_t, int64_t, int)>* fn_ = nullptr;
