@@ -45,6 +45,8 @@ export interface ChatViewState {
   busy: boolean;
   /** The assistant message being streamed, when busy in this conversation. */
   streamingMessageId?: string;
+  /** What happens before its first token ("Evaluating 734 prompt tokens…"). */
+  progress?: string;
   engine: EngineView;
 }
 
@@ -64,6 +66,8 @@ export type WebviewToHost =
 export type HostToWebview =
   | { type: 'state'; state: ChatViewState }
   | { type: 'delta'; messageId: string; text: string }
+  /** What happens before the answer's first token; shown in place of its text until that comes. */
+  | { type: 'progress'; messageId: string; text: string }
   | { type: 'done'; messageId: string; stopReason: AnswerEnd; stats?: AnswerStats }
   /** With messageId: the answer failed (shown in the transcript); without: a passing notice. */
   | { type: 'error'; message: string; messageId?: string; actions?: CommandAction[] }
@@ -71,6 +75,23 @@ export type HostToWebview =
   | { type: 'attachments'; list: AttachmentChip[] }
   | { type: 'engine'; engine: EngineView }
   | { type: 'focusInput' };
+
+/** "Reading app.ts…", "Reading 2 files and a selection…": what the answer starts with when the message has attachments. */
+export function readingText(attachments: ReadonlyArray<Pick<ChatAttachment, 'kind' | 'label'>>): string | undefined {
+  if (attachments.length === 0) return undefined;
+  if (attachments.length === 1) return `Reading ${attachments[0].kind === 'file' ? attachments[0].label : 'the selection'}…`;
+  const files = attachments.filter((a) => a.kind === 'file').length;
+  const selections = attachments.length - files;
+  const part = (n: number, one: string, many: string): string => (n === 1 ? `1 ${one}` : `${n} ${many}`);
+  const parts = [files > 0 ? part(files, 'file', 'files') : '', selections > 0 ? part(selections, 'selection', 'selections') : ''];
+  return `Reading ${parts.filter(Boolean).join(' and ')}…`;
+}
+
+/** "Evaluating 734 prompt tokens…", or with a cache: "Evaluating 34 new prompt tokens (700 cached)…". */
+export function evaluatingText(promptTokens: number, cachedTokens: number): string {
+  const fresh = Math.max(0, promptTokens - cachedTokens);
+  return cachedTokens > 0 ? `Evaluating ${fresh} new prompt tokens (${cachedTokens} cached)…` : `Evaluating ${fresh} prompt tokens…`;
+}
 
 export const MAX_TEXT_CHARS = 200_000;
 export const MAX_CODE_CHARS = 2_000_000;

@@ -232,3 +232,13 @@ export function trimSuggestion(text: string, textAfterCursor: string): string {
   const out = body.slice(0, body.length - rest.length);
   return isBlank(out) ? '' : out;
 }
+
+/** Index of the newline that ends the first line of `text` holding more than whitespace; -1 if none yet. */
+export function firstLineEnd(text: string): number {
+  for (let from = 0; ;) {
+    const nl = text.indexOf('\n', from);
+    if (nl < 0) return -1;
+    if (/\S/.test(text.slice(from, nl))) return nl;
+    from = nl + 1;
+  }
+}

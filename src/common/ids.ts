@@ -55,6 +55,7 @@ export const Settings = {
   completionDebounceMs: 'completion.debounceMs',
   completionMaxTokens: 'completion.maxTokens',
   completionTimeBudgetMs: 'completion.timeBudgetMs',
+  completionFirstLineMs: 'completion.firstLineMs',
   completionCandidates: 'completion.candidates',
   completionContextChunks: 'completion.contextChunks',
   chatTemperature: 'chat.temperature',

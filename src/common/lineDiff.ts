@@ -194,6 +194,19 @@ export function hunkEdits(oldText: string, hunks: readonly Hunk[]): TextEdit[] {
   return edits;
 }
 
+/**
+ * Where `edits` (sorted, not overlapping, as hunkEdits returns them) land in the text after they
+ * are applied: from the first one's start to the last one's end, as offsets of the new text.
+ * Undefined for no edits.
+ */
+export function editedSpan(edits: readonly TextEdit[]): { start: number; end: number } | undefined {
+  if (edits.length === 0) return undefined;
+  let shift = 0;
+  for (const e of edits.slice(0, -1)) shift += e.text.length - (e.end - e.start);
+  const last = edits[edits.length - 1];
+  return { start: edits[0].start, end: last.start + shift + last.text.length };
+}
+
 /** oldText with the given hunks (any subset of diffLines(oldText, ...)) applied. */
 export function applyHunks(oldText: string, hunks: readonly Hunk[]): string {
   let out = '';

@@ -7,16 +7,20 @@
 //   [repo_name, "<repoName>\n"]                      only when input.repoName is given
 //   file_sep, "<chunk.fileName>\n<chunk text>"       per context chunk, oldest first
 //   file_sep, "<fileName>\n"
-//   fim:     fim_prefix, <prefix lines>, fim_suffix, <rest of cursor line + suffix lines>, fim_middle, <cursor line before the cursor>
+//   fim:     fim_prefix, <prefix lines before B>, fim_suffix, <rest of cursor line + suffix lines>,
+//            fim_middle, <prefix lines from B + cursor line before the cursor>
 //   no fim:  <prefix lines>, <cursor line before the cursor>
+// where B is the cursor line rounded down to a multiple of middleSnapLines (8; not before the
+// window's start): at most 7 whole lines in the middle, a span FIM models are trained on.
 //
 // (Qwen2.5-Coder's repo-level FIM format. llama.cpp's /infill appends the cursor line's prefix to
-// the prefix, before fim_suffix; here it goes after fim_middle, as text the model "already wrote",
-// so that typing within a line changes only the last piece.)
+// the prefix, before fim_suffix; here it goes after fim_middle, with the lines since B, as text the
+// model "already wrote", so that typing changes only the end of the last piece.)
 //
-// - Typing within a line changes only the last piece. Enter appends the finished line to the
-//   prefix-lines piece (an insertion just before fim_suffix; the suffix piece stays the same, since
-//   the rest of the line is its first line either way) and changes the last piece.
+// - Typing within a line changes only the end of the last piece. So does Enter: the finished line
+//   stays in the last piece and the suffix piece stays the same (the rest of the line is its first
+//   line either way), so a new line costs the few tokens at the end. Only when the cursor line
+//   crosses a multiple of middleSnapLines do those lines move into the prefix piece.
 // - The piece structure is fixed for a given layout and chunk count: a text piece may be '' (empty
 //   file, cursor on line 0, ...) but is never left out, so piece indices are stable.
 // - Pieces are meant to be tokenized one by one (a text piece never merges with its neighbour), so
@@ -85,6 +89,8 @@ export interface PromptWindow {
   maxSuffixLines: number;
   /** default 32; values < 1 mean 1 (no snapping) */
   snapLines: number;
+  /** fim: the middle holds the lines since the last multiple of this before the cursor line (default 8; 1: none) */
+  middleSnapLines?: number;
   /** default 64 */
   maxChunkLines?: number;
   /** default 16 */
@@ -95,6 +101,7 @@ export const DEFAULT_PROMPT_WINDOW: Readonly<Required<PromptWindow>> = {
   maxPrefixLines: 256,
   maxSuffixLines: 64,
   snapLines: 32,
+  middleSnapLines: 8,
   maxChunkLines: 64,
   maxChunks: 16,
 };
@@ -153,6 +160,7 @@ function resolveWindow(w: Partial<PromptWindow> | undefined): Required<PromptWin
     maxPrefixLines: intOr(w?.maxPrefixLines, d.maxPrefixLines, 0),
     maxSuffixLines: intOr(w?.maxSuffixLines, d.maxSuffixLines, 0),
     snapLines: intOr(w?.snapLines, d.snapLines, 1),
+    middleSnapLines: intOr(w?.middleSnapLines, d.middleSnapLines, 1),
     maxChunkLines: intOr(w?.maxChunkLines, d.maxChunkLines, 0),
     maxChunks: intOr(w?.maxChunks, d.maxChunks, 0),
   };
@@ -183,6 +191,7 @@ interface Plan {
   suffixNl: number[];
   cursorLine: string;
   indent: number;
+  middleSnap: number;
   /** Prefix window starts, from the default one to P (no prefix lines); snapped except maybe the last. */
   prefixStarts: number[];
   /** Suffix line counts K, from the default one down to 0; snapped from the end except maybe the last. */
@@ -231,6 +240,7 @@ function makePlan(input: CompletionPromptInput, options: CompletionPromptOptions
     suffixNl,
     cursorLine,
     indent: indentWidth(cursorLine, options.tabSize ?? 4),
+    middleSnap: win.middleSnapLines,
     prefixStarts,
     suffixKeeps,
   };
@@ -280,7 +290,10 @@ function assemble(plan: Plan, cut: Cut): CompletionPrompt {
   pieces.push({ special: 'file_sep' }, { text: plan.fileHeader });
 
   const P = plan.prefixNl.length;
-  const prefixText = plan.prefix.slice(lineStart(plan.prefixNl, cut.prefixStart), lineStart(plan.prefixNl, P));
+  // fim: the lines from B on go with the cursor line (see the layout above)
+  const B = plan.fim ? Math.max(cut.prefixStart, Math.floor(P / plan.middleSnap) * plan.middleSnap) : P;
+  const prefixText = plan.prefix.slice(lineStart(plan.prefixNl, cut.prefixStart), lineStart(plan.prefixNl, B));
+  const recentText = plan.prefix.slice(lineStart(plan.prefixNl, B), lineStart(plan.prefixNl, P));
   const cursorText = cut.cursorKeep < 0 ? plan.cursorLine : tailOf(plan.cursorLine, cut.cursorKeep);
   let suffixKeep = 0;
   if (plan.fim) {
@@ -293,7 +306,7 @@ function assemble(plan: Plan, cut: Cut): CompletionPrompt {
       { special: 'fim_suffix' },
       { text: suffix },
       { special: 'fim_middle' },
-      { text: cursorText },
+      { text: recentText + cursorText },
     );
   } else {
     pieces.push({ text: prefixText }, { text: cursorText });

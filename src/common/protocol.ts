@@ -200,7 +200,21 @@ export interface CompletionParams {
   candidates?: number;
   /** KV cache reuse (default 'moves'); the others exist for benchmarks and checks. */
   reuse?: ReuseMode;
+  /**
+   * For showing a suggestion at once: each candidate ends at the end of its first line that has
+   * text, or, when that line takes longer, once this many ms of decoding have produced some text
+   * (stopReason 'line'). The caller asks for the rest with the text appended to the prefix.
+   * Absent: no early end.
+   */
+  firstLineMs?: number;
 }
+/**
+ * Why the first candidate ended: 'eog' an end token, 'length' maxTokens, 'stop' a stop rule (a
+ * stop string, a dedent below the cursor line, text repeating what follows the cursor), 'budget'
+ * the time budget.
+ */
+/** 'line': ended early by firstLineMs (more may follow). */
+export type CompletionStopReason = 'eog' | 'length' | 'stop' | 'budget' | 'line';
 export interface CompletionStats {
   promptTokens: number;
   /** prefixTokens + movedTokens. */
@@ -216,6 +230,8 @@ export interface CompletionStats {
   decodeTokensPerS: number;
   totalMs: number;
   fim: boolean;
+  /** Absent from engines before it was added. */
+  stopReason?: CompletionStopReason;
 }
 export interface CompletionResult {
   /** Distinct texts, best first; the first may be '' (nothing to insert). */
@@ -240,7 +256,7 @@ export interface ChatSampling {
   /** Integer; absent: a random seed. */
   seed?: number;
 }
-export interface ChatParams extends PartialResultParams {
+export interface ChatParams extends PartialResultParams, WorkDoneProgressParams {
   /** Key of the KV session kept between turns; absent: a fresh session for this request. */
   conversationId?: string;
   messages: ChatMessage[];
@@ -255,6 +271,22 @@ export interface ChatDelta {
   text: string;
 }
 export const ChatDeltaProgressType = new ProgressType<ChatDelta>();
+/** What the engine knows about a chat prompt before evaluating it. */
+export interface ChatPromptInfo {
+  promptTokens: number;
+  /** Leading prompt tokens already in the session's cache (reuse may find more further on). */
+  cachedTokens: number;
+  /** New tokens the answer may have: maxTokens, or fewer when the context has less room left. */
+  maxTokens: number;
+  /** Positions of the session. */
+  contextLength: number;
+}
+/**
+ * Work-done progress of chat/create on its workDoneToken: 'begin' (with `prompt`) once the prompt
+ * is tokenized, before it is evaluated; 'report' once it was evaluated and generation starts; 'end'.
+ */
+export type ChatWorkDoneProgress = (WorkDoneProgressBegin & { prompt?: ChatPromptInfo }) | WorkDoneProgressReport | WorkDoneProgressEnd;
+export const ChatWorkDoneProgressType = new ProgressType<ChatWorkDoneProgress>();
 export interface ChatStats {
   promptTokens: number;
   reusedTokens: number;

@@ -349,6 +349,41 @@ export function answerTokenBudget(regionText: string, configured: number, ceilin
   return Math.min(ceiling, Math.max(configured, Math.ceil(regionText.length / 3) + 256));
 }
 
+// ---------------------------------------------------------------- feedback while waiting
+
+/**
+ * About how many tokens the answer's code block takes: the region again (about 3 characters a
+ * token in code), a third more with documentation added, plus its fences. Tests are at least as
+ * long as the code they test, so the region's size is a floor for them too.
+ */
+export function expectedAnswerTokens(action: EditAction, regionText: string): number {
+  const code = Math.ceil(regionText.length / 3);
+  return (action === 'document' ? Math.ceil(code * 1.33) : code) + 16;
+}
+
+/** What limits the answer's length, in words: the setting, or the room the prompt leaves in the context. */
+export function answerLimitText(limit: { allowed: number; requested: number; promptTokens: number; contextLength: number }): string {
+  return limit.allowed < limit.requested
+    ? `the ${limit.promptTokens}-token prompt leaves room for only ${limit.allowed} new tokens in the context of ${limit.contextLength} (setting smallthinker.engine.contextLength)`
+    : `the answer may have at most ${limit.allowed} tokens (setting smallthinker.chat.maxTokens)`;
+}
+
+/** Known before generating: the answer will probably not fit its token limit. Undefined when it should. */
+export function cutOffForecast(
+  expectedTokens: number,
+  limit: { allowed: number; requested: number; promptTokens: number; contextLength: number },
+): string | undefined {
+  if (expectedTokens <= limit.allowed) return undefined;
+  return `The answer will probably be cut off: the code needs about ${expectedTokens} tokens, but ${answerLimitText(limit)}.`;
+}
+
+/** While generating: 'near' past 85% of the limit with the code block still open, 'reached' at the limit. */
+export function generationLimitState(generated: number, allowed: number, blockClosed: boolean): 'ok' | 'near' | 'reached' {
+  if (blockClosed || allowed <= 0) return 'ok';
+  if (generated >= allowed) return 'reached';
+  return generated >= Math.floor(allowed * 0.85) ? 'near' : 'ok';
+}
+
 // ---------------------------------------------------------------- reading the answer
 
 export interface ExtractedCode {

@@ -14,6 +14,8 @@ export interface StatusInput {
   status: EngineStateView;
   /** The latest completion's figures, if any completion ran since the model loaded. */
   lastCompletion?: CompletionStats;
+  /** How long ago that completion finished (the figures are history, not the current speed). */
+  lastCompletionAgeMs?: number;
   /** Kernel set of the running engine (avx2, ...). */
   engineIsa?: string;
   engineVersion?: string;
@@ -83,12 +85,21 @@ function formatSize(bytes: number): string {
   return `${Math.round(bytes / 1024 ** 2)} MB`;
 }
 
+/** "just now", "40 s ago", "3 min ago", "2 h ago". */
+export function formatAge(ms: number): string {
+  if (!Number.isFinite(ms) || ms < 5000) return 'just now';
+  if (ms < 90_000) return `${Math.round(ms / 1000)} s ago`;
+  if (ms < 90 * 60_000) return `${Math.round(ms / 60_000)} min ago`;
+  return `${Math.round(ms / 3_600_000)} h ago`;
+}
+
 /** Tooltip lines about the last completion (empty when there was none). */
-export function completionLines(stats: CompletionStats | undefined): string[] {
+export function completionLines(stats: CompletionStats | undefined, ageMs?: number): string[] {
   if (!stats) return ['No completion yet.'];
   const reuse = `${stats.reusedTokens} of ${stats.promptTokens} prompt tokens reused (${percent(stats.reusedTokens, stats.promptTokens)})`;
+  const when = ageMs === undefined ? '' : ` (${formatAge(ageMs)})`;
   return [
-    `Last completion: first token ${formatMs(stats.timeToFirstTokenMs)}, total ${formatMs(stats.totalMs)}, ${formatTokensPerS(stats.decodeTokensPerS)} (${stats.decodeTokens} tokens)`,
+    `Last completion${when}: first token ${formatMs(stats.timeToFirstTokenMs)}, total ${formatMs(stats.totalMs)}, ${formatTokensPerS(stats.decodeTokensPerS)} (${stats.decodeTokens} tokens)`,
     `Cache: ${reuse}; ${stats.evaluatedTokens} evaluated in ${formatMs(stats.prefillMs)}${stats.movedTokens > 0 ? `; ${stats.movedTokens} moved` : ''}`,
   ];
 }
@@ -138,36 +149,37 @@ export function statusView(input: StatusInput): StatusView {
     case 'loading': {
       const pct = status.percentage === undefined ? '' : ` ${Math.max(0, Math.min(100, Math.round(status.percentage)))}%`;
       const name = modelDisplayName(status.modelPath);
+      const phase = status.message ? `, ${status.message}` : '';
       return {
         text: `$(loading~spin) ${NAME}${pct}`,
         tooltip: [
           `**${NAME}**: loading ${escapeMarkdown(name)}${pct}`,
-          ...(status.message ? [escapeMarkdown(status.message)] : []),
+          ...(status.message ? [`Now: ${escapeMarkdown(status.message)}`] : []),
           ...engineLine(input),
           CLICK_HINT,
         ],
         severity: 'normal',
-        accessibilityLabel: `${NAME}: loading${pct}`,
+        accessibilityLabel: `${NAME}: loading${pct}${phase}`,
       };
     }
     case 'ready': {
       const name = modelDisplayName(status.modelPath, status.model);
+      // The last completion's figures stay in the tooltip, dated: in the item they would read as the current speed.
       const stats = input.lastCompletion;
-      const figures = stats ? ` · ${formatMs(stats.totalMs)} · ${formatTokensPerS(stats.decodeTokensPerS)}` : '';
       const m = status.model;
       return {
-        text: `$(hubot) ${name}${figures}`,
+        text: `$(hubot) ${name}`,
         tooltip: [
           `**${NAME}**: ready, ${escapeMarkdown(name)}`,
           `Model: ${escapeMarkdown(baseName(status.modelPath))} (${formatSize(m.fileSize)}, ${m.n_layer} layers, context ${m.context}${m.fim ? ', fill-in-the-middle' : ''}), loaded in ${formatMs(status.loadMs)}`,
-          ...completionLines(stats),
+          ...completionLines(stats, input.lastCompletionAgeMs),
           ...budgetLines(m, input.experts),
           completion,
           ...engineLine(input),
           CLICK_HINT,
         ],
         severity: 'normal',
-        accessibilityLabel: `${NAME}: ready, ${name}${stats ? `, last completion ${formatMs(stats.totalMs)}, ${formatTokensPerS(stats.decodeTokensPerS)}` : ''}`,
+        accessibilityLabel: `${NAME}: ready, ${name}`,
       };
     }
     case 'error':

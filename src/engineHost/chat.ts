@@ -3,7 +3,7 @@
 // with a pre-emption point between tokens, each piece of text streamed as a partial result.
 import { ResponseError } from 'vscode-jsonrpc';
 
-import { EngineErrorCodes, type ChatMessage, type ChatParams, type ChatResult } from '../common/protocol';
+import { EngineErrorCodes, type ChatMessage, type ChatParams, type ChatResult, type ChatWorkDoneProgress } from '../common/protocol';
 import type { Addon, SamplingOptions } from '../engine/native';
 import { generate } from './generate';
 import type { LoadedModel } from './model';
@@ -45,6 +45,7 @@ export function checkChatParams(raw: unknown): ChatParams {
     maxTokens: c.optionalNumber(p.maxTokens, 'maxTokens', { integer: true, min: 1 }),
     stop: c.optionalStrings(p.stop, 'stop'),
     partialResultToken: p.partialResultToken as ChatParams['partialResultToken'],
+    workDoneToken: p.workDoneToken as ChatParams['workDoneToken'],
   };
 }
 
@@ -58,9 +59,19 @@ function samplingOptions(s: ChatParams['sampling']): SamplingOptions {
   return out;
 }
 
+/** Leading tokens `a` and `b` have in common. */
+function commonPrefix(a: Int32Array, b: ArrayLike<number>): number {
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && a[i] === b[i]) i++;
+  return i;
+}
+
 /**
  * Runs one chat request as a scheduler job. `onDelta` gets the text as it is produced; the
- * pieces concatenate to the result's text. `receivedAt` is when the request arrived.
+ * pieces concatenate to the result's text. `onProgress` hears of the prompt before it is
+ * evaluated (its size, what the cache holds, the answer's token limit) and of generation starting.
+ * `receivedAt` is when the request arrived.
  */
 export async function runChat(
   ctx: JobContext,
@@ -69,6 +80,7 @@ export async function runChat(
   params: ChatParams,
   onDelta: (text: string) => void,
   receivedAt: number,
+  onProgress: (value: ChatWorkDoneProgress) => void = () => {},
 ): Promise<ChatResult> {
   ctx.throwIfStopped();
   const { model, pool } = lm;
@@ -84,7 +96,16 @@ export async function runChat(
   const entry = pool.acquire(params.conversationId === undefined ? 'request' : 'chat', params.conversationId);
   const { session } = entry;
   try {
+    const cachedTokens = commonPrefix(session.tokens(), tokens);
+    const toEvaluate = tokens.length - cachedTokens;
+    onProgress({
+      kind: 'begin',
+      title: 'chat',
+      message: `evaluating ${toEvaluate} of ${tokens.length} prompt tokens`,
+      prompt: { promptTokens: tokens.length, cachedTokens, maxTokens: maxNew, contextLength: nCtx },
+    });
     const stats = await prefill(ctx, session, tokens, 'moves');
+    onProgress({ kind: 'report', message: `generating (${stats.nEvaluated} prompt tokens evaluated in ${Math.round(stats.totalMs)} ms)` });
     const sampler = addon.createSampler(samplingOptions(params.sampling));
     const generation = await generate(model, session, sampler, {
       maxTokens: maxNew,

@@ -5,13 +5,14 @@
 // (src/common/completionStop.ts), or the time budget.
 import { ResponseError } from 'vscode-jsonrpc';
 
-import { CompletionStopper, trimSuggestion } from '../common/completionStop';
+import { CompletionStopper, firstLineEnd, trimSuggestion } from '../common/completionStop';
 import { SPECIAL_TOKEN_TEXT, trimToBudget, type BudgetedPrompt } from '../common/prompt';
 import {
   EngineErrorCodes,
   type CompletionParams,
   type CompletionPrompt,
   type CompletionResult,
+  type CompletionStopReason,
   type WarmParams,
   type WarmResult,
 } from '../common/protocol';
@@ -45,6 +46,7 @@ export function checkCompletionParams(raw: unknown): CompletionParams {
     stop: c.optionalStrings(p.stop, 'stop'),
     candidates: c.optionalNumber(p.candidates, 'candidates', { integer: true, min: 1, max: MAX_CANDIDATES }),
     reuse: c.oneOf(p.reuse, 'reuse', ['none', 'prefix', 'moves'] as const),
+    firstLineMs: c.optionalNumber(p.firstLineMs, 'firstLineMs', { min: 0 }),
   };
 }
 
@@ -167,6 +169,8 @@ export async function runCompletion(
     const firstTokenAt = Date.now();
 
     const texts: string[] = [];
+    /** Why the first candidate ended. */
+    let stopReason: CompletionStopReason = 'length';
     let decodeTokens = 0;
     let decodeMs = 0;
     let steps = 0;
@@ -186,18 +190,34 @@ export async function runCompletion(
       });
       const stream = new TextStream(model);
       const budget = params.timeBudgetMs ?? Infinity;
+      const lineStartedAt = Date.now();
       let text = '';
       let token = firsts[i];
       /** Set when a rule cut the text: what the stream still holds back is past the cut. */
       let cut = false;
+      let why: CompletionStopReason = 'length';
       for (;;) {
-        if (lm.endsCompletion(token)) break;
+        if (lm.endsCompletion(token)) {
+          why = 'eog';
+          break;
+        }
         text += stream.push(token);
         const check = stopper.check(text);
         if (check.stop) {
           text = check.keep;
           cut = true;
+          why = 'stop';
           break;
+        }
+        if (params.firstLineMs !== undefined) {
+          // Early end, to show something at once: the first line with text, or what there is.
+          const end = firstLineEnd(text);
+          if (end >= 0 || (Date.now() - lineStartedAt >= params.firstLineMs && /\S/.test(text))) {
+            if (end >= 0) text = text.slice(0, end).replace(/\r$/, '');
+            cut = true;
+            why = 'line';
+            break;
+          }
         }
         if (stream.length >= maxNew) break;
         const elapsed = Date.now() - startedAt;
@@ -206,15 +226,20 @@ export async function runCompletion(
           // Budget spent: keep the complete lines.
           text = text.slice(0, newline);
           cut = true;
+          why = 'budget';
           break;
         }
-        if (elapsed >= 2 * budget) break;
+        if (elapsed >= 2 * budget) {
+          why = 'budget';
+          break;
+        }
         await ctx.checkpoint();
         const t0 = Date.now();
         token = await session.step(token, lm.greedy);
         decodeMs += Date.now() - t0;
         steps++;
       }
+      if (i === 0) stopReason = why;
       decodeTokens += stream.length;
       if (!cut) text = stopper.check(text + stream.finish()).keep;
       texts.push(trimSuggestion(text, params.prompt.suffix));
@@ -236,6 +261,7 @@ export async function runCompletion(
         decodeTokensPerS: decodeMs > 0 ? (steps * 1000) / decodeMs : 0,
         totalMs: Date.now() - receivedAt,
         fim,
+        stopReason,
       },
     };
   } finally {

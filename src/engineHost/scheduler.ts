@@ -2,7 +2,9 @@
 // runs at a time. Jobs wait in priority order (completion, then context warming, then chat and
 // refactor); a less urgent job that holds the engine gives it up to more urgent queued work at
 // its checkpoints (between tokens) or, inside an interruptible operation (a prefill), through
-// the operation's interrupt hook, and then resumes where it was.
+// the operation's interrupt hook, and then resumes where it was. Jobs with the same key (a
+// document's KV session) do not pre-empt each other: warming a document's prompt is the work its
+// next completion needs, and an interrupted prefill loses the cache entries it had not yet moved.
 import { CancellationToken, ResponseError } from 'vscode-jsonrpc';
 
 import { EngineErrorCodes } from '../common/protocol';
@@ -42,6 +44,8 @@ export interface JobContext {
 interface Job {
   readonly seq: number;
   readonly priority: Priority;
+  /** Jobs with the same key do not pre-empt each other. */
+  readonly key?: string;
   stopReason?: ResponseError<unknown>;
   /** Set while the job runs an interruptible operation. */
   interrupt?: () => void;
@@ -75,8 +79,8 @@ export class Scheduler {
    * Runs `body` as a job once it holds the engine. Rejects with RequestCancelled if `token`
    * is cancelled before or while it runs, and with the reason given to stopAll().
    */
-  async run<T>(priority: Priority, token: CancellationToken, body: (ctx: JobContext) => Promise<T>): Promise<T> {
-    const job: Job = { seq: this.nextSeq++, priority, preemptRequested: false };
+  async run<T>(priority: Priority, token: CancellationToken, body: (ctx: JobContext) => Promise<T>, key?: string): Promise<T> {
+    const job: Job = { seq: this.nextSeq++, priority, key, preemptRequested: false };
     this.jobs.add(job);
     const subscription = token.onCancellationRequested(() => this.stop(job, cancelledError()));
     try {
@@ -145,7 +149,12 @@ export class Scheduler {
   }
 
   private moreUrgentWaiting(job: Job): boolean {
-    return this.waiting.length > 0 && this.waiting[0].priority < job.priority;
+    return this.waiting.length > 0 && this.preempts(this.waiting[0], job);
+  }
+
+  /** Whether `waiting` may take the engine from `holder`. */
+  private preempts(waiting: Job, holder: Job): boolean {
+    return waiting.priority < holder.priority && (holder.key === undefined || waiting.key !== holder.key);
   }
 
   /** Gives the engine to the waiting jobs and waits for it again, keeping the job's place. */
@@ -167,7 +176,7 @@ export class Scheduler {
       while (i > 0 && this.before(job, this.waiting[i - 1])) i--;
       this.waiting.splice(i, 0, job);
       const holder = this.holder;
-      if (holder && job.priority < holder.priority) {
+      if (holder && this.preempts(job, holder)) {
         holder.preemptRequested = true;
         holder.interrupt?.();
       }

@@ -16,6 +16,7 @@ import {
 import {
   ChatDeltaProgressType,
   ChatRequest,
+  ChatWorkDoneProgressType,
   CompletionRequest,
   EngineErrorCodes,
   EngineStatsRequest,
@@ -29,6 +30,7 @@ import {
   TokenizeRequest,
   WarmRequest,
   WorkDoneProgressType,
+  type ChatWorkDoneProgress,
   type EngineStatsResult,
   type InitializeResult,
   type ModelInfoResult,
@@ -40,6 +42,7 @@ import {
 } from '../common/protocol';
 import { StreamMessageWriter, createMessageConnection } from 'vscode-jsonrpc/node';
 
+import { LOAD_PHASE_MESSAGES, loadPercentage } from '../common/loadProgress';
 import { isEngineError, loadAddon, type Addon } from '../engine/native';
 import { checkChatParams, runChat } from './chat';
 import { checkCompletionParams, checkWarmParams, runCompletion, runWarm } from './completion';
@@ -106,7 +109,12 @@ export class EngineServer {
       const receivedAt = Date.now();
       const params = checkCompletionParams(raw);
       const lm = await this.requireModel();
-      const result = await this.scheduler.run(Priority.Completion, token, (ctx) => runCompletion(ctx, lm, params, receivedAt));
+      const result = await this.scheduler.run(
+        Priority.Completion,
+        token,
+        (ctx) => runCompletion(ctx, lm, params, receivedAt),
+        params.documentId,
+      );
       this.counts.completion++;
       this.countPrefill(result.stats.promptTokens, result.stats.reusedTokens);
       return result;
@@ -115,7 +123,7 @@ export class EngineServer {
     this.handle(WarmRequest, async (raw, token) => {
       const params = checkWarmParams(raw);
       const lm = await this.requireModel();
-      const result = await this.scheduler.run(Priority.Warm, token, (ctx) => runWarm(ctx, lm, params));
+      const result = await this.scheduler.run(Priority.Warm, token, (ctx) => runWarm(ctx, lm, params), params.documentId);
       this.counts.warm++;
       this.countPrefill(result.promptTokens, result.reusedTokens);
       return result;
@@ -130,7 +138,17 @@ export class EngineServer {
       const onDelta = (text: string): void => {
         if (progress !== undefined) void this.connection.sendProgress(ChatDeltaProgressType, progress, { text }).catch(() => {});
       };
-      const result = await this.scheduler.run(Priority.Background, token, (ctx) => runChat(ctx, lm, addon, params, onDelta, receivedAt));
+      const workDone = params.workDoneToken;
+      let begun = false;
+      const onProgress = (value: ChatWorkDoneProgress): void => {
+        if (value.kind === 'begin') begun = true;
+        if (workDone !== undefined) void this.connection.sendProgress(ChatWorkDoneProgressType, workDone, value).catch(() => {});
+      };
+      const result = await this.scheduler
+        .run(Priority.Background, token, (ctx) => runChat(ctx, lm, addon, params, onDelta, receivedAt, onProgress))
+        .finally(() => {
+          if (begun) onProgress({ kind: 'end' });
+        });
       this.counts.chat++;
       this.countPrefill(result.stats.promptTokens, result.stats.reusedTokens);
       return result;
@@ -296,21 +314,20 @@ export class EngineServer {
     this.loadAborts.add(abort);
     const cancellation = token.onCancellationRequested(() => abort.abort(cancelledError()));
     return this.replaceModel(async () => {
-      progress({ kind: 'begin', title: 'Loading model', message: params.path });
+      progress({ kind: 'begin', title: 'Loading model', message: params.path, percentage: 0 });
       try {
-        progress({ kind: 'report', message: 'reading' });
+        progress({ kind: 'report', message: LOAD_PHASE_MESSAGES.reading, percentage: loadPercentage('reading') });
         // the addon may deliver a progress call after the load settled: none may follow 'end'
         let settled = false;
+        let lastPercentage = -1;
         const lm = await LoadedModel.load(
           addon,
           params,
           (fraction) => {
-            if (!settled)
-              progress({
-                kind: 'report',
-                message: 'laying out the weights for fast loading (once)',
-                percentage: Math.round(fraction * 100),
-              });
+            const percentage = loadPercentage('layout', fraction);
+            if (settled || percentage === lastPercentage) return;
+            lastPercentage = percentage;
+            progress({ kind: 'report', message: LOAD_PHASE_MESSAGES.layout, percentage });
           },
           abort.signal,
         ).finally(() => (settled = true));

@@ -14,6 +14,7 @@ import {
 import {
   ChatDeltaProgressType,
   ChatRequest,
+  ChatWorkDoneProgressType,
   CompletionRequest,
   EngineStatsRequest,
   ExitNotification,
@@ -28,6 +29,7 @@ import {
   WorkDoneProgressType,
   type ChatParams,
   type ChatResult,
+  type ChatWorkDoneProgress,
   type CompletionParams,
   type CompletionResult,
   type EngineStatsResult,
@@ -56,27 +58,30 @@ function progressToken(kind: string): string {
   return `${kind}-${process.pid}-${nextProgressToken++}`;
 }
 
-/** Sends one request on `connection`, with `progress` registered for its duration. */
+/** Sends one request on `connection`, with `progress` (one listener or several) registered for its duration. */
 export async function sendOn<P, R>(
   connection: MessageConnection,
   type: AnyRequestType<P, R>,
   params: P | undefined,
   token?: CancellationToken,
-  progress?: ProgressListener<unknown>,
+  progress?: ProgressListener<unknown> | ProgressListener<unknown>[],
 ): Promise<R> {
-  const subscription = progress ? connection.onProgress(progress.type, progress.token, progress.handler) : undefined;
+  const listeners = progress === undefined ? [] : Array.isArray(progress) ? progress : [progress];
+  const subscriptions = listeners.map((p) => connection.onProgress(p.type, p.token, p.handler));
   try {
     // (Untyped call: sendRequest's NoInfer'd parameter types cannot be met with a generic P.)
     const sendRequest = connection.sendRequest as (type: AnyRequestType<P, R>, ...args: unknown[]) => Promise<R>;
     return await (type.numberOfParams === 0 ? sendRequest(type, token) : sendRequest(type, params, token));
   } finally {
-    subscription?.dispose();
+    for (const s of subscriptions) s.dispose();
   }
 }
 
 export interface ChatCallbacks {
   /** Text as it is generated; the pieces concatenate to the result's text. */
   onDelta?: (text: string) => void;
+  /** What the engine does before the first token: the prompt's size (begin), generation starting (report). */
+  onProgress?: (value: ChatWorkDoneProgress) => void;
   token?: CancellationToken;
 }
 
@@ -86,7 +91,7 @@ export abstract class EngineApi {
     type: AnyRequestType<P, R>,
     params: P | undefined,
     token?: CancellationToken,
-    progress?: ProgressListener<unknown>,
+    progress?: ProgressListener<unknown> | ProgressListener<unknown>[],
   ): Promise<R>;
 
   /** Cancelling `token` stops the load (a layout file build at once); it fails with RequestCancelled. */
@@ -116,16 +121,24 @@ export abstract class EngineApi {
     return this.send(CompletionRequest, params, token);
   }
 
-  /** chat/create; `onDelta` gets the text as it streams. */
-  chat(params: Omit<ChatParams, 'partialResultToken'>, callbacks: ChatCallbacks = {}): Promise<ChatResult> {
-    const { onDelta, token } = callbacks;
-    if (!onDelta) return this.send(ChatRequest, params, token);
-    const progress = progressToken('chat');
-    return this.send(ChatRequest, { ...params, partialResultToken: progress }, token, {
-      type: ChatDeltaProgressType,
-      token: progress,
-      handler: (value) => onDelta((value as { text: string }).text),
-    });
+  /** chat/create; `onDelta` gets the text as it streams, `onProgress` what happens before it. */
+  chat(params: Omit<ChatParams, 'partialResultToken' | 'workDoneToken'>, callbacks: ChatCallbacks = {}): Promise<ChatResult> {
+    const { onDelta, onProgress, token } = callbacks;
+    const sent: ChatParams = { ...params };
+    const listeners: ProgressListener<unknown>[] = [];
+    if (onDelta) {
+      sent.partialResultToken = progressToken('chat');
+      listeners.push({
+        type: ChatDeltaProgressType,
+        token: sent.partialResultToken,
+        handler: (value) => onDelta((value as { text: string }).text),
+      });
+    }
+    if (onProgress) {
+      sent.workDoneToken = progressToken('chat-work');
+      listeners.push({ type: ChatWorkDoneProgressType, token: sent.workDoneToken, handler: onProgress as (value: unknown) => void });
+    }
+    return this.send(ChatRequest, sent, token, listeners);
   }
 
   warm(params: WarmParams, token?: CancellationToken): Promise<WarmResult> {
@@ -151,7 +164,7 @@ export class EngineClient extends EngineApi {
     type: AnyRequestType<P, R>,
     params: P | undefined,
     token?: CancellationToken,
-    progress?: ProgressListener<unknown>,
+    progress?: ProgressListener<unknown> | ProgressListener<unknown>[],
   ): Promise<R> {
     return sendOn(this.connection, type, params, token, progress);
   }

@@ -175,7 +175,7 @@ export class EngineProcess extends EngineApi {
     type: AnyRequestType<P, R>,
     params: P | undefined,
     token?: CancellationToken,
-    progress?: ProgressListener<unknown>,
+    progress?: ProgressListener<unknown> | ProgressListener<unknown>[],
   ): Promise<R> {
     const child = await this.whenReady();
     const result = await this.track(child, sendOn<P, R>(child.connection, type, params, token, progress));

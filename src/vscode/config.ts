@@ -20,6 +20,8 @@ export interface CompletionConfig {
   debounceMs: number;
   maxTokens: number;
   timeBudgetMs: number;
+  /** Show the first line after at most this much decoding, then grow it; 0: whole suggestions. */
+  firstLineMs: number;
   candidates: number;
   contextChunks: boolean;
 }
@@ -60,9 +62,10 @@ export function completionConfig(): CompletionConfig {
     enabled: get(Settings.completionEnabled, true),
     languages: get<Record<string, boolean>>(Settings.completionLanguages, { '*': true }),
     trigger: trigger === 'manual' ? 'manual' : 'automatic',
-    debounceMs: Math.max(0, get(Settings.completionDebounceMs, 120)),
+    debounceMs: Math.max(0, get(Settings.completionDebounceMs, 40)),
     maxTokens: Math.max(1, get(Settings.completionMaxTokens, 96)),
     timeBudgetMs: Math.max(50, get(Settings.completionTimeBudgetMs, 1500)),
+    firstLineMs: Math.max(0, get(Settings.completionFirstLineMs, 80)),
     candidates: Math.min(8, Math.max(1, get(Settings.completionCandidates, 3))),
     contextChunks: get(Settings.completionContextChunks, true),
   };

@@ -13,6 +13,7 @@ import {
   EngineErrorCodes,
   type ChatParams,
   type ChatResult,
+  type ChatWorkDoneProgress,
   type CompletionParams,
   type CompletionResult,
   type CompletionStats,
@@ -25,6 +26,7 @@ import { EngineProcess } from '../node/engineProcess';
 import { affects, engineConfig } from './config';
 import { Settings } from '../common/ids';
 import { chooseMemoryBudgetMB } from '../common/modelCatalog';
+import { cancelledLogLine, chatLogLine, completionLogLine, failedLogLine, LoadLog, warmLogLine } from '../common/requestLog';
 import type { EngineStateView } from '../common/statusText';
 
 /** Environment variable naming another engine host script (tests use a scripted fake engine). */
@@ -74,9 +76,18 @@ export function layoutFolder(context: vscode.ExtensionContext): string {
   return vscode.Uri.joinPath(context.globalStorageUri, 'layouts').fsPath;
 }
 
+/** What a chat request is for (the log names it) and who hears of its progress. */
+export interface ChatOptions {
+  /** "chat", "refactor", "language model"... (default "chat"). */
+  label?: string;
+  /** The engine's progress before the first token: the prompt's size, then generation starting. */
+  onProgress?: (value: ChatWorkDoneProgress) => void;
+}
+
 export class EngineService implements vscode.Disposable {
   private process: EngineProcess | undefined;
-  private current: EngineStatus = { kind: 'noModel', message: 'No model is set.' };
+  // A model configured: the first load starts at activation, so the status bar says so at once.
+  private current: EngineStatus = engineConfig().modelPath ? { kind: 'starting' } : { kind: 'noModel', message: 'No model is set.' };
   private readonly statusEmitter = new vscode.EventEmitter<EngineStatus>();
   private readonly completionEmitter = new vscode.EventEmitter<CompletionRecord>();
   private readonly disposables: vscode.Disposable[] = [];
@@ -144,14 +155,20 @@ export class EngineService implements vscode.Disposable {
 
   // ---------------------------------------------------------------- requests
 
-  /** `record: false` for speculative requests: their figures do not become the "last completion". */
+  /**
+   * `record: false` for speculative requests: their figures do not become the "last completion".
+   * `label` names the request in the log (default "completion <file>").
+   */
   async complete(
     params: CompletionParams,
     token?: vscode.CancellationToken,
-    options: { record?: boolean } = {},
+    options: { record?: boolean; label?: string } = {},
   ): Promise<CompletionResult> {
     const engine = this.readyEngine();
-    const result = await engine.complete(params, toJsonrpcToken(token));
+    const label = options.label ?? `completion ${params.prompt.fileName}`;
+    const result = await this.logged(label, engine.complete(params, toJsonrpcToken(token)), (r) =>
+      completionLogLine(label, r.stats, params.candidates ?? 1),
+    );
     if (options.record === false) return result;
     this.lastCompletionRecord = { stats: result.stats, at: Date.now() };
     this.completionEmitter.fire(this.lastCompletionRecord);
@@ -159,16 +176,55 @@ export class EngineService implements vscode.Disposable {
   }
 
   chat(
-    params: Omit<ChatParams, 'partialResultToken'>,
+    params: Omit<ChatParams, 'partialResultToken' | 'workDoneToken'>,
     onDelta?: (text: string) => void,
     token?: vscode.CancellationToken,
+    options: ChatOptions = {},
   ): Promise<ChatResult> {
-    const callbacks: ChatCallbacks = { onDelta, token: toJsonrpcToken(token) };
-    return this.readyEngine().chat(params, callbacks);
+    const engine = this.readyEngine();
+    const label = options.label ?? 'chat';
+    const startedAt = Date.now();
+    let pieces = 0;
+    const callbacks: ChatCallbacks = {
+      onDelta: (text) => {
+        pieces++;
+        onDelta?.(text);
+      },
+      onProgress: (value) => {
+        if (value.kind === 'begin' && value.prompt)
+          this.log.debug(
+            `${label}: evaluating ${value.prompt.promptTokens - value.prompt.cachedTokens} of ${value.prompt.promptTokens} prompt tokens (at most ${value.prompt.maxTokens} new)`,
+          );
+        options.onProgress?.(value);
+      },
+      token: toJsonrpcToken(token),
+    };
+    return this.logged(
+      label,
+      engine.chat(params, callbacks),
+      (r) => chatLogLine(label, r.stats, r.stopReason, Date.now() - startedAt),
+      () => `${pieces} pieces of text received`,
+    );
   }
 
   warm(params: WarmParams, token?: vscode.CancellationToken): Promise<WarmResult> {
-    return this.readyEngine().warm(params, toJsonrpcToken(token));
+    const label = `warm ${params.prompt.fileName}`;
+    return this.logged(label, this.readyEngine().warm(params, toJsonrpcToken(token)), (r) => warmLogLine(label, r));
+  }
+
+  /** Logs how `request` ended: its figures (info), a cancellation (info) or a failure (warn). */
+  private async logged<R>(label: string, request: Promise<R>, describe: (result: R) => string, progress?: () => string): Promise<R> {
+    const startedAt = Date.now();
+    try {
+      const result = await request;
+      this.log.info(describe(result));
+      return result;
+    } catch (err) {
+      const ms = Date.now() - startedAt;
+      if (isCancellation(err)) this.log.info(cancelledLogLine(label, ms, progress?.()));
+      else this.log.warn(failedLogLine(label, ms, errorMessage(err)));
+      throw err;
+    }
   }
 
   async tokenCount(text: string): Promise<number> {
@@ -270,11 +326,17 @@ export class EngineService implements vscode.Disposable {
     }
     const engine = this.ensureProcess();
     this.setStatus({ kind: 'starting' });
+    const startedAt = Date.now();
     try {
       const info = await engine.start();
       if (generation !== this.generation) return;
-      this.log.info(`engine ${info.engineVersion} started (pid ${info.pid}, kernels ${info.isa}).`);
+      this.log.info(`engine ${info.engineVersion} started in ${Date.now() - startedAt} ms (pid ${info.pid}, kernels ${info.isa}).`);
       this.setStatus({ kind: 'loading', modelPath, percentage: 0 });
+      const loadStartedAt = Date.now();
+      const loadLog = new LoadLog(loadStartedAt);
+      this.log.info(
+        `loading ${modelPath} (${(stat.size / 1024 ** 3).toFixed(2)} GB; context ${config.contextLength}, KV limit ${config.memoryLimitMB} MiB, threads ${config.threads || 'all'}).`,
+      );
       const budgetMB = chooseMemoryBudgetMB(config.memoryBudgetMB, fs.statSync(modelPath).size, config.memoryLimitMB * 1024 * 1024, {
         free: os.freemem(),
         total: os.totalmem(),
@@ -291,12 +353,23 @@ export class EngineService implements vscode.Disposable {
         },
         (progress) => {
           if (generation !== this.generation || progress.kind === 'end') return;
-          this.setStatus({ kind: 'loading', modelPath, percentage: progress.percentage, message: progress.message });
+          // 'begin' carries the path as its message: the phase comes with the reports.
+          const message = progress.kind === 'report' ? progress.message : undefined;
+          const line = progress.kind === 'report' ? loadLog.progress(Date.now(), message, progress.percentage) : undefined;
+          if (line) this.log.info(line);
+          const previous = this.current.kind === 'loading' ? this.current : undefined;
+          this.setStatus({
+            kind: 'loading',
+            modelPath,
+            percentage: progress.percentage ?? previous?.percentage,
+            message: message ?? previous?.message,
+          });
         },
       );
       if (generation !== this.generation) return;
       this.log.info(
-        `loaded ${result.info.name || path.basename(modelPath)} (${result.info.n_layer} layers, context ${result.info.context}) in ${result.loadMs.toFixed(0)} ms.`,
+        `loaded ${result.info.name || path.basename(modelPath)} (${result.info.n_layer} layers, context ${result.info.context}) in ${result.loadMs.toFixed(0)} ms ` +
+          `(engine start ${loadStartedAt - startedAt} ms; ${loadLog.finish(Date.now()) || 'no phases reported'}).`,
       );
       const layout = result.info.layout;
       if (layout?.file) this.log.info(`weights ${layout.built ? 'laid out once into' : 'mapped from'} ${layout.file}.`);
@@ -305,7 +378,7 @@ export class EngineService implements vscode.Disposable {
     } catch (err) {
       if (generation !== this.generation) return;
       const message = `Loading ${path.basename(modelPath)} failed: ${errorMessage(err)}`;
-      this.log.error(message);
+      this.log.error(`${message} (after ${Date.now() - startedAt} ms)`);
       this.setStatus({ kind: 'error', message, modelPath });
     }
   }

@@ -3,11 +3,13 @@
 import { chatViewForTests } from './features/chat';
 import { completionProviderForTests } from './features/completion';
 import { modelPickItemsForTests } from './features/models';
-import { pendingProposalForTests } from './features/refactor';
+import { pendingProposalForTests, refactorProgressForTests } from './features/refactor';
 
 export interface TestingViews {
   completionProvider: typeof completionProviderForTests;
   pendingProposal: typeof pendingProposalForTests;
+  /** The progress messages of the latest Refactor / Document / Fix / Write Tests command. */
+  refactorProgress: typeof refactorProgressForTests;
   chatView: typeof chatViewForTests;
   modelPickItems: typeof modelPickItemsForTests;
 }
@@ -16,6 +18,7 @@ export function testingViews(): TestingViews {
   return {
     completionProvider: completionProviderForTests,
     pendingProposal: pendingProposalForTests,
+    refactorProgress: refactorProgressForTests,
     chatView: chatViewForTests,
     modelPickItems: modelPickItemsForTests,
   };

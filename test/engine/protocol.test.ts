@@ -197,7 +197,11 @@ describe('engine protocol', () => {
         progress.map((p) => p.kind),
         ['begin', 'report', 'end'],
       );
-      assert.equal(progress[1].message, 'reading');
+      assert.equal(progress[1].message, 'reading the model file');
+      assert.deepEqual(
+        progress.map((p) => ('percentage' in p ? p.percentage : undefined)),
+        [0, 0, undefined],
+      );
       assert.equal(result.path, modelPath);
       assert.ok(result.loadMs >= 0);
       const info = await engine.client.modelInfo();
@@ -258,6 +262,24 @@ describe('engine protocol', () => {
       const afterWarm = await engine.client.complete({ ...params, documentId: 'file:///c.py' });
       assert.equal(afterWarm.stats.evaluatedTokens <= 1, true, `evaluated ${afterWarm.stats.evaluatedTokens} after warming`);
       assert.deepEqual(afterWarm.candidates, first.candidates);
+    });
+
+    it('ends a completion early at its first line (firstLineMs), and says so', async () => {
+      const base: CompletionParams = { documentId: 'file:///line.py', prompt: prompt('y = '), maxTokens: 40, stopOnDedent: false };
+      const full = await engine.client.complete(base);
+      assert.notEqual(full.stats.stopReason, 'line');
+      // no time at all: the first token with text ends it
+      const early = await engine.client.complete({ ...base, firstLineMs: 0 });
+      assert.equal(early.stats.stopReason, 'line');
+      assert.match(early.candidates[0], /\S/);
+      assert.ok(full.candidates[0].startsWith(early.candidates[0]), `"${early.candidates[0]}" begins "${full.candidates[0]}"`);
+      assert.ok(early.stats.decodeTokens < full.stats.decodeTokens, `${early.stats.decodeTokens} vs ${full.stats.decodeTokens} tokens`);
+      // all the time it needs: up to the end of the first line with text, which is all there is without a newline
+      const line = await engine.client.complete({ ...base, firstLineMs: 1e9 });
+      const nl = full.candidates[0].search(/\S[^\n]*\n/);
+      const expected = nl < 0 ? full.candidates[0] : full.candidates[0].slice(0, full.candidates[0].indexOf('\n', nl));
+      assert.equal(line.candidates[0], expected);
+      assert.equal(line.stats.stopReason, nl < 0 ? full.stats.stopReason : 'line');
     });
 
     it('stops completions at stop strings and maxTokens', async () => {
@@ -412,6 +434,25 @@ describe('engine protocol', () => {
       for (const c of done) assert.ok(c.at <= chatDone, 'each completion finished before the chat it interrupted');
       const after = (await client.stats()).requests.preemptions;
       assert.ok(after - before >= 2, `${after - before} pre-emptions`);
+    });
+
+    it("lets a document's warm-up finish for its completion, and pre-empts it for another document's", async () => {
+      const { client } = engine;
+      const body = Array.from({ length: 400 }, (_, i) => `value_${i} = compute(${i}, "item ${i}")\n`).join('');
+      const warmDoc = { documentId: 'warm-same', prompt: prompt(body, '\nprint(1)\n') };
+      const before = (await client.stats()).requests.preemptions;
+      // The keystroke arrives while the warm-up evaluates: it waits, then evaluates about one token.
+      const warming = client.warm(warmDoc);
+      const typed = await client.complete({ ...warmDoc, prompt: prompt(body + 'x', '\nprint(1)\n'), maxTokens: 2 });
+      const warmed = await warming;
+      assert.ok(warmed.evaluatedTokens > 1000, `the warm-up evaluated ${warmed.evaluatedTokens} tokens`);
+      assert.ok(typed.stats.evaluatedTokens <= 3, `the completion evaluated ${typed.stats.evaluatedTokens} tokens`);
+      assert.equal((await client.stats()).requests.preemptions, before, 'no pre-emption within a document');
+      // Another document's completion does not wait for it.
+      const other = client.warm({ ...warmDoc, documentId: 'warm-other' });
+      await client.complete({ documentId: 'elsewhere', prompt: prompt('y = '), maxTokens: 2 });
+      await other;
+      assert.ok((await client.stats()).requests.preemptions > before, 'the other document pre-empted the warm-up');
     });
 
     it('keeps the KV memory of all sessions under the limit, evicting the least recently used', async () => {

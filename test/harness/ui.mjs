@@ -55,7 +55,8 @@ export class Workbench {
 
   /**
    * Runs a command through the palette by its full label ("SmallThinker: Show Engine Log"): waits
-   * for the row whose aria-label is exactly the label (fuzzy matching can pick a neighbour).
+   * for the row whose aria-label is exactly the label (fuzzy matching can pick a neighbour), or the
+   * label followed by what VS Code adds after a comma ("…, recently used", its keybinding).
    */
   async runCommand(label, { timeoutMs = 15_000 } = {}) {
     const page = this.page;
@@ -64,7 +65,10 @@ export class Workbench {
     const input = page.locator('.quick-input-widget .quick-input-box input');
     await input.waitFor({ state: 'visible', timeout: timeoutMs });
     await input.fill(`>${label}`);
-    const row = page.locator(`.quick-input-list .monaco-list-row[aria-label="${cssString(label)}"]`).first();
+    const exact = cssString(label);
+    const row = page
+      .locator(`.quick-input-list .monaco-list-row[aria-label="${exact}"], .quick-input-list .monaco-list-row[aria-label^="${exact}, "]`)
+      .first();
     await row.waitFor({ state: 'visible', timeout: timeoutMs });
     await row.click();
     await page
@@ -208,6 +212,7 @@ export class Workbench {
  *   extension    'dev' (default): the repository folder, linked into the profile's extensions;
  *                {vsix: path}: installed from a .vsix with --install-extension; 'none'
  *   waitForWorkbench  default true
+ *   prepareProfile    called with the new profile's paths before the server starts (e.g. to put files in it)
  * Resolves to a Workbench; call close() (runUiTests does it for you).
  */
 export async function openWorkbench(options = {}) {
@@ -215,6 +220,7 @@ export async function openWorkbench(options = {}) {
   const ownWorkspace = !options.workspace;
   const workspace = options.workspace ?? createSampleWorkspace();
   const profile = createProfile();
+  options.prepareProfile?.(profile);
   const settings = { ...(options.settings ?? {}) };
   if (fakeModel && settings['smallthinker.model.path'] === undefined) settings['smallthinker.model.path'] = fakeModelFile(profile.root);
   const serverEnv = { ...env };
@@ -263,4 +269,34 @@ function cssString(s) {
 
 function escapeRegExp(s) {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** The chat webview's document (two nested iframes). */
+export function chatFrame(page) {
+  return page.frameLocator('iframe.webview.ready').frameLocator('#active-frame');
+}
+
+/** Opens the chat panel and sends `text` as the user; resolves to the chat frame. */
+export async function sendChat(wb, text) {
+  await wb.runCommand('SmallThinker: Open Chat');
+  const chat = chatFrame(wb.page);
+  const input = chat.locator('[data-testid="chat-input"]');
+  await input.waitFor({ state: 'visible', timeout: 30_000 });
+  await input.fill(text);
+  await input.press('Enter');
+  return chat;
+}
+
+/**
+ * Opens the sample workspace's src/math.ts, selects mean() (lines 7-12) and runs Add Documentation;
+ * resolves once the proposal's diff is visible (the fake engine answers with an add() function, so
+ * there is a change).
+ */
+export async function proposeDocumentation(wb) {
+  await wb.waitForStatusBarItem(/SmallThinker Fake/, { timeoutMs: 60_000 });
+  await wb.openFile('src/math.ts');
+  await wb.goToLine(7, 1);
+  for (let i = 0; i < 6; i++) await wb.press('Shift+ArrowDown');
+  await wb.runCommand('SmallThinker: Add Documentation');
+  await wb.page.locator('.monaco-diff-editor').first().waitFor({ state: 'visible', timeout: 60_000 });
 }

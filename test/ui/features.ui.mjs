@@ -4,13 +4,10 @@
 // Screenshots: ghost-text, chat-panel, refactor-diff (test-results/screenshots/).
 import assert from 'node:assert/strict';
 
+import { proposeDocumentation, sendChat } from '../harness/ui.mjs';
+
 // The fake engine answers this whatever the prompt: the rest of "ret" typed below.
 const COMPLETION = 'urn Math.min(Math.max(value, min), max);';
-
-/** The chat webview's document (two nested iframes). */
-function chatFrame(page) {
-  return page.frameLocator('iframe.webview.ready').frameLocator('#active-frame');
-}
 
 export const tests = [
   {
@@ -42,12 +39,7 @@ export const tests = [
       const wb = await ui.open({ fakeEngine: true, fakeModel: true, env: { FAKE_ENGINE_CHAT_DELAY_MS: '40' } });
       await wb.waitForStatusBarItem(/SmallThinker Fake/, { timeoutMs: 60_000 });
       await wb.openFile('src/math.ts');
-      await wb.runCommand('SmallThinker: Open Chat');
-      const chat = chatFrame(wb.page);
-      const input = chat.locator('[data-testid="chat-input"]');
-      await input.waitFor({ state: 'visible', timeout: 30_000 });
-      await input.fill('Write a function that adds two numbers.');
-      await input.press('Enter');
+      const chat = await sendChat(wb, 'Write a function that adds two numbers.');
       // While streaming, the answer grows and the stop button is shown.
       const answer = chat.locator('[data-testid="message"][data-role="assistant"]').last();
       await answer.waitFor({ state: 'visible', timeout: 30_000 });
@@ -69,13 +61,7 @@ export const tests = [
     timeoutMs: 150_000,
     async run(ui) {
       const wb = await ui.open({ fakeEngine: true, fakeModel: true });
-      await wb.waitForStatusBarItem(/SmallThinker Fake/, { timeoutMs: 60_000 });
-      await wb.openFile('src/math.ts');
-      // Select mean() (lines 7-12): the fake engine's answer is an add() function, so there is a change.
-      await wb.goToLine(7, 1);
-      for (let i = 0; i < 6; i++) await wb.press('Shift+ArrowDown');
-      await wb.runCommand('SmallThinker: Add Documentation');
-      await wb.page.locator('.monaco-diff-editor').first().waitFor({ state: 'visible', timeout: 60_000 });
+      await proposeDocumentation(wb);
       await wb.page.waitForTimeout(500);
       await wb.screenshot('refactor-diff');
       // Accept from the diff editor's title bar (the check mark).

@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 
 import {
   describeMessage,
+  evaluatingText,
+  readingText,
   MAX_ATTACHMENT_IDS,
   MAX_TEXT_CHARS,
   parseWebviewMessage,
@@ -161,4 +163,31 @@ test('toConversationView turns message attachments into chips and keeps the rest
   assert.equal('attachments' in view.messages[1], false);
   // The stored conversation is not changed.
   assert.equal(conversation.messages[0].attachments?.[0].text, 'const secret = 1;\n');
+});
+
+describe('what the answer says before its first token', () => {
+  test('reading the attachments', () => {
+    assert.equal(readingText([]), undefined);
+    assert.equal(readingText([{ kind: 'file', label: 'app.ts' }]), 'Reading app.ts…');
+    assert.equal(readingText([{ kind: 'selection', label: 'app.ts:3-9' }]), 'Reading the selection…');
+    assert.equal(
+      readingText([
+        { kind: 'file', label: 'a.ts' },
+        { kind: 'file', label: 'b.ts' },
+      ]),
+      'Reading 2 files…',
+    );
+    assert.equal(
+      readingText([
+        { kind: 'file', label: 'a.ts' },
+        { kind: 'selection', label: 'b.ts:1-2' },
+      ]),
+      'Reading 1 file and 1 selection…',
+    );
+  });
+
+  test('evaluating the prompt, with what the cache already holds', () => {
+    assert.equal(evaluatingText(734, 0), 'Evaluating 734 prompt tokens…');
+    assert.equal(evaluatingText(734, 700), 'Evaluating 34 new prompt tokens (700 cached)…');
+  });
 });

@@ -5,6 +5,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import {
+  firstLineEnd,
   CompletionStopper,
   indentWidth,
   trimSuggestion,
@@ -258,5 +259,16 @@ describe('trimSuggestion', () => {
     assert.equal(trimSuggestion('x)', '))'), 'x)');
     assert.equal(trimSuggestion('foo(a)', ') + 1'), 'foo(a)');
     assert.equal(trimSuggestion('bar', '   '), 'bar');
+  });
+});
+
+describe('firstLineEnd', () => {
+  test('the newline ending the first line with text; blank lines before it do not count', () => {
+    assert.equal(firstLineEnd('return x;\n}'), 9);
+    assert.equal(firstLineEnd('\n    return x;\n'), 14);
+    assert.equal(firstLineEnd('  \n\t\n  y = 1\r\nz'), 13);
+    assert.equal(firstLineEnd('return x;'), -1, 'no newline yet');
+    assert.equal(firstLineEnd('\n  \n'), -1, 'only blank lines');
+    assert.equal(firstLineEnd(''), -1);
   });
 });

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import {
   applyHunks,
   diffLines,
+  editedSpan,
   eolOf,
   hunkEdits,
   hunkLabel,
@@ -291,5 +292,19 @@ describe('labels', () => {
     const long = hunkPreview(diffLines('', 'y'.repeat(200))[0], 20);
     assert.equal(long.length, 20);
     assert.ok(long.endsWith('…'));
+  });
+});
+
+describe('editedSpan', () => {
+  test('where the applied edits land in the new text', () => {
+    const base = 'a\nb\nc\nd\ne\n';
+    const proposed = 'a\nB1\nB2\nc\nd\nE\n';
+    const edits = hunkEdits(base, diffLines(base, proposed));
+    const span = editedSpan(edits);
+    assert.ok(span);
+    const after = applyHunks(base, diffLines(base, proposed));
+    assert.equal(after, proposed);
+    assert.equal(after.slice(span.start, span.end), 'B1\nB2\nc\nd\nE\n');
+    assert.equal(editedSpan([]), undefined);
   });
 });

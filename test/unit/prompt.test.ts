@@ -63,7 +63,7 @@ describe('buildCompletionPrompt: layout', () => {
     languageId: 'typescript',
   };
 
-  test('fim: chunks, file header, prefix lines, suffix, cursor line after fim_middle', () => {
+  test('fim: chunks, file header, prefix lines, suffix, the lines since a multiple of 8 and the cursor line after fim_middle', () => {
     const r = buildCompletionPrompt(input, { fim: true });
     assert.deepEqual(r, {
       pieces: [
@@ -74,11 +74,11 @@ describe('buildCompletionPrompt: layout', () => {
         S('file_sep'),
         T('src/main.ts\n'),
         S('fim_prefix'),
-        T('import a\n\nfunction f() {\n'),
+        T(''),
         S('fim_suffix'),
         T('urn;\n}\n'),
         S('fim_middle'),
-        T('  ret'),
+        T('import a\n\nfunction f() {\n  ret'),
       ],
       cursorLine: '  ret',
       indent: 2,
@@ -89,8 +89,22 @@ describe('buildCompletionPrompt: layout', () => {
     assert.equal(
       renderPrompt(r.pieces),
       '<|file_sep|>lib/a.ts\nexport const a = 1;\n<|file_sep|>b.py\nx = 2\n<|file_sep|>src/main.ts\n' +
-        '<|fim_prefix|>import a\n\nfunction f() {\n<|fim_suffix|>urn;\n}\n<|fim_middle|>  ret',
+        '<|fim_prefix|><|fim_suffix|>urn;\n}\n<|fim_middle|>import a\n\nfunction f() {\n  ret',
     );
+    // from line 8 on, lines before the last multiple of 8 are the prefix
+    const long = buildCompletionPrompt(doc(30, 19, 1), { fim: true });
+    assert.deepEqual(long.pieces.slice(2), [
+      S('fim_prefix'),
+      T(Array.from({ length: 16 }, (_, i) => `L${i}\n`).join('')),
+      S('fim_suffix'),
+      T('19\n' + Array.from({ length: 10 }, (_, i) => `L${20 + i}\n`).join('')),
+      S('fim_middle'),
+      T('L16\nL17\nL18\nL'),
+    ]);
+    assert.equal(long.prefixLinesUsed, 19);
+    // middleSnapLines 1: the cursor line alone
+    const one = buildCompletionPrompt(doc(30, 19, 1), { fim: true, window: { middleSnapLines: 1 } });
+    assert.deepEqual(one.pieces.slice(-2), [S('fim_middle'), T('L')]);
   });
 
   test('no fim: the same without the suffix', () => {
@@ -159,7 +173,7 @@ describe('buildCompletionPrompt: layout', () => {
 
   test('CRLF is kept as given', () => {
     const r = buildCompletionPrompt({ prefix: 'a\r\nb\r\n  c', suffix: 'd\r\ne\r\n', fileName: 'w.cs' }, { fim: true });
-    assert.deepEqual(r.pieces.slice(2), [S('fim_prefix'), T('a\r\nb\r\n'), S('fim_suffix'), T('d\r\ne\r\n'), S('fim_middle'), T('  c')]);
+    assert.deepEqual(r.pieces.slice(2), [S('fim_prefix'), T(''), S('fim_suffix'), T('d\r\ne\r\n'), S('fim_middle'), T('a\r\nb\r\n  c')]);
     assert.equal(r.cursorLine, '  c');
     assert.equal(r.prefixLinesUsed, 2);
     assert.equal(r.suffixLinesUsed, 2);
@@ -222,7 +236,7 @@ describe('buildCompletionPrompt: chunks', () => {
 
 describe('buildCompletionPrompt: windows', () => {
   test('prefix window start snaps down: one line of movement keeps it, crossing a multiple of snap moves it by snap', () => {
-    const at = (line: number): CompletionPrompt => buildCompletionPrompt(doc(1000, line, 1), { fim: true });
+    const at = (line: number): CompletionPrompt => buildCompletionPrompt(doc(1000, line, 1), { fim: true, window: { middleSnapLines: 1 } });
     const prefixOf = (r: CompletionPrompt): string => textOf(r.pieces[indexOf(r.pieces, 'fim_prefix') + 1]);
     const firstLine = (r: CompletionPrompt): string => prefixOf(r).slice(0, prefixOf(r).indexOf('\n'));
 
@@ -261,7 +275,7 @@ describe('buildCompletionPrompt: windows', () => {
   });
 
   test('small windows; snapLines below 1 means no snapping', () => {
-    const w: Partial<PromptWindow> = { maxPrefixLines: 4, maxSuffixLines: 2, snapLines: 3 };
+    const w: Partial<PromptWindow> = { maxPrefixLines: 4, maxSuffixLines: 2, snapLines: 3, middleSnapLines: 1 };
     const r = buildCompletionPrompt(doc(20, 10, 0), { fim: true, window: w });
     // start = floor((10 - 4) / 3) * 3 = 6; S = 10, dropped = floor(8 / 3) * 3 = 6, K = 4
     assert.deepEqual(r.pieces.slice(2), [
@@ -272,7 +286,10 @@ describe('buildCompletionPrompt: windows', () => {
       S('fim_middle'),
       T(''),
     ]);
-    const exact = buildCompletionPrompt(doc(20, 10, 0), { fim: true, window: { maxPrefixLines: 4, maxSuffixLines: 2, snapLines: 0 } });
+    const exact = buildCompletionPrompt(doc(20, 10, 0), {
+      fim: true,
+      window: { maxPrefixLines: 4, maxSuffixLines: 2, snapLines: 0, middleSnapLines: 0 },
+    });
     assert.deepEqual(exact.pieces.slice(2), [
       S('fim_prefix'),
       T('L6\nL7\nL8\nL9\n'),
@@ -302,32 +319,43 @@ describe('buildCompletionPrompt: what typing changes', () => {
       const after = buildCompletionPrompt(base(300, '  foo(', 'bar'), { fim });
       assert.equal(after.pieces.length, before.pieces.length);
       assert.deepEqual(after.pieces.slice(0, -1), before.pieces.slice(0, -1));
-      assert.deepEqual(after.pieces[after.pieces.length - 1], T('  foo('));
-      assert.deepEqual(before.pieces[before.pieces.length - 1], T('  foo'));
+      const last = (r: CompletionPrompt): string => textOf(r.pieces[r.pieces.length - 1]);
+      assert.equal(last(after), last(before) + '(');
+      if (fim) assert.ok(last(before).endsWith('\n  foo'));
+      else assert.equal(last(before), '  foo');
     });
   }
 
-  test('Enter appends the finished line to the prefix piece; earlier pieces and the suffix stay', () => {
+  test('Enter appends to the last piece only (fim: the finished line stays in the middle); earlier pieces and the suffix stay', () => {
     const before = buildCompletionPrompt(base(300, '  foo', 'bar'), { fim: true });
     const d = base(300, '  foo', 'bar');
     const after = buildCompletionPrompt({ ...d, prefix: d.prefix + '\n  ' }, { fim: true });
     const pi = indexOf(before.pieces, 'fim_prefix') + 1;
     assert.equal(after.pieces.length, before.pieces.length);
-    assert.deepEqual(after.pieces.slice(0, pi), before.pieces.slice(0, pi));
-    assert.equal(textOf(after.pieces[pi]), textOf(before.pieces[pi]) + '  foo\n');
-    assert.ok(textOf(before.pieces[pi]).startsWith('L32\n'));
+    assert.deepEqual(after.pieces.slice(0, -1), before.pieces.slice(0, -1));
+    assert.ok(textOf(before.pieces[pi]).startsWith('L32\n') && textOf(before.pieces[pi]).endsWith('L295\n'));
     // The suffix piece is the same: "bar" was the rest of the line before and is the rest of the new line now.
-    assert.deepEqual(after.pieces.slice(pi + 1, -1), before.pieces.slice(pi + 1, -1));
-    assert.deepEqual(after.pieces[after.pieces.length - 1], T('  '));
+    const last = (r: CompletionPrompt): string => textOf(r.pieces[r.pieces.length - 1]);
+    assert.equal(last(before), 'L296\nL297\nL298\nL299\n  foo');
+    assert.equal(last(after), last(before) + '\n  ');
     assert.equal(after.prefixLinesUsed, before.prefixLinesUsed + 1);
     assert.equal(after.suffixLinesUsed, before.suffixLinesUsed);
     assert.equal(after.indent, 2);
   });
 
-  test('Enter across a snap boundary moves the window start by snapLines', () => {
-    const d = base(319, 'x', '');
+  test('Enter onto a multiple of 8 moves the middle lines into the prefix piece', () => {
+    const d = base(303, '  foo', 'bar');
     const before = buildCompletionPrompt(d, { fim: true });
     const after = buildCompletionPrompt({ ...d, prefix: d.prefix + '\n' }, { fim: true });
+    const pi = indexOf(before.pieces, 'fim_prefix') + 1;
+    assert.equal(textOf(after.pieces[pi]), textOf(before.pieces[pi]) + 'L296\nL297\nL298\nL299\nL300\nL301\nL302\n  foo\n');
+    assert.deepEqual(after.pieces[after.pieces.length - 1], T(''));
+  });
+
+  test('Enter across a snap boundary moves the window start by snapLines', () => {
+    const d = base(319, 'x', '');
+    const before = buildCompletionPrompt(d, { fim: true, window: { middleSnapLines: 1 } });
+    const after = buildCompletionPrompt({ ...d, prefix: d.prefix + '\n' }, { fim: true, window: { middleSnapLines: 1 } });
     const pi = indexOf(before.pieces, 'fim_prefix') + 1;
     const dropped = Array.from({ length: 32 }, (_, i) => `L${32 + i}\n`).join('');
     assert.ok(textOf(before.pieces[pi]).startsWith(dropped));
@@ -338,7 +366,8 @@ describe('buildCompletionPrompt: what typing changes', () => {
 
 describe('trimToBudget', () => {
   const chunks: ContextChunk[] = [0, 1, 2].map((i) => ({ fileName: `c${i}.ts`, text: `chunk ${i} ${'x'.repeat(40)}\n`.repeat(3) }));
-  const window: Partial<PromptWindow> = { maxPrefixLines: 8, maxSuffixLines: 4, snapLines: 2 };
+  // (middleSnapLines 1: the cursor line alone after fim_middle, so that the stages are easy to see)
+  const window: Partial<PromptWindow> = { maxPrefixLines: 8, maxSuffixLines: 4, snapLines: 2, middleSnapLines: 1 };
   const opts = { fim: true, window };
   // 40 lines; cursor on line 20 after "    co": prefix start = 12 (8 lines), S = 20, dropped = 16, K = 4.
   const input: CompletionPromptInput = (() => {
@@ -432,6 +461,20 @@ describe('trimToBudget', () => {
     ]);
     assert.equal(impossible.fits, false);
     assert.equal(impossible.tokens, 6);
+  });
+
+  test('with lines in the middle (the default): every budget that can fit does, and fewer tokens never hold more lines', () => {
+    const withMiddle = { fim: true, window: { ...window, middleSnapLines: 8 } };
+    const all = tokensOf(buildCompletionPrompt(input, withMiddle).pieces);
+    let prevLines = Infinity;
+    for (let budget = all; budget >= 6; budget--) {
+      const r = trimToBudget(input, withMiddle, quarter, budget);
+      assert.ok(r.fits && r.tokens <= budget, `budget ${budget}: ${r.tokens}`);
+      assert.ok(r.prefixLinesUsed <= prevLines, `budget ${budget}`);
+      prevLines = r.prefixLinesUsed;
+      // the lines since line 16 go after fim_middle while the window holds them
+      if (r.prefixLinesUsed >= 4) assert.ok(textOf(r.pieces[r.pieces.length - 1]).startsWith('L16\nL17\nL18\nL19\n'));
+    }
   });
 
   test('every budget: fits when possible, stage order respected, and each stage stops as soon as it fits', () => {

@@ -4,13 +4,17 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import {
+  answerLimitText,
   answerTokenBudget,
   appendCode,
   buildEditMessages,
   commonIndent,
+  cutOffForecast,
   docConvention,
+  expectedAnswerTokens,
   extractCode,
   fitReplacement,
+  generationLimitState,
   normalizeNewCode,
   selectionLines,
   splitRegion,
@@ -238,5 +242,33 @@ describe('test files', () => {
     assert.equal(answerTokenBudget('x'.repeat(300), 1024), 1024);
     assert.equal(answerTokenBudget('x'.repeat(9000), 1024), 3256);
     assert.equal(answerTokenBudget('x'.repeat(90000), 1024), 8192);
+  });
+});
+
+describe('feedback while an edit is generated', () => {
+  const limit = { allowed: 300, requested: 1024, promptTokens: 3796, contextLength: 4096 };
+
+  test('expected answer size: the region again, a third more for documentation', () => {
+    const region = 'x'.repeat(900);
+    assert.equal(expectedAnswerTokens('refactor', region), 316);
+    assert.equal(expectedAnswerTokens('document', region), 415);
+  });
+
+  test('a cut-off is forecast before generating when the code cannot fit, naming what limits it', () => {
+    assert.equal(cutOffForecast(200, limit), undefined);
+    const forecast = cutOffForecast(900, limit);
+    assert.match(forecast ?? '', /^The answer will probably be cut off: the code needs about 900 tokens/);
+    assert.match(
+      forecast ?? '',
+      /3796-token prompt leaves room for only 300 new tokens in the context of 4096 \(setting smallthinker\.engine\.contextLength\)/,
+    );
+    assert.match(answerLimitText({ ...limit, allowed: 1024 }), /at most 1024 tokens \(setting smallthinker\.chat\.maxTokens\)/);
+  });
+
+  test('while generating: near the limit past 85% with the block open, reached at the limit; a closed block is fine', () => {
+    assert.equal(generationLimitState(100, 300, false), 'ok');
+    assert.equal(generationLimitState(255, 300, false), 'near');
+    assert.equal(generationLimitState(300, 300, false), 'reached');
+    assert.equal(generationLimitState(300, 300, true), 'ok');
   });
 });

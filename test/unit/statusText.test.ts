@@ -4,7 +4,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import type { CompletionStats, ModelSummary } from '../../src/common/protocol';
-import { baseName, escapeMarkdown, formatMs, formatTokensPerS, modelDisplayName, statusView } from '../../src/common/statusText';
+import { baseName, escapeMarkdown, formatAge, formatMs, formatTokensPerS, modelDisplayName, statusView } from '../../src/common/statusText';
 
 const model: ModelSummary = {
   architecture: 'smallthinker',
@@ -66,8 +66,8 @@ describe('statusView', () => {
       completionEnabled: true,
     });
     assert.equal(loading.text, '$(loading~spin) SmallThinker 45%');
-    assert.equal(loading.accessibilityLabel, 'SmallThinker: loading 45%');
-    assert.ok(loading.tooltip.includes('tensors'));
+    assert.equal(loading.accessibilityLabel, 'SmallThinker: loading 45%, tensors');
+    assert.ok(loading.tooltip.includes('Now: tensors'));
     assert.equal(
       statusView({ status: { kind: 'loading', modelPath: '/m/x.gguf', percentage: 140 }, completionEnabled: true }).text,
       '$(loading~spin) SmallThinker 100%',
@@ -86,17 +86,20 @@ describe('statusView', () => {
     assert.ok(view.tooltip.includes('Inline completion: on'));
   });
 
-  test('ready after a completion: latency, speed, cache reuse and the engine in the tooltip', () => {
+  test('ready after a completion: the item shows no figures; the tooltip dates them as the last completion', () => {
     const view = statusView({
       status: { kind: 'ready', modelPath: '/m/st.gguf', model, loadMs: 900 },
       lastCompletion: stats,
+      lastCompletionAgeMs: 140_000,
       engineIsa: 'avx2',
       engineVersion: '0.3.0',
       completionEnabled: false,
     });
-    assert.equal(view.text, '$(hubot) SmallThinker-4B · 180 ms · 24 tok/s');
-    assert.match(view.accessibilityLabel, /^SmallThinker: ready, SmallThinker-4B, last completion 180 ms, 24 tok\/s$/);
+    // Figures in the item would read as the current speed long after that completion.
+    assert.equal(view.text, '$(hubot) SmallThinker-4B');
+    assert.equal(view.accessibilityLabel, 'SmallThinker: ready, SmallThinker-4B');
     const tooltip = view.tooltip.join('\n');
+    assert.match(tooltip, /^Last completion \(2 min ago\): first token 95 ms/m);
     assert.match(tooltip, /900 of 1000 prompt tokens reused \(90%\)/);
     assert.match(tooltip, /100 evaluated in 40 ms; 50 moved/);
     assert.match(tooltip, /first token 95 ms, total 180 ms, 24 tok\/s \(30 tokens\)/);
@@ -126,5 +129,12 @@ describe('statusView', () => {
     assert.equal(view.accessibilityLabel, 'SmallThinker: error. Loading x_y.gguf failed: bad magic');
     const restarting = statusView({ status: { kind: 'error', message: 'crashed', restarting: true }, completionEnabled: true });
     assert.equal(restarting.text, '$(error) SmallThinker: restarting');
+  });
+
+  test('formatAge: just now, seconds, minutes, hours', () => {
+    assert.equal(formatAge(1200), 'just now');
+    assert.equal(formatAge(42_000), '42 s ago');
+    assert.equal(formatAge(5 * 60_000), '5 min ago');
+    assert.equal(formatAge(3 * 3_600_000), '3 h ago');
   });
 });

@@ -70,8 +70,15 @@ describe('fake engine', () => {
     assert.equal(result.info.fileSize, fs.statSync(model).size);
     assert.equal(progress[0]?.kind, 'begin');
     assert.equal(progress[progress.length - 1]?.kind, 'end');
+    // Like the engine: a percentage with every report, rising through the phases to 99 (100 is ready).
+    const reports = progress.filter((p) => p.kind === 'report');
     assert.ok(
-      progress.some((p) => p.kind === 'report' && p.percentage === 100),
+      reports.every((p, i) => p.percentage !== undefined && (i === 0 || p.percentage >= (reports[i - 1].percentage ?? 0))),
+      JSON.stringify(progress),
+    );
+    assert.equal(reports[reports.length - 1]?.percentage, 99, JSON.stringify(progress));
+    assert.ok(
+      reports.some((p) => /laying out/.test(p.message ?? '')),
       JSON.stringify(progress),
     );
     assert.deepEqual(await engine.modelInfo(), { loaded: true, path: model, info: result.info });
@@ -79,7 +86,19 @@ describe('fake engine', () => {
 
   it('streams the chat answer in pieces that add up to the result', async () => {
     const deltas: string[] = [];
-    const result = await engine.chat({ messages: [{ role: 'user', content: 'add two numbers' }] }, { onDelta: (t) => deltas.push(t) });
+    const kinds: string[] = [];
+    const result = await engine.chat(
+      { messages: [{ role: 'user', content: 'add two numbers' }] },
+      {
+        onDelta: (t) => {
+          if (deltas.length === 0) kinds.push('first delta');
+          deltas.push(t);
+        },
+        onProgress: (p) => kinds.push(p.kind === 'begin' ? `begin ${p.prompt?.promptTokens}` : p.kind),
+      },
+    );
+    // The prompt's size comes before the first word, like the engine's.
+    assert.deepEqual(kinds, ['begin 4', 'report', 'first delta', 'end']);
     assert.equal(result.text, DEFAULT_CHAT_TEXT);
     assert.match(result.text, /```ts\n[\s\S]*\n```/);
     assert.equal(result.stopReason, 'eog');

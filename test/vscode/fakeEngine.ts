@@ -6,6 +6,8 @@
 //   FAKE_ENGINE_CHAT_DELAY_MS     delay between streamed words (default 15)
 //   FAKE_ENGINE_COMPLETION        completion/create's first candidate (default DEFAULT_COMPLETION)
 //   FAKE_ENGINE_COMPLETION_DELAY_MS  (default 30)
+//   FAKE_ENGINE_PREFILL_MS        time chat/create "evaluates" its prompt before the first word (default 0)
+//   FAKE_ENGINE_START_MS          time `initialize` takes to answer (default 0)
 //   FAKE_ENGINE_LOAD_MS           time model/load takes, with progress reports (default 300)
 //   FAKE_ENGINE_LOAD_FAIL         non-empty: model/load fails with this message
 //   FAKE_ENGINE_MODEL_NAME        model name in ModelSummary (default "SmallThinker Fake")
@@ -19,6 +21,7 @@ import { StreamMessageReader, StreamMessageWriter, createMessageConnection } fro
 import {
   ChatDeltaProgressType,
   ChatRequest,
+  ChatWorkDoneProgressType,
   CompletionRequest,
   EngineErrorCodes,
   EngineStatsRequest,
@@ -35,6 +38,7 @@ import {
   WorkDoneProgressType,
   type ChatParams,
   type ChatResult,
+  type ChatWorkDoneProgress,
   type CompletionParams,
   type CompletionResult,
   type EngineStatsResult,
@@ -46,6 +50,7 @@ import {
   type WarmResult,
   type WorkDoneProgress,
 } from '../../src/common/protocol';
+import { LOAD_PHASE_MESSAGES, loadPercentage } from '../../src/common/loadProgress';
 
 export const DEFAULT_CHAT_TEXT = [
   'Here is a function that adds two numbers:',
@@ -75,6 +80,8 @@ export function main(): void {
   const completionText = env.FAKE_ENGINE_COMPLETION ?? DEFAULT_COMPLETION;
   const completionDelayMs = num('FAKE_ENGINE_COMPLETION_DELAY_MS', 30);
   const loadMs = num('FAKE_ENGINE_LOAD_MS', 300);
+  const prefillMs = num('FAKE_ENGINE_PREFILL_MS', 0);
+  const startMs = num('FAKE_ENGINE_START_MS', 0);
   const modelName = env.FAKE_ENGINE_MODEL_NAME || DEFAULT_MODEL_NAME;
 
   const log = (line: string): void => void process.stderr.write(`fake-engine: ${line}\n`);
@@ -143,7 +150,8 @@ export function main(): void {
     guard(
       'initialize',
       params,
-      (): InitializeResult => {
+      async (): Promise<InitializeResult> => {
+        if (startMs > 0) await sleep(startMs);
         if (params.protocolVersion !== PROTOCOL_VERSION) {
           throw new ResponseError(
             EngineErrorCodes.InvalidRequest,
@@ -201,10 +209,12 @@ export function main(): void {
           `Cannot open the model file ${params.path}: it does not exist. Choose another file.`,
         );
       }
+      // Like a first load: reading the file, then laying out the weights in steps.
       const steps = 4;
+      progress({ kind: 'report', message: LOAD_PHASE_MESSAGES.reading, percentage: loadPercentage('reading') });
       for (let i = 1; i <= steps; i++) {
         await sleep(loadMs / steps);
-        progress({ kind: 'report', message: 'reading', percentage: Math.round((100 * i) / steps) });
+        progress({ kind: 'report', message: LOAD_PHASE_MESSAGES.layout, percentage: loadPercentage('layout', i / steps) });
       }
       if (env.FAKE_ENGINE_LOAD_FAIL) {
         progress({ kind: 'end', message: 'failed' });
@@ -268,6 +278,7 @@ export function main(): void {
           decodeTokensPerS: decodeTokens / Math.max(totalMs / 1000, 0.001),
           totalMs,
           fim: params.fim ?? true,
+          stopReason: 'eog',
         },
       };
     }),
@@ -286,6 +297,18 @@ export function main(): void {
         pieces = pieces.slice(0, maxTokens);
         stopReason = 'length';
       }
+      const workDone = params.workDoneToken;
+      const sendWork = (value: ChatWorkDoneProgress): void => {
+        if (workDone !== undefined) void connection.sendProgress(ChatWorkDoneProgressType, workDone, value).catch(() => {});
+      };
+      sendWork({
+        kind: 'begin',
+        title: 'chat',
+        message: `evaluating ${promptTokens} prompt tokens`,
+        prompt: { promptTokens, cachedTokens: 0, maxTokens: Math.min(maxTokens, contextLength - promptTokens), contextLength },
+      });
+      if (prefillMs > 0) await sleep(prefillMs);
+      sendWork({ kind: 'report', message: 'generating' });
       let text = '';
       let firstTokenMs = 0;
       for (const piece of pieces) {
@@ -310,6 +333,7 @@ export function main(): void {
           void connection.sendProgress(ChatDeltaProgressType, params.partialResultToken, { text: piece }).catch(() => {});
         }
       }
+      sendWork({ kind: 'end' });
       counts.chat++;
       const ms = Date.now() - started;
       return {

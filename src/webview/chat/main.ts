@@ -36,7 +36,13 @@ const ui = {
 
 let state: ChatViewState | undefined;
 /** The message being streamed: its text so far and the pending render. */
-const stream = { id: undefined as string | undefined, timer: undefined as number | undefined, lastRender: 0 };
+const stream = {
+  id: undefined as string | undefined,
+  timer: undefined as number | undefined,
+  lastRender: 0,
+  /** What happens before its first token (the host says: "Evaluating 734 prompt tokens…"). */
+  progress: undefined as string | undefined,
+};
 let noticeTimer: number | undefined;
 
 function post(message: WebviewToHost): void {
@@ -118,7 +124,8 @@ function fillMessageBody(article: HTMLElement, m: MessageView, streaming: boolea
   } else if (m.text) {
     body.innerHTML = renderMarkdown(m.text);
   } else {
-    body.replaceChildren(streaming ? h('span', { class: 'thinking', text: 'Thinking…' }) : '');
+    const progress = (streaming && stream.id === m.id && stream.progress) || 'Thinking…';
+    body.replaceChildren(streaming ? h('span', { class: 'thinking', 'data-testid': 'message-progress', text: progress }) : '');
   }
   article.classList.toggle('streaming', streaming);
   article.setAttribute('aria-busy', streaming ? 'true' : 'false');
@@ -273,6 +280,7 @@ function onHostMessage(message: HostToWebview): void {
       if (stream.timer !== undefined) clearTimeout(stream.timer);
       stream.timer = undefined;
       stream.id = state.busy ? state.streamingMessageId : undefined;
+      stream.progress = state.busy ? state.progress : undefined;
       renderState();
       break;
     }
@@ -282,6 +290,14 @@ function onHostMessage(message: HostToWebview): void {
       m.text += message.text;
       stream.id = message.messageId;
       scheduleStreamRender();
+      break;
+    }
+    case 'progress': {
+      const m = findMessage(message.messageId);
+      if (!m) break;
+      stream.id = message.messageId;
+      stream.progress = message.text;
+      if (!m.text) flushStream();
       break;
     }
     case 'done': {

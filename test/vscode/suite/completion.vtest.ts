@@ -95,6 +95,48 @@ suite('inline completion (real engine)', () => {
     assert.equal(provider.engineCalls, callsBefore, 'no engine call for a typed-ahead suggestion');
   });
 
+  test('a typed request shows the first line at once, then grows it with its continuation', async function () {
+    this.timeout(120_000);
+    const api = await readyEngine();
+    const provider = api.testing.completionProvider()!;
+    const config = vscode.workspace.getConfiguration('smallthinker');
+    // 1 ms: the first token with text ends the first request, so there is always more to grow
+    await config.update('completion.firstLineMs', 1, vscode.ConfigurationTarget.Global);
+    try {
+      const editor = await editorAtEnd('grow.py', 'import sys\n\ndef run(args):\n    value = ');
+      const doc = editor.document;
+      const text = doc.getText();
+      const items = await waitFor(
+        'a first-line suggestion',
+        () =>
+          provider.provideInlineCompletionItems(
+            doc,
+            doc.positionAt(text.length),
+            { triggerKind: vscode.InlineCompletionTriggerKind.Automatic, selectedCompletionInfo: undefined },
+            new vscode.CancellationTokenSource().token,
+          ),
+        60_000,
+      );
+      const first = String(items[0].insertText);
+      assert.ok(first.trim().length > 0);
+      // The continuation arrives and the cached suggestion becomes first line + continuation.
+      const key = { document: doc.uri.toString(), prefix: text, suffix: '' };
+      const grown = await waitFor(
+        'the suggestion to grow',
+        () => {
+          const c = provider.cache.get(key)?.candidates[0];
+          return c && c.length > first.length ? c : undefined;
+        },
+        60_000,
+      );
+      assert.ok(grown.startsWith(first), `"${grown}" continues "${first}"`);
+      // and the continuation alone serves the position after accepting the first line
+      assert.equal(provider.cache.get({ ...key, prefix: text + first })?.candidates[0], grown.slice(first.length));
+    } finally {
+      await config.update('completion.firstLineMs', undefined, vscode.ConfigurationTarget.Global);
+    }
+  });
+
   test('a cancelled request stops and the next one works', async function () {
     this.timeout(120_000);
     const api = await readyEngine();

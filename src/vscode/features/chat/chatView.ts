@@ -22,7 +22,9 @@ import {
 } from '../../../common/chatHistory';
 import {
   describeMessage,
+  evaluatingText,
   parseWebviewMessage,
+  readingText,
   toChip,
   toConversationView,
   type ChatViewState,
@@ -55,6 +57,8 @@ const ACTIONS = {
 interface RunningAnswer {
   conversation: Conversation;
   message: ConversationMessage;
+  /** What happens before the first token, for the panel. */
+  progress?: string;
   cts: vscode.CancellationTokenSource;
   done: Promise<void>;
   /** The user deleted the conversation while it ran: do not save it back. */
@@ -167,6 +171,7 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
       attachments: this.attachments.list().map(toChip),
       busy: this.running !== undefined,
       streamingMessageId: running?.message.id,
+      progress: running?.progress,
       engine: this.engineView(),
     };
   }
@@ -319,12 +324,26 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
     return answer;
   }
 
+  /** Says in the panel what happens before the answer's first token. */
+  private progress(answer: ConversationMessage, text: string): void {
+    const running = this.running;
+    if (!running || running.message !== answer || answer.text !== '') return;
+    running.progress = text;
+    this.post({ type: 'progress', messageId: answer.id, text });
+  }
+
   /** Streams the engine's answer into `answer`; never throws (failures become `answer.error`). */
   private async answer(conversation: Conversation, answer: ConversationMessage, token: vscode.CancellationToken): Promise<void> {
     const engine = this.services.engine;
     try {
+      const question = conversation.messages[conversation.messages.indexOf(answer) - 1];
+      const reading = readingText(question?.attachments ?? []);
+      if (reading) this.progress(answer, reading);
       const status = engine.status.kind;
-      if (status === 'starting' || status === 'loading') await untilCancelled(engine.settled(), token);
+      if (status === 'starting' || status === 'loading') {
+        this.progress(answer, 'Waiting for the model to load…');
+        await untilCancelled(engine.settled(), token);
+      }
       if (token.isCancellationRequested) {
         answer.stopReason = 'stopped';
         return;
@@ -352,6 +371,14 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
               this.post({ type: 'delta', messageId: answer.id, text: delta });
             },
             token,
+            {
+              label: 'chat',
+              onProgress: (value) => {
+                if (value.kind === 'begin' && value.prompt)
+                  this.progress(answer, evaluatingText(value.prompt.promptTokens, value.prompt.cachedTokens));
+                else if (value.kind === 'report') this.progress(answer, 'Writing the answer…');
+              },
+            },
           );
           answer.text = result.text || answer.text;
           answer.stopReason = result.stopReason;

@@ -108,6 +108,7 @@ export class SmallThinkerChatModelProvider implements vscode.LanguageModelChatPr
         { messages: trimmed, sampling: { temperature }, maxTokens },
         (delta) => progress.report(new vscode.LanguageModelTextPart(delta)),
         token,
+        { label: 'language model' },
       );
     } catch (err) {
       if (token.isCancellationRequested || isCancellation(err)) throw new vscode.CancellationError();

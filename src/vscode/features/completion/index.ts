@@ -14,12 +14,17 @@ import { Commands } from '../../../common/ids';
 import { completionConfig, languageEnabled } from '../../config';
 import { errorMessage, isCancellation } from '../../engineService';
 import type { Services } from '../../services';
-import { ContextTracker, displayName } from './contextTracker';
+import { ContextTracker } from './contextTracker';
 import { CompletionProvider, completionPrompt } from './provider';
 
 const STATS_KEY = 'smallthinker.completionStats';
 /** Idle time after switching files before the engine evaluates the new file's prompt. */
 const WARM_DELAY_MS = 700;
+/**
+ * Idle time after the cursor moved (not by typing) before the engine evaluates the prompt at the
+ * new position, so that the first keystroke there costs a few tokens instead of the whole change.
+ */
+const CURSOR_WARM_DELAY_MS = 250;
 
 let providerForTests: CompletionProvider | undefined;
 /** The live provider (extension-host tests inspect its cache and counters). */
@@ -58,18 +63,31 @@ export function registerCompletion(context: vscode.ExtensionContext, services: S
     });
   };
 
-  // Warming: after switching to a file, evaluate its prompt before the first keystroke.
+  // Warming: after switching to a file or moving the cursor, evaluate the prompt there before the
+  // first keystroke. A keystroke cancels a warm-up not yet sent, not one the engine runs: that one
+  // is the work the keystroke's completion needs (the engine lets it finish first).
   let warmSource: vscode.CancellationTokenSource | undefined;
+  /** The document of the warm-up in flight. */
+  let warmDocument: string | undefined;
   let warmTimer: NodeJS.Timeout | undefined;
-  const cancelWarm = (): void => {
+  /** The last edit of a document (a selection change right after it is the edit's, not a move). */
+  let lastEdit: { document: vscode.TextDocument; version: number; at: number } | undefined;
+  const cancelWarmTimer = (): void => {
     if (warmTimer) clearTimeout(warmTimer);
     warmTimer = undefined;
+  };
+  const cancelWarm = (): void => {
+    cancelWarmTimer();
     warmSource?.cancel();
     warmSource?.dispose();
     warmSource = undefined;
+    warmDocument = undefined;
   };
-  const scheduleWarm = (editor: vscode.TextEditor | undefined): void => {
-    cancelWarm();
+  const scheduleWarm = (editor: vscode.TextEditor | undefined, delayMs = WARM_DELAY_MS): void => {
+    // A warm-up of another document is stale; one of this document finishes (cheaper than
+    // evaluating again what an interrupted one loses) and the new one follows it.
+    if (editor && warmDocument === editor.document.uri.toString()) cancelWarmTimer();
+    else cancelWarm();
     const config = completionConfig();
     if (!editor || !config.enabled || config.trigger === 'manual' || !languageEnabled(config, editor.document.languageId)) return;
     if (services.engine.status.kind !== 'ready' || editor.document.uri.scheme === 'output') return;
@@ -81,25 +99,31 @@ export function registerCompletion(context: vscode.ExtensionContext, services: S
       const text = doc.getText();
       const source = new vscode.CancellationTokenSource();
       warmSource = source;
+      const documentId = doc.uri.toString();
+      warmDocument = documentId;
+      const done = (): void => {
+        source.dispose();
+        if (warmSource !== source) return;
+        warmSource = undefined;
+        warmDocument = undefined;
+      };
       services.engine
         .warm(
           {
-            documentId: doc.uri.toString(),
+            documentId,
             prompt: completionPrompt(doc, text.slice(0, offset), text.slice(offset), contextTracker, config),
             maxTokens: config.maxTokens,
           },
           source.token,
         )
         .then(
-          (r) =>
-            services.log.debug(
-              `warmed ${displayName(doc)}: ${r.evaluatedTokens}/${r.promptTokens} tokens evaluated in ${r.ms.toFixed(0)} ms`,
-            ),
+          () => done(), // (the engine service logs its figures)
           (err: unknown) => {
+            done();
             if (!isCancellation(err)) services.log.debug(`warming failed: ${errorMessage(err)}`);
           },
         );
-    }, WARM_DELAY_MS);
+    }, delayMs);
   };
 
   context.subscriptions.push(
@@ -107,7 +131,7 @@ export function registerCompletion(context: vscode.ExtensionContext, services: S
     provider,
     vscode.languages.registerInlineCompletionItemProvider({ pattern: '**' }, provider),
     vscode.commands.registerCommand(Commands.triggerCompletion, async () => {
-      cancelWarm();
+      cancelWarmTimer();
       provider.markManualTrigger();
       await vscode.commands.executeCommand('editor.action.inlineSuggest.trigger');
     }),
@@ -117,19 +141,42 @@ export function registerCompletion(context: vscode.ExtensionContext, services: S
       saveStats();
     }),
     vscode.commands.registerCommand(Commands.showStats, async () => {
-      const lines = describeAcceptance(tracker.state);
-      const choice = await vscode.window.showInformationMessage(
-        'SmallThinker inline completion statistics (kept on this machine only)',
-        { modal: true, detail: lines.join('\n') },
-        'Reset',
-      );
-      if (choice === 'Reset') {
-        Object.assign(tracker.state, emptyAcceptanceState());
-        await context.globalState.update(STATS_KEY, tracker.state);
-      }
+      // A list to read, not a dialog: Enter or Escape just closes it. Resetting is the last row and asks first.
+      const reset = { label: '$(discard) Reset Statistics…', description: 'asks first', reset: true };
+      const items: Array<vscode.QuickPickItem & { reset?: boolean }> = [
+        ...describeAcceptance(tracker.state).map((line) => ({ label: line })),
+        { label: '', kind: vscode.QuickPickItemKind.Separator },
+        reset,
+      ];
+      const picked = await vscode.window.showQuickPick(items, {
+        title: 'SmallThinker inline completion statistics (kept on this machine only)',
+        placeHolder: 'Enter or Escape closes this list',
+      });
+      if (!picked?.reset) return;
+      const keep = { label: '$(check) Keep the Statistics', reset: false };
+      const confirm = await vscode.window.showQuickPick([keep, { label: '$(discard) Reset the Statistics', reset: true }], {
+        title: 'Reset the inline completion statistics? This cannot be undone.',
+        placeHolder: 'Keep them, or reset them to zero',
+      });
+      if (!confirm?.reset) return;
+      Object.assign(tracker.state, emptyAcceptanceState());
+      await context.globalState.update(STATS_KEY, tracker.state);
+      services.log.info('completion statistics reset (asked and confirmed).');
+      vscode.window.setStatusBarMessage('SmallThinker completion statistics reset', 3000);
     }),
     vscode.window.onDidChangeActiveTextEditor((editor) => scheduleWarm(editor)),
-    vscode.workspace.onDidChangeTextDocument(() => cancelWarm()),
+    vscode.workspace.onDidChangeTextDocument((e) => {
+      cancelWarmTimer();
+      if (e.contentChanges.length > 0) lastEdit = { document: e.document, version: e.document.version, at: Date.now() };
+    }),
+    // The cursor moved by hand (not by typing, which moves it too): warm the prompt at the new position.
+    vscode.window.onDidChangeTextEditorSelection((e) => {
+      if (e.kind === undefined || e.textEditor !== vscode.window.activeTextEditor || !e.selections[0]?.isEmpty) return;
+      const doc = e.textEditor.document;
+      if (lastEdit?.document === doc && lastEdit.version === doc.version && Date.now() - lastEdit.at < 200) return;
+      provider.onCursorMoved(doc, doc.offsetAt(e.selections[0].active));
+      scheduleWarm(e.textEditor, CURSOR_WARM_DELAY_MS);
+    }),
     vscode.workspace.onDidCloseTextDocument((doc) => provider.cache.clear(doc.uri.toString())),
     services.engine.onDidChangeStatus((status) => {
       if (status.kind === 'ready') scheduleWarm(vscode.window.activeTextEditor);

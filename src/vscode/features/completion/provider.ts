@@ -3,6 +3,10 @@
 // one completion/create with the editor's CancellationToken passed down (a stale request stops in
 // the engine), the time budget and stop-at-block-end rules. After a suggestion is shown, the
 // completion for "the suggestion was accepted" is computed ahead into the cache.
+//
+// Line first: a typed request asks only for the first line (firstLineMs), which shows at once; the
+// completion ahead is then its continuation, and when it arrives while the cursor has not moved,
+// the suggestion grows to first line + continuation (the editor is asked for it again).
 import * as vscode from 'vscode';
 
 import { AcceptanceTracker } from '../../../common/acceptanceStats';
@@ -53,12 +57,18 @@ export function completionPrompt(
 export interface ProviderEvents {
   /** Set by the manual trigger command: the next request computes several candidates. */
   manualTriggerPending: boolean;
+  /** Set when the provider re-triggers the editor to grow a shown first line: not a manual request. */
+  growPending: boolean;
 }
 
 export class CompletionProvider implements vscode.InlineCompletionItemProvider, vscode.Disposable {
   readonly cache = new CompletionCache();
   private ahead: vscode.CancellationTokenSource | undefined;
-  private readonly events: ProviderEvents = { manualTriggerPending: false };
+  /** Where the suggestion that `ahead` continues is shown. */
+  private aheadAt: { document: string; offset: number } | undefined;
+  /** Per document: the last suggestion shown that is only a first line (to grow when served again). */
+  private readonly firstLines = new Map<string, { prefixLength: number; text: string }>();
+  private readonly events: ProviderEvents = { manualTriggerPending: false, growPending: false };
   /** Requests that reached the engine (for tests and the statistics). */
   engineCalls = 0;
 
@@ -83,7 +93,9 @@ export class CompletionProvider implements vscode.InlineCompletionItemProvider, 
   ): Promise<vscode.InlineCompletionItem[] | undefined> {
     this.cancelAhead();
     const config = completionConfig();
-    const invoked = context.triggerKind === vscode.InlineCompletionTriggerKind.Invoke || this.events.manualTriggerPending;
+    const grow = this.events.growPending;
+    this.events.growPending = false;
+    const invoked = (context.triggerKind === vscode.InlineCompletionTriggerKind.Invoke && !grow) || this.events.manualTriggerPending;
     this.events.manualTriggerPending = false;
     if (!config.enabled && !invoked) return undefined;
     if (!languageEnabled(config, document.languageId) && !invoked) return undefined;
@@ -101,8 +113,9 @@ export class CompletionProvider implements vscode.InlineCompletionItemProvider, 
 
     const hit = this.cache.get({ document: docKey, prefix, suffix });
     if (hit && (!invoked || hit.candidates.length >= config.candidates || hit.typed > 0)) {
-      const items = this.items(document, position, hit.candidates, prefix, suffix, true);
-      return items;
+      const line = this.firstLines.get(docKey);
+      const firstLineOnly = hit.typed === 0 && line?.prefixLength === prefix.length && line.text === hit.candidates[0];
+      return this.items(document, position, hit.candidates, prefix, suffix, true, firstLineOnly);
     }
 
     if (!invoked && config.debounceMs > 0 && !(await sleep(config.debounceMs, token))) return undefined;
@@ -110,22 +123,22 @@ export class CompletionProvider implements vscode.InlineCompletionItemProvider, 
     if (token.isCancellationRequested) return undefined;
 
     const params = this.params(document, prefix, suffix, config, invoked ? config.candidates : 1);
+    // Typed: the first line at once, the rest ahead (a manual request waits for whole candidates).
+    // (firstLineMs: decoding after which a first line that has not ended shows as it is, then grows;
+    // short, since keystroke to ghost text is the latency users feel)
+    if (!invoked && config.firstLineMs > 0) params.firstLineMs = config.firstLineMs;
     let result: CompletionResult;
     try {
       this.engineCalls++;
-      result = await this.engine.complete(params, token);
+      result = await this.engine.complete(params, token, { label: `completion ${displayName(document)}:${position.line + 1}` });
     } catch (err) {
       if (!isCancellation(err) && !token.isCancellationRequested) this.log.warn(`completion failed: ${errorMessage(err)}`);
       return undefined;
     }
     this.tracker.onEngineLatency(result.stats.timeToFirstTokenMs);
     this.cache.put({ document: docKey, prefix, suffix }, result.candidates);
-    this.log.debug(
-      `completion ${displayName(document)}:${position.line + 1}: ${result.stats.evaluatedTokens}/${result.stats.promptTokens} tokens evaluated, ` +
-        `first token ${result.stats.timeToFirstTokenMs.toFixed(0)} ms, ${result.stats.decodeTokens} generated, total ${result.stats.totalMs.toFixed(0)} ms`,
-    );
     if (token.isCancellationRequested) return undefined;
-    return this.items(document, position, result.candidates, prefix, suffix, false);
+    return this.items(document, position, result.candidates, prefix, suffix, false, result.stats.stopReason === 'line');
   }
 
   private params(
@@ -152,13 +165,16 @@ export class CompletionProvider implements vscode.InlineCompletionItemProvider, 
     prefix: string,
     suffix: string,
     fromCache: boolean,
+    firstLineOnly = false,
   ): vscode.InlineCompletionItem[] | undefined {
     const texts = candidates.filter((c) => c.length > 0);
     const docKey = document.uri.toString();
+    if (firstLineOnly && texts[0]) this.firstLines.set(docKey, { prefixLength: prefix.length, text: texts[0] });
+    else this.firstLines.delete(docKey);
     this.tracker.onShown(docKey, prefix.length, texts[0] ?? '', fromCache);
     this.onStatsChanged();
     if (texts.length === 0) return undefined;
-    this.computeAhead(document, prefix, suffix, texts[0]);
+    this.computeAhead(document, prefix, suffix, texts[0], firstLineOnly);
     return texts.map((t) => {
       const item = new vscode.InlineCompletionItem(t, new vscode.Range(position, position));
       item.command = { command: Commands.completionAccepted, title: 'Accepted', arguments: [docKey, t, prefix.length] };
@@ -166,22 +182,45 @@ export class CompletionProvider implements vscode.InlineCompletionItemProvider, 
     });
   }
 
-  /** Computes the completion for the position after `shown` is accepted, into the cache. */
-  private computeAhead(document: vscode.TextDocument, prefix: string, suffix: string, shown: string): void {
+  /**
+   * Computes the completion for the position after `shown` is accepted, into the cache. When
+   * `shown` is only a first line, that completion is its continuation: once it arrives, if the
+   * document and the cursor are as they were, the suggestion at `prefix` becomes shown +
+   * continuation and the editor is asked again (it gets it from the cache).
+   */
+  private computeAhead(document: vscode.TextDocument, prefix: string, suffix: string, shown: string, grow = false): void {
     const config = completionConfig();
     const nextPrefix = prefix + shown;
     const docKey = document.uri.toString();
-    if (this.cache.get({ document: docKey, prefix: nextPrefix, suffix })) return;
+    const cached = this.cache.get({ document: docKey, prefix: nextPrefix, suffix });
+    if (cached && !grow) return;
+    const version = document.version;
+    const grown = (rest: readonly string[]): void => {
+      if (!grow || !rest[0] || document.version !== version) return;
+      const editor = vscode.window.activeTextEditor;
+      const at = editor?.document === document && editor.selection.isEmpty ? document.offsetAt(editor.selection.active) : -1;
+      if (at !== prefix.length) return;
+      this.cache.put({ document: docKey, prefix, suffix }, [shown + rest[0]]);
+      this.firstLines.delete(docKey);
+      this.events.growPending = true;
+      void vscode.commands.executeCommand('editor.action.inlineSuggest.trigger');
+    };
+    if (cached) {
+      grown(cached.candidates);
+      return;
+    }
     const source = new vscode.CancellationTokenSource();
     this.ahead = source;
-    const version = document.version;
+    this.aheadAt = { document: docKey, offset: prefix.length };
     // Let the editor render the suggestion first.
     setTimeout(() => {
       if (source.token.isCancellationRequested || document.version !== version) return;
       const params = this.params(document, nextPrefix, suffix, config, 1);
-      this.engine.complete(params, source.token, { record: false }).then(
+      this.engine.complete(params, source.token, { record: false, label: `completion ahead ${displayName(document)}` }).then(
         (result) => {
-          if (!source.token.isCancellationRequested) this.cache.put({ document: docKey, prefix: nextPrefix, suffix }, result.candidates);
+          if (source.token.isCancellationRequested) return;
+          this.cache.put({ document: docKey, prefix: nextPrefix, suffix }, result.candidates);
+          grown(result.candidates);
         },
         (err: unknown) => {
           if (!isCancellation(err)) this.log.debug(`completion ahead failed: ${errorMessage(err)}`);
@@ -190,10 +229,17 @@ export class CompletionProvider implements vscode.InlineCompletionItemProvider, 
     }, 30);
   }
 
+  /** The cursor moved by hand: what is computed ahead for a suggestion shown elsewhere is stale. */
+  onCursorMoved(document: vscode.TextDocument, offset: number): void {
+    if (this.aheadAt?.document === document.uri.toString() && this.aheadAt.offset === offset) return;
+    this.cancelAhead();
+  }
+
   private cancelAhead(): void {
     this.ahead?.cancel();
     this.ahead?.dispose();
     this.ahead = undefined;
+    this.aheadAt = undefined;
   }
 
   dispose(): void {

@@ -385,15 +385,33 @@ export function registerModels(context: vscode.ExtensionContext, services: Servi
   };
 
   const shown = new Set<string>();
+  /** Set while the "restarting" notification is up: it ends when the engine is back (or gave up). */
+  let restartNotice = false;
   const notify = (status: EngineStatus): void => {
+    if (status.kind === 'error' && status.restarting) {
+      // A progress notification, not a message with buttons: it goes away once the restart is over.
+      if (restartNotice) return;
+      restartNotice = true;
+      void vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Notification, title: `SmallThinker: ${status.message}` },
+        (progress) =>
+          new Promise<void>((resolve) => {
+            progress.report({ message: 'If this repeats, see the engine log (SmallThinker: Show Engine Log).' });
+            const sub = services.engine.onDidChangeStatus((now) => {
+              if (now.kind === 'error' && now.restarting) return;
+              sub.dispose();
+              restartNotice = false;
+              resolve();
+            });
+          }),
+      );
+      return;
+    }
     if (status.kind === 'error') {
       if (shown.has(status.message)) return;
       shown.add(status.message);
-      const buttons = status.restarting ? [SHOW_LOG] : status.modelPath ? [CHOOSE, SHOW_LOG] : [RESTART, SHOW_LOG];
-      const text = status.restarting
-        ? `SmallThinker: ${status.message} If this repeats, see the engine log.`
-        : `SmallThinker: ${status.message}`;
-      void vscode.window.showErrorMessage(text, ...buttons).then((choice) => {
+      const buttons = status.modelPath ? [CHOOSE, SHOW_LOG] : [RESTART, SHOW_LOG];
+      void vscode.window.showErrorMessage(`SmallThinker: ${status.message}`, ...buttons).then((choice) => {
         if (choice === SHOW_LOG) services.log.show();
         else if (choice === CHOOSE) void chooseModel();
         else if (choice === RESTART) void vscode.commands.executeCommand(Commands.restartEngine);

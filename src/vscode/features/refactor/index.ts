@@ -12,9 +12,13 @@ import { EngineErrorCodes, type ChatMessage } from '../../../common/protocol';
 import {
   answerTokenBudget,
   appendCode,
+  answerLimitText,
   buildEditMessages,
+  cutOffForecast,
+  expectedAnswerTokens,
   extractCode,
   fitReplacement,
+  generationLimitState,
   normalizeNewCode,
   selectionLines,
   splitRegion,
@@ -291,7 +295,14 @@ async function runEdit(action: EditAction, services: Services, proposals: Propos
     existingTests: tests?.exists ? tests.text : undefined,
   });
   const maxTokens = answerTokenBudget(parts.region, action === 'tests' ? Math.max(config.maxTokens, 1536) : config.maxTokens);
-  const answer = await generate(services, action, messages, Math.min(config.temperature, EDIT_TEMPERATURE), maxTokens);
+  const answer = await generate(
+    services,
+    action,
+    messages,
+    Math.min(config.temperature, EDIT_TEMPERATURE),
+    maxTokens,
+    expectedAnswerTokens(action, parts.region),
+  );
   if (!answer) return false;
 
   const extracted = extractCode(answer.text);
@@ -302,7 +313,9 @@ async function runEdit(action: EditAction, services: Services, proposals: Propos
   }
   const notes: string[] = [];
   if (answer.truncated)
-    notes.push('The answer was cut off at the token limit (setting smallthinker.chat.maxTokens): check the end of the change.');
+    notes.push(
+      `The answer was cut off at its token limit (${answer.limitText ?? 'setting smallthinker.chat.maxTokens'}): check the end of the change.`,
+    );
   if (diagnostics && diagnostics.length === 0)
     notes.push('No problems were reported in the selection, so SmallThinker looked for bugs itself.');
   const note = notes.length > 0 ? notes.join(' ') : undefined;
@@ -338,11 +351,21 @@ interface Answer {
   text: string;
   /** Cut off by the token limit before the code block ended. */
   truncated: boolean;
+  /** What limited the answer, in words (for the note when it was cut off). */
+  limitText?: string;
+}
+
+/** The progress messages of the latest edit command (extension-host tests read them). */
+let progressLog: string[] = [];
+export function refactorProgressForTests(): readonly string[] {
+  return progressLog;
 }
 
 /**
- * Runs the one-shot chat request under a cancellable progress notification. Stops the model once
- * the code block is closed. Undefined when cancelled or failed (the error is shown).
+ * Runs the one-shot chat request under a cancellable progress notification that says what happens:
+ * waiting for the model, evaluating the prompt, tokens generated of the limit, and as soon as it is
+ * known that the answer will be cut off. Stops the model once the code block is closed. Undefined
+ * when cancelled or failed (the error is shown).
  */
 async function generate(
   services: Services,
@@ -350,29 +373,47 @@ async function generate(
   messages: ChatMessage[],
   temperature: number,
   maxTokens: number,
+  expectedTokens: number,
 ): Promise<Answer | undefined> {
+  const log: string[] = [];
+  progressLog = log;
   try {
     return await vscode.window.withProgress(
       { location: vscode.ProgressLocation.Notification, title: `SmallThinker: ${PROGRESS_TITLES[action]}…`, cancellable: true },
       async (progress, token) => {
         const stop = new vscode.CancellationTokenSource();
         const linked = token.onCancellationRequested(() => stop.cancel());
+        let warning = '';
+        const report = (message: string): void => {
+          const text = warning ? `${message}. ⚠ ${warning}` : message;
+          if (log[log.length - 1] === text) return;
+          log.push(text);
+          progress.report({ message: text });
+        };
+        const warn = (text: string): void => {
+          if (warning === text) return;
+          warning = text;
+          services.log.warn(`${action}: ${text}`);
+        };
         let text = '';
         let tokens = 0;
         let lastReport = 0;
         let blockDone = false;
-        progress.report({ message: 'waiting for the model…' });
+        /** The answer's token limit as the engine set it (known once it has the prompt). */
+        let limit: { allowed: number; requested: number; promptTokens: number; contextLength: number } | undefined;
+        const status = services.engine.status;
+        if (status.kind === 'loading' || status.kind === 'starting') {
+          report('waiting for the model to load');
+          await services.engine.settled();
+          if (token.isCancellationRequested) return undefined;
+        }
+        report('waiting for the engine');
         try {
           const result = await services.engine.chat(
             { messages, sampling: { temperature }, maxTokens },
             (delta) => {
               text += delta;
               tokens++;
-              const now = Date.now();
-              if (now - lastReport >= 250) {
-                lastReport = now;
-                progress.report({ message: `${tokens} tokens` });
-              }
               // A closing fence counts once its line has ended (a longer fence may be arriving).
               if (!blockDone && delta.includes('\n')) {
                 const code = extractCode(text.slice(0, text.lastIndexOf('\n')));
@@ -381,12 +422,41 @@ async function generate(
                   stop.cancel();
                 }
               }
+              if (limit) {
+                const state = generationLimitState(tokens, limit.allowed, blockDone);
+                if (state === 'reached') warn(`The answer reached its token limit and is cut off: ${answerLimitText(limit)}.`);
+                else if (state === 'near') warn(`The answer is close to its token limit and may be cut off: ${answerLimitText(limit)}.`);
+              }
+              const now = Date.now();
+              if (now - lastReport >= 250 || tokens === 1) {
+                lastReport = now;
+                report(`${tokens} tokens generated${limit ? ` of at most ${limit.allowed}` : ''}`);
+              }
             },
             stop.token,
+            {
+              label: action,
+              onProgress: (value) => {
+                if (value.kind === 'begin' && value.prompt) {
+                  const p = value.prompt;
+                  limit = { allowed: p.maxTokens, requested: maxTokens, promptTokens: p.promptTokens, contextLength: p.contextLength };
+                  const forecast = cutOffForecast(expectedTokens, limit);
+                  if (forecast) warn(forecast);
+                  const fresh = p.promptTokens - p.cachedTokens;
+                  report(`evaluating ${fresh} prompt tokens${p.cachedTokens > 0 ? ` (${p.cachedTokens} cached)` : ''}`);
+                } else if (value.kind === 'report' && tokens === 0) {
+                  report('generating');
+                }
+              },
+            },
           );
           if (token.isCancellationRequested) return undefined;
           const answerText = blockDone ? text : result.text;
-          return { text: answerText, truncated: result.stopReason === 'length' && !extractCode(answerText).closed };
+          return {
+            text: answerText,
+            truncated: result.stopReason === 'length' && !extractCode(answerText).closed,
+            limitText: limit ? answerLimitText(limit) : undefined,
+          };
         } catch (err) {
           if (blockDone && !token.isCancellationRequested && isCancellation(err)) return { text, truncated: false };
           throw err;

@@ -3,12 +3,15 @@
 // WorkspaceEdit on the real document), Accept Part… (QuickPick of hunks) and Reject.
 
 // One proposal is pending at a time (a new one rejects the old). Closing its diff tab without
-// choosing rejects it. While it is pending, edits to the file carry the proposal over (the diff
+// choosing rejects it. While it is pending a notification says so; it ends with the proposal
+// (a notification with Accept / Reject buttons could not be taken back once the proposal is
+// settled elsewhere, so its only button is Cancel, which rejects). After Accept the cursor sits at
+// the start of the change, with nothing selected. While it is pending, edits to the file carry the proposal over (the diff
 // stays right) unless they touch its lines; Accept then refuses and keeps it open.
 import * as vscode from 'vscode';
 
 import { ContextKeys } from '../../../common/ids';
-import { applyHunks, diffLines, hunkEdits, hunkLabel, hunkPreview, rebaseHunks, type Hunk } from '../../../common/lineDiff';
+import { applyHunks, diffLines, editedSpan, hunkEdits, hunkLabel, hunkPreview, rebaseHunks, type Hunk } from '../../../common/lineDiff';
 
 export const PROPOSAL_SCHEME = 'smallthinker-proposal';
 
@@ -31,6 +34,8 @@ interface Proposal extends ProposalInput {
   originalUri: vscode.Uri;
   /** Set once its diff editor is open (before that, tab changes do not reject it). */
   opened: boolean;
+  /** Ends its notification (set while one is shown). */
+  endNotification?: () => void;
 }
 
 /** What the extension-host tests can see of the pending proposal. */
@@ -116,20 +121,38 @@ export class ProposalManager implements vscode.Disposable, vscode.TextDocumentCo
     if (this.current !== proposal) return;
     proposal.opened = true;
     this.checkStillShown();
-    if (this.current === proposal) void this.notify(proposal);
+    if (this.current === proposal) this.notify(proposal);
   }
 
-  private async notify(proposal: Proposal): Promise<void> {
+  /** A notification for as long as the proposal is pending; its Cancel button rejects it. */
+  private notify(proposal: Proposal): void {
     const count = diffLines(proposal.baseText, proposal.proposedText).length;
     const what = proposal.exists
       ? `${count} change${count === 1 ? '' : 's'} to ${basename(proposal.target)}`
       : `a new file, ${basename(proposal.target)}`;
-    const message = `SmallThinker proposes ${what}. Review the diff, then accept or reject.${proposal.note ? ` ${proposal.note}` : ''}`;
-    const choice = await vscode.window.showInformationMessage(message, 'Accept', 'Accept Part…', 'Reject');
-    if (this.current !== proposal || choice === undefined) return;
-    if (choice === 'Accept') await this.accept();
-    else if (choice === 'Accept Part…') await this.acceptPart();
-    else await this.reject();
+    const key = process.platform === 'darwin' ? 'Cmd' : 'Ctrl';
+    const message =
+      `review the diff, then Accept (${key}+Enter or ✓ above the diff), Accept Part… (☑) or Reject (Esc, or Cancel here).` +
+      (proposal.note ? ` ${proposal.note}` : '');
+    void vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Notification, title: `SmallThinker proposes ${what}`, cancellable: true },
+      (progress, token) => {
+        progress.report({ message });
+        return new Promise<void>((resolve) => {
+          if (this.current !== proposal) return resolve();
+          const cancel = token.onCancellationRequested(() => {
+            if (this.current === proposal) void this.reject();
+            end();
+          });
+          const end = (): void => {
+            cancel.dispose();
+            if (proposal.endNotification === end) proposal.endNotification = undefined;
+            resolve();
+          };
+          proposal.endNotification = end;
+        });
+      },
+    );
   }
 
   /** Applies the pending proposal (all hunks, or those at `indexes` of its hunk list). */
@@ -162,6 +185,8 @@ export class ProposalManager implements vscode.Disposable, vscode.TextDocumentCo
     const name = basename(p.target);
     const edit = new vscode.WorkspaceEdit();
     let document: vscode.TextDocument | undefined;
+    /** Where the change lands in the new text (offsets), for the cursor. */
+    let span: { start: number; end: number } | undefined;
     if (p.exists) {
       document = await vscode.workspace.openTextDocument(p.target);
       const current = document.getText();
@@ -180,8 +205,9 @@ export class ProposalManager implements vscode.Disposable, vscode.TextDocumentCo
         base = current;
       }
       const doc = document;
-      for (const e of hunkEdits(base, hunks))
-        edit.replace(p.target, new vscode.Range(doc.positionAt(e.start), doc.positionAt(e.end)), e.text);
+      const edits = hunkEdits(base, hunks);
+      for (const e of edits) edit.replace(p.target, new vscode.Range(doc.positionAt(e.start), doc.positionAt(e.end)), e.text);
+      span = editedSpan(edits);
     } else {
       const text = applyHunks('', chosen);
       if (p.target.scheme === 'untitled') {
@@ -212,7 +238,12 @@ export class ProposalManager implements vscode.Disposable, vscode.TextDocumentCo
     await this.finish(p);
     document ??= await vscode.workspace.openTextDocument(p.target);
     const visible = vscode.window.visibleTextEditors.find((e) => e.document === document);
-    await vscode.window.showTextDocument(document, { viewColumn: visible?.viewColumn, preview: false });
+    const editor = await vscode.window.showTextDocument(document, { viewColumn: visible?.viewColumn, preview: false });
+    // The selection the command ran on was stretched or shifted by the edit: it would cover code
+    // the change did not touch. A cursor at the start of the change instead, and the change in view.
+    const start = document.positionAt(span?.start ?? 0);
+    editor.selection = new vscode.Selection(start, start);
+    editor.revealRange(new vscode.Range(start, document.positionAt(span?.end ?? 0)), vscode.TextEditorRevealType.InCenterIfOutsideViewport);
     return true;
   }
 
@@ -241,6 +272,7 @@ export class ProposalManager implements vscode.Disposable, vscode.TextDocumentCo
   }
 
   private async finish(p: Proposal): Promise<void> {
+    p.endNotification?.();
     if (this.current === p) {
       this.current = undefined;
       await vscode.commands.executeCommand('setContext', ContextKeys.editPending, false);
@@ -282,6 +314,7 @@ export class ProposalManager implements vscode.Disposable, vscode.TextDocumentCo
   }
 
   dispose(): void {
+    this.current?.endNotification?.();
     if (this.current) void vscode.commands.executeCommand('setContext', ContextKeys.editPending, false);
     this.current = undefined;
     for (const d of this.disposables) d.dispose();

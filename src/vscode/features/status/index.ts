@@ -35,9 +35,11 @@ export function registerStatus(context: vscode.ExtensionContext, services: Servi
       experts = null;
     } else if (readySince === 0) readySince = Date.now();
     const record = engine.lastCompletion;
+    const current = status.kind === 'ready' && record && record.at >= readySince ? record : undefined;
     const view = statusView({
       status,
-      lastCompletion: status.kind === 'ready' && record && record.at >= readySince ? record.stats : undefined,
+      lastCompletion: current?.stats,
+      lastCompletionAgeMs: current ? Date.now() - current.at : undefined,
       engineIsa: engine.engineInfo?.isa,
       engineVersion: engine.engineInfo?.engineVersion,
       completionEnabled: completionConfig().enabled,
@@ -52,7 +54,12 @@ export function registerStatus(context: vscode.ExtensionContext, services: Servi
   };
   update();
   item.show();
+  // The tooltip dates the last completion ("2 min ago"): keep that true while nothing else changes.
+  const ageTimer = setInterval(() => {
+    if (engine.status.kind === 'ready' && engine.lastCompletion) update();
+  }, 15_000);
   context.subscriptions.push(
+    { dispose: () => clearInterval(ageTimer) },
     engine.onDidChangeStatus(update),
     engine.onDidComplete(() => {
       update();
@@ -111,25 +118,27 @@ export function registerStatus(context: vscode.ExtensionContext, services: Servi
         run: () => vscode.commands.executeCommand(Commands.pickModelDownload),
       },
     ];
-    const engineActions: ActionItem[] = [
-      { label: '$(debug-restart) Restart Engine', run: restartEngine },
-      { label: '$(output) Show Engine Log', run: () => services.log.show() },
-    ];
+    const showLog: ActionItem = { label: '$(output) Show Engine Log', run: () => services.log.show() };
+    const restart: ActionItem = { label: '$(debug-restart) Restart Engine', run: restartEngine };
+    const engineActions: ActionItem[] = [showLog, restart];
+    // Harmless first: the row the menu opens on (Enter) only shows something. The completion
+    // switch comes after them, so a stray Enter never turns completion off.
     const useActions: ActionItem[] = [
+      { label: '$(comment-discussion) Open Chat', run: () => vscode.commands.executeCommand(Commands.focusChat) },
+      { label: '$(graph) Show Completion Statistics', run: () => vscode.commands.executeCommand(Commands.showStats) },
       {
         label: enabled ? '$(check) Inline Completion: On' : '$(circle-large-outline) Inline Completion: Off',
         description: enabled ? 'turn off' : 'turn on',
         run: toggleCompletion,
       },
-      { label: '$(comment-discussion) Open Chat', run: () => vscode.commands.executeCommand(Commands.focusChat) },
-      { label: '$(graph) Show Completion Statistics', run: () => vscode.commands.executeCommand(Commands.showStats) },
     ];
     const settings: ActionItem = {
       label: '$(gear) Open Settings',
       run: () => vscode.commands.executeCommand('workbench.action.openSettings', EXTENSION_SETTINGS_QUERY),
     };
     const separator = (label: string): ActionItem => ({ label, kind: vscode.QuickPickItemKind.Separator });
-    // What the state calls for comes first.
+    // What the state calls for comes first, and the first row (where Enter lands) only shows or
+    // opens something: Choose Model File opens a dialog, Show Engine Log the log, Open Chat the panel.
     const items: ActionItem[] =
       status.kind === 'noModel'
         ? [...modelActions, separator(''), ...useActions, ...engineActions, settings]
