@@ -211,9 +211,8 @@ export interface CompletionParams {
 /**
  * Why the first candidate ended: 'eog' an end token, 'length' maxTokens, 'stop' a stop rule (a
  * stop string, a dedent below the cursor line, text repeating what follows the cursor), 'budget'
- * the time budget.
+ * the time budget, 'line' early at its first line (firstLineMs: more may follow).
  */
-/** 'line': ended early by firstLineMs (more may follow). */
 export type CompletionStopReason = 'eog' | 'length' | 'stop' | 'budget' | 'line';
 export interface CompletionStats {
   promptTokens: number;

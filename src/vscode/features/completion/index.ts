@@ -177,7 +177,7 @@ export function registerCompletion(context: vscode.ExtensionContext, services: S
       provider.onCursorMoved(doc, doc.offsetAt(e.selections[0].active));
       scheduleWarm(e.textEditor, CURSOR_WARM_DELAY_MS);
     }),
-    vscode.workspace.onDidCloseTextDocument((doc) => provider.cache.clear(doc.uri.toString())),
+    vscode.workspace.onDidCloseTextDocument((doc) => provider.forget(doc.uri.toString())),
     services.engine.onDidChangeStatus((status) => {
       if (status.kind === 'ready') scheduleWarm(vscode.window.activeTextEditor);
       else provider.cache.clear();

@@ -229,6 +229,12 @@ export class CompletionProvider implements vscode.InlineCompletionItemProvider, 
     }, 30);
   }
 
+  /** A document closed: its cached suggestions go. */
+  forget(docKey: string): void {
+    this.cache.clear(docKey);
+    this.firstLines.delete(docKey);
+  }
+
   /** The cursor moved by hand: what is computed ahead for a suggestion shown elsewhere is stale. */
   onCursorMoved(document: vscode.TextDocument, offset: number): void {
     if (this.aheadAt?.document === document.uri.toString() && this.aheadAt.offset === offset) return;
