@@ -18,6 +18,11 @@ Bug injected_bug() {
     return Bug::None;
 }
 
+uint32_t perturb_seed() {
+    const char* v = std::getenv("MOE_PERTURB");
+    return v && *v ? static_cast<uint32_t>(std::strtoul(v, nullptr, 10)) : 0;
+}
+
 ForwardState::ForwardState(const HParams& hp, uint32_t n_ctx, uint32_t n_batch, std::shared_ptr<ThreadPool> p)
     : pool_owner(std::move(p)),
       pool(*pool_owner),
@@ -25,6 +30,8 @@ ForwardState::ForwardState(const HParams& hp, uint32_t n_ctx, uint32_t n_batch, 
       mm(pool, ks),
       kv(hp, n_ctx, n_batch),
       bug(injected_bug()),
-      expert_counts(static_cast<size_t>(hp.n_layer) * hp.n_expert, 0) {}
+      expert_counts(static_cast<size_t>(hp.n_layer) * hp.n_expert, 0) {
+    mm.set_perturb(perturb_seed());
+}
 
 }  // namespace moe

@@ -20,6 +20,13 @@ namespace moe {
 enum class Bug { None, RouteNormed, RopeOnNope, WindowOffByOne, SoftmaxGating, NoRenorm, KquantScale };
 Bug injected_bug();
 
+// A noise probe, also for the fidelity tests only: MOE_PERTURB=<seed> moves a seeded half of the
+// results of every matrix product by one ulp (MatMul::set_perturb), as a correct engine that sums
+// in another order would, so a test can measure how far a model amplifies last-bit differences
+// (its noise floor for comparing two correct engines) even where all our kernel sets round
+// identically. Unset: off.
+uint32_t perturb_seed();
+
 struct Batch {
     const int32_t* tokens;
     int64_t n;

@@ -1,6 +1,7 @@
 #include "model/matmul.h"
 
 #include <algorithm>
+#include <cmath>
 
 namespace moe {
 
@@ -102,6 +103,29 @@ void MatMul::compute_here(const Tensor& W, int64_t expert, Acts a, int64_t nt, f
 }
 
 void MatMul::run_rows(const Job& j, int32_t rb, int32_t re) const {
+    run_kernel(j, rb, re);
+    if (perturb_) perturb_rows(j, rb, re);
+}
+
+void MatMul::perturb_rows(const Job& j, int32_t rb, int32_t re) const {
+    const bool listed = j.rows && j.W->layout != Layout::NeuronMajor;
+    const uint32_t shape = static_cast<uint32_t>(j.W->ne[0] * 31 + j.W->ne[1]) ^ static_cast<uint32_t>(j.expert) << 20;
+    for (int32_t i = rb; i < re; ++i) {
+        const int64_t r = listed ? (*j.rows)[static_cast<size_t>(i)] : i;
+        for (int64_t t = 0; t < j.nt; ++t) {
+            // a hash of (seed, matrix, row, token): the same pattern whatever the threads
+            uint32_t h = perturb_ * 0x9E3779B9u ^ shape * 0x85EBCA6Bu ^ static_cast<uint32_t>(r) * 0xC2B2AE35u ^
+                         static_cast<uint32_t>(t) * 0x27D4EB2Fu;
+            h ^= h >> 15;
+            h *= 0x2C1B3C6Du;
+            h ^= h >> 12;
+            float& y = j.y[t * j.ldy + r];
+            if (h & 1) y = std::nextafter(y, (h & 2) ? INFINITY : -INFINITY);
+        }
+    }
+}
+
+void MatMul::run_kernel(const Job& j, int32_t rb, int32_t re) const {
     const Tensor& W = *j.W;
     const int64_t K = W.ne[0];
     const uint8_t* base = W.data + static_cast<size_t>(j.expert) * W.nb2;

@@ -41,6 +41,9 @@ class MatMul {
                       const std::vector<int32_t>* rows = nullptr) const;
     // convert() on the calling thread only.
     Acts convert_here(const Tensor& W, const float* x, int64_t nt, int64_t ldx, std::vector<uint8_t>& buf) const;
+    // The fidelity tests' noise probe (MOE_PERTURB, see forward.h): a seeded half of every product
+    // moved by one ulp, as another correct summation order would. 0: off.
+    void set_perturb(uint32_t seed) { perturb_ = seed; }
 
  private:
     struct Job {
@@ -61,12 +64,15 @@ class MatMul {
                          Job* j);
     Acts convert_rows(const Tensor& W, const float* x, int64_t nt, int64_t ldx, std::vector<uint8_t>& buf, ThreadPool* pool) const;
     void run_rows(const Job& j, int32_t rb, int32_t re) const;
+    void run_kernel(const Job& j, int32_t rb, int32_t re) const;
+    void perturb_rows(const Job& j, int32_t rb, int32_t re) const;
 
     ThreadPool& pool_;
     const kernels::KernelSet& ks_;
     std::vector<Job> jobs_;
     std::vector<Chunk> chunks_;
     std::vector<uint8_t> act_;  // mul()'s activations
+    uint32_t perturb_ = 0;
 };
 
 }  // namespace moe
