@@ -496,6 +496,13 @@ void mul_q4_0x16_q8_0(int64_t n, const uint8_t* w, size_t group_bytes, int64_t n
     mul_x16(kTiles, n, w, group_bytes, ngroups, x, x_row_bytes, nt, y, ldy);
 }
 
+// ---- ReGLU-sparse Q4_0 (mul_sparse_avx2.h)
+#include "kernels/mul_sparse_avx2.h"
+void mul_q4_0r16_q8_0(int64_t n, const block_q4_0* w, size_t w_row_bytes, const int32_t* rows, int64_t nr, const block_q8_0* x,
+                      size_t x_row_bytes, int64_t nt, float* y, int64_t ldy) {
+    sparse256::mul_r16(n, w, w_row_bytes, rows, nr, x, x_row_bytes, nt, y, ldy);
+}
+
 // ---- relaid-out Q4_K and Q6_K (mul_kx16.h), 8 rows per vector
 #include "kernels/mul_kx16.h"
 void mul_q4_Kx16_q8_K(int64_t n, const uint8_t* w, size_t group_bytes, int64_t ngroups, const block_q8_K* x, size_t x_row_bytes, int64_t nt,
@@ -693,7 +700,12 @@ struct KqMadd {
 
 namespace moe::kernels {
 const KernelSet* avx2_set() {
-    static const KernelSet set = make_simd_set(Isa::Avx2);
+    static const KernelSet set = [] {
+        KernelSet k = make_simd_set(Isa::Avx2);
+        k.types[uint32_t(DType::Q4_0)].mul_r16 = mul_as<block_q4_0, block_q8_0, mul_q4_0r16_q8_0>;
+        k.types[uint32_t(DType::Q4_0)].mul_nm = sparse256::mul_nm;
+        return k;
+    }();
     return &set;
 }
 }  // namespace moe::kernels
