@@ -2,6 +2,12 @@
 // package.json contributions must match these (test/unit/ids.test.ts checks both directions).
 // Pure: no vscode, no Node.
 
+/** The extension's id (package.json publisher.name). */
+export const EXTENSION_ID = 'smallthinker-code.smallthinker-code';
+
+/** The walkthrough (package.json contributes.walkthroughs), as workbench.action.openWalkthrough names it. */
+export const WALKTHROUGH = { id: 'getStarted', ref: `${EXTENSION_ID}#getStarted` } as const;
+
 /** The configuration section: settings are `smallthinker.<key>`. */
 export const CONFIG_SECTION = 'smallthinker';
 
@@ -14,6 +20,8 @@ export const Commands = {
   /** Shows the disk use of the engine's layout files (fast-load copies of models) and removes them. */
   removeLayoutFiles: 'smallthinker.removeLayoutFiles',
   restartEngine: 'smallthinker.restartEngine',
+  /** Opens the "Get started with SmallThinker" walkthrough. */
+  openWalkthrough: 'smallthinker.openWalkthrough',
   showLog: 'smallthinker.showLog',
   showStatusMenu: 'smallthinker.showStatusMenu',
   showStats: 'smallthinker.showStats',
@@ -66,6 +74,10 @@ export type SettingKey = (typeof Settings)[keyof typeof Settings];
 /** Context keys set by the extension (used in `when` clauses). */
 export const ContextKeys = {
   editPending: 'smallthinker.editPending',
+  /** A proposal's diff is open while the model writes it (live preview). */
+  editPreview: 'smallthinker.editPreview',
+  /** A model is loaded and ready (the walkthrough's first step is done). */
+  modelReady: 'smallthinker.modelReady',
 } as const;
 
 /** The language model id registered with vscode.lm. */

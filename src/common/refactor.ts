@@ -443,6 +443,16 @@ export function extractCode(answer: string): ExtractedCode {
   return { code: trimBlankLines(lines).join('\n'), fenced: false, closed: false };
 }
 
+/**
+ * The code of an answer still being written, as the proposal would take it if the answer ended
+ * here (extractCode), less an unfinished last line that may still become a fence or a <think> tag.
+ */
+export function partialCode(answer: string): string {
+  const lastBreak = answer.lastIndexOf('\n');
+  const lastLine = answer.slice(lastBreak + 1);
+  return extractCode(/^[ \t]*[`~<]/.test(lastLine) ? answer.slice(0, lastBreak + 1) : answer).code;
+}
+
 /** The leading whitespace all non-blank lines share. */
 export function commonIndent(lines: readonly string[]): string {
   let common: string | undefined;

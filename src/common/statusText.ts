@@ -195,3 +195,14 @@ export function statusView(input: StatusInput): StatusView {
       };
   }
 }
+
+/**
+ * The notification for a configured model file that is not there: the path, the setting, and what
+ * to do (its buttons: Choose GGUF File…, Download…, Open Walkthrough).
+ */
+export function missingModelMessage(modelPath: string): string {
+  return (
+    `SmallThinker: the model file ${modelPath} was not found (setting smallthinker.model.path). ` +
+    'Choose a GGUF file you have, download a model, or follow the walkthrough to get started.'
+  );
+}

@@ -16,6 +16,7 @@ import {
   fitReplacement,
   generationLimitState,
   normalizeNewCode,
+  partialCode,
   selectionLines,
   splitRegion,
   testFileNameFor,
@@ -66,6 +67,23 @@ describe('extractCode', () => {
   test('a <think> part is skipped; an unfinished one leaves nothing', () => {
     assert.equal(extractCode('<think>maybe ```x``` here</think>\n```py\nok()\n```').code, 'ok()');
     assert.equal(extractCode('<think>still thinking').code, '');
+  });
+});
+
+describe('partialCode (the live preview of an answer being written)', () => {
+  test('grows with the answer, token by token, inside and outside a fence', () => {
+    assert.equal(partialCode('const a'), 'const a');
+    assert.equal(partialCode('```ts\nconst a = 1;\nconst b'), 'const a = 1;\nconst b');
+    assert.equal(partialCode('```ts\nconst a = 1;\n```\nmore words'), 'const a = 1;');
+  });
+
+  test('an unfinished last line that may become a fence or a <think> tag is left out', () => {
+    assert.equal(partialCode('Here it is:\n``'), 'Here it is:');
+    assert.equal(partialCode('Here it is:\n```t'), 'Here it is:');
+    assert.equal(partialCode('Here it is:\n```ts\n'), '');
+    assert.equal(partialCode('```ts\nconst a = 1;\n`'), 'const a = 1;\n'); // (the blank line goes in fitReplacement)
+    assert.equal(partialCode('<thi'), '');
+    assert.equal(partialCode('<think>hmm'), '');
   });
 });
 

@@ -4,7 +4,16 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import type { CompletionStats, ModelSummary } from '../../src/common/protocol';
-import { baseName, escapeMarkdown, formatAge, formatMs, formatTokensPerS, modelDisplayName, statusView } from '../../src/common/statusText';
+import {
+  baseName,
+  escapeMarkdown,
+  formatAge,
+  formatMs,
+  formatTokensPerS,
+  missingModelMessage,
+  modelDisplayName,
+  statusView,
+} from '../../src/common/statusText';
 
 const model: ModelSummary = {
   architecture: 'smallthinker',
@@ -137,4 +146,10 @@ describe('statusView', () => {
     assert.equal(formatAge(5 * 60_000), '5 min ago');
     assert.equal(formatAge(3 * 3_600_000), '3 h ago');
   });
+});
+
+test('a missing model file: the message names the path and the setting', () => {
+  const message = missingModelMessage('/home/me/models/SmallThinker-4B-A0.6B-Instruct.Q4_0.gguf');
+  assert.match(message, /the model file \/home\/me\/models\/SmallThinker-4B-A0\.6B-Instruct\.Q4_0\.gguf was not found/);
+  assert.match(message, /smallthinker\.model\.path/);
 });

@@ -1,6 +1,7 @@
 // Chat and refactor in a real VS Code with the real engine: the chat panel streams an answer; a
-// refactor command produces a diff that is accepted into the file (and undone), or rejected; a
-// chat answer can be stopped.
+// refactor command produces a diff that is accepted into the file (and undone), or rejected; the
+// diff shows the proposal while the model writes it, and cancelling then leaves the file as it was;
+// a chat answer can be stopped.
 import * as assert from 'node:assert/strict';
 
 import { suite, suiteSetup, suiteTeardown, test } from 'mocha';
@@ -9,6 +10,9 @@ import * as vscode from 'vscode';
 import type { HostToWebview } from '../../../src/common/chatMessages';
 import { Commands } from '../../../src/common/ids';
 import { closeAllEditors, openFile, readyEngine, waitFor } from './helpers';
+
+/** The scheme of a proposal's diff (src/vscode/features/refactor/proposals.ts). */
+const PROPOSAL_SCHEME = 'smallthinker-proposal';
 
 const CODE = 'function area(w, h) {\n  return w * h;\n}\n\nfunction perimeter(w, h) {\n  return 2 * (w + h);\n}\n';
 
@@ -88,5 +92,84 @@ suite('chat and refactor (real engine)', () => {
     assert.equal(rejected, true);
     assert.equal(api.testing.pendingProposal(), undefined);
     assert.equal(editor.document.getText(), CODE);
+  });
+
+  test('refactor: the proposal is written into its diff while the model generates, and the same diff becomes the proposal', async function () {
+    this.timeout(180_000);
+    const api = await readyEngine();
+    const editor = await openFile('preview.js', CODE);
+    editor.selection = new vscode.Selection(0, 0, 6, 1);
+    // The right side of the diff as VS Code sees it, and whether the proposal had ended then.
+    const seen: Array<{ uri: string; length: number; ended: boolean }> = [];
+    const sub = vscode.workspace.onDidChangeTextDocument((e) => {
+      if (e.document.uri.scheme !== PROPOSAL_SCHEME || e.contentChanges.length === 0) return;
+      seen.push({
+        uri: e.document.uri.toString(),
+        length: e.document.getText().length,
+        ended: api.testing.pendingProposal() !== undefined,
+      });
+    });
+    try {
+      await vscode.commands.executeCommand(Commands.refactor, { instruction: 'Rewrite both functions as arrow functions with comments.' });
+    } finally {
+      sub.dispose();
+    }
+    const proposal = await waitFor('a pending proposal', () => api.testing.pendingProposal(), 10_000);
+    const written = seen.filter((s) => !s.ended);
+    const lengths = [...new Set(written.map((s) => s.length))];
+    assert.ok(lengths.length >= 2, `the preview changed at least twice while the model wrote (${JSON.stringify(seen)})`);
+    assert.ok(Math.max(...lengths) > lengths[0], `the preview grew: ${lengths.join(', ')}`);
+    assert.deepEqual([...new Set(seen.map((s) => s.uri))], [proposal.proposalUri.toString()], 'one diff, from the preview to the proposal');
+    const diffs = vscode.window.tabGroups.all
+      .flatMap((g) => g.tabs)
+      .filter((t) => t.input instanceof vscode.TabInputTextDiff && t.input.modified.scheme === PROPOSAL_SCHEME);
+    assert.equal(diffs.length, 1, 'one diff tab');
+    assert.equal(editor.document.getText(), CODE, 'nothing changes before the user accepts');
+    assert.equal(await vscode.commands.executeCommand<boolean>(Commands.rejectEdit), true);
+    assert.equal(editor.document.getText(), CODE);
+  });
+
+  test('refactor: Cancel while the proposal is written stops the model and closes the preview; the file is unchanged', async function () {
+    this.timeout(240_000);
+    const api = await readyEngine();
+    const editor = await openFile('cancel.js', CODE);
+    const proposalTabs = () =>
+      vscode.window.tabGroups.all
+        .flatMap((g) => g.tabs)
+        .filter((t) => t.input instanceof vscode.TabInputTextDiff && t.input.modified.scheme === PROPOSAL_SCHEME);
+    // Cancel: the progress notification's button; Reject: Esc or ✕ in the preview's diff.
+    for (const how of ['Cancel', 'Reject'] as const) {
+      await vscode.window.showTextDocument(editor.document);
+      editor.selection = new vscode.Selection(0, 0, 6, 1);
+      const running = Promise.resolve(
+        vscode.commands.executeCommand<boolean>(Commands.refactor, {
+          instruction: 'Rewrite both functions as arrow functions with comments.',
+        }),
+      );
+      const preview = await waitFor(
+        'the preview to show the first generated text',
+        () => {
+          const p = api.testing.refactorPreview();
+          return p && p.opened && p.updates >= 1 ? p : undefined;
+        },
+        150_000,
+        20,
+      );
+      assert.equal(api.testing.pendingProposal(), undefined, 'still being written');
+      const cancelledAt = Date.now();
+      if (how === 'Cancel') assert.equal(api.testing.cancelRefactor(), true);
+      else assert.equal(await vscode.commands.executeCommand<boolean>(Commands.rejectEdit), true);
+      assert.equal(await running, false, `${how}: the command ends without a proposal`);
+      assert.ok(Date.now() - cancelledAt < 10_000, `${how}: the model stopped (${Date.now() - cancelledAt} ms)`);
+      assert.equal(api.testing.refactorPreview(), undefined);
+      assert.equal(api.testing.pendingProposal(), undefined);
+      await waitFor(`${how}: the preview's diff to close`, () => proposalTabs().length === 0, 10_000);
+      assert.ok(
+        !vscode.workspace.textDocuments.some((d) => d.uri.toString() === preview.proposalUri.toString() && d.getText() !== ''),
+        'the preview text is gone',
+      );
+      assert.equal(editor.document.getText(), CODE, `${how}: the file is unchanged`);
+      assert.equal(editor.document.isDirty, false);
+    }
   });
 });

@@ -1,12 +1,14 @@
 // Inline completion in a real VS Code with the real engine and a generated GGUF: a suggestion
 // appears and is accepted into the document; typing into a shown suggestion is served from the
-// client cache without an engine call; a cancelled request stops.
+// client cache without an engine call; with the suggest widget open the suggestion extends its
+// selected item; a cancelled request stops.
 import * as assert from 'node:assert/strict';
 
 import { suite, suiteSetup, suiteTeardown, test } from 'mocha';
 import * as vscode from 'vscode';
 
 import { Commands } from '../../../src/common/ids';
+import type { CompletionParams } from '../../../src/common/protocol';
 import { closeAllEditors, openFile, readyEngine, sleep, waitFor } from './helpers';
 
 const SOURCE = 'def add(a, b):\n    """Add two numbers."""\n    total = ';
@@ -133,6 +135,79 @@ suite('inline completion (real engine)', () => {
       // and the continuation alone serves the position after accepting the first line
       assert.equal(provider.cache.get({ ...key, prefix: text + first })?.candidates[0], grown.slice(first.length));
     } finally {
+      await config.update('completion.firstLineMs', undefined, vscode.ConfigurationTarget.Global);
+    }
+  });
+
+  test('with the suggest widget open, the suggestion extends its selected item: prompt, range, cache and growth', async function () {
+    this.timeout(150_000);
+    const api = await readyEngine();
+    const provider = api.testing.completionProvider()!;
+    const config = vscode.workspace.getConfiguration('smallthinker');
+    // 1 ms: the first token with text ends the first request, so the suggestion then grows
+    await config.update('completion.firstLineMs', 1, vscode.ConfigurationTarget.Global);
+    const engine = api.engine;
+    const sent: CompletionParams[] = [];
+    const complete = engine.complete;
+    engine.complete = function (this: typeof engine, params, ...rest) {
+      sent.push(params);
+      return complete.call(this, params, ...rest);
+    };
+    try {
+      // "w" typed after "return ", the widget's selected item is "width" (it replaces the "w").
+      const editor = await editorAtEnd('widget.py', 'def area(width, height):\n    """The area."""\n    return w');
+      const doc = editor.document;
+      const text = doc.getText();
+      const position = doc.positionAt(text.length);
+      const range = new vscode.Range(position.translate(0, -1), position);
+      const before = text.slice(0, text.length - 1);
+      const ask = (selected: string) =>
+        provider.provideInlineCompletionItems(
+          doc,
+          position,
+          { triggerKind: vscode.InlineCompletionTriggerKind.Automatic, selectedCompletionInfo: { range, text: selected } },
+          new vscode.CancellationTokenSource().token,
+        );
+
+      // Requests by prompt (the editor may ask for the document itself too, e.g. once the suggestion grew)
+      const asked = (end: string): number => sent.filter((p) => p.prompt.prefix.endsWith(end)).length;
+      const items = await ask('width');
+      assert.ok(items && items.length > 0, 'a suggestion beside the suggest widget');
+      assert.equal(asked('    return width'), 1, 'the engine was asked with the selected item in the text');
+      // VS Code shows it only if applying it = applying the selected item, then more text.
+      const insert = String(items[0].insertText);
+      assert.ok(items[0].range?.isEqual(range), `the item replaces the selected item's range (${JSON.stringify(items[0].range)})`);
+      assert.ok(insert.startsWith('width') && insert.length > 'width'.length, `"${insert}" extends "width"`);
+      // The prompt is the text as if "width" were inserted; the scheduler key is the document.
+      const params = sent.find((p) => p.prompt.prefix.endsWith('    return width'))!;
+      assert.equal(params.documentId, doc.uri.toString());
+      assert.equal(params.prompt.prefix, before + 'width');
+      assert.equal(params.prompt.suffix, '');
+      // Cached under the text with the selected item in it, not under the document as it is.
+      const key = { document: doc.uri.toString(), prefix: before + 'width', suffix: '' };
+      assert.ok(provider.cache.get(key)?.candidates[0]?.startsWith(insert.slice(5)), 'cached with the selected item in the text');
+      assert.equal(provider.cache.get({ ...key, prefix: text }), undefined, 'nothing cached for the text without the item');
+
+      // The first line grows with its continuation, as for a typed request (the cursor stays there).
+      const grown = await waitFor(
+        'the suggestion beside the widget to grow',
+        () => {
+          const c = provider.cache.get(key)?.candidates[0];
+          return c && c.length > insert.length - 5 ? c : undefined;
+        },
+        60_000,
+      );
+      assert.ok(grown.startsWith(insert.slice(5)), `"${grown}" continues "${insert.slice(5)}"`);
+
+      // Asked again for the same item: from the cache. Another item: its own request and items.
+      const again = await ask('width');
+      assert.equal(asked('    return width'), 1, 'the same selected item is served from the cache');
+      assert.equal(String(again?.[0]?.insertText), 'width' + grown);
+      const other = await ask('while');
+      assert.equal(asked('    return while'), 1, 'another selected item is another request');
+      for (const item of other ?? []) assert.ok(String(item.insertText).startsWith('while'), String(item.insertText));
+    } finally {
+      engine.complete = complete;
       await config.update('completion.firstLineMs', undefined, vscode.ConfigurationTarget.Global);
     }
   });

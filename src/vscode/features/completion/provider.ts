@@ -7,6 +7,11 @@
 // Line first: a typed request asks only for the first line (firstLineMs), which shows at once; the
 // completion ahead is then its continuation, and when it arrives while the cursor has not moved,
 // the suggestion grows to first line + continuation (the editor is asked for it again).
+//
+// With the suggest widget open, the request is made as if its selected item were applied (the
+// prompt, the cache key and the completion ahead all see the text with the item in it), and the
+// items replace the item's range with its text followed by the completion: VS Code shows an inline
+// item next to the widget only when applying it equals applying the selected item and then more.
 import * as vscode from 'vscode';
 
 import { AcceptanceTracker } from '../../../common/acceptanceStats';
@@ -51,6 +56,46 @@ export function completionPrompt(
     suffix: clipped.suffix,
     fileName: displayName(document),
     languageId: document.languageId,
+  };
+}
+
+/**
+ * Where a request splits the document: at the cursor, or, with the suggest widget open, as if its
+ * selected item were applied (prefix = the text before the item's range + the item's text, suffix =
+ * the text after its range). Items replace `range` with `selected` + a completion.
+ */
+export interface RequestSplit {
+  prefix: string;
+  suffix: string;
+  /** What the items replace: the cursor (an empty range), or the selected item's range. */
+  range: vscode.Range;
+  /** The selected item's text, which every item starts with ('' without the suggest widget). */
+  selected: string;
+  /** The cursor's offset in the document (the suggestion grows only while the cursor stays there). */
+  cursor: number;
+}
+
+/**
+ * The split of a request at `position` (see RequestSplit); undefined when the widget's selected
+ * item cannot be extended inline (its range is not on one line around the cursor).
+ */
+export function requestSplit(
+  document: vscode.TextDocument,
+  position: vscode.Position,
+  selected: vscode.SelectedCompletionInfo | undefined,
+): RequestSplit | undefined {
+  const text = document.getText();
+  const cursor = document.offsetAt(position);
+  if (!selected)
+    return { prefix: text.slice(0, cursor), suffix: text.slice(cursor), range: new vscode.Range(position, position), selected: '', cursor };
+  const range = document.validateRange(selected.range);
+  if (!range.isSingleLine || !range.contains(position)) return undefined;
+  return {
+    prefix: text.slice(0, document.offsetAt(range.start)) + selected.text,
+    suffix: text.slice(document.offsetAt(range.end)),
+    range,
+    selected: selected.text,
+    cursor,
   };
 }
 
@@ -101,13 +146,11 @@ export class CompletionProvider implements vscode.InlineCompletionItemProvider, 
     if (!languageEnabled(config, document.languageId) && !invoked) return undefined;
     if (config.trigger === 'manual' && !invoked) return undefined;
     if (!SCHEMES.has(document.uri.scheme)) return undefined;
-    if (context.selectedCompletionInfo) return undefined; // the suggest widget is open: leave it alone
     if (this.engine.status.kind !== 'ready') return undefined;
-
-    const offset = document.offsetAt(position);
-    const text = document.getText();
-    const prefix = text.slice(0, offset);
-    const suffix = text.slice(offset);
+    // With the suggest widget open: as if its selected item were applied (undefined: it cannot be extended).
+    const at = requestSplit(document, position, context.selectedCompletionInfo);
+    if (!at) return undefined;
+    const { prefix, suffix } = at;
     const docKey = document.uri.toString();
     this.tracker.onRequest(docKey, prefix.length, (from) => prefix.slice(from));
 
@@ -115,7 +158,7 @@ export class CompletionProvider implements vscode.InlineCompletionItemProvider, 
     if (hit && (!invoked || hit.candidates.length >= config.candidates || hit.typed > 0)) {
       const line = this.firstLines.get(docKey);
       const firstLineOnly = hit.typed === 0 && line?.prefixLength === prefix.length && line.text === hit.candidates[0];
-      return this.items(document, position, hit.candidates, prefix, suffix, true, firstLineOnly);
+      return this.items(document, at, hit.candidates, true, firstLineOnly);
     }
 
     if (!invoked && config.debounceMs > 0 && !(await sleep(config.debounceMs, token))) return undefined;
@@ -130,7 +173,8 @@ export class CompletionProvider implements vscode.InlineCompletionItemProvider, 
     let result: CompletionResult;
     try {
       this.engineCalls++;
-      result = await this.engine.complete(params, token, { label: `completion ${displayName(document)}:${position.line + 1}` });
+      const label = `completion ${displayName(document)}:${position.line + 1}${at.selected ? ' after the selected suggestion' : ''}`;
+      result = await this.engine.complete(params, token, { label });
     } catch (err) {
       if (!isCancellation(err) && !token.isCancellationRequested) this.log.warn(`completion failed: ${errorMessage(err)}`);
       return undefined;
@@ -138,7 +182,7 @@ export class CompletionProvider implements vscode.InlineCompletionItemProvider, 
     this.tracker.onEngineLatency(result.stats.timeToFirstTokenMs);
     this.cache.put({ document: docKey, prefix, suffix }, result.candidates);
     if (token.isCancellationRequested) return undefined;
-    return this.items(document, position, result.candidates, prefix, suffix, false, result.stats.stopReason === 'line');
+    return this.items(document, at, result.candidates, false, result.stats.stopReason === 'line');
   }
 
   private params(
@@ -160,23 +204,24 @@ export class CompletionProvider implements vscode.InlineCompletionItemProvider, 
 
   private items(
     document: vscode.TextDocument,
-    position: vscode.Position,
+    at: RequestSplit,
     candidates: readonly string[],
-    prefix: string,
-    suffix: string,
     fromCache: boolean,
     firstLineOnly = false,
   ): vscode.InlineCompletionItem[] | undefined {
     const texts = candidates.filter((c) => c.length > 0);
     const docKey = document.uri.toString();
+    const { prefix } = at;
     if (firstLineOnly && texts[0]) this.firstLines.set(docKey, { prefixLength: prefix.length, text: texts[0] });
     else this.firstLines.delete(docKey);
     this.tracker.onShown(docKey, prefix.length, texts[0] ?? '', fromCache);
     this.onStatsChanged();
     if (texts.length === 0) return undefined;
-    this.computeAhead(document, prefix, suffix, texts[0], firstLineOnly);
+    this.computeAhead(document, at, texts[0], firstLineOnly);
     return texts.map((t) => {
-      const item = new vscode.InlineCompletionItem(t, new vscode.Range(position, position));
+      const insert = at.selected + t;
+      const item = new vscode.InlineCompletionItem(insert, at.range);
+      // (the statistics count the model's text, not the selected item's)
       item.command = { command: Commands.completionAccepted, title: 'Accepted', arguments: [docKey, t, prefix.length] };
       return item;
     });
@@ -185,11 +230,12 @@ export class CompletionProvider implements vscode.InlineCompletionItemProvider, 
   /**
    * Computes the completion for the position after `shown` is accepted, into the cache. When
    * `shown` is only a first line, that completion is its continuation: once it arrives, if the
-   * document and the cursor are as they were, the suggestion at `prefix` becomes shown +
+   * document and the cursor are as they were, the suggestion at `at` becomes shown +
    * continuation and the editor is asked again (it gets it from the cache).
    */
-  private computeAhead(document: vscode.TextDocument, prefix: string, suffix: string, shown: string, grow = false): void {
+  private computeAhead(document: vscode.TextDocument, at: RequestSplit, shown: string, grow = false): void {
     const config = completionConfig();
+    const { prefix, suffix } = at;
     const nextPrefix = prefix + shown;
     const docKey = document.uri.toString();
     const cached = this.cache.get({ document: docKey, prefix: nextPrefix, suffix });
@@ -198,8 +244,8 @@ export class CompletionProvider implements vscode.InlineCompletionItemProvider, 
     const grown = (rest: readonly string[]): void => {
       if (!grow || !rest[0] || document.version !== version) return;
       const editor = vscode.window.activeTextEditor;
-      const at = editor?.document === document && editor.selection.isEmpty ? document.offsetAt(editor.selection.active) : -1;
-      if (at !== prefix.length) return;
+      const cursor = editor?.document === document && editor.selection.isEmpty ? document.offsetAt(editor.selection.active) : -1;
+      if (cursor !== at.cursor) return;
       this.cache.put({ document: docKey, prefix, suffix }, [shown + rest[0]]);
       this.firstLines.delete(docKey);
       this.events.growPending = true;
@@ -211,7 +257,7 @@ export class CompletionProvider implements vscode.InlineCompletionItemProvider, 
     }
     const source = new vscode.CancellationTokenSource();
     this.ahead = source;
-    this.aheadAt = { document: docKey, offset: prefix.length };
+    this.aheadAt = { document: docKey, offset: at.cursor };
     // Let the editor render the suggestion first.
     setTimeout(() => {
       if (source.token.isCancellationRequested || document.version !== version) return;

@@ -1,8 +1,9 @@
 // Model management: Choose Model File (a local GGUF), Download Default Model (resumable, verified,
 // with a cancellable progress notification), Download Model… (a quick pick of the model catalogue,
 // src/common/modelCatalog.ts, each with its size and whether it fits this machine's memory, then a
-// custom URL or a local file), the one first-run prompt when no model is set, and a notification
-// for each distinct engine error (or missing model file) that says what to do.
+// custom URL or a local file), the first run when no model is set (the "Get started with
+// SmallThinker" walkthrough opens once, and one prompt), and a notification for each distinct
+// engine error (or missing model file, named with its path) that says what to do.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -10,7 +11,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 
 import { SUPPORTED_ARCHITECTURES } from '../../../common/ggufHeader';
-import { Commands, CONFIG_SECTION, Settings } from '../../../common/ids';
+import { Commands, CONFIG_SECTION, ContextKeys, Settings, WALKTHROUGH } from '../../../common/ids';
 import {
   catalogEntryForUrl,
   catalogPickItems,
@@ -31,6 +32,7 @@ import {
   readHeaderArchitecture,
   type DownloadProgress,
 } from '../../../node/download';
+import { missingModelMessage } from '../../../common/statusText';
 import { layoutUsage, removeLayoutFiles } from '../../../node/layoutFiles';
 import { downloadConfig, engineConfig, updateSetting } from '../../config';
 import { layoutFolder, type EngineStatus } from '../../engineService';
@@ -38,8 +40,29 @@ import type { Services } from '../../services';
 
 /** globalState key: the user answered (or dismissed) the first-run prompt; it is not shown again. */
 export const FIRST_RUN_PROMPT_KEY = 'smallthinker.firstRunPromptAnswered';
+/** globalState key: the walkthrough was opened on a first run; it is not opened by itself again. */
+export const WALKTHROUGH_OPENED_KEY = 'smallthinker.walkthroughOpened';
+
+/** Opens the "Get started with SmallThinker" walkthrough. */
+export function openWalkthrough(): Thenable<unknown> {
+  return vscode.commands.executeCommand('workbench.action.openWalkthrough', WALKTHROUGH.ref, false);
+}
+
+/**
+ * The first run: with no model configured, opens the walkthrough unless it was opened before
+ * (remembered in `state`, the global state). True when it opened it now.
+ */
+export async function firstRunWalkthrough(state: vscode.Memento, modelConfigured: boolean, open = openWalkthrough): Promise<boolean> {
+  if (modelConfigured || state.get<boolean>(WALKTHROUGH_OPENED_KEY)) return false;
+  await state.update(WALKTHROUGH_OPENED_KEY, true);
+  await open();
+  return true;
+}
 
 const CHOOSE = 'Choose File…';
+const CHOOSE_GGUF = 'Choose GGUF File…';
+const DOWNLOAD_PICK = 'Download…';
+const OPEN_WALKTHROUGH = 'Open Walkthrough';
 const SHOW_LOG = 'Show Log';
 const RESTART = 'Restart Engine';
 const RETRY = 'Retry';
@@ -137,6 +160,17 @@ let pickItemsForTests: (() => ModelPickItem[]) | undefined;
 /** For the extension-host tests: the items Download Model… would show now (empty before activation). */
 export function modelPickItemsForTests(): ModelPickItem[] {
   return pickItemsForTests?.() ?? [];
+}
+
+/** A notification the models feature showed about the engine's state (the tests read them). */
+export interface ModelNotice {
+  message: string;
+  buttons: string[];
+}
+const noticesForTests: ModelNotice[] = [];
+/** For the extension-host tests: the notifications about the engine's state shown so far. */
+export function modelNoticesForTests(): readonly ModelNotice[] {
+  return noticesForTests;
 }
 
 export function registerModels(context: vscode.ExtensionContext, services: Services): void {
@@ -361,6 +395,11 @@ export function registerModels(context: vscode.ExtensionContext, services: Servi
     vscode.commands.registerCommand(Commands.chooseModel, chooseModel),
     vscode.commands.registerCommand(Commands.downloadModel, downloadModel),
     vscode.commands.registerCommand(Commands.pickModelDownload, pickModelDownload),
+    vscode.commands.registerCommand(Commands.openWalkthrough, openWalkthrough),
+    // The walkthrough's first step is done once a model runs.
+    services.engine.onDidChangeStatus((status) => {
+      void vscode.commands.executeCommand('setContext', ContextKeys.modelReady, status.kind === 'ready');
+    }),
   );
 
   // ------------------------------------------------------------ notifications
@@ -411,6 +450,7 @@ export function registerModels(context: vscode.ExtensionContext, services: Servi
       if (shown.has(status.message)) return;
       shown.add(status.message);
       const buttons = status.modelPath ? [CHOOSE, SHOW_LOG] : [RESTART, SHOW_LOG];
+      noticesForTests.push({ message: `SmallThinker: ${status.message}`, buttons });
       void vscode.window.showErrorMessage(`SmallThinker: ${status.message}`, ...buttons).then((choice) => {
         if (choice === SHOW_LOG) services.log.show();
         else if (choice === CHOOSE) void chooseModel();
@@ -420,13 +460,14 @@ export function registerModels(context: vscode.ExtensionContext, services: Servi
       // A configured model that is missing: say so once per message (not the first-run prompt).
       if (shown.has(status.message)) return;
       shown.add(status.message);
-      const download = downloadLabel();
-      void vscode.window
-        .showWarningMessage(`SmallThinker: ${status.message} Choose another GGUF file or download the default model.`, CHOOSE, download)
-        .then((choice) => {
-          if (choice === CHOOSE) void chooseModel();
-          else if (choice === download) void downloadModel();
-        });
+      const message = missingModelMessage(engineConfig().modelPath);
+      const buttons = [CHOOSE_GGUF, DOWNLOAD_PICK, OPEN_WALKTHROUGH];
+      noticesForTests.push({ message, buttons });
+      void vscode.window.showWarningMessage(message, ...buttons).then((choice) => {
+        if (choice === CHOOSE_GGUF) void chooseModel();
+        else if (choice === DOWNLOAD_PICK) void pickModelDownload();
+        else if (choice === OPEN_WALKTHROUGH) void openWalkthrough();
+      });
     } else if (status.kind === 'ready') {
       shown.clear(); // A later failure is worth telling again.
     }
@@ -441,8 +482,14 @@ export function registerModels(context: vscode.ExtensionContext, services: Servi
       const status = await services.engine.settled();
       if (disposed) return;
       context.subscriptions.push(services.engine.onDidChangeStatus(notify));
-      if (status.kind === 'noModel' && !engineConfig().modelPath && !downloading) await firstRunPrompt();
-      else notify(status);
+      if (status.kind === 'noModel' && !engineConfig().modelPath && !downloading) {
+        // (Not in the extension-host tests: an editor opening by itself there would take the focus from theirs.)
+        if (context.extensionMode !== vscode.ExtensionMode.Test)
+          await firstRunWalkthrough(context.globalState, false).catch((err: unknown) =>
+            log.warn(`could not open the walkthrough: ${String(err)}`),
+          );
+        await firstRunPrompt();
+      } else notify(status);
     })().catch((err: unknown) => log.error(`model check after start: ${err instanceof Error ? err.message : String(err)}`));
   }, 0);
 }

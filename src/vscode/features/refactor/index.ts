@@ -1,6 +1,7 @@
 // The selection commands: Explain (asks in the chat panel), and Refactor / Add Documentation /
 // Fix / Write Tests, which ask the model for new code (one-shot chat, no conversation) and show it
 // as a proposal the user reviews in a diff and accepts (all or part) or rejects (proposals.ts).
+// While the model writes, that diff is already open and shows the proposal so far (live preview).
 import * as path from 'node:path';
 
 import * as vscode from 'vscode';
@@ -20,6 +21,7 @@ import {
   fitReplacement,
   generationLimitState,
   normalizeNewCode,
+  partialCode,
   selectionLines,
   splitRegion,
   testFileNameFor,
@@ -30,7 +32,7 @@ import {
 import { chatConfig } from '../../config';
 import { EngineUnavailableError, errorMessage, isCancellation } from '../../engineService';
 import type { Services } from '../../services';
-import { ProposalManager, type PendingProposalInfo } from './proposals';
+import { ProposalManager, type PendingProposalInfo, type PreviewInfo, type ProposalPreview } from './proposals';
 
 /** Files longer than this are not taken whole when nothing is selected. */
 const WHOLE_FILE_MAX_LINES = 400;
@@ -42,6 +44,11 @@ let manager: ProposalManager | undefined;
 /** For the extension-host tests: the pending proposal, if any. */
 export function pendingProposalForTests(): PendingProposalInfo | undefined {
   return manager?.pending;
+}
+
+/** For the extension-host tests: the live preview of the proposal being written, if any. */
+export function refactorPreviewForTests(): PreviewInfo | undefined {
+  return manager?.preview;
 }
 
 /** Optional arguments of the edit commands (tests use them to skip the prompts). */
@@ -154,7 +161,9 @@ const VERBS: Readonly<Record<EditAction | 'explain', string>> = {
 };
 
 function activeEditor(action: EditAction | 'explain'): vscode.TextEditor | undefined {
-  const editor = vscode.window.activeTextEditor;
+  // Run from something else that has the focus (the walkthrough's button): the one file in view.
+  const visible = vscode.window.visibleTextEditors.filter((e) => e.document.uri.scheme !== 'output');
+  const editor = vscode.window.activeTextEditor ?? (visible.length === 1 ? visible[0] : undefined);
   if (!editor) void vscode.window.showInformationMessage(`Open a file and select the code to ${VERBS[action]} first.`);
   return editor;
 }
@@ -295,49 +304,65 @@ async function runEdit(action: EditAction, services: Services, proposals: Propos
     existingTests: tests?.exists ? tests.text : undefined,
   });
   const maxTokens = answerTokenBudget(parts.region, action === 'tests' ? Math.max(config.maxTokens, 1536) : config.maxTokens);
-  const answer = await generate(
-    services,
-    action,
-    messages,
-    Math.min(config.temperature, EDIT_TEMPERATURE),
-    maxTokens,
-    expectedAnswerTokens(action, parts.region),
-  );
-  if (!answer) return false;
 
-  const extracted = extractCode(answer.text);
-  if (extracted.code.trim() === '') {
-    services.log.warn(`${action}: the answer had no code: ${JSON.stringify(answer.text.slice(0, 500))}`);
-    void vscode.window.showWarningMessage('SmallThinker answered without any code. Try again, or rephrase the request.');
-    return false;
-  }
-  const notes: string[] = [];
-  if (answer.truncated)
-    notes.push(
-      `The answer was cut off at its token limit (${answer.limitText ?? 'setting smallthinker.chat.maxTokens'}): check the end of the change.`,
+  // The proposal made of some code: the region replaced, or the tests added to their file.
+  const testsEol = tests?.exists && tests.text.includes('\n') ? (tests.text.includes('\r\n') ? '\r\n' : '\n') : eol;
+  const proposalText = (code: string): string => {
+    if (tests) {
+      const added = normalizeNewCode(code, testsEol);
+      return tests.exists ? appendCode(tests.text, added, testsEol) : added;
+    }
+    return parts.before + fitReplacement(code, parts.region, eol) + parts.after;
+  };
+  const file = tests ? { target: tests.uri, exists: tests.exists, baseText: tests.text } : { target: document.uri, exists: true, baseText };
+  const preview = await proposals.startPreview(file);
+  try {
+    const answer = await generate(
+      services,
+      action,
+      messages,
+      Math.min(config.temperature, EDIT_TEMPERATURE),
+      maxTokens,
+      expectedAnswerTokens(action, parts.region),
+      {
+        preview,
+        // The proposal as it would be if the answer ended here (nothing yet: the file as it is).
+        onText: (text) => {
+          const code = partialCode(text);
+          preview.update(code.trim() === '' ? file.baseText : proposalText(code));
+        },
+      },
     );
-  if (diagnostics && diagnostics.length === 0)
-    notes.push('No problems were reported in the selection, so SmallThinker looked for bugs itself.');
-  const note = notes.length > 0 ? notes.join(' ') : undefined;
+    if (!answer) return false;
 
-  if (tests) {
-    const targetEol = tests.exists && tests.text.includes('\n') ? (tests.text.includes('\r\n') ? '\r\n' : '\n') : eol;
-    const code = normalizeNewCode(extracted.code, targetEol);
-    const proposedText = tests.exists ? appendCode(tests.text, code, targetEol) : code;
-    await proposals.propose({ target: tests.uri, exists: tests.exists, baseText: tests.text, proposedText, note });
+    const extracted = extractCode(answer.text);
+    if (extracted.code.trim() === '') {
+      services.log.warn(`${action}: the answer had no code: ${JSON.stringify(answer.text.slice(0, 500))}`);
+      void vscode.window.showWarningMessage('SmallThinker answered without any code. Try again, or rephrase the request.');
+      return false;
+    }
+    const notes: string[] = [];
+    if (answer.truncated)
+      notes.push(
+        `The answer was cut off at its token limit (${answer.limitText ?? 'setting smallthinker.chat.maxTokens'}): check the end of the change.`,
+      );
+    if (diagnostics && diagnostics.length === 0)
+      notes.push('No problems were reported in the selection, so SmallThinker looked for bugs itself.');
+    const note = notes.length > 0 ? notes.join(' ') : undefined;
+
+    const proposedText = proposalText(extracted.code);
+    if (!tests && proposedText === baseText) {
+      void vscode.window.showInformationMessage(`SmallThinker proposes no changes to ${fileLabel(document.uri)}.${note ? ` ${note}` : ''}`);
+      return false;
+    }
+    if (!tests && document.version !== baseVersion)
+      services.log.info(`${fileLabel(document.uri)} changed while SmallThinker worked; the proposal is carried over to it.`);
+    await proposals.propose({ ...file, proposedText, note }, preview);
     return true;
+  } finally {
+    // Cancelled, failed or without a change: the preview goes (no-op once it became the proposal).
+    await proposals.closePreview(preview);
   }
-
-  const replacement = fitReplacement(extracted.code, parts.region, eol);
-  const proposedText = parts.before + replacement + parts.after;
-  if (proposedText === baseText) {
-    void vscode.window.showInformationMessage(`SmallThinker proposes no changes to ${fileLabel(document.uri)}.${note ? ` ${note}` : ''}`);
-    return false;
-  }
-  if (document.version !== baseVersion)
-    services.log.info(`${fileLabel(document.uri)} changed while SmallThinker worked; the proposal is carried over to it.`);
-  await proposals.propose({ target: document.uri, exists: true, baseText, proposedText, note });
-  return true;
 }
 
 const PROGRESS_TITLES: Readonly<Record<EditAction, string>> = {
@@ -361,6 +386,21 @@ export function refactorProgressForTests(): readonly string[] {
   return progressLog;
 }
 
+/** Cancels the running edit command as its notification's Cancel button does (false: none runs). */
+let cancelRunning: (() => void) | undefined;
+export function cancelRefactorForTests(): boolean {
+  if (!cancelRunning) return false;
+  cancelRunning();
+  return true;
+}
+
+interface GenerateOptions {
+  /** The live preview: the user cancels the generation through it too (Reject, closing its diff). */
+  preview?: ProposalPreview;
+  /** The answer so far, after each token. */
+  onText?: (text: string) => void;
+}
+
 /**
  * Runs the one-shot chat request under a cancellable progress notification that says what happens:
  * waiting for the model, evaluating the prompt, tokens generated of the limit, and as soon as it is
@@ -374,95 +414,112 @@ async function generate(
   temperature: number,
   maxTokens: number,
   expectedTokens: number,
+  options: GenerateOptions = {},
 ): Promise<Answer | undefined> {
   const log: string[] = [];
   progressLog = log;
   try {
     return await vscode.window.withProgress(
       { location: vscode.ProgressLocation.Notification, title: `SmallThinker: ${PROGRESS_TITLES[action]}…`, cancellable: true },
-      async (progress, token) => {
-        const stop = new vscode.CancellationTokenSource();
-        const linked = token.onCancellationRequested(() => stop.cancel());
-        let warning = '';
-        const report = (message: string): void => {
-          const text = warning ? `${message}. ⚠ ${warning}` : message;
-          if (log[log.length - 1] === text) return;
-          log.push(text);
-          progress.report({ message: text });
-        };
-        const warn = (text: string): void => {
-          if (warning === text) return;
-          warning = text;
-          services.log.warn(`${action}: ${text}`);
-        };
-        let text = '';
-        let tokens = 0;
-        let lastReport = 0;
-        let blockDone = false;
-        /** The answer's token limit as the engine set it (known once it has the prompt). */
-        let limit: { allowed: number; requested: number; promptTokens: number; contextLength: number } | undefined;
-        const status = services.engine.status;
-        if (status.kind === 'loading' || status.kind === 'starting') {
-          report('waiting for the model to load');
-          await services.engine.settled();
-          if (token.isCancellationRequested) return undefined;
-        }
-        report('waiting for the engine');
+      async (progress, notificationToken) => {
+        // The user cancels with the notification's Cancel, or through the preview.
+        const user = new vscode.CancellationTokenSource();
+        const token = user.token;
+        const cancel = (): void => user.cancel();
+        cancelRunning = cancel;
+        const fromNotification = notificationToken.onCancellationRequested(cancel);
+        const fromPreview = options.preview?.token.onCancellationRequested(cancel);
+        if (options.preview?.token.isCancellationRequested) cancel();
         try {
-          const result = await services.engine.chat(
-            { messages, sampling: { temperature }, maxTokens },
-            (delta) => {
-              text += delta;
-              tokens++;
-              // A closing fence counts once its line has ended (a longer fence may be arriving).
-              if (!blockDone && delta.includes('\n')) {
-                const code = extractCode(text.slice(0, text.lastIndexOf('\n')));
-                if (code.fenced && code.closed) {
-                  blockDone = true;
-                  stop.cancel();
+          const stop = new vscode.CancellationTokenSource();
+          const linked = token.onCancellationRequested(() => stop.cancel());
+          let warning = '';
+          const report = (message: string): void => {
+            const text = warning ? `${message}. ⚠ ${warning}` : message;
+            if (log[log.length - 1] === text) return;
+            log.push(text);
+            progress.report({ message: text });
+          };
+          const warn = (text: string): void => {
+            if (warning === text) return;
+            warning = text;
+            services.log.warn(`${action}: ${text}`);
+          };
+          let text = '';
+          let tokens = 0;
+          let lastReport = 0;
+          let blockDone = false;
+          /** The answer's token limit as the engine set it (known once it has the prompt). */
+          let limit: { allowed: number; requested: number; promptTokens: number; contextLength: number } | undefined;
+          const status = services.engine.status;
+          if (status.kind === 'loading' || status.kind === 'starting') {
+            report('waiting for the model to load');
+            await services.engine.settled();
+            if (token.isCancellationRequested) return undefined;
+          }
+          report('waiting for the engine');
+          try {
+            const result = await services.engine.chat(
+              { messages, sampling: { temperature }, maxTokens },
+              (delta) => {
+                text += delta;
+                tokens++;
+                if (!token.isCancellationRequested) options.onText?.(text);
+                // A closing fence counts once its line has ended (a longer fence may be arriving).
+                if (!blockDone && delta.includes('\n')) {
+                  const code = extractCode(text.slice(0, text.lastIndexOf('\n')));
+                  if (code.fenced && code.closed) {
+                    blockDone = true;
+                    stop.cancel();
+                  }
                 }
-              }
-              if (limit) {
-                const state = generationLimitState(tokens, limit.allowed, blockDone);
-                if (state === 'reached') warn(`The answer reached its token limit and is cut off: ${answerLimitText(limit)}.`);
-                else if (state === 'near') warn(`The answer is close to its token limit and may be cut off: ${answerLimitText(limit)}.`);
-              }
-              const now = Date.now();
-              if (now - lastReport >= 250 || tokens === 1) {
-                lastReport = now;
-                report(`${tokens} tokens generated${limit ? ` of at most ${limit.allowed}` : ''}`);
-              }
-            },
-            stop.token,
-            {
-              label: action,
-              onProgress: (value) => {
-                if (value.kind === 'begin' && value.prompt) {
-                  const p = value.prompt;
-                  limit = { allowed: p.maxTokens, requested: maxTokens, promptTokens: p.promptTokens, contextLength: p.contextLength };
-                  const forecast = cutOffForecast(expectedTokens, limit);
-                  if (forecast) warn(forecast);
-                  const fresh = p.promptTokens - p.cachedTokens;
-                  report(`evaluating ${fresh} prompt tokens${p.cachedTokens > 0 ? ` (${p.cachedTokens} cached)` : ''}`);
-                } else if (value.kind === 'report' && tokens === 0) {
-                  report('generating');
+                if (limit) {
+                  const state = generationLimitState(tokens, limit.allowed, blockDone);
+                  if (state === 'reached') warn(`The answer reached its token limit and is cut off: ${answerLimitText(limit)}.`);
+                  else if (state === 'near') warn(`The answer is close to its token limit and may be cut off: ${answerLimitText(limit)}.`);
+                }
+                const now = Date.now();
+                if (now - lastReport >= 250 || tokens === 1) {
+                  lastReport = now;
+                  report(`${tokens} tokens generated${limit ? ` of at most ${limit.allowed}` : ''}`);
                 }
               },
-            },
-          );
-          if (token.isCancellationRequested) return undefined;
-          const answerText = blockDone ? text : result.text;
-          return {
-            text: answerText,
-            truncated: result.stopReason === 'length' && !extractCode(answerText).closed,
-            limitText: limit ? answerLimitText(limit) : undefined,
-          };
-        } catch (err) {
-          if (blockDone && !token.isCancellationRequested && isCancellation(err)) return { text, truncated: false };
-          throw err;
+              stop.token,
+              {
+                label: action,
+                onProgress: (value) => {
+                  if (value.kind === 'begin' && value.prompt) {
+                    const p = value.prompt;
+                    limit = { allowed: p.maxTokens, requested: maxTokens, promptTokens: p.promptTokens, contextLength: p.contextLength };
+                    const forecast = cutOffForecast(expectedTokens, limit);
+                    if (forecast) warn(forecast);
+                    const fresh = p.promptTokens - p.cachedTokens;
+                    report(`evaluating ${fresh} prompt tokens${p.cachedTokens > 0 ? ` (${p.cachedTokens} cached)` : ''}`);
+                  } else if (value.kind === 'report' && tokens === 0) {
+                    report('generating');
+                  }
+                },
+              },
+            );
+            if (token.isCancellationRequested) return undefined;
+            const answerText = blockDone ? text : result.text;
+            return {
+              text: answerText,
+              truncated: result.stopReason === 'length' && !extractCode(answerText).closed,
+              limitText: limit ? answerLimitText(limit) : undefined,
+            };
+          } catch (err) {
+            if (blockDone && !token.isCancellationRequested && isCancellation(err)) return { text, truncated: false };
+            throw err;
+          } finally {
+            linked.dispose();
+            stop.dispose();
+          }
         } finally {
-          linked.dispose();
-          stop.dispose();
+          fromNotification.dispose();
+          fromPreview?.dispose();
+          user.dispose();
+          if (cancelRunning === cancel) cancelRunning = undefined;
         }
       },
     );

@@ -1,6 +1,10 @@
 // Proposed edits under review: the proposed text served under the 'smallthinker-proposal' scheme,
 // shown in a diff editor against the real file; Accept (all or some hunks, one undoable
 // WorkspaceEdit on the real document), Accept Part… (QuickPick of hunks) and Reject.
+//
+// Live preview: while the model writes, the diff is already open and its right side grows with the
+// text so far (updated at most every PREVIEW_INTERVAL_MS); when the answer ends the same diff becomes
+// the proposal. Reject (Esc, ✕) or closing the diff while it is written cancels the generation.
 
 // One proposal is pending at a time (a new one rejects the old). Closing its diff tab without
 // choosing rejects it. While it is pending a notification says so; it ends with the proposal
@@ -14,6 +18,8 @@ import { ContextKeys } from '../../../common/ids';
 import { applyHunks, diffLines, editedSpan, hunkEdits, hunkLabel, hunkPreview, rebaseHunks, type Hunk } from '../../../common/lineDiff';
 
 export const PROPOSAL_SCHEME = 'smallthinker-proposal';
+/** Shortest time between two updates of a live preview. */
+export const PREVIEW_INTERVAL_MS = 150;
 
 export interface ProposalInput {
   /** The file the edit is for (it may not exist yet: `exists` false). */
@@ -38,6 +44,45 @@ interface Proposal extends ProposalInput {
   endNotification?: () => void;
 }
 
+/** The file a proposal is for, known before the model writes it. */
+export type PreviewInput = Pick<ProposalInput, 'target' | 'exists' | 'baseText'>;
+
+/** A proposal the model is writing: its diff shows the text so far. */
+export interface ProposalPreview {
+  /** Cancelled when the user rejects the preview (Esc, Reject, closing its diff) or another replaces it. */
+  readonly token: vscode.CancellationToken;
+  /** The proposed text so far (shown within PREVIEW_INTERVAL_MS; the diff opens with the first). */
+  update(text: string): void;
+}
+
+interface Preview extends PreviewInput, ProposalPreview {
+  id: number;
+  proposalUri: vscode.Uri;
+  originalUri: vscode.Uri;
+  cancellation: vscode.CancellationTokenSource;
+  /** Set once its diff editor is open. */
+  opened: boolean;
+  opening?: Promise<void>;
+  /** The text not yet shown, and when the shown text last changed. */
+  waiting?: string;
+  shownAt: number;
+  timer?: NodeJS.Timeout;
+  /** Times the shown text changed. */
+  updates: number;
+  closed: boolean;
+}
+
+/** What the extension-host tests can see of a live preview. */
+export interface PreviewInfo {
+  id: number;
+  uri: vscode.Uri;
+  proposalUri: vscode.Uri;
+  /** The text the diff shows now. */
+  text: string;
+  updates: number;
+  opened: boolean;
+}
+
 /** What the extension-host tests can see of the pending proposal. */
 export interface PendingProposalInfo {
   id: number;
@@ -54,11 +99,27 @@ function basename(uri: vscode.Uri): string {
   return path.slice(path.lastIndexOf('/') + 1) || path;
 }
 
+/** The diff's title, the same while the proposal is written and after (an open diff keeps its title). */
+function diffTitle(target: vscode.Uri, exists: boolean): string {
+  const key = process.platform === 'darwin' ? 'Cmd' : 'Ctrl';
+  return `${basename(target)}${exists ? '' : ' (new file)'}: SmallThinker proposal (Accept ${key}+Enter / Reject Esc)`;
+}
+
+/** The right and left sides of proposal `id`'s diff. */
+function proposalUris(id: number, target: vscode.Uri, exists: boolean): { proposalUri: vscode.Uri; originalUri: vscode.Uri } {
+  const query = `proposal=${id}`;
+  return {
+    proposalUri: vscode.Uri.from({ scheme: PROPOSAL_SCHEME, path: target.path, query }),
+    originalUri: exists ? target : vscode.Uri.from({ scheme: PROPOSAL_SCHEME, path: target.path, query: `${query}&side=original` }),
+  };
+}
+
 export class ProposalManager implements vscode.Disposable, vscode.TextDocumentContentProvider {
   private readonly texts = new Map<string, string>();
   private readonly changed = new vscode.EventEmitter<vscode.Uri>();
   private readonly disposables: vscode.Disposable[] = [];
   private current: Proposal | undefined;
+  private previewing: Preview | undefined;
   private nextId = 1;
   private accepting = false;
 
@@ -77,6 +138,109 @@ export class ProposalManager implements vscode.Disposable, vscode.TextDocumentCo
     return this.texts.get(uri.toString()) ?? '';
   }
 
+  get preview(): PreviewInfo | undefined {
+    const p = this.previewing;
+    if (!p) return undefined;
+    const text = this.texts.get(p.proposalUri.toString()) ?? '';
+    return { id: p.id, uri: p.target, proposalUri: p.proposalUri, text, updates: p.updates, opened: p.opened };
+  }
+
+  /**
+   * Starts the live preview of a proposal the model is about to write (rejecting a pending proposal
+   * and cancelling another preview: one at a time). Its diff opens with the first update.
+   */
+  async startPreview(input: PreviewInput): Promise<ProposalPreview> {
+    if (this.previewing) {
+      this.log.info(`A new proposal replaces the one being written for ${basename(this.previewing.target)} (cancelled).`);
+      await this.closePreview(this.previewing);
+    }
+    if (this.current) {
+      this.log.info(`A new proposal replaces the one for ${basename(this.current.target)} (rejected).`);
+      await this.finish(this.current);
+    }
+    const id = this.nextId++;
+    const cancellation = new vscode.CancellationTokenSource();
+    const preview: Preview = {
+      ...input,
+      ...proposalUris(id, input.target, input.exists),
+      id,
+      cancellation,
+      token: cancellation.token,
+      opened: false,
+      shownAt: 0,
+      updates: 0,
+      closed: false,
+      update: (text) => this.updatePreview(preview, text),
+    };
+    this.texts.set(preview.proposalUri.toString(), input.baseText);
+    if (!input.exists) this.texts.set(preview.originalUri.toString(), '');
+    this.previewing = preview;
+    await vscode.commands.executeCommand('setContext', ContextKeys.editPreview, true);
+    return preview;
+  }
+
+  private updatePreview(preview: Preview, text: string): void {
+    if (preview.closed) return;
+    preview.waiting = text;
+    if (preview.timer) return;
+    const wait = Math.max(0, preview.shownAt + PREVIEW_INTERVAL_MS - Date.now());
+    preview.timer = setTimeout(() => this.showPreview(preview), wait);
+  }
+
+  /** Shows the waiting text of a preview (opening its diff the first time). */
+  private showPreview(preview: Preview): void {
+    preview.timer = undefined;
+    const text = preview.waiting;
+    preview.waiting = undefined;
+    const key = preview.proposalUri.toString();
+    if (preview.closed || text === undefined || text === this.texts.get(key)) return;
+    this.texts.set(key, text);
+    preview.shownAt = Date.now();
+    preview.updates++;
+    if (preview.opened) this.changed.fire(preview.proposalUri);
+    else preview.opening ??= this.openPreview(preview);
+  }
+
+  private async openPreview(preview: Preview): Promise<void> {
+    try {
+      await vscode.commands.executeCommand(
+        'vscode.diff',
+        preview.originalUri,
+        preview.proposalUri,
+        diffTitle(preview.target, preview.exists),
+        {
+          preview: false,
+        },
+      );
+    } catch (err) {
+      this.log.warn(`Could not open the preview of the proposal for ${basename(preview.target)}: ${String(err)}`);
+      return;
+    }
+    if (preview.closed) return;
+    preview.opened = true;
+    this.changed.fire(preview.proposalUri); // text that arrived while it opened
+    this.checkStillShown();
+  }
+
+  /** Ends a preview that did not become a proposal: cancels its generation, closes its diff. */
+  async closePreview(preview: ProposalPreview): Promise<void> {
+    const p = preview as Preview;
+    if (p.closed) return;
+    p.closed = true;
+    if (p.timer) clearTimeout(p.timer);
+    p.cancellation.cancel();
+    p.cancellation.dispose();
+    if (this.previewing === p) {
+      this.previewing = undefined;
+      await vscode.commands.executeCommand('setContext', ContextKeys.editPreview, false);
+    }
+    await p.opening;
+    const tabs = this.tabsShowing(p.proposalUri);
+    this.texts.delete(p.proposalUri.toString());
+    this.texts.delete(p.originalUri.toString());
+    if (tabs.length > 0) await vscode.window.tabGroups.close(tabs);
+  }
+
   get pending(): PendingProposalInfo | undefined {
     const p = this.current;
     if (!p) return undefined;
@@ -92,32 +256,44 @@ export class ProposalManager implements vscode.Disposable, vscode.TextDocumentCo
   }
 
   /**
-   * Opens the diff of a proposal and makes it the pending one (rejecting any other). Resolves once
-   * the diff is open; the Accept / Accept Part… / Reject notification is not waited for.
+   * Opens the diff of a proposal and makes it the pending one (rejecting any other). With the
+   * preview it was written in, the preview's diff becomes the proposal's. Resolves once the diff is
+   * open; the Accept / Accept Part… / Reject notification is not waited for.
    */
-  async propose(input: ProposalInput): Promise<void> {
+  async propose(input: ProposalInput, preview?: ProposalPreview): Promise<void> {
+    const from = preview as Preview | undefined;
+    const adopt = from && !from.closed && from.target.toString() === input.target.toString() && from.exists === input.exists;
+    if (from && !adopt) await this.closePreview(from);
     if (this.current) {
       this.log.info(`A new proposal replaces the one for ${basename(this.current.target)} (rejected).`);
       await this.finish(this.current);
     }
-    const id = this.nextId++;
-    const query = `proposal=${id}`;
-    const proposalUri = vscode.Uri.from({ scheme: PROPOSAL_SCHEME, path: input.target.path, query });
-    const originalUri = input.exists
-      ? input.target
-      : vscode.Uri.from({ scheme: PROPOSAL_SCHEME, path: input.target.path, query: `${query}&side=original` });
-    const proposal: Proposal = { ...input, id, proposalUri, originalUri, opened: false };
-    this.texts.set(proposalUri.toString(), input.proposedText);
-    if (!input.exists) this.texts.set(originalUri.toString(), '');
+    let proposal: Proposal;
+    if (adopt) {
+      from.closed = true; // now the proposal's: no more updates
+      if (from.timer) clearTimeout(from.timer);
+      from.cancellation.dispose();
+      if (this.previewing === from) this.previewing = undefined;
+      await from.opening;
+      proposal = { ...input, id: from.id, proposalUri: from.proposalUri, originalUri: from.originalUri, opened: false };
+      await vscode.commands.executeCommand('setContext', ContextKeys.editPreview, false);
+    } else {
+      const id = this.nextId++;
+      proposal = { ...input, id, ...proposalUris(id, input.target, input.exists), opened: false };
+      if (!input.exists) this.texts.set(proposal.originalUri.toString(), '');
+    }
+    this.texts.set(proposal.proposalUri.toString(), input.proposedText);
+    this.changed.fire(proposal.proposalUri);
     this.current = proposal;
     // The file may have changed while the model worked: carry the proposal over at once.
     const open = input.exists ? vscode.workspace.textDocuments.find((d) => d.uri.toString() === input.target.toString()) : undefined;
     if (open) this.onDocumentChanged(open);
     await vscode.commands.executeCommand('setContext', ContextKeys.editPending, true);
 
-    const key = process.platform === 'darwin' ? 'Cmd' : 'Ctrl';
-    const title = `${basename(input.target)}${input.exists ? '' : ' (new file)'}: SmallThinker proposal (Accept ${key}+Enter / Reject Esc)`;
-    await vscode.commands.executeCommand('vscode.diff', originalUri, proposalUri, title, { preview: false });
+    // (An open preview's diff is revealed, not opened again.)
+    await vscode.commands.executeCommand('vscode.diff', proposal.originalUri, proposal.proposalUri, diffTitle(input.target, input.exists), {
+      preview: false,
+    });
     if (this.current !== proposal) return;
     proposal.opened = true;
     this.checkStillShown();
@@ -169,6 +345,10 @@ export class ProposalManager implements vscode.Disposable, vscode.TextDocumentCo
 
   private async applyPending(indexes?: readonly number[]): Promise<boolean> {
     const p = this.current;
+    if (!p && this.previewing) {
+      void vscode.window.showInformationMessage('SmallThinker is still writing the proposal: accept it once it is done.');
+      return false;
+    }
     if (!p) {
       void vscode.window.showInformationMessage(
         'No SmallThinker proposal is pending: run Refactor, Add Documentation, Fix or Write Tests first.',
@@ -262,8 +442,14 @@ export class ProposalManager implements vscode.Disposable, vscode.TextDocumentCo
     return this.accept(picked.map((item) => item.index));
   }
 
-  /** Drops the pending proposal and closes its diff; the file is not touched. */
+  /** Drops the pending proposal (or cancels the one being written) and closes its diff; the file is not touched. */
   async reject(): Promise<boolean> {
+    const written = this.previewing;
+    if (written && !this.current) {
+      this.log.info(`Cancelled the proposal being written for ${basename(written.target)}.`);
+      await this.closePreview(written);
+      return true;
+    }
     const p = this.current;
     if (!p) return false;
     this.log.info(`Rejected the proposal for ${basename(p.target)}.`);
@@ -277,23 +463,31 @@ export class ProposalManager implements vscode.Disposable, vscode.TextDocumentCo
       this.current = undefined;
       await vscode.commands.executeCommand('setContext', ContextKeys.editPending, false);
     }
-    const tabs = this.tabsShowing(p);
+    const tabs = this.tabsShowing(p.proposalUri);
     this.texts.delete(p.proposalUri.toString());
     this.texts.delete(p.originalUri.toString());
     if (tabs.length > 0) await vscode.window.tabGroups.close(tabs);
   }
 
-  private tabsShowing(p: Proposal): vscode.Tab[] {
-    const uri = p.proposalUri.toString();
+  private tabsShowing(proposalUri: vscode.Uri): vscode.Tab[] {
+    const uri = proposalUri.toString();
     return vscode.window.tabGroups.all
       .flatMap((group) => group.tabs)
       .filter((tab) => tab.input instanceof vscode.TabInputTextDiff && tab.input.modified.toString() === uri);
   }
 
-  /** A pending proposal whose diff is no longer open anywhere was closed: it is rejected. */
+  /**
+   * A pending proposal whose diff is no longer open anywhere was closed: it is rejected. A preview
+   * whose diff was closed: its generation is cancelled.
+   */
   private checkStillShown(): void {
+    const written = this.previewing;
+    if (written?.opened && this.tabsShowing(written.proposalUri).length === 0) {
+      this.log.info(`The diff of the proposal being written for ${basename(written.target)} was closed: cancelled.`);
+      void this.closePreview(written);
+    }
     const p = this.current;
-    if (!p || !p.opened || this.tabsShowing(p).length > 0) return;
+    if (!p || !p.opened || this.tabsShowing(p.proposalUri).length > 0) return;
     this.log.info(`The diff of the proposal for ${basename(p.target)} was closed: proposal rejected.`);
     void this.finish(p);
   }
@@ -314,6 +508,14 @@ export class ProposalManager implements vscode.Disposable, vscode.TextDocumentCo
   }
 
   dispose(): void {
+    if (this.previewing) {
+      this.previewing.closed = true;
+      if (this.previewing.timer) clearTimeout(this.previewing.timer);
+      this.previewing.cancellation.cancel();
+      this.previewing.cancellation.dispose();
+      void vscode.commands.executeCommand('setContext', ContextKeys.editPreview, false);
+      this.previewing = undefined;
+    }
     this.current?.endNotification?.();
     if (this.current) void vscode.commands.executeCommand('setContext', ContextKeys.editPending, false);
     this.current = undefined;

@@ -132,6 +132,11 @@ export function registerStatus(context: vscode.ExtensionContext, services: Servi
         run: toggleCompletion,
       },
     ];
+    const walkthrough: ActionItem = {
+      label: '$(book) Get Started',
+      description: 'the walkthrough: a model, inline completion, chat, a refactor',
+      run: () => vscode.commands.executeCommand(Commands.openWalkthrough),
+    };
     const settings: ActionItem = {
       label: '$(gear) Open Settings',
       run: () => vscode.commands.executeCommand('workbench.action.openSettings', EXTENSION_SETTINGS_QUERY),
@@ -141,10 +146,10 @@ export function registerStatus(context: vscode.ExtensionContext, services: Servi
     // opens something: Choose Model File opens a dialog, Show Engine Log the log, Open Chat the panel.
     const items: ActionItem[] =
       status.kind === 'noModel'
-        ? [...modelActions, separator(''), ...useActions, ...engineActions, settings]
+        ? [...modelActions, walkthrough, separator(''), ...useActions, ...engineActions, settings]
         : status.kind === 'error'
-          ? [...engineActions, ...modelActions, separator(''), ...useActions, settings]
-          : [...useActions, separator('model'), ...modelActions, separator('engine'), ...engineActions, settings];
+          ? [...engineActions, ...modelActions, separator(''), ...useActions, settings, walkthrough]
+          : [...useActions, separator('model'), ...modelActions, separator('engine'), ...engineActions, settings, walkthrough];
     const picked = await vscode.window.showQuickPick(items, { title: view.accessibilityLabel, placeHolder: 'SmallThinker actions' });
     await picked?.run?.();
   };
