@@ -103,7 +103,12 @@ tests.push({
     // Once: after a reload (the same profile, the walkthrough closed), it does not open again.
     await wb.runCommand('View: Close All Editors');
     await walkthrough.waitFor({ state: 'hidden', timeout: 10_000 });
-    await wb.page.reload();
+    // Developer: Reload Window, as a user would: the workbench shuts down in order, saving its
+    // editors and storage (a bare page reload can lose what was not yet flushed, and restore the
+    // walkthrough from the periodic save).
+    const reloaded = wb.page.waitForEvent('framenavigated', { timeout: 60_000 });
+    await wb.runCommand('Developer: Reload Window');
+    await reloaded;
     await wb.waitForWorkbench();
     await wb.waitForStatusBarItem(/no model/i, { timeoutMs: 60_000 });
     await wb.page.waitForTimeout(6000);
