@@ -161,62 +161,77 @@ inline void nm_madd4(const __m256i (&c)[4], __m256i xb, __m256i* acc) {
     acc[3] = _mm256_add_epi16(acc[3], _mm256_maddubs_epi16(_mm256_unpackhi_epi16(abh, cdh), xb));
 }
 
-// One tile of 128 rows for one token: y[i] for i < 128 (rows tile * 128 + i).
-inline void nm_tile(int64_t m, const uint8_t* w, int64_t tile, const NmPlan& p, int64_t t, float* y) {
+// Block bi's contribution to one tile of 128 rows for one token, added to y[i] for i < 128 (rows
+// tile * 128 + i).
+inline void nm_block_tile(int64_t m, const uint8_t* w, int64_t tile, const NmPlan& p, size_t bi, int64_t t, float* y) {
     const __m256i m4 = _mm256_set1_epi8(0x0f);
     const __m256i ones = _mm256_set1_epi16(1);
     const size_t nq = p.col.size() / 4, nbl = p.blocks.size(), block_bytes = 18 * static_cast<size_t>(m);
     const size_t at = static_cast<size_t>(tile) * 64;
-#pragma GCC unroll 16
-    for (int v = 0; v < 16; ++v) _mm256_storeu_ps(y + 8 * v, _mm256_setzero_ps());
-    for (size_t bi = 0; bi < nbl; ++bi) {
-        const NmPlan::Block& blk = p.blocks[bi];
-        const uint8_t* scales = w + static_cast<size_t>(blk.b) * block_bytes + 2 * static_cast<size_t>(tile) * kNmTileRows;
-        const __m256i corr = _mm256_set1_epi32(p.corr[static_cast<size_t>(t) * nbl + bi]);
-        const __m256 dx = _mm256_set1_ps(p.dx[static_cast<size_t>(t) * nbl + bi]);
-        for (int h = 0; h < 2; ++h) {
-            __m256i acc[8];
+    const NmPlan::Block& blk = p.blocks[bi];
+    const uint8_t* scales = w + static_cast<size_t>(blk.b) * block_bytes + 2 * static_cast<size_t>(tile) * kNmTileRows;
+    const __m256i corr = _mm256_set1_epi32(p.corr[static_cast<size_t>(t) * nbl + bi]);
+    const __m256 dx = _mm256_set1_ps(p.dx[static_cast<size_t>(t) * nbl + bi]);
+    for (int h = 0; h < 2; ++h) {
+        __m256i acc[8];
 #pragma GCC unroll 8
-            for (int v = 0; v < 8; ++v) acc[v] = _mm256_setzero_si256();
-            for (size_t q = blk.q0; q < blk.q1; ++q) {  // at most 8 fours: the int16 sums cannot overflow
-                const uint32_t* c = &p.col[4 * q];
-                __m256i lo[4], hi[4];
+        for (int v = 0; v < 8; ++v) acc[v] = _mm256_setzero_si256();
+        for (size_t q = blk.q0; q < blk.q1; ++q) {  // at most 8 fours: the int16 sums cannot overflow
+            const uint32_t* c = &p.col[4 * q];
+            __m256i lo[4], hi[4];
 #pragma GCC unroll 4
-                for (int u = 0; u < 4; ++u) {
-                    const uint8_t* src = w + c[u] + at;
-                    if (h == 0) _mm_prefetch(reinterpret_cast<const char*>(src + 64), _MM_HINT_T0);  // the next tile
-                    const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 32 * h));
-                    lo[u] = _mm256_and_si256(raw, m4);
-                    hi[u] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
-                }
-                const __m256i xb = _mm256_set1_epi32(p.xq[static_cast<size_t>(t) * nq + q]);
-                nm_madd4(lo, xb, acc);
-                nm_madd4(hi, xb, acc + 4);
+            for (int u = 0; u < 4; ++u) {
+                const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + c[u] + at + 32 * h));
+                lo[u] = _mm256_and_si256(raw, m4);
+                hi[u] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
             }
+            const __m256i xb = _mm256_set1_epi32(p.xq[static_cast<size_t>(t) * nq + q]);
+            nm_madd4(lo, xb, acc);
+            nm_madd4(hi, xb, acc + 4);
+        }
 #pragma GCC unroll 8
-            for (int v = 0; v < 8; ++v) {
-                const int row = 16 * v + 8 * h;
-                const __m256 ws = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(scales + 2 * row)));
-                const __m256i s = _mm256_add_epi32(corr, _mm256_madd_epi16(acc[v], ones));
-                float* yv = y + row;
-                _mm256_storeu_ps(
-                    yv, _mm256_add_ps(_mm256_loadu_ps(yv), opaque256(_mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(ws, dx)))));
-            }
+        for (int v = 0; v < 8; ++v) {
+            const int row = 16 * v + 8 * h;
+            const __m256 ws = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(scales + 2 * row)));
+            const __m256i s = _mm256_add_epi32(corr, _mm256_madd_epi16(acc[v], ones));
+            float* yv = y + row;
+            _mm256_storeu_ps(yv,
+                             _mm256_add_ps(_mm256_loadu_ps(yv), opaque256(_mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(ws, dx)))));
         }
     }
 }
+
+// Block bi's listed columns and scales for one tile of rows (the column line at byte at),
+// requested column by column.
+inline void nm_prefetch_tile(int64_t m, const uint8_t* w, const NmPlan& p, size_t bi, size_t at) {
+    const NmPlan::Block& blk = p.blocks[bi];
+    const uint8_t* scales = w + static_cast<size_t>(blk.b) * 18 * static_cast<size_t>(m) + 4 * at;
+#pragma GCC unroll 4
+    for (int l = 0; l < 4; ++l) _mm_prefetch(reinterpret_cast<const char*>(scales + 64 * l), _MM_HINT_T1);
+    for (size_t q = 4 * blk.q0; q < 4 * blk.q1; ++q)
+        if (p.js[q] >= 0) _mm_prefetch(reinterpret_cast<const char*>(w + p.col[q] + at), _MM_HINT_T1);
+}
+
+constexpr size_t kNmAhead = 2;  // blocks: a 36%-kept 4B down block is ~12 KB
 
 inline void mul_nm(int64_t n, int64_t m, const uint8_t* w, int64_t r0, int64_t nr, const int32_t* cols, int64_t ncols, const void* x,
                    size_t x_row_bytes, int64_t nt, float* y, int64_t ldy) {
     (void)n;
     thread_local NmPlan plan;
     nm_plan(m, cols, ncols, static_cast<const block_q8_0*>(x), x_row_bytes, nt, plan);
-    // The first tile's lines of every listed column, requested all at once (each tile prefetches
-    // the next one's as it goes): the columns are scattered, the hardware cannot see them coming.
-    const size_t at0 = static_cast<size_t>(r0 / kNmTileRows) * 64;
-    for (uint32_t c : plan.col) _mm_prefetch(reinterpret_cast<const char*>(w + c + at0), _MM_HINT_T0);
-    for (int64_t tile = r0 / kNmTileRows; tile < (r0 + nr) / kNmTileRows; ++tile)
-        for (int64_t t = 0; t < nt; ++t) nm_tile(m, w, tile, plan, t, y + t * ldy + tile * kNmTileRows - r0);
+    const int64_t tile0 = r0 / kNmTileRows, tile1 = (r0 + nr) / kNmTileRows;
+    for (int64_t t = 0; t < nt; ++t)
+        for (int64_t i = tile0 * kNmTileRows; i < tile1 * kNmTileRows; ++i) y[t * ldy + i - r0] = 0.0f;
+    // Block by block (each row still adds the blocks in order): a block's columns are read as short
+    // sequential runs, the next block's requested while this one computes.
+    const size_t nbl = plan.blocks.size();
+    for (size_t bi = 0; bi < kNmAhead && bi < nbl; ++bi)
+        for (int64_t tile = tile0; tile < tile1; ++tile) nm_prefetch_tile(m, w, plan, bi, static_cast<size_t>(tile) * 64);
+    for (size_t bi = 0; bi < nbl; ++bi)
+        for (int64_t tile = tile0; tile < tile1; ++tile) {
+            if (bi + kNmAhead < nbl) nm_prefetch_tile(m, w, plan, bi + kNmAhead, static_cast<size_t>(tile) * 64);
+            for (int64_t t = 0; t < nt; ++t) nm_block_tile(m, w, tile, plan, bi, t, y + t * ldy + tile * kNmTileRows - r0);
+        }
 }
 
 }  // namespace sparse256

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -106,6 +107,82 @@ int run_bench() {
         std::vector<block_q8_0> q(static_cast<size_t>(nb));
         const double t = best_seconds([&] { ks.of(DType::Q8_0).from_f32(xf.data(), q.data(), n); }, 0.1);
         std::printf("bench %-14s %-11s n=768: %.0f ns\n", "quantize_q8_0", isa_name(isa), t * 1e9);
+    }
+
+    // The ReGLU-sparse Q4_0 layouts against the dense relaid-out one, one token, from DRAM: 160
+    // experts' up (768 rows of 1536, r16) and down (1536 rows of 768, neuron-major), a third of the
+    // neurons kept (the released models' sparsity), as decoding reads them. GB/s of bytes read.
+    {
+        const int64_t ne = 160, nf = 768, nd = 1536, nbd = nd / QK4_0, nbf = nf / QK4_0;
+        const size_t mat = static_cast<size_t>(nf * nbd) * sizeof(block_q4_0);
+        std::vector<uint8_t> up(ne * mat), down(ne * mat), dense(ne * mat);
+        for (auto* v : {&up, &down, &dense})
+            for (size_t i = 0; i < v->size(); i += 2) (*v)[i] = static_cast<uint8_t>(r()), (*v)[i + 1] = static_cast<uint8_t>(r() & 0x3b);
+        std::vector<uint8_t> tmp(mat);
+        for (int64_t e = 0; e < ne; ++e) {
+            for (int64_t row = 0; row < nf; ++row) repack_q4_0r16(up.data() + e * mat + static_cast<size_t>(row * nbd) * 18, nbd);
+            std::memcpy(tmp.data(), down.data() + e * mat, mat);
+            relayout_q4_0nm(tmp.data(), down.data() + e * mat, nd, nf);
+            for (int64_t g = 0; g < nf / 16; ++g) scalar_set().of(DType::Q4_0).relayout16(dense.data() + e * mat + g * 16 * nbd * 18, nbd);
+        }
+        std::vector<float> xd(nd), xf(nf), y(nd);
+        gen_normal(r, xd.data(), nd);
+        gen_normal(r, xf.data(), nf);
+        std::vector<int32_t> keep;
+        for (int32_t i = 0; i < nf; ++i)
+            if (r() % 3 == 0)
+                keep.push_back(i);
+            else
+                xf[static_cast<size_t>(i)] = 0;
+        std::vector<block_q8_0> qd(nbd), qf(nbf);
+        scalar_set().of(DType::Q8_0).from_f32(xd.data(), qd.data(), nd);
+        scalar_set().of(DType::Q8_0).from_f32(xf.data(), qf.data(), nf);
+        const double kept = static_cast<double>(keep.size()) / nf;
+        for (Isa isa : isas) {
+            const TypeKernels& k = compiled_set(isa)->of(DType::Q4_0);
+            if (!k.mul_r16 || !k.mul_nm || !k.mul_x16) continue;
+            const double td = best_seconds(
+                [&] {
+                    for (int64_t e = 0; e < ne; ++e)
+                        k.mul_x16(nd, dense.data() + e * mat, 16 * nbd * 18, nf / 16, qd.data(), 0, 1, y.data(), nf);
+                },
+                1.0);
+            const double tu = best_seconds(
+                [&] {
+                    for (int64_t e = 0; e < ne; ++e)
+                        k.mul_r16(nd, up.data() + e * mat, nbd * 18, keep.data(), static_cast<int64_t>(keep.size()), qd.data(), 0, 1,
+                                  y.data(), nf);
+                },
+                1.0);
+            const double tn = best_seconds(
+                [&] {
+                    for (int64_t e = 0; e < ne; ++e)
+                        k.mul_nm(nf, nd, down.data() + e * mat, 0, nd, keep.data(), static_cast<int64_t>(keep.size()), qf.data(), 0, 1,
+                                 y.data(), nd);
+                },
+                1.0);
+            const double tn_hot = best_seconds(
+                [&] {
+                    for (int64_t e = 0; e < ne; ++e)
+                        k.mul_nm(nf, nd, down.data(), 0, nd, keep.data(), static_cast<int64_t>(keep.size()), qf.data(), 0, 1, y.data(), nd);
+                },
+                0.5);
+            const double tu_hot = best_seconds(
+                [&] {
+                    for (int64_t e = 0; e < ne; ++e)
+                        k.mul_r16(nd, up.data(), nbd * 18, keep.data(), static_cast<int64_t>(keep.size()), qd.data(), 0, 1, y.data(), nf);
+                },
+                0.5);
+            std::printf("bench sparse q4_0 %-11s cache-resident: up r16 %.1f us, down nm %.1f us per expert\n", isa_name(isa),
+                        tu_hot * 1e6 / ne, tn_hot * 1e6 / ne);
+            const double all = static_cast<double>(ne * mat);
+            std::printf(
+                "bench sparse q4_0 %-11s %.0f%% kept, 1 token: dense x16 %.2f GB/s (%.0f us/expert); up r16 %.2f GB/s read (%.0f us, %.2fx "
+                "dense); "
+                "down nm %.2f GB/s read (%.0f us, %.2fx dense)\n",
+                isa_name(isa), 100 * kept, all / td / 1e9, td * 1e6 / ne, kept * all / tu / 1e9, tu * 1e6 / ne, tu / td,
+                kept * all / tn / 1e9, tn * 1e6 / ne, tn / td);
+        }
     }
 
     // k-quants: mul with one token (decode) and with 8 tokens, 1536 columns, from DRAM (~120 MB of weights).
