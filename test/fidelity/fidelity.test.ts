@@ -161,6 +161,9 @@ describe('fidelity: sliding-window layouts', () => {
     assert.ok(lead.ok, lead.reason);
     const cal = judgeCalibrated(s, noise, REL_MAX.F32);
     assert.ok(cal.ok, cal.reason);
+    // the noise floor is not so wide that a real bug passes it
+    const buggy = judgeCalibrated(compareRows(await ourLogits(path, tokens, { all: true, bug: 'route_normed' }), ref), noise, REL_MAX.F32);
+    assert.ok(!buggy.ok, `route_normed went unnoticed: ${buggy.reason}`);
   });
 
   test('a prompt longer than the 4096 window', async () => {

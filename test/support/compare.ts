@@ -130,11 +130,10 @@ function median(xs: number[]): number {
 
 /**
  * For deep random-weight files, where rounding flips grow chaotically with depth (see above):
- * llama.cpp must differ from us no more than our own kernel sets differ from each other. `self`
- * compares our logits from two kernel sets (both correct, different float summation order).
+ * llama.cpp must differ from us no more than differently rounded runs of ourselves differ from
+ * us. `selves` (from ourNoise) compare our logits with such runs; the widest of them counts.
  */
-export function judgeCalibrated(oracle: CompareSummary, self: CompareSummary | CompareSummary[], tight: number): Verdict {
-  const selves = Array.isArray(self) ? self : [self];
+export function judgeCalibrated(oracle: CompareSummary, selves: CompareSummary[], tight: number): Verdict {
   const medO = median(oracle.positions.map((p) => p.relMax));
   const medS = Math.max(...selves.map((x) => median(x.positions.map((p) => p.relMax))));
   const top1O = 1 - oracle.top1Mismatches / oracle.positions.length;
@@ -176,7 +175,7 @@ export interface OurLogitsOptions {
   isa?: string;
   /** false: the model without the 16-row Q4_0 relayout (other float summation order) */
   repack?: boolean;
-  /** MOE_PERTURB seed: a seeded half of the embedding values moved by one ulp (a noise probe) */
+  /** MOE_PERTURB seed: a seeded half of every matrix product's results moved by one ulp (a noise probe) */
   perturb?: number;
 }
 
@@ -191,12 +190,13 @@ export function kernelSets(): { best: string; alt: string } {
   return { best, alt };
 }
 
-/** Seeds of the one-ulp embedding perturbations that measure our noise floor. */
+/** Seeds of the one-ulp perturbations (MOE_PERTURB) that measure our noise floor. */
 export const PERTURB_SEEDS = [1, 2, 3];
 
 /**
  * Our own noise floor: `ours` compared with differently rounded evaluations of the same tokens:
- * the other kernel set, and embeddings moved by one ulp (MOE_PERTURB, several seeds). Where all
+ * the other kernel set, and every matrix product's results moved by one ulp in a seeded half
+ * (MOE_PERTURB, several seeds). Where all
  * our kernel sets round identically (AVX2 machines) only the perturbations differ; a model that
  * amplifies a last-bit difference into a flipped activation rounding or expert choice does so
  * for either, as it does for llama.cpp's other summation order.
