@@ -141,6 +141,8 @@ void Session::decode(const int32_t* tokens, size_t n, LogitsMode mode, std::vect
         const size_t off = out.size();
         out.resize(off + rows.size() * hp.n_vocab);
         has_logits_ = false;
+        // under a memory budget: the expert cache sized to what the process leaves (this batch's KV rows to come)
+        model_.fit_expert_cache(cnt * hp.n_layer * (hp.n_embd_k_gqa() + hp.n_embd_v_gqa()) * sizeof(uint16_t));
         model_.arch()->forward(*impl_,
                                Batch{tokens + start, static_cast<int64_t>(cnt), static_cast<int32_t>(n_past()), rows, out.data() + off});
         tokens_.insert(tokens_.end(), tokens + start, tokens + start + cnt);

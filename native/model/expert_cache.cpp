@@ -28,8 +28,8 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
 }
 }  // namespace
 
-ExpertCache::ExpertCache(const std::string& path, std::vector<Layer> layers, uint64_t cache_bytes, Policy policy, uint32_t window, Io io,
-                         int reader_threads)
+ExpertCache::ExpertCache(const std::string& path, std::vector<Layer> layers, uint64_t cache_bytes, uint64_t max_bytes, Policy policy,
+                         uint32_t window, Io io, int reader_threads)
     : layers_(std::move(layers)), policy_(policy), window_(window) {
     uint64_t keys = 0;
     for (size_t il = 0; il < layers_.size(); ++il) {
@@ -43,26 +43,29 @@ ExpertCache::ExpertCache(const std::string& path, std::vector<Layer> layers, uin
     }
     if (slot_bytes_ == 0) throw Error("internal", "the expert cache has no experts to hold");
     const uint64_t n_slots = std::max<uint64_t>(1, std::min<uint64_t>(cache_bytes / slot_bytes_, keys));
+    const uint64_t n_max = std::max<uint64_t>(n_slots, std::min<uint64_t>(max_bytes / slot_bytes_, keys));
     fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECT);
     direct_ = fd_ >= 0;
     if (fd_ < 0) fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);  // no O_DIRECT here (tmpfs): dropped after each read
     if (fd_ < 0) throw Error("io", strfmt("cannot open %s: %s", path.c_str(), std::strerror(errno)));
-    mem_bytes_ = round_up(n_slots * slot_bytes_, kHuge) + kHuge;
+    mem_bytes_ = round_up(n_max * slot_bytes_, kHuge) + kHuge;
     void* p = mmap(nullptr, mem_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED) {
         ::close(fd_);
         throw Error("out_of_memory", strfmt("cannot reserve %.0f MB for the expert cache", static_cast<double>(mem_bytes_) / 1e6));
     }
     mem_ = static_cast<uint8_t*>(p);
-    (void)madvise(base(), n_slots * slot_bytes_, MADV_HUGEPAGE);
+    (void)madvise(base(), n_max * slot_bytes_, MADV_HUGEPAGE);
     slot_of_.assign(keys, -1);
     uses_.assign(keys, 0);
-    aging_period_ = 16 * n_slots;
-    slots_.resize(n_slots);
+    slots_.resize(n_max);
+    for (size_t s = 0; s < n_max; ++s) slots_[s].retired = s >= n_slots;
     for (size_t s = 0; s < n_slots; ++s) list_back(static_cast<int32_t>(s));
+    active_ = static_cast<uint32_t>(n_slots);
+    target_ = static_cast<uint32_t>(n_slots);
     per_layer_.resize(layers_.size());
     guessed_.resize(layers_.size());
-    started_.resize(n_slots);
+    started_.resize(n_max);
     // io_uring where the kernel has it (reads in flight without a thread each); else reader threads
     if (io == Io::Threads)
         ring_why_ = "MOE_EXPERT_IO=threads";
@@ -166,9 +169,59 @@ void ExpertCache::age() {
         if (slots_[s].in_lfu) to_lfu(static_cast<int32_t>(s));
 }
 
+void ExpertCache::resize(uint32_t n) {
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        resize_locked(n);
+    }
+    changed_.notify_all();
+}
+
+void ExpertCache::resize_locked(uint32_t n) {
+    n = std::max<uint32_t>(1, std::min<uint32_t>(n, max_capacity()));
+    target_ = n;
+    for (size_t s = 0; s < slots_.size() && active_ < n; ++s) {
+        if (!slots_[s].retired) continue;
+        slots_[s].retired = false;
+        ++active_;
+        list_front(static_cast<int32_t>(s));
+    }
+    pay_owed();
+}
+
+void ExpertCache::retire(int32_t s) {
+    Slot& x = slots_[static_cast<size_t>(s)];
+    unlist(s);
+    if (x.key >= 0) slot_of_[static_cast<size_t>(x.key)] = -1;
+    x.key = -1;
+    x.state = State::Empty;
+    x.error.clear();
+    x.retired = true;
+    --active_;
+    if (x.touched) {
+        (void)madvise(base() + static_cast<uint64_t>(s) * slot_bytes_, slot_bytes_, MADV_DONTNEED);
+        x.touched = false;
+        --touched_;
+    }
+}
+
+void ExpertCache::pay_owed() {
+    // the least valuable first (empty slots, then the least used); never what an acquire() waits for
+    while (active_ > target_ && waiting_ == 0 && listed_ > 0) retire(victim());
+}
+
+uint64_t ExpertCache::used_bytes() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return uint64_t{touched_} * slot_bytes_;
+}
+
 void ExpertCache::start_read(int32_t s, uint64_t key) {
     Slot& x = slots_[static_cast<size_t>(s)];
     unlist(s);
+    if (!x.touched) {
+        x.touched = true;
+        ++touched_;
+    }
     if (x.key >= 0) slot_of_[static_cast<size_t>(x.key)] = -1;
     x.key = static_cast<int64_t>(key);
     x.state = State::Loading;
@@ -258,6 +311,7 @@ void ExpertCache::finish_read(int32_t s, uint64_t got, const std::string& error)
         x.state = State::Empty;
         list_front(s);
     }
+    pay_owed();
     changed_.notify_all();
 }
 
@@ -297,6 +351,7 @@ void ExpertCache::guess(uint32_t layer, const int32_t* experts, size_t n) {
 void ExpertCache::acquire(uint32_t layer, const int32_t* experts, size_t n, const uint32_t* tokens) {
     if (n > slots_.size()) throw Error("internal", strfmt("%zu experts asked for at once from an expert cache of %zu", n, slots_.size()));
     std::unique_lock<std::mutex> lock(mu_);
+    if (n > target_) resize_locked(static_cast<uint32_t>(n));  // (shrunk by another session since this one sized its groups)
     poll();
     // the guess for this layer, checked
     if (!guessed_[layer].empty()) {
@@ -318,7 +373,9 @@ void ExpertCache::acquire(uint32_t layer, const int32_t* experts, size_t n, cons
                 ++ours_listed;
         }
         if (listed_ - ours_listed >= need) break;
+        ++waiting_;
         block(lock);
+        --waiting_;
     }
     for (size_t i = 0; i < n; ++i) {
         const int32_t s = slot_of_[key_of(layer, static_cast<uint32_t>(experts[i]))];
@@ -339,12 +396,13 @@ void ExpertCache::acquire(uint32_t layer, const int32_t* experts, size_t n, cons
         uses_[key_of(layer, static_cast<uint32_t>(experts[i]))] += t;
         routed += t;
     }
-    if ((since_aging_ += routed) >= aging_period_) {
+    if ((since_aging_ += routed) >= uint64_t{64} * target_) {
         since_aging_ = 0;
         age();
     }
     total_.uses += n;
     per_layer_[layer].uses += n;
+    pay_owed();
 }
 
 const uint8_t* ExpertCache::wait(uint32_t layer, uint32_t expert) {
@@ -384,6 +442,7 @@ void ExpertCache::release(uint32_t layer, const int32_t* experts, size_t n) {
                 list_back(s);
             }  // (still being read: listed when it arrives)
         }
+        pay_owed();
     }
     changed_.notify_all();
 }

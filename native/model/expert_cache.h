@@ -7,13 +7,14 @@
 // The forward pass asks in two steps: prefetch() as soon as a layer's router has chosen (the reads
 // then overlap attention), and acquire() / wait() / release() around the layer's expert FFN. A
 // slot is never reused while it is acquired or being read; otherwise the policy picks: the least
-// frequently used extent (the tokens routed to it, halved every 16 x capacity of them; the least
+// frequently used extent (the tokens routed to it, halved every 64 x capacity of them; the least
 // recently used among equals) but the `window` most recently used ones (just asked for, about to
 // be used), or with Policy::Lru the least recently used one.
 //
 // guess(): experts a later layer will probably use, read ahead only while such guesses have been
 // right (they are checked against what that layer then acquires, read or not).
 #pragma once
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -64,17 +65,26 @@ class ExpertCache {
     };
     static constexpr double kGuessAccuracy = 0.5;
 
-    // Opens `path` for reading and reserves `cache_bytes` of slots (at least one; their pages are
-    // touched only as extents arrive). Throws moe::Error("io", ...).
-    ExpertCache(const std::string& path, std::vector<Layer> layers, uint64_t cache_bytes, Policy policy = Policy::Lfu, uint32_t window = 0,
-                Io io = Io::Auto, int reader_threads = 4);
+    // Opens `path` for reading and holds `cache_bytes` of slots (at least one; their pages are
+    // touched only as extents arrive), able to grow to `max_bytes` with resize(). Throws
+    // moe::Error("io", ...).
+    ExpertCache(const std::string& path, std::vector<Layer> layers, uint64_t cache_bytes, uint64_t max_bytes, Policy policy = Policy::Lfu,
+                uint32_t window = 0, Io io = Io::Auto, int reader_threads = 4);
     ~ExpertCache();
     ExpertCache(const ExpertCache&) = delete;
     ExpertCache& operator=(const ExpertCache&) = delete;
 
-    // How many extents it holds at once.
-    uint32_t capacity() const { return static_cast<uint32_t>(slots_.size()); }
+    // How many extents it holds at once (resize() changes it).
+    uint32_t capacity() const { return target_.load(std::memory_order_relaxed); }
+    uint32_t max_capacity() const { return static_cast<uint32_t>(slots_.size()); }
     uint64_t slot_bytes() const { return slot_bytes_; }
+    // Holds n extents from now on (1..max_capacity()): more slots, or fewer, the least valuable
+    // extents dropped and their memory given back to the system (madvise); slots acquired or
+    // being read are given up once released, and none while an acquire() waits for slots.
+    void resize(uint32_t n);
+    // The memory its slots take now: those that received an extent since their memory was last
+    // given back.
+    uint64_t used_bytes() const;
 
     // Starts reading those of these experts that are not held (no waiting), as far as slots are
     // free of acquisitions; marks them all most recently used.
@@ -107,6 +117,8 @@ class ExpertCache {
         bool listed = false;
         bool in_window = false;  // listed, among the window's most recent
         bool in_lfu = false;     // listed, in lfu_ (as {lfu_uses, tick, slot})
+        bool retired = false;    // beyond the capacity: never listed, no memory
+        bool touched = false;    // its memory holds (or held) an extent
         uint32_t lfu_uses = 0;
         uint64_t tick = 0;  // when listed
         std::string error;
@@ -122,6 +134,9 @@ class ExpertCache {
     int32_t victim() const;
     void to_lfu(int32_t s);
     void age();  // halves every extent's uses
+    void resize_locked(uint32_t n);
+    void retire(int32_t s);  // a listed slot (or an empty one): out, its memory given back
+    void pay_owed();         // retires what resize() could not yet, while no acquire() waits
     // prefetch() with mu_ held; guessed: on behalf of guess() (counted in guess_reads_).
     void prefetch_locked(uint32_t layer, const int32_t* experts, size_t n, bool guessed);
     // Gives slot `s` (taken from the list) to `key` and queues its read.
@@ -148,10 +163,14 @@ class ExpertCache {
     std::condition_variable changed_;  // a read finished or slots were released
     std::condition_variable queued_;   // a read was queued, or stopping
     std::vector<Slot> slots_;
-    std::vector<int32_t> slot_of_;  // per key: its slot, or -1
+    std::vector<int32_t> slot_of_;     // per key: its slot, or -1
+    std::atomic<uint32_t> target_{0};  // the capacity asked for
+    uint32_t active_ = 0;              // slots not retired (more than target_ while some are owed)
+    uint32_t waiting_ = 0;             // acquire() calls waiting for slots
+    uint32_t touched_ = 0;             // slots whose memory holds an extent
     Policy policy_;
     std::vector<uint32_t> uses_;  // per key: tokens routed to it, halved every aging_period_ of them
-    uint64_t since_aging_ = 0, aging_period_ = 0;
+    uint64_t since_aging_ = 0;
     std::vector<int32_t> held_;  // prefetch(): this call's held slots, kept out of the list meanwhile
     std::string profile_;        // use_profile()
     bool profile_loaded_ = false;

@@ -301,19 +301,39 @@ void MappedFile::populate_read() const {
 #endif
 }
 
-void MappedFile::populate_read(const uint8_t* p, size_t len) const {
+void MappedFile::populate_read(const uint8_t* p, size_t len, const uint8_t* lo_limit, const uint8_t* hi_limit) const {
 #ifdef __linux__
-    const uintptr_t lo = reinterpret_cast<uintptr_t>(p) / kHugePage * kHugePage;
-    const uintptr_t end = reinterpret_cast<uintptr_t>(data_) + size_;
-    const uintptr_t hi = std::min<uintptr_t>(end, (reinterpret_cast<uintptr_t>(p) + len + kHugePage - 1) / kHugePage * kHugePage);
-    const uintptr_t from = std::max<uintptr_t>(lo, reinterpret_cast<uintptr_t>(data_));
-    if (hi > from) (void)madvise(reinterpret_cast<void*>(from), hi - from, MADV_POPULATE_READ);
+    const uintptr_t page = 4096;
+    const uintptr_t first = reinterpret_cast<uintptr_t>(lo_limit ? std::max(lo_limit, data_) : data_);
+    const uintptr_t end = reinterpret_cast<uintptr_t>(hi_limit ? std::min(hi_limit, data_ + size_) : data_ + size_);
+    const uintptr_t lo = std::max(reinterpret_cast<uintptr_t>(p) / kHugePage * kHugePage, (first + page - 1) / page * page);
+    const uintptr_t hi = std::min((reinterpret_cast<uintptr_t>(p) + len + kHugePage - 1) / kHugePage * kHugePage, end / page * page);
+    if (hi > lo) (void)madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_POPULATE_READ);
+#else
+    (void)p, (void)len, (void)lo_limit, (void)hi_limit;
 #endif
 }
 
 void MappedFile::advise_huge() const {
 #ifdef __linux__
     if (size_ >= kHugePage) (void)madvise(const_cast<uint8_t*>(data_), size_, MADV_HUGEPAGE);
+#endif
+}
+
+void MappedFile::advise_no_huge(const uint8_t* p, size_t len) const {
+#ifdef __linux__
+    const uintptr_t lo = std::max(reinterpret_cast<uintptr_t>(p) / kHugePage * kHugePage, reinterpret_cast<uintptr_t>(data_));
+    const uintptr_t hi = std::min((reinterpret_cast<uintptr_t>(p) + len + kHugePage - 1) / kHugePage * kHugePage,
+                                  (reinterpret_cast<uintptr_t>(data_) + size_ + 4095) / 4096 * 4096);
+    if (hi > lo) (void)madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_NOHUGEPAGE);
+#else
+    (void)p, (void)len;
+#endif
+}
+
+void MappedFile::advise_random() const {
+#ifdef __linux__
+    (void)madvise(const_cast<uint8_t*>(data_), size_, MADV_RANDOM);
 #endif
 }
 

@@ -88,11 +88,18 @@ class MappedFile {
     // what the page cache lacks: no page fault per 64 KB later (costly on some virtual machines).
     // Best effort, like populate_write.
     void populate_read() const;
-    // The same for the pages of [p, p + len) only, widened to 2 MB boundaries (whole huge folios).
-    void populate_read(const uint8_t* p, size_t len) const;
+    // The same for the pages of [p, p + len) only, widened to 2 MB boundaries (whole huge folios)
+    // but not beyond [lo, hi) (other bytes of the file that must not be mapped; null: the file's ends).
+    void populate_read(const uint8_t* p, size_t len, const uint8_t* lo = nullptr, const uint8_t* hi = nullptr) const;
     // Asks for 2 MB folios where the file's pages are read in and mapped (MADV_HUGEPAGE; the
     // mapping is 2 MB-aligned). Best effort.
     void advise_huge() const;
+    // Undoes that for the 2 MB blocks [p, p + len) touches (so that a block holding bytes that must not
+    // be read in is read in 4 KB pages). Best effort.
+    void advise_no_huge(const uint8_t* p, size_t len) const;
+    // No readahead from now on: a page fault reads its page only (MADV_RANDOM). Under a memory
+    // budget a fault must not bring megabytes of neighbours into the page cache. Best effort.
+    void advise_random() const;
     // The share of the file's pages in the page cache (mincore), 0..1.
     double resident_share() const;
     // The share of the mapping mapped by 2 MB page-table entries (FilePmdMapped of

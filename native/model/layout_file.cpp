@@ -539,10 +539,30 @@ LayoutFileResult use_layout_file(const std::vector<Tensor*>& matrices, const Ggu
     } else {
         // under a memory budget the experts are read into the expert cache, not mapped: only the
         // other weights are read in, in 2 MB folios where the kernel gives them
+        // (widened to 2 MB boundaries, but never into an expert's extents: they would be mapped,
+        // outside the expert cache, for nothing)
         map->advise_huge();
-        for (size_t i = 0; i < todo.size(); ++i)
-            if (todo[i]->role != Role::ExpertGate && todo[i]->role != Role::ExpertUp && todo[i]->role != Role::ExpertDown)
-                map->populate_read(map->data() + entries[i].offset, (entries[i].n_matrices - 1) * entries[i].stride + entries[i].bytes);
+        map->advise_random();  // (no readahead into the experts around them; a page the kernel drops comes back alone)
+        const auto is_expert = [&](size_t i) {
+            return todo[i]->role == Role::ExpertGate || todo[i]->role == Role::ExpertUp || todo[i]->role == Role::ExpertDown;
+        };
+        const auto end_of = [&](size_t i) {
+            return entries[i].offset + (entries[i].n_matrices - 1) * entries[i].stride + entries[i].bytes;
+        };
+        for (size_t i = 0; i < todo.size(); ++i) {
+            if (is_expert(i)) continue;
+            uint64_t lo = 0, hi = map->size();
+            for (size_t j = 0; j < todo.size(); ++j) {
+                if (!is_expert(j)) continue;
+                if (end_of(j) <= entries[i].offset) lo = std::max(lo, end_of(j));
+                if (entries[j].offset >= end_of(i)) hi = std::min(hi, entries[j].offset);
+            }
+            // a 2 MB block shared with an expert's extent is read in 4 KB pages
+            const uint64_t k2m = uint64_t{2} << 20;
+            if (entries[i].offset / k2m * k2m < lo) map->advise_no_huge(map->data() + entries[i].offset, 1);
+            if ((end_of(i) + k2m - 1) / k2m * k2m > hi) map->advise_no_huge(map->data() + end_of(i) - 1, 1);
+            map->populate_read(map->data() + entries[i].offset, end_of(i) - entries[i].offset, map->data() + lo, map->data() + hi);
+        }
     }
     r.huge_pages = map->huge_mapped_share();
     for (size_t i = 0; i < todo.size(); ++i) {

@@ -2,6 +2,14 @@
 // model's JSON description. Architecture-specific loading is in native/models/.
 #include "model/model.h"
 
+#ifdef __linux__
+#include <unistd.h>
+#endif
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <map>
 
 #include "core/common.h"
@@ -44,6 +52,36 @@ void ModelLoader::read_tokenizer(Model& m) {
     m.chat_template_ = f.get_str("tokenizer.chat_template", "");
 }
 
+namespace {
+// The process's resident set in bytes (/proc/self/statm), 0 where unknown.
+uint64_t resident_set_bytes() {
+#ifdef __linux__
+    FILE* f = std::fopen("/proc/self/statm", "r");
+    if (!f) return 0;
+    unsigned long long size = 0, resident = 0;
+    const int got = std::fscanf(f, "%llu %llu", &size, &resident);
+    std::fclose(f);
+    return got == 2 ? resident * static_cast<uint64_t>(sysconf(_SC_PAGESIZE)) : 0;
+#else
+    return 0;
+#endif
+}
+}  // namespace
+
+void Model::fit_expert_cache(uint64_t upcoming) const {
+    ExpertCache* c = expert_cache_.get();
+    if (!c || memory_budget == 0) return;
+    // MOE_EXPERT_CACHE=fixed: the size set at load, always (tests that need every layer to miss)
+    const char* mode = std::getenv("MOE_EXPERT_CACHE");
+    if (mode && std::strcmp(mode, "fixed") == 0) return;
+    const uint64_t rss = resident_set_bytes();
+    if (rss == 0) return;
+    const uint64_t used = c->used_bytes();
+    const uint64_t other = (rss > used ? rss - used : 0) + upcoming + kBudgetMargin;
+    const uint64_t room = memory_budget > other ? memory_budget - other : 0;
+    c->resize(static_cast<uint32_t>(std::max<uint64_t>(budget_min_slots, std::min<uint64_t>(room / c->slot_bytes(), c->max_capacity()))));
+}
+
 std::string Model::expert_cache_json() const {
     if (!expert_cache_) return "null";
     const ExpertCache::Stats st = expert_cache_->stats();
@@ -79,7 +117,7 @@ std::string Model::info_json() const {
         j += strfmt(
             "\"memoryBudget\":{\"bytes\":%llu,\"cacheSlots\":%u,\"slotBytes\":%llu,\"extents\":%u,\"residentBytes\":%llu,\"kvBytes\":%llu}"
             ",",
-            (unsigned long long)memory_budget, st.capacity, (unsigned long long)st.slot_bytes, st.extents,
+            (unsigned long long)memory_budget, budget_min_slots, (unsigned long long)st.slot_bytes, st.extents,
             (unsigned long long)budget_resident, (unsigned long long)budget_kv);
     } else {
         j += "\"memoryBudget\":null,";

@@ -82,6 +82,9 @@ struct LoadOptions {
 
 // What a memory budget keeps aside for buffers and the runtime (the KV cache comes on top).
 constexpr uint64_t kBudgetReserve = uint64_t{256} << 20;
+// What the expert cache leaves free under a budget besides what the process uses now (buffers
+// that grow with a larger batch, the runtime's heap).
+constexpr uint64_t kBudgetMargin = uint64_t{96} << 20;
 
 struct ForwardState;
 struct Batch;
@@ -124,6 +127,13 @@ class Model {
     std::string info_json() const;
     // Under a memory budget: the expert cache's statistics as JSON (totals and per layer); "null" otherwise.
     std::string expert_cache_json() const;
+    // Under a memory budget, before a batch that may add `upcoming` bytes to the process (its KV
+    // rows): the expert cache gets what the budget leaves after everything else the process holds
+    // now (its resident set but the cache's own slots), `upcoming` and kBudgetMargin, and never
+    // less than budget_min_slots. So the reserve and the KV caches' share, set aside at load,
+    // hold experts while the process does not use them. Without a budget (or where the resident
+    // set is unknown): nothing.
+    void fit_expert_cache(uint64_t upcoming) const;
 
     uint64_t repacked_bytes = 0;  // weights relaid out at load (Tensor::x16)
     double repack_ms = 0;
@@ -133,6 +143,7 @@ class Model {
     uint64_t memory_budget = 0;          // LoadOptions::memory_budget
     uint64_t budget_resident = 0;        // under it: the weights other than experts (mapped)
     uint64_t budget_kv = 0;              // under it: the KV caches' share
+    uint32_t budget_min_slots = 0;       // under it: the expert cache's size with the reserve and the KV share set aside
     std::string layout_rebuilt_because;  // why an existing layout file was not used ("" when none was there or it was)
     std::string layout_error;            // why the layout file could not be used ("" when it was, or was not asked for)
 

@@ -89,7 +89,9 @@ void use_expert_cache(Model& m, Architecture& arch, uint64_t budget, const LoadO
     // MOE_EXPERT_IO=threads: reader threads even where the kernel has io_uring
     const char* io_env = std::getenv("MOE_EXPERT_IO");
     const ExpertCache::Io io = io_env && std::strcmp(io_env, "threads") == 0 ? ExpertCache::Io::Threads : ExpertCache::Io::Auto;
-    auto cache = std::make_unique<ExpertCache>(m.layout_file, std::move(layers), budget - resident - reserve - kv, p,
+    // (it starts at the size the budget was checked for, and grows into what the process leaves
+    // unused: Model::fit_expert_cache before every batch)
+    auto cache = std::make_unique<ExpertCache>(m.layout_file, std::move(layers), budget - resident - reserve - kv, budget - resident, p,
                                                /*window=*/4 * hp.n_expert_used, io);
     cache->use_profile(m.layout_file + ".uses");
     const ExpertCache::Stats st = cache->stats();
@@ -102,6 +104,7 @@ void use_expert_cache(Model& m, Architecture& arch, uint64_t budget, const LoadO
     m.memory_budget = budget;
     m.budget_resident = resident;
     m.budget_kv = kv;
+    m.budget_min_slots = st.capacity;
     arch.expert_cache = cache.get();
     ModelLoader::set_expert_cache(m, std::move(cache));
 }
@@ -124,6 +127,10 @@ std::string architecture_names() {
 
 std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& opts) {
     std::unique_ptr<Model> m = ModelLoader::open(path);
+    // under a memory budget, what is read from the GGUF (its metadata, token rows, norms) comes
+    // in a page at a time, not with megabytes of readahead around it
+    if (opts.memory_budget > 0)
+        if (const MappedFile* gguf = ModelLoader::mapping(*m)) gguf->advise_random();
     HParams& hp = ModelLoader::hparams(*m);
     const ArchitectureEntry* entry = find_architecture(hp.arch);
     if (!entry) {

@@ -142,7 +142,11 @@ export interface ModelInfo {
    */
   /** hugePages: the share of the layout file mapped with 2 MB pages at load (0..1; 0 without a layout file) */
   layout: { file: string; built: boolean; rebuiltBecause: string; error: string; hugePages: number };
-  /** under a memory budget: the budget, the cache's slots, and the other weights' bytes (mapped); null without */
+  /**
+   * under a memory budget: the budget, the cache's slots at load (with the reserve and the KV share
+   * set aside; it then grows into what the process leaves unused: expertCacheStats().capacity), and
+   * the other weights' bytes (mapped); null without
+   */
   memoryBudget: { bytes: number; cacheSlots: number; slotBytes: number; extents: number; residentBytes: number; kvBytes: number } | null;
   [key: string]: unknown;
 }

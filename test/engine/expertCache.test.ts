@@ -97,6 +97,16 @@ describe('expert cache under a memory budget', { timeout: 600_000 }, () => {
 
       it('the smallest budget: every layer misses, prompts go in groups; logits bit-identical with 1, 2 and 3 threads', async () => {
         assert.ok(minimumMB > 0);
+        // (the cache stays at its load size: it would grow into what this small process leaves unused)
+        process.env.MOE_EXPERT_CACHE = 'fixed';
+        try {
+          await smallest();
+        } finally {
+          delete process.env.MOE_EXPERT_CACHE;
+        }
+      });
+
+      async function smallest(): Promise<void> {
         for (const threads of [1, 2, 3]) {
           const r = await run(file, { layoutDir: dir, memoryBudgetMB: minimumMB }, threads);
           assertSame(r, reference, `${threads} thread(s)`);
@@ -124,6 +134,24 @@ describe('expert cache under a memory budget', { timeout: 600_000 }, () => {
           );
           assert.ok(cache.total.stallMs >= 0 && cache.readMs > 0);
         }
+      }
+
+      it('grows into what the process leaves unused (its reserve, KV not yet written): more slots, the same logits', async () => {
+        assert.ok(minimumMB > 0);
+        const probe = await loadModel(file, { layoutDir: dir, memoryBudgetMB: minimumMB });
+        const mb = probe.info().memoryBudget!;
+        probe.dispose();
+        // a reserve that leaves the cache six slots at load, in a budget of this whole test
+        // process and more: the process uses far less than the reserve and KV share set aside
+        const budgetMB = Math.ceil(process.memoryUsage().rss / 2 ** 20) + 512;
+        const reserveMB = Math.floor((budgetMB * 2 ** 20 - mb.residentBytes - mb.kvBytes - 6 * mb.slotBytes) / 2 ** 20);
+        const r = await run(file, { layoutDir: dir, memoryBudgetMB: budgetMB, memoryReserveMB: reserveMB });
+        assertSame(r, reference, 'grown');
+        const { info, cache } = r.stats;
+        assert.ok(info && cache);
+        assert.ok(info.cacheSlots >= 6 && info.cacheSlots <= 7, `${info.cacheSlots} slots at load`);
+        assert.ok(cache.capacity >= info.cacheSlots + 8, `capacity ${cache.capacity}, ${info.cacheSlots} at load`);
+        assert.ok(cache.total.reads < cache.total.uses, `reads ${cache.total.reads} of ${cache.total.uses} uses: some found`);
       });
 
       it('reads with io_uring where the kernel has it, else (and with MOE_EXPERT_IO=threads) with reader threads: the same logits', async () => {
