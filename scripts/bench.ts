@@ -818,7 +818,7 @@ async function main(): Promise<void> {
         const c0 = caches[0];
         const perTok = (c: (typeof caches)[0], k: 'bytesRead' | 'stallMs') => c.decode[k] / o.tg;
         console.log(
-          `    expert cache ${c0.capacity} of ${c0.extents} extents; decode: hits ${fmtStat(stat(caches.map((c) => 100 * rate(c.decode))), 1)}%, ` +
+          `    expert cache ${c0.capacity} of ${c0.extents} extents at load, ${fmtStat(stat(caches.map((c) => c.finalCapacity)), 0)} after the decode; decode: hits ${fmtStat(stat(caches.map((c) => 100 * rate(c.decode))), 1)}%, ` +
             `read ${fmtStat(stat(caches.map((c) => perTok(c, 'bytesRead') / 1e6)), 0)} MB/token, waited ${fmtStat(stat(caches.map((c) => perTok(c, 'stallMs'))), 1)} ms/token`,
         );
         console.log(

@@ -78,6 +78,8 @@ export interface WorkerResult {
   expertCache: {
     budgetBytes: number;
     capacity: number;
+    /** slots after the decode: the cache grows into what the process leaves unused */
+    finalCapacity: number;
     extents: number;
     firstPrompt: ExpertCacheCounts;
     prompt: ExpertCacheCounts;
@@ -342,6 +344,7 @@ async function measure(engine: EngineName, req: WorkerRequest): Promise<WorkerRe
       ? {
           budgetBytes: x0.budgetBytes,
           capacity: x0.capacity,
+          finalCapacity: x4.capacity,
           extents: x0.extents,
           firstPrompt: counts(x0.counts, x1.counts),
           prompt: counts(x2.counts, x3.counts),

@@ -58,7 +58,9 @@ class Session {
     // Mode::Moves cached runs found elsewhere are moved to their new positions, K re-rotated by the
     // position change on RoPE layers (NoPE layers copy as they are; sliding-window layers copy only
     // entries a later evaluated position can still see). Throws like decode(); on Error("cancelled")
-    // the session holds a valid prefix of `tokens`.
+    // the session holds a valid prefix of `tokens`, or all of them when at most kFinishOnCancel
+    // tokens were left to evaluate (the plan is finished first, so the runs it moves are not lost).
+    static constexpr uint32_t kFinishOnCancel = 64;
     PrefillStats prefill(const int32_t* tokens, size_t n, const ReusePolicy& policy, const std::atomic<bool>* cancel = nullptr);
 
     // Logits of the last evaluated position (n_vocab floats), when the last operation left them:

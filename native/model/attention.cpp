@@ -23,7 +23,10 @@ int64_t tile_tokens(int64_t n, int64_t ctx, int gqa, int n_head_kv, int threads)
 }  // namespace
 
 void attention(ThreadPool& pool, const kernels::KernelSet& ks, const KvCache& kv, uint32_t il, const AttentionShape& shape, const float* q,
-               int64_t ldq, int64_t n, int32_t pos0, int32_t window, float* out, int64_t ldo, std::vector<float>& scratch) {
+               int64_t ldq, int64_t n, int32_t pos0, int32_t window, float* out, int64_t ldo, std::vector<float>& scratch,
+               const int32_t* pos) {
+    // token t's position (ascending in t)
+    const auto at = [&](int64_t t) -> int64_t { return pos ? pos[t] : pos0 + t; };
     const int D = shape.head_dim, n_head_kv = shape.n_head_kv;
     const int gqa = shape.n_head / n_head_kv;
     const int64_t NKV = static_cast<int64_t>(kv.row());
@@ -32,9 +35,9 @@ void attention(ThreadPool& pool, const kernels::KernelSet& ks, const KvCache& kv
     const uint32_t c = kv.capacity(il);
     const uint16_t* kc = kv.k(il);
     const uint16_t* vc = kv.v(il);
-    const int64_t tile = tile_tokens(n, pos0 + n, gqa, n_head_kv, pool.size());
+    const int64_t tile = tile_tokens(n, at(n - 1) + 1, gqa, n_head_kv, pool.size());
     const int64_t nq_max = tile * gqa;
-    const int64_t span_max = std::min<int64_t>(pos0 + n, static_cast<int64_t>(c));
+    const int64_t span_max = std::min<int64_t>(at(n - 1) + 1, static_cast<int64_t>(c));
     const size_t per_thread = static_cast<size_t>(nq_max * (span_max + 2 * D));
     if (scratch.size() < per_thread * pool.size()) scratch.resize(per_thread * pool.size());
     const int64_t n_tiles = (n + tile - 1) / tile;
@@ -46,7 +49,7 @@ void attention(ThreadPool& pool, const kernels::KernelSet& ks, const KvCache& kv
             const int kvh = static_cast<int>(it % n_head_kv);
             const int64_t nq = (t1 - t0) * gqa;
             // keys [jlo, jhi): from the first token's window start to the last token
-            const int64_t p_first = pos0 + t0, p_last = pos0 + t1 - 1;
+            const int64_t p_first = at(t0), p_last = at(t1 - 1);
             const int64_t jlo = swa ? std::max<int64_t>(0, p_first - window + 1) : 0, jhi = p_last + 1;
             const int64_t span = jhi - jlo;
             float* qf = base;             // nq x D
@@ -77,7 +80,7 @@ void attention(ThreadPool& pool, const kernels::KernelSet& ks, const KvCache& kv
             }
             // each query's own window [lo, p]; everything else in the span weighs 0
             for (int64_t t = t0; t < t1; ++t) {
-                const int64_t p = pos0 + t;
+                const int64_t p = at(t);
                 const int64_t lo = swa ? std::max<int64_t>(0, p - window + 1) : 0;
                 for (int g = 0; g < gqa; ++g) {
                     float* row = sc + ((t - t0) * gqa + g) * span;

@@ -22,6 +22,7 @@ struct AttentionShape {
 // sliding-window layers. The batch's own K/V must already be stored. Work is split per (KV head,
 // tile of tokens): a tile's queries read each cached row once. scratch grows as needed.
 void attention(ThreadPool& pool, const kernels::KernelSet& ks, const KvCache& kv, uint32_t il, const AttentionShape& shape, const float* q,
-               int64_t ldq, int64_t n, int32_t pos0, int32_t window, float* out, int64_t ldo, std::vector<float>& scratch);
+               int64_t ldq, int64_t n, int32_t pos0, int32_t window, float* out, int64_t ldo, std::vector<float>& scratch,
+               const int32_t* pos = nullptr);
 
 }  // namespace moe

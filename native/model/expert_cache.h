@@ -12,7 +12,8 @@
 // be used), or with Policy::Lru the least recently used one.
 //
 // guess(): experts a later layer will probably use, read ahead only while such guesses have been
-// right (they are checked against what that layer then acquires, read or not).
+// right (they are checked against what that layer then acquires, read or not) and no read is
+// under way.
 #pragma once
 #include <atomic>
 #include <chrono>
@@ -168,6 +169,7 @@ class ExpertCache {
     uint32_t active_ = 0;              // slots not retired (more than target_ while some are owed)
     uint32_t waiting_ = 0;             // acquire() calls waiting for slots
     uint32_t touched_ = 0;             // slots whose memory holds an extent
+    uint32_t loading_ = 0;             // reads started, not finished
     Policy policy_;
     std::vector<uint32_t> uses_;  // per key: tokens routed to it, halved every aging_period_ of them
     uint64_t since_aging_ = 0;

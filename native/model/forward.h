@@ -33,6 +33,7 @@ struct Batch {
     int32_t pos0;                          // position of tokens[0]
     const std::vector<int64_t>& out_rows;  // batch rows whose logits are wanted, in order
     float* logits;                         // n_vocab floats per out_rows entry
+    const int32_t* pos = nullptr;          // per-token positions (ascending), when not pos0, pos0 + 1, ...
 };
 
 struct ForwardState {

@@ -29,11 +29,12 @@ bool KvCache::has_ring(uint32_t n_ctx) const {
 
 uint32_t KvCache::min_capacity() const { return *std::min_element(cap_.begin(), cap_.end()); }
 
-void KvCache::store(const kernels::KernelSet& ks, uint32_t il, const float* k, const float* v, int32_t pos0, int64_t n) {
+void KvCache::store(const kernels::KernelSet& ks, uint32_t il, const float* k, const float* v, int32_t pos0, int64_t n,
+                    const int32_t* pos) {
     const uint32_t c = cap_[il];
     const kernels::FromF32Fn to_f16 = ks.of(DType::F16).from_f32;
     for (int64_t t = 0; t < n; ++t) {
-        const size_t slot = static_cast<size_t>(pos0 + t) % c;
+        const size_t slot = static_cast<size_t>(pos ? pos[t] : pos0 + t) % c;
         to_f16(k + t * row_, k_[il].get() + slot * row_, static_cast<int64_t>(row_));
         to_f16(v + t * row_, v_[il].get() + slot * row_, static_cast<int64_t>(row_));
     }

@@ -28,8 +28,10 @@ class KvCache {
     bool has_ring(uint32_t n_ctx) const;
     uint32_t min_capacity() const;
 
-    // Stores the K and V rows (f32, row() values each) of n tokens at positions pos0.. as fp16.
-    void store(const kernels::KernelSet& ks, uint32_t il, const float* k, const float* v, int32_t pos0, int64_t n);
+    // Stores the K and V rows (f32, row() values each) of n tokens at positions pos0.. (or pos[t]
+    // when given) as fp16.
+    void store(const kernels::KernelSet& ks, uint32_t il, const float* k, const float* v, int32_t pos0, int64_t n,
+               const int32_t* pos = nullptr);
 
  private:
     size_t row_;

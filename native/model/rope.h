@@ -33,10 +33,10 @@ inline void rope(float* v, int n_heads, int head_dim, const float* cs, const flo
 // Rotates the queries (n_head heads, rows ldq apart) and keys (n_head_kv heads, ldk apart) of n
 // tokens at positions pos0.. (head_dim <= 1024, checked at load).
 inline void rope_rows(float* q, int64_t ldq, int n_head, float* k, int64_t ldk, int n_head_kv, int64_t n, int32_t pos0, int head_dim,
-                      float freq_base) {
+                      float freq_base, const int32_t* pos = nullptr) {
     float cs[512], sn[512];
     for (int64_t t = 0; t < n; ++t) {
-        rope_angles(head_dim, pos0 + static_cast<int32_t>(t), freq_base, cs, sn);
+        rope_angles(head_dim, pos ? pos[t] : pos0 + static_cast<int32_t>(t), freq_base, cs, sn);
         rope(q + t * ldq, n_head, head_dim, cs, sn);
         rope(k + t * ldk, n_head_kv, head_dim, cs, sn);
     }

@@ -116,14 +116,14 @@ void SmallThinker::forward(ForwardState& s, const Batch& b) const {
 
         // 2. RoPE on q and k, except on NoPE layers; then k and v join the cache (fp16).
         if (hp.use_rope[il] || s.bug == Bug::RopeOnNope)
-            rope_rows(q, NQ, shape.n_head, k, NKV, shape.n_head_kv, n, b.pos0, shape.head_dim, hp.rope_base(il));
-        s.kv.store(s.ks, il, k, v, b.pos0, n);
+            rope_rows(q, NQ, shape.n_head, k, NKV, shape.n_head_kv, n, b.pos0, shape.head_dim, hp.rope_base(il), b.pos);
+        s.kv.store(s.ks, il, k, v, b.pos0, n, b.pos);
         s.prof.lap(PhaseProfile::Rope);
 
         // 3. Causal attention over the cache: every earlier position on global layers, the last
         //    n_swa positions on sliding-window layers.
         const int32_t window = hp.is_swa[il] ? static_cast<int32_t>(hp.n_swa) + (s.bug == Bug::WindowOffByOne ? 1 : 0) : 0;
-        attention(s.pool, s.ks, s.kv, il, shape, q, NQ, n, b.pos0, window, s.att.data(), NQ, s.attn_scratch);
+        attention(s.pool, s.ks, s.kv, il, shape, q, NQ, n, b.pos0, window, s.att.data(), NQ, s.attn_scratch, b.pos);
         s.prof.lap(PhaseProfile::Attn);
 
         // 4. Output projection, added to the residual.

@@ -205,6 +205,66 @@ describe('KV reuse', () => {
     s.dispose();
   });
 
+  it('the runs a plan evaluates between moved ones go in one pass: the same bits as one run at a time', async () => {
+    const rng = new Rng(8, 'a');
+    const a = randomTokens(rng, 600, 512);
+    // a cursor jump in a FIM prompt: pieces change places, a few new tokens at each seam
+    const b = [
+      ...a.slice(0, 50),
+      ...randomTokens(rng, 3, 512),
+      ...a.slice(300, 550),
+      ...randomTokens(rng, 3, 512),
+      ...a.slice(50, 300),
+      ...a.slice(550),
+    ];
+    const run = async () => {
+      const s = deep.createSession({ nCtx: 1024 });
+      await s.prefill(a);
+      const st = await s.prefill(b);
+      const logits = s.lastLogits()!;
+      s.dispose();
+      return { st, logits };
+    };
+    const one = await run();
+    process.env.MOE_REUSE_SEQUENTIAL = '1';
+    let seq;
+    try {
+      seq = await run();
+    } finally {
+      delete process.env.MOE_REUSE_SEQUENTIAL;
+    }
+    assert.ok((one.st.plan.match(/eval/g) ?? []).length >= 3, one.st.plan);
+    assert.equal(one.st.plan, seq.st.plan);
+    assert.ok(Buffer.from(one.logits.buffer).equals(Buffer.from(seq.logits.buffer)), 'bit-identical logits');
+  });
+
+  it('cancelled with only a few tokens left to evaluate, a prefill finishes its moves first: nothing is lost', async () => {
+    const rng = new Rng(7, 'a');
+    const a = randomTokens(rng, 3000, 512);
+    const b = [...a.slice(0, 1000), ...randomTokens(rng, 5, 512), ...a.slice(1000)];
+    const s = deep.createSession({ nCtx: 4096, nBatch: 32 });
+    await s.prefill(a);
+    const p = s.prefill(b);
+    s.cancel(); // before its first segment: 7 tokens to evaluate (5 + a boundary of 2), 1998 to move
+    await assert.rejects(p, (e: Error & { code?: string }) => e.code === 'cancelled');
+    assert.deepEqual(Array.from(s.tokens()), b, 'the whole plan was carried out (it used to stop at the kept prefix of 1000)');
+    const again = await s.prefill(b);
+    assert.equal(again.nEvaluated, 0);
+    const ref = deep.createSession({ nCtx: 4096, nBatch: 32 });
+    await ref.prefill(a);
+    await ref.prefill(b);
+    assert.deepEqual(s.lastLogits(), ref.lastLogits(), 'the same as the plan carried out uncancelled');
+    ref.dispose();
+    // with more to evaluate, a cancel still stops it early (the session keeps a valid prefix)
+    const c = [...a.slice(0, 1000), ...randomTokens(rng, 400, 512), ...a.slice(1000)];
+    const q = s.prefill(c);
+    s.cancel();
+    await assert.rejects(q, (e: Error & { code?: string }) => e.code === 'cancelled');
+    assert.ok(s.nPast < c.length);
+    assert.deepEqual(Array.from(s.tokens()), c.slice(0, s.nPast));
+    s.dispose();
+  });
+
   it('step, sample and topTokens follow the logits; a sampler resumes its random sequence', async () => {
     const addon = loadAddon();
     const rng = new Rng(6, 'a');

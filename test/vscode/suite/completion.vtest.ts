@@ -97,6 +97,70 @@ suite('inline completion (real engine)', () => {
     assert.equal(provider.engineCalls, callsBefore, 'no engine call for a typed-ahead suggestion');
   });
 
+  test('resting at the end of a line predicts the line Enter starts: Enter there waits for it, no second engine call', async function () {
+    this.timeout(120_000);
+    const api = await readyEngine();
+    const provider = api.testing.completionProvider()!;
+    // (the editor's own requests, which would cancel the prediction from other positions, off: this test asks by hand)
+    const editorConfig = vscode.workspace.getConfiguration('editor');
+    await editorConfig.update('inlineSuggest.enabled', false, vscode.ConfigurationTarget.Global);
+    // the requests sent for this file, and by whom (the provider's own are labelled "completion enter.py:<line>")
+    const engine = api.engine;
+    const labels: string[] = [];
+    const complete = engine.complete;
+    engine.complete = function (this: typeof engine, params, token, options) {
+      if (params.prompt.fileName.endsWith('enter.py')) labels.push(options?.label ?? 'completion');
+      return complete.call(this, params, token, options);
+    };
+    try {
+      await predictedEnter(provider, labels);
+    } finally {
+      engine.complete = complete;
+      await editorConfig.update('inlineSuggest.enabled', undefined, vscode.ConfigurationTarget.Global);
+    }
+  });
+
+  async function predictedEnter(
+    provider: NonNullable<ReturnType<Awaited<ReturnType<typeof readyEngine>>['testing']['completionProvider']>>,
+    labels: string[],
+  ) {
+    const editor = await openFile('enter.py', 'import os\n\ndef main():\n    return 0\n');
+    const doc = editor.document;
+    const end = doc.lineAt(2).range.end; // after "def main():"
+    editor.selection = new vscode.Selection(end, end);
+    provider.predictNewLine(editor);
+    // Enter at once, while the prediction is computed: after the colon, one level deeper
+    await editor.edit((b) => b.insert(end, '\n    '));
+    const pos = doc.positionAt(doc.offsetAt(end) + 5);
+    editor.selection = new vscode.Selection(pos, pos);
+    const items = await provider.provideInlineCompletionItems(
+      doc,
+      pos,
+      { triggerKind: vscode.InlineCompletionTriggerKind.Automatic, selectedCompletionInfo: undefined },
+      new vscode.CancellationTokenSource().token,
+    );
+    assert.ok(
+      labels.length > 0 && labels.every((l) => l.startsWith('completion for a new line')),
+      `served by the prediction: ${labels.join('; ')}`,
+    );
+    const text = doc.getText();
+    const offset = doc.offsetAt(pos);
+    const cached = provider.cache.get({ document: doc.uri.toString(), prefix: text.slice(0, offset), suffix: text.slice(offset) });
+    assert.ok(cached, 'the prediction is in the cache');
+    const first = cached.candidates.find((c) => c.length > 0);
+    if (first) assert.equal(items?.[0]?.insertText, first);
+    // a line the cursor does not end: no prediction
+    const mid = doc.lineAt(0).range.start.translate(0, 3);
+    editor.selection = new vscode.Selection(mid, mid);
+    const before = labels.length;
+    provider.predictNewLine(editor);
+    await sleep(300);
+    assert.deepEqual(
+      labels.slice(before).filter((l) => l.startsWith('completion for a new line')),
+      [],
+    );
+  }
+
   test('a typed request shows the first line at once, then grows it with its continuation', async function () {
     this.timeout(120_000);
     const api = await readyEngine();

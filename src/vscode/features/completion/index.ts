@@ -96,6 +96,7 @@ export function registerCompletion(context: vscode.ExtensionContext, services: S
       const doc = editor.document;
       if (doc.isClosed) return;
       const offset = doc.offsetAt(editor.selection.active);
+      const version = doc.version;
       const text = doc.getText();
       const source = new vscode.CancellationTokenSource();
       warmSource = source;
@@ -117,7 +118,14 @@ export function registerCompletion(context: vscode.ExtensionContext, services: S
           source.token,
         )
         .then(
-          () => done(), // (the engine service logs its figures)
+          () => {
+            const cancelled = source.token.isCancellationRequested;
+            done(); // (the engine service logs its figures)
+            // still resting there: the line Enter would start, predicted
+            const now = vscode.window.activeTextEditor;
+            if (cancelled || now !== editor || doc.version !== version || !now.selection.isEmpty) return;
+            if (doc.offsetAt(now.selection.active) === offset) provider.predictNewLine(now);
+          },
           (err: unknown) => {
             done();
             if (!isCancellation(err)) services.log.debug(`warming failed: ${errorMessage(err)}`);

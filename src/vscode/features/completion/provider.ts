@@ -8,6 +8,9 @@
 // completion ahead is then its continuation, and when it arrives while the cursor has not moved,
 // the suggestion grows to first line + continuation (the editor is asked for it again).
 //
+// Resting at the end of a line, the first line of the next one is predicted (predictNewLine), so
+// that Enter shows it at once.
+//
 // With the suggest widget open, the request is made as if its selected item were applied (the
 // prompt, the cache key and the completion ahead all see the text with the item in it), and the
 // items replace the item's range with its text followed by the completion: VS Code shows an inline
@@ -114,6 +117,16 @@ export class CompletionProvider implements vscode.InlineCompletionItemProvider, 
   /** Per document: the last suggestion shown that is only a first line (to grow when served again). */
   private readonly firstLines = new Map<string, { prefixLength: number; text: string }>();
   private readonly events: ProviderEvents = { manualTriggerPending: false, growPending: false };
+  /** The suggestion for the line an Enter would start where the cursor rests (predictNewLine), while it is computed. */
+  private predicted:
+    | {
+        document: string;
+        prefix: string;
+        suffix: string;
+        result: Promise<CompletionResult | undefined>;
+        source: vscode.CancellationTokenSource;
+      }
+    | undefined;
   /** Requests that reached the engine (for tests and the statistics). */
   engineCalls = 0;
 
@@ -156,10 +169,20 @@ export class CompletionProvider implements vscode.InlineCompletionItemProvider, 
 
     const hit = this.cache.get({ document: docKey, prefix, suffix });
     if (hit && (!invoked || hit.candidates.length >= config.candidates || hit.typed > 0)) {
+      this.cancelPrediction();
       const line = this.firstLines.get(docKey);
       const firstLineOnly = hit.typed === 0 && line?.prefixLength === prefix.length && line.text === hit.candidates[0];
       return this.items(document, at, hit.candidates, true, firstLineOnly);
     }
+    // The new line predicted while the cursor rested, still being computed: wait for it.
+    const predicted = this.predicted;
+    if (predicted && !invoked && predicted.document === docKey && predicted.prefix === prefix && predicted.suffix === suffix) {
+      const cancelled = new Promise<undefined>((resolve) => token.onCancellationRequested(() => resolve(undefined)));
+      const result = await Promise.race([predicted.result, cancelled]);
+      if (token.isCancellationRequested) return undefined;
+      if (result) return this.items(document, at, result.candidates, true, result.stats.stopReason === 'line');
+    }
+    this.cancelPrediction();
 
     if (!invoked && config.debounceMs > 0 && !(await sleep(config.debounceMs, token))) return undefined;
     if (config.contextChunks) await this.context.pollClipboard();
@@ -275,6 +298,62 @@ export class CompletionProvider implements vscode.InlineCompletionItemProvider, 
     }, 30);
   }
 
+  /**
+   * The cursor rests at the end of a line (after the warm-up there): computes into the cache the
+   * first line of the suggestion for the line Enter would start there (this line's indentation,
+   * one level more after an opening bracket or a colon), so that pressing Enter shows it at once
+   * (a request for that position while it is computed waits for it). A guess: when Enter indents
+   * otherwise, that request just asks the engine.
+   */
+  predictNewLine(editor: vscode.TextEditor): void {
+    this.cancelPrediction();
+    const document = editor.document;
+    const config = completionConfig();
+    if (!config.enabled || config.trigger === 'manual' || !languageEnabled(config, document.languageId)) return;
+    if (!SCHEMES.has(document.uri.scheme) || this.engine.status.kind !== 'ready' || !editor.selection.isEmpty) return;
+    const position = editor.selection.active;
+    const line = document.lineAt(position.line);
+    if (position.character !== line.text.length || line.isEmptyOrWhitespace) return;
+    const { indentSize, tabSize, insertSpaces } = editor.options;
+    const size = typeof indentSize === 'number' ? indentSize : typeof tabSize === 'number' ? tabSize : 4;
+    const unit = insertSpaces === false ? '\t' : ' '.repeat(size);
+    const indent = line.text.slice(0, line.firstNonWhitespaceCharacterIndex) + (/[{[(:]\s*$/.test(line.text) ? unit : '');
+    const text = document.getText();
+    const offset = document.offsetAt(position);
+    const prefix = text.slice(0, offset) + (document.eol === vscode.EndOfLine.CRLF ? '\r\n' : '\n') + indent;
+    const suffix = text.slice(offset);
+    const docKey = document.uri.toString();
+    if (this.cache.get({ document: docKey, prefix, suffix })) return;
+    const params = this.params(document, prefix, suffix, config, 1);
+    if (config.firstLineMs > 0) params.firstLineMs = config.firstLineMs;
+    const source = new vscode.CancellationTokenSource();
+    const result = this.engine
+      .complete(params, source.token, { record: false, label: `completion for a new line ${displayName(document)}` })
+      .then(
+        (r) => {
+          if (source.token.isCancellationRequested) return undefined;
+          this.cache.put({ document: docKey, prefix, suffix }, r.candidates);
+          if (r.stats.stopReason === 'line' && r.candidates[0])
+            this.firstLines.set(docKey, { prefixLength: prefix.length, text: r.candidates[0] });
+          return r;
+        },
+        (err: unknown) => {
+          if (!isCancellation(err)) this.log.debug(`completion for a new line failed: ${errorMessage(err)}`);
+          return undefined;
+        },
+      );
+    this.predicted = { document: docKey, prefix, suffix, result, source };
+    void result.finally(() => {
+      if (this.predicted?.source === source) this.predicted = undefined;
+      source.dispose();
+    });
+  }
+
+  private cancelPrediction(): void {
+    this.predicted?.source.cancel();
+    this.predicted = undefined;
+  }
+
   /** A document closed: its cached suggestions go. */
   forget(docKey: string): void {
     this.cache.clear(docKey);
@@ -283,6 +362,7 @@ export class CompletionProvider implements vscode.InlineCompletionItemProvider, 
 
   /** The cursor moved by hand: what is computed ahead for a suggestion shown elsewhere is stale. */
   onCursorMoved(document: vscode.TextDocument, offset: number): void {
+    this.cancelPrediction();
     if (this.aheadAt?.document === document.uri.toString() && this.aheadAt.offset === offset) return;
     this.cancelAhead();
   }
@@ -296,5 +376,6 @@ export class CompletionProvider implements vscode.InlineCompletionItemProvider, 
 
   dispose(): void {
     this.cancelAhead();
+    this.cancelPrediction();
   }
 }
