@@ -177,8 +177,10 @@ export class CompletionProvider implements vscode.InlineCompletionItemProvider, 
     // The new line predicted while the cursor rested, still being computed: wait for it.
     const predicted = this.predicted;
     if (predicted && !invoked && predicted.document === docKey && predicted.prefix === prefix && predicted.suffix === suffix) {
-      const cancelled = new Promise<undefined>((resolve) => token.onCancellationRequested(() => resolve(undefined)));
+      let listener: vscode.Disposable | undefined;
+      const cancelled = new Promise<undefined>((resolve) => (listener = token.onCancellationRequested(() => resolve(undefined))));
       const result = await Promise.race([predicted.result, cancelled]);
+      listener?.dispose();
       if (token.isCancellationRequested) return undefined;
       if (result) return this.items(document, at, result.candidates, true, result.stats.stopReason === 'line');
     }
