@@ -142,8 +142,7 @@ void Session::decode(const int32_t* tokens, size_t n, LogitsMode mode, std::vect
         const size_t off = out.size();
         out.resize(off + rows.size() * hp.n_vocab);
         has_logits_ = false;
-        // under a memory budget: the expert cache sized to what the process leaves (this batch's KV rows to come)
-        model_.fit_expert_cache(cnt * hp.n_layer * (hp.n_embd_k_gqa() + hp.n_embd_v_gqa()) * sizeof(uint16_t));
+        model_.fit_expert_cache(cnt);  // (under a memory budget: the expert cache sized to what the process leaves)
         model_.arch()->forward(*impl_,
                                Batch{tokens + start, static_cast<int64_t>(cnt), static_cast<int32_t>(n_past()), rows, out.data() + off});
         tokens_.insert(tokens_.end(), tokens + start, tokens + start + cnt);
@@ -265,7 +264,7 @@ PrefillStats Session::prefill(const int32_t* tokens, size_t n, const ReusePolicy
             tokens_.assign(tokens, tokens + n);  // (the forward pass reads only the batch and the cache)
             std::vector<int64_t> rows{static_cast<int64_t>(ids.size()) - 1};
             last_logits_.assign(hp.n_vocab, 0.0f);
-            model_.fit_expert_cache(ids.size() * hp.n_layer * (hp.n_embd_k_gqa() + hp.n_embd_v_gqa()) * sizeof(uint16_t));
+            model_.fit_expert_cache(ids.size());
             model_.arch()->forward(*impl_,
                                    Batch{ids.data(), static_cast<int64_t>(ids.size()), pos[0], rows, last_logits_.data(), pos.data()});
             has_logits_ = true;

@@ -8,8 +8,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <map>
 
 #include "core/common.h"
@@ -68,16 +66,13 @@ uint64_t resident_set_bytes() {
 }
 }  // namespace
 
-void Model::fit_expert_cache(uint64_t upcoming) const {
+void Model::fit_expert_cache(uint64_t n_tokens) const {
     ExpertCache* c = expert_cache_.get();
-    if (!c || memory_budget == 0) return;
-    // MOE_EXPERT_CACHE=fixed: the size set at load, always (tests that need every layer to miss)
-    const char* mode = std::getenv("MOE_EXPERT_CACHE");
-    if (mode && std::strcmp(mode, "fixed") == 0) return;
+    if (!c || memory_budget == 0 || budget_fixed) return;
     const uint64_t rss = resident_set_bytes();
     if (rss == 0) return;
     const uint64_t used = c->used_bytes();
-    const uint64_t other = (rss > used ? rss - used : 0) + upcoming + kBudgetMargin;
+    const uint64_t other = (rss > used ? rss - used : 0) + n_tokens * hp_.kv_bytes_per_position() + kBudgetMargin;
     const uint64_t room = memory_budget > other ? memory_budget - other : 0;
     c->resize(static_cast<uint32_t>(std::max<uint64_t>(budget_min_slots, std::min<uint64_t>(room / c->slot_bytes(), c->max_capacity()))));
 }

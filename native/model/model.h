@@ -48,6 +48,8 @@ struct HParams {
     uint32_t n_embd_q() const { return n_head * n_embd_head_k; }
     uint32_t n_embd_k_gqa() const { return n_head_kv * n_embd_head_k; }
     uint32_t n_embd_v_gqa() const { return n_head_kv * n_embd_head_v; }
+    // Bytes one position takes in the KV caches of all layers (fp16 K and V rows).
+    uint64_t kv_bytes_per_position() const { return uint64_t{n_layer} * (n_embd_k_gqa() + n_embd_v_gqa()) * sizeof(uint16_t); }
     float rope_base(uint32_t il) const { return is_swa[il] ? rope_freq_base_swa : rope_freq_base; }
 };
 
@@ -127,13 +129,13 @@ class Model {
     std::string info_json() const;
     // Under a memory budget: the expert cache's statistics as JSON (totals and per layer); "null" otherwise.
     std::string expert_cache_json() const;
-    // Under a memory budget, before a batch that may add `upcoming` bytes to the process (its KV
-    // rows): the expert cache gets what the budget leaves after everything else the process holds
-    // now (its resident set but the cache's own slots), `upcoming` and kBudgetMargin, and never
-    // less than budget_min_slots. So the reserve and the KV caches' share, set aside at load,
-    // hold experts while the process does not use them. Without a budget (or where the resident
-    // set is unknown): nothing.
-    void fit_expert_cache(uint64_t upcoming) const;
+    // Under a memory budget, before evaluating `n_tokens` more positions: the expert cache gets
+    // what the budget leaves after everything else the process holds now (its resident set but
+    // the cache's own slots), those positions' KV rows and kBudgetMargin, and never less than
+    // budget_min_slots. So the reserve and the KV caches' share, set aside at load, hold experts
+    // while the process does not use them. Without a budget, with budget_fixed, or where the
+    // resident set is unknown: nothing.
+    void fit_expert_cache(uint64_t n_tokens) const;
 
     uint64_t repacked_bytes = 0;  // weights relaid out at load (Tensor::x16)
     double repack_ms = 0;
@@ -144,6 +146,7 @@ class Model {
     uint64_t budget_resident = 0;        // under it: the weights other than experts (mapped)
     uint64_t budget_kv = 0;              // under it: the KV caches' share
     uint32_t budget_min_slots = 0;       // under it: the expert cache's size with the reserve and the KV share set aside
+    bool budget_fixed = false;           // under it: the cache keeps budget_min_slots (MOE_EXPERT_CACHE=fixed, for tests)
     std::string layout_rebuilt_because;  // why an existing layout file was not used ("" when none was there or it was)
     std::string layout_error;            // why the layout file could not be used ("" when it was, or was not asked for)
 

@@ -73,7 +73,7 @@ void use_expert_cache(Model& m, Architecture& arch, uint64_t budget, const LoadO
     // token's experts: M >= fixed + min(kv_limit, M / 4).
     const HParams& hp = m.hparams();
     const uint64_t reserve = opts.memory_reserve > 0 ? opts.memory_reserve : kBudgetReserve;
-    const uint64_t kv_limit = opts.kv_limit > 0 ? opts.kv_limit : uint64_t{hp.n_layer} * (hp.n_embd_k_gqa() + hp.n_embd_v_gqa()) * 2 * 4096;
+    const uint64_t kv_limit = opts.kv_limit > 0 ? opts.kv_limit : hp.kv_bytes_per_position() * 4096;
     uint64_t extent = 0;
     for (const ExpertCache::Layer& l : layers) extent = std::max(extent, (l.bytes + 4095) / 4096 * 4096);
     const uint64_t fixed = resident + reserve + extent * hp.n_expert_used;
@@ -105,6 +105,9 @@ void use_expert_cache(Model& m, Architecture& arch, uint64_t budget, const LoadO
     m.budget_resident = resident;
     m.budget_kv = kv;
     m.budget_min_slots = st.capacity;
+    // MOE_EXPERT_CACHE=fixed: the load size, always (tests that need every layer to miss)
+    const char* mode = std::getenv("MOE_EXPERT_CACHE");
+    m.budget_fixed = mode && std::strcmp(mode, "fixed") == 0;
     arch.expert_cache = cache.get();
     ModelLoader::set_expert_cache(m, std::move(cache));
 }
