@@ -438,8 +438,9 @@ void mul_q8_0_q8_0(int64_t n, const block_q8_0* w, size_t w_row_bytes, const int
 #include "kernels/q32_avx2.h"  // q4_1, q5_0, q5_1, iq4_nl and q8_1 activations
 
 // ---- repacked Q4_0 (KernelSet::mul_q4_0x16_q8_0): 16 rows per block, one row per int32 lane,
-// in two halves of 8 rows. Per block and token: s = -8 * sum(x) plus the nibbles' 4-byte dots
-// (maddubs cannot saturate: nibbles <= 15, bytes >= -128); then, as the scalar reference dot,
+// in two halves of 8 rows, both computed in one pass (each broadcast activation feeds both). Per
+// block and token: s = -8 * sum(x) plus the nibbles' 4-byte dots (maddubs cannot saturate: nibbles <= 15, bytes >= -128; its 8 results are added in int16, each
+// lane then 16 products, |sum| <= 30720, and widened once); then, as the scalar reference dot,
 // acc = acc + float(s) * (d_w * d_x), so the results are the reference's bits.
 
 #include "kernels/mul_x16.h"
@@ -453,40 +454,53 @@ template <int T>
 void x16_tile(int64_t nb, const uint8_t* grp, const block_q8_0* const* xt, const int32_t* corr, float* y, int64_t ldy) {
     const __m256i m4 = _mm256_set1_epi8(0x0f);
     const __m256i ones = _mm256_set1_epi16(1);
-    for (int half = 0; half < 2; ++half) {
-        __m256 acc[T];
+    __m256 acc[T][2];
 #pragma GCC unroll 4
-        for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
-        for (int64_t b = 0; b < nb; ++b) {
-            const uint8_t* blk = grp + static_cast<size_t>(b) * kQ4x16BlockBytes;
-            _mm_prefetch(reinterpret_cast<const char*>(blk + 8 * kQ4x16BlockBytes + 32 * half), _MM_HINT_T0);
-            _mm_prefetch(reinterpret_cast<const char*>(blk + 8 * kQ4x16BlockBytes + 32 * half + 128), _MM_HINT_T0);
-            const __m256 ws = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 16 * half)));
-            __m256i lo[4], hi[4];
+    for (int t = 0; t < T; ++t) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+        const uint8_t* blk = grp + static_cast<size_t>(b) * kQ4x16BlockBytes;
+        // every line of the block 8 ahead (288 bytes: 5 lines): one thread then streams at about its
+        // DRAM bandwidth, where 2 lines left it at 60% (the hardware prefetcher alone does not keep up)
+#pragma GCC unroll 5
+        for (int l = 0; l < 5; ++l) _mm_prefetch(reinterpret_cast<const char*>(blk + 8 * kQ4x16BlockBytes + 64 * l), _MM_HINT_T0);
+        // int16 pairs per token and half: 16 products <= 15 * 128 each, |sum| <= 30720
+        __m256i s16[T][2];
 #pragma GCC unroll 4
-            for (int k = 0; k < 4; ++k) {
-                const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 32 + 64 * k + 32 * half));
-                lo[k] = _mm256_and_si256(raw, m4);
-                hi[k] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
-            }
+        for (int t = 0; t < T; ++t) s16[t][0] = s16[t][1] = _mm256_setzero_si256();
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; ++k) {
+            const __m256i raw0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 32 + 64 * k));
+            const __m256i raw1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 32 + 64 * k + 32));
+            const __m256i lo0 = _mm256_and_si256(raw0, m4), hi0 = _mm256_and_si256(_mm256_srli_epi16(raw0, 4), m4);
+            const __m256i lo1 = _mm256_and_si256(raw1, m4), hi1 = _mm256_and_si256(_mm256_srli_epi16(raw1, 4), m4);
 #pragma GCC unroll 4
             for (int t = 0; t < T; ++t) {
-                const block_q8_0& xb = xt[t][b];
-                __m256i s = _mm256_set1_epi32(corr[t * nb + b]);
-#pragma GCC unroll 4
-                for (int k = 0; k < 4; ++k) {
-                    int32_t a, c;
-                    std::memcpy(&a, xb.qs + 4 * k, 4);
-                    std::memcpy(&c, xb.qs + 16 + 4 * k, 4);
-                    s = _mm256_add_epi32(s, _mm256_madd_epi16(_mm256_maddubs_epi16(lo[k], _mm256_set1_epi32(a)), ones));
-                    s = _mm256_add_epi32(s, _mm256_madd_epi16(_mm256_maddubs_epi16(hi[k], _mm256_set1_epi32(c)), ones));
-                }
-                const __m256 p = _mm256_mul_ps(ws, _mm256_set1_ps(g_fp16_table[xb.d]));
-                acc[t] = _mm256_add_ps(acc[t], opaque256(_mm256_mul_ps(_mm256_cvtepi32_ps(s), p)));
+                int32_t a, c;
+                std::memcpy(&a, xt[t][b].qs + 4 * k, 4);
+                std::memcpy(&c, xt[t][b].qs + 16 + 4 * k, 4);
+                const __m256i va = _mm256_set1_epi32(a), vc = _mm256_set1_epi32(c);
+                s16[t][0] = _mm256_add_epi16(s16[t][0], _mm256_maddubs_epi16(lo0, va));
+                s16[t][1] = _mm256_add_epi16(s16[t][1], _mm256_maddubs_epi16(lo1, va));
+                s16[t][0] = _mm256_add_epi16(s16[t][0], _mm256_maddubs_epi16(hi0, vc));
+                s16[t][1] = _mm256_add_epi16(s16[t][1], _mm256_maddubs_epi16(hi1, vc));
             }
         }
+        const __m256 ws0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk)));
+        const __m256 ws1 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 16)));
 #pragma GCC unroll 4
-        for (int t = 0; t < T; ++t) _mm256_storeu_ps(y + t * ldy + 8 * half, acc[t]);
+        for (int t = 0; t < T; ++t) {
+            const __m256 dx = _mm256_set1_ps(g_fp16_table[xt[t][b].d]);
+            const __m256i cr = _mm256_set1_epi32(corr[t * nb + b]);
+            const __m256i s0 = _mm256_add_epi32(cr, _mm256_madd_epi16(s16[t][0], ones));
+            const __m256i s1 = _mm256_add_epi32(cr, _mm256_madd_epi16(s16[t][1], ones));
+            acc[t][0] = _mm256_add_ps(acc[t][0], opaque256(_mm256_mul_ps(_mm256_cvtepi32_ps(s0), _mm256_mul_ps(ws0, dx))));
+            acc[t][1] = _mm256_add_ps(acc[t][1], opaque256(_mm256_mul_ps(_mm256_cvtepi32_ps(s1), _mm256_mul_ps(ws1, dx))));
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < T; ++t) {
+        _mm256_storeu_ps(y + t * ldy, acc[t][0]);
+        _mm256_storeu_ps(y + t * ldy + 8, acc[t][1]);
     }
 }
 

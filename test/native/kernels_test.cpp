@@ -54,21 +54,25 @@ void check_set(const KernelSet& ks) {
 
 int main(int argc, char** argv) {
     bool bench = false;
+    const char* bench_only = nullptr;
     for (int i = 1; i < argc; ++i) {
         if (std::strcmp(argv[i], "--print-active") == 0) {  // used by the MOE_FORCE_ISA check
             std::printf("%s %u\n", isa_name(active().isa), usable_mask());
             return 0;
         } else if (std::strcmp(argv[i], "--bench") == 0) {
             bench = true;
+        } else if (std::strncmp(argv[i], "--bench=", 8) == 0) {  // one section: dots, sparse, x16 or kquants
+            bench = true;
+            bench_only = argv[i] + 8;
         } else if (std::strncmp(argv[i], "--seed=", 7) == 0) {
             g_seed = std::strtoull(argv[i] + 7, nullptr, 0);
         } else {
-            std::fprintf(stderr, "usage: %s [--seed=N] [--bench]\n", argv[0]);
+            std::fprintf(stderr, "usage: %s [--seed=N] [--bench[=dots|sparse|x16|kquants]]\n", argv[0]);
             return 2;
         }
     }
     std::printf("seed %" PRIu64 "\n", g_seed);
-    if (bench) return run_bench();
+    if (bench) return run_bench(bench_only);
 
     for (Isa isa : usable_isas(true)) {
         if (isa == Isa::Scalar) {  // the reference itself: only its matrix kernels (strides, ldy, tails)

@@ -32,7 +32,8 @@ double best_seconds(F&& f, double budget_s) {
 
 }  // namespace
 
-int run_bench() {
+int run_bench(const char* only) {
+    auto want = [only](const char* section) { return !only || std::strcmp(only, section) == 0; };
 #if defined(__SANITIZE_ADDRESS__)
     std::printf("warning: built with AddressSanitizer; build with test/native/build_kernels_test.sh --release for real numbers\n");
 #endif
@@ -46,6 +47,7 @@ int run_bench() {
     };
     const Shape shapes[] = {{"1536x768 (cache-resident)", 1536, 768}, {"1536x768 x 192 (~127 MB q4_0, from DRAM)", 1536 * 192, 768}};
     for (const Shape& s : shapes) {
+        if (!want("dots")) break;
         const int64_t nb = s.n / 32;
         std::vector<block_q4_0> w4(static_cast<size_t>(s.rows * nb));
         for (auto& b : w4) {
@@ -85,6 +87,7 @@ int run_bench() {
     scalar_set().of(DType::Q8_0).from_f32(wf.data(), w8.data(), rows * n);
     scalar_set().of(DType::Q8_0).from_f32(xf.data(), x8.data(), n);
     for (Isa isa : isas) {
+        if (!want("dots")) break;
         const KernelSet& ks = *compiled_set(isa);
         auto run = [&](const char* what, double bytes, auto&& one_row) {
             const double t = best_seconds(
@@ -112,7 +115,7 @@ int run_bench() {
     // The ReGLU-sparse Q4_0 layouts against the dense relaid-out one, one token, from DRAM: 160
     // experts' up (768 rows of 1536, r16) and down (1536 rows of 768, neuron-major), a third of the
     // neurons kept (the released models' sparsity), as decoding reads them. GB/s of bytes read.
-    {
+    if (want("sparse")) {
         const int64_t ne = 160, nf = 768, nd = 1536, nbd = nd / QK4_0, nbf = nf / QK4_0;
         const size_t mat = static_cast<size_t>(nf * nbd) * sizeof(block_q4_0);
         std::vector<uint8_t> up(ne * mat), down(ne * mat), dense(ne * mat);
@@ -185,9 +188,47 @@ int run_bench() {
         }
     }
 
+    // Relaid-out (16 rows per block) Q4_0, Q4_K and Q6_K, the layouts decoding and prompts use: 1536
+    // columns, ~120 MB of weights from DRAM, one token (decode) and 64 (a prompt chunk: compute-bound).
+    for (DType xt : {DType::Q4_0, DType::Q4_K, DType::Q6_K}) {
+        if (!want("x16")) break;
+        const TypeTraits tr = type_traits(xt);
+        const bool k = xt != DType::Q4_0;
+        const int64_t kn = 1536, knb = kn / tr.block_size;
+        const size_t group_bytes = static_cast<size_t>(16 * knb) * tr.type_size;
+        const int64_t ngroups = static_cast<int64_t>(120e6 / static_cast<double>(group_bytes));
+        std::vector<uint8_t> w(static_cast<size_t>(ngroups) * group_bytes);
+        for (auto& b : w) b = static_cast<uint8_t>(r());
+        for (size_t b = 0; b < w.size() / tr.type_size; ++b) {  // sane fp16 scales (no NaN/inf)
+            uint8_t* blk = w.data() + b * tr.type_size;
+            for (size_t i = 0; i + 1 < tr.type_size; i += 2)
+                if ((blk[i + 1] & 0x7c) == 0x7c) blk[i + 1] &= 0x3f;
+        }
+        for (int64_t g = 0; g < ngroups; ++g) scalar_set().of(xt).relayout16(w.data() + static_cast<size_t>(g) * group_bytes, knb);
+        const DType at = k ? DType::Q8_K : DType::Q8_0;
+        const size_t x_row_bytes = static_cast<size_t>(kn / type_traits(at).block_size) * type_traits(at).type_size;
+        std::vector<float> xf(static_cast<size_t>(64 * kn)), y(static_cast<size_t>(64 * 16 * ngroups));
+        gen_normal(r, xf.data(), 64 * kn);
+        std::vector<uint8_t> xq(64 * x_row_bytes);
+        scalar_set().of(at).from_f32(xf.data(), xq.data(), 64 * kn);
+        for (Isa isa : isas) {
+            const TypeKernels& tk = compiled_set(isa)->of(xt);
+            if (!tk.mul_x16 || isa == Isa::Scalar) continue;
+            for (int64_t nt : {1, 64}) {
+                const double t = best_seconds(
+                    [&] { tk.mul_x16(kn, w.data(), group_bytes, ngroups, xq.data(), x_row_bytes, nt, y.data(), 16 * ngroups); }, 1.0);
+                const double macs = static_cast<double>(16 * ngroups * kn * nt);
+                std::printf("bench mul_x16 %-6s %-11s %lldx1536 x %2lld tokens: %7.2f GB/s  %6.1f GMAC/s\n", tr.name, isa_name(isa),
+                            static_cast<long long>(16 * ngroups), static_cast<long long>(nt), static_cast<double>(w.size()) / t / 1e9,
+                            macs / t / 1e9);
+            }
+        }
+    }
+
     // k-quants: mul with one token (decode) and with 8 tokens, 1536 columns, from DRAM (~120 MB of weights).
     const DType ktypes[] = {DType::Q6_K, DType::Q4_K, DType::Q5_K, DType::Q3_K, DType::Q2_K, DType::IQ4_XS};
     for (DType kt : ktypes) {
+        if (!want("kquants")) break;
         const TypeTraits tr = type_traits(kt);
         const int64_t kn = 1536, knb = kn / QK_K, krows = static_cast<int64_t>(120e6 / static_cast<double>(knb * tr.type_size));
         std::vector<uint8_t> w(static_cast<size_t>(krows * knb) * tr.type_size);

@@ -85,6 +85,7 @@ const char* qcase_name(QCase c) {
         case QCase::ZeroScales: return "zero-scales";
         case QCase::UnitExact: return "unit-scales-exact";
         case QCase::Extremes: return "extremes-exact";
+        case QCase::Saturating: return "saturating-exact";
     }
     return "?";
 }
@@ -108,6 +109,8 @@ void make_activations(QCase c, std::mt19937_64& r, block_q8_0* x, int64_t n, int
         for (int j = 0; j < 32; ++j) {
             if (c == QCase::Extremes)
                 x[b].qs[j] = static_cast<int8_t>((r() & 1) ? 127 : lo);
+            else if (c == QCase::Saturating)
+                x[b].qs[j] = static_cast<int8_t>(lo);
             else
                 x[b].qs[j] = static_cast<int8_t>(lo + static_cast<int>(r() % static_cast<uint64_t>(128 - lo)));
         }

@@ -92,6 +92,7 @@ enum class QCase {
     ZeroScales,  // as Random, with a third of the weight scales 0
     UnitExact,   // all scales 1.0, small enough sums that float is exact: result must be equal
     Extremes,    // saturating-looking operands (q8: w=-128/127 vs x=+-127; q4: nibbles 0/15 vs x=-128/127), unit scales
+    Saturating,  // the largest sums of one sign: every nibble 15, every activation byte -128 (int16 partial sums at their bound)
 };
 const char* qcase_name(QCase c);
 
@@ -121,8 +122,8 @@ void check_kquants(const KernelSet& ks);      // kquants.cpp: quantize_row_q8_K,
 void check_q32(const KernelSet& ks);          // q32.cpp: iq4_nl, q5_0, q4_1, q5_1 dots and matrix kernels, quantize_row_q8_1
 void check_kx16(const KernelSet& ks);         // kx16.cpp: relaid-out q4_K and q6_K (repack round trip, mul_x16 vs the reference dot)
 void check_sparse(
-    const KernelSet& ks);  // sparse.cpp: the ReGLU-sparse Q4_0 layouts (r16 rows, neuron-major), their round trips and kernels
-void check_dispatch();     // dispatch.cpp: parse_isa, set_active/active, MOE_FORCE_ISA
-int run_bench();           // bench.cpp: --bench
+    const KernelSet& ks);         // sparse.cpp: the ReGLU-sparse Q4_0 layouts (r16 rows, neuron-major), their round trips and kernels
+void check_dispatch();            // dispatch.cpp: parse_isa, set_active/active, MOE_FORCE_ISA
+int run_bench(const char* only);  // bench.cpp: --bench (only: one section, or nullptr for all)
 
 }  // namespace kt

@@ -13,25 +13,31 @@
 namespace kt {
 namespace {
 
-void random_block(std::mt19937_64& r, block_q4_K& b, bool extremes) {
+// mode 0: random; 1: extremes (0x00/0xff bytes, activations +-127); 2: saturating (every quant at its
+// maximum, every activation -128: the SIMD sets' int16 partial sums at their bound).
+void random_block(std::mt19937_64& r, block_q4_K& b, int mode) {
+    const bool extremes = mode >= 1;
     b.d = random_scale(r, true);
     b.dmin = random_scale(r, true);
     for (auto& s : b.scales) s = static_cast<uint8_t>(extremes ? 0xff : r());
-    for (auto& q : b.qs) q = static_cast<uint8_t>(extremes ? ((r() & 1) ? 0xff : 0x00) : r());
+    for (auto& q : b.qs) q = static_cast<uint8_t>(mode == 2 ? 0xff : extremes ? ((r() & 1) ? 0xff : 0x00) : r());
     if (!extremes && r() % 7 == 0) b.d = 0;
 }
 
-void random_block(std::mt19937_64& r, block_q6_K& b, bool extremes) {
+void random_block(std::mt19937_64& r, block_q6_K& b, int mode) {
+    const bool extremes = mode >= 1;
     b.d = random_scale(r, true);
     for (auto& s : b.scales) s = static_cast<int8_t>(extremes ? ((r() & 1) ? 127 : -128) : static_cast<int>(r() % 256) - 128);
-    for (auto& q : b.ql) q = static_cast<uint8_t>(extremes ? ((r() & 1) ? 0xff : 0x00) : r());
-    for (auto& q : b.qh) q = static_cast<uint8_t>(extremes ? ((r() & 1) ? 0xff : 0x00) : r());
+    for (auto& q : b.ql) q = static_cast<uint8_t>(mode == 2 ? 0xff : extremes ? ((r() & 1) ? 0xff : 0x00) : r());
+    for (auto& q : b.qh) q = static_cast<uint8_t>(mode == 2 ? 0xff : extremes ? ((r() & 1) ? 0xff : 0x00) : r());
     if (!extremes && r() % 7 == 0) b.d = 0;
 }
 
-void random_q8_K(std::mt19937_64& r, block_q8_K& b, bool extremes) {
+void random_q8_K(std::mt19937_64& r, block_q8_K& b, int mode) {
+    const bool extremes = mode >= 1;
     b.d = static_cast<float>(uniform(r, 1e-4, 1.0));
-    for (auto& q : b.qs) q = static_cast<int8_t>(extremes ? ((r() & 1) ? 127 : -127) : static_cast<int>(r() % 255) - 127);
+    for (auto& q : b.qs)
+        q = static_cast<int8_t>(mode == 2 ? -128 : extremes ? ((r() & 1) ? 127 : -127) : static_cast<int>(r() % 255) - 127);
     for (int j = 0; j < 16; ++j) {
         int s = 0;
         for (int i = 0; i < 16; ++i) s += b.qs[16 * j + i];
@@ -46,23 +52,23 @@ void check_type(const KernelSet& ks, DType type, const char* name, void (*repack
     report(present, fmt("%s %s x16 kernels present", isa_name(ks.isa), name),
            present ? "" : "mul_x16/relayout16 or the reference dot is missing");
     if (!present) return;
-    for (bool extremes : {false, true}) {
+    for (int mode : {0, 1, 2}) {
         bool ok = true;
         std::string detail;
         int64_t pairs = 0;
         for (int64_t nb : {1, 2, 3, 6}) {
             const int64_t n = nb * QK_K;
             for (int64_t ngroups : {1, 3}) {
-                auto r = rng_for(fmt("%s x16 %d %" PRId64, name, extremes ? 1 : 0, ngroups), n);
+                auto r = rng_for(fmt("%s x16 %d %" PRId64, name, mode, ngroups), n);
                 const int64_t nr = 16 * ngroups;
                 constexpr int64_t kMaxTokens = 67;
                 std::vector<BW> w(static_cast<size_t>(nr * nb));
-                for (BW& b : w) random_block(r, b, extremes);
+                for (BW& b : w) random_block(r, b, mode);
                 const size_t xrb = static_cast<size_t>(nb) * sizeof(block_q8_K) + 4;  // padded rows
                 std::vector<uint8_t> xbuf(xrb * kMaxTokens);
                 for (int64_t t = 0; t < kMaxTokens; ++t) {
                     std::vector<block_q8_K> row(static_cast<size_t>(nb));
-                    for (block_q8_K& b : row) random_q8_K(r, b, extremes);
+                    for (block_q8_K& b : row) random_q8_K(r, b, mode);
                     std::memcpy(xbuf.data() + static_cast<size_t>(t) * xrb, row.data(), row.size() * sizeof(block_q8_K));
                 }
                 auto xrow = [&](int64_t t) { return reinterpret_cast<const block_q8_K*>(xbuf.data() + static_cast<size_t>(t) * xrb); };
@@ -104,7 +110,11 @@ void check_type(const KernelSet& ks, DType type, const char* name, void (*repack
                 }
             }
         }
-        report(ok, fmt("%s mul_%sx16_q8_K %s", isa_name(ks.isa), name, extremes ? "extremes" : "random"),
+        report(ok,
+               fmt("%s mul_%sx16_q8_K %s", isa_name(ks.isa), name,
+                   mode == 2   ? "saturating"
+                   : mode == 1 ? "extremes"
+                               : "random"),
                ok ? fmt("%" PRId64 " pairs bit-identical to the scalar reference dot", pairs) : detail);
     }
 }

@@ -204,11 +204,14 @@ void check_mul_x16(const KernelSet& ks, QCase c) {
             const int64_t nr = 16 * ngroups;
             constexpr int64_t kMaxTokens = 67;
             std::vector<block_q4_0> w(static_cast<size_t>(nr * nb));
+            const bool unit = c == QCase::Extremes || c == QCase::Saturating;
             for (block_q4_0& blk : w) {
-                blk.d = c == QCase::Extremes ? 0x3c00 : random_scale(r, true);
-                if (c != QCase::Extremes && r() % 7 == 0) blk.d = 0;
+                blk.d = unit ? 0x3c00 : random_scale(r, true);
+                if (!unit && r() % 7 == 0) blk.d = 0;
                 for (auto& q : blk.qs)
-                    q = static_cast<uint8_t>(c == QCase::Extremes ? (((r() & 1) ? 0x0f : 0x00) | ((r() & 1) ? 0xf0 : 0x00)) : r());
+                    q = static_cast<uint8_t>(c == QCase::Saturating ? 0xff
+                                             : c == QCase::Extremes ? (((r() & 1) ? 0x0f : 0x00) | ((r() & 1) ? 0xf0 : 0x00))
+                                                                    : r());
             }
             const size_t xrb = static_cast<size_t>(nb) * sizeof(block_q8_0) + 6;  // padded rows
             std::vector<uint8_t> xbuf(xrb * kMaxTokens);
@@ -275,7 +278,7 @@ void check_matrix(const KernelSet& ks) {
         check_mul<true>(ks, c);
         check_mul<false>(ks, c);
     }
-    for (QCase c : {QCase::Random, QCase::Extremes}) check_mul_x16(ks, c);
+    for (QCase c : {QCase::Random, QCase::Extremes, QCase::Saturating}) check_mul_x16(ks, c);
 }
 
 }  // namespace kt
