@@ -133,6 +133,8 @@ suite('inline completion (real engine)', () => {
     await editor.edit((b) => b.insert(end, '\n    '));
     const pos = doc.positionAt(doc.offsetAt(end) + 5);
     editor.selection = new vscode.Selection(pos, pos);
+    // a warm-up ending now, on the new and still blank line, asks again: the prediction must go on
+    provider.predictNewLine(editor);
     const items = await provider.provideInlineCompletionItems(
       doc,
       pos,

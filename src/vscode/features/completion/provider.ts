@@ -308,7 +308,8 @@ export class CompletionProvider implements vscode.InlineCompletionItemProvider, 
    * otherwise, that request just asks the engine.
    */
   predictNewLine(editor: vscode.TextEditor): void {
-    this.cancelPrediction();
+    // (a prediction under way stays until another one starts: after an Enter, the warm-up that ends
+    // on the new, still blank line must not cancel the prediction that line's request waits for)
     const document = editor.document;
     const config = completionConfig();
     if (!config.enabled || config.trigger === 'manual' || !languageEnabled(config, document.languageId)) return;
@@ -325,7 +326,10 @@ export class CompletionProvider implements vscode.InlineCompletionItemProvider, 
     const prefix = text.slice(0, offset) + (document.eol === vscode.EndOfLine.CRLF ? '\r\n' : '\n') + indent;
     const suffix = text.slice(offset);
     const docKey = document.uri.toString();
+    const p = this.predicted;
+    if (p && p.document === docKey && p.prefix === prefix && p.suffix === suffix) return;
     if (this.cache.get({ document: docKey, prefix, suffix })) return;
+    this.cancelPrediction();
     const params = this.params(document, prefix, suffix, config, 1);
     if (config.firstLineMs > 0) params.firstLineMs = config.firstLineMs;
     const source = new vscode.CancellationTokenSource();
