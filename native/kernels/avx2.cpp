@@ -439,8 +439,9 @@ void mul_q8_0_q8_0(int64_t n, const block_q8_0* w, size_t w_row_bytes, const int
 
 // ---- repacked Q4_0 (KernelSet::mul_q4_0x16_q8_0): 16 rows per block, one row per int32 lane,
 // in two halves of 8 rows, both computed in one pass (each broadcast activation feeds both). Per
-// block and token: s = -8 * sum(x) plus the nibbles' 4-byte dots (maddubs cannot saturate: nibbles <= 15, bytes >= -128; its 8 results are added in int16, each
-// lane then 16 products, |sum| <= 30720, and widened once); then, as the scalar reference dot,
+// block and token: s = -8 * sum(x) plus the nibbles' 4-byte dots (maddubs cannot saturate:
+// nibbles <= 15, bytes >= -128; its 8 results are added in int16, each lane then 16 products,
+// |sum| <= 30720, and widened once); then, as the scalar reference dot,
 // acc = acc + float(s) * (d_w * d_x), so the results are the reference's bits.
 
 #include "kernels/mul_x16.h"
