@@ -33,7 +33,7 @@ inline typename I::V unpack_scale(const typename I::V (&p)[12], int j, bool min)
     return I::or_(I::srli32(p[j + 4], 4), I::slli32(I::srli32(p[j], 6), 4));
 }
 
-// Prefetches the share of step `step` (of `steps` in a super-block) of the `lines` cache lines at `ahead`:
+// Prefetches step `step`'s share (of kSteps in a super-block) of the kLines cache lines at `ahead`,
 // spread over the block's steps, not issued at once (53 at once stalled the loop on its outstanding
 // misses: the Q6_K tile runs 1.05-1.28x faster, from DRAM and from cache, 1 and 64 tokens; AVX2, Zen 3).
 template <int kLines, int kSteps>

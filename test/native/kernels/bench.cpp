@@ -30,6 +30,19 @@ double best_seconds(F&& f, double budget_s) {
     return best;
 }
 
+// Random blocks of a quantized type, every 16-bit word that reads as an fp16 NaN/inf made finite
+// (the scales sit at different offsets per type; this bench only needs finite results).
+std::vector<uint8_t> random_blocks(std::mt19937_64& r, size_t nblocks, size_t type_size) {
+    std::vector<uint8_t> w(nblocks * type_size);
+    for (auto& b : w) b = static_cast<uint8_t>(r());
+    for (size_t b = 0; b < nblocks; ++b) {
+        uint8_t* blk = w.data() + b * type_size;
+        for (size_t i = 0; i + 1 < type_size; i += 2)
+            if ((blk[i + 1] & 0x7c) == 0x7c) blk[i + 1] &= 0x3f;
+    }
+    return w;
+}
+
 }  // namespace
 
 int run_bench(const char* only) {
@@ -193,19 +206,12 @@ int run_bench(const char* only) {
     for (DType xt : {DType::Q4_0, DType::Q4_K, DType::Q6_K}) {
         if (!want("x16")) break;
         const TypeTraits tr = type_traits(xt);
-        const bool k = xt != DType::Q4_0;
         const int64_t kn = 1536, knb = kn / tr.block_size;
         const size_t group_bytes = static_cast<size_t>(16 * knb) * tr.type_size;
         const int64_t ngroups = static_cast<int64_t>(120e6 / static_cast<double>(group_bytes));
-        std::vector<uint8_t> w(static_cast<size_t>(ngroups) * group_bytes);
-        for (auto& b : w) b = static_cast<uint8_t>(r());
-        for (size_t b = 0; b < w.size() / tr.type_size; ++b) {  // sane fp16 scales (no NaN/inf)
-            uint8_t* blk = w.data() + b * tr.type_size;
-            for (size_t i = 0; i + 1 < tr.type_size; i += 2)
-                if ((blk[i + 1] & 0x7c) == 0x7c) blk[i + 1] &= 0x3f;
-        }
+        std::vector<uint8_t> w = random_blocks(r, static_cast<size_t>(ngroups * 16 * knb), tr.type_size);
         for (int64_t g = 0; g < ngroups; ++g) scalar_set().of(xt).relayout16(w.data() + static_cast<size_t>(g) * group_bytes, knb);
-        const DType at = k ? DType::Q8_K : DType::Q8_0;
+        const DType at = tr.act_type;
         const size_t x_row_bytes = static_cast<size_t>(kn / type_traits(at).block_size) * type_traits(at).type_size;
         std::vector<float> xf(static_cast<size_t>(64 * kn)), y(static_cast<size_t>(64 * 16 * ngroups));
         gen_normal(r, xf.data(), 64 * kn);
@@ -231,13 +237,7 @@ int run_bench(const char* only) {
         if (!want("kquants")) break;
         const TypeTraits tr = type_traits(kt);
         const int64_t kn = 1536, knb = kn / QK_K, krows = static_cast<int64_t>(120e6 / static_cast<double>(knb * tr.type_size));
-        std::vector<uint8_t> w(static_cast<size_t>(krows * knb) * tr.type_size);
-        for (auto& b : w) b = static_cast<uint8_t>(r());
-        for (int64_t b = 0; b < krows * knb; ++b) {  // sane fp16 scales (no NaN/inf)
-            uint8_t* blk = w.data() + static_cast<size_t>(b) * tr.type_size;
-            for (size_t i = 0; i + 1 < tr.type_size; i += 2)
-                if ((blk[i + 1] & 0x7c) == 0x7c) blk[i + 1] &= 0x3f;
-        }
+        std::vector<uint8_t> w = random_blocks(r, static_cast<size_t>(krows * knb), tr.type_size);
         std::vector<float> kx(static_cast<size_t>(8 * kn)), y(static_cast<size_t>(8 * krows));
         gen_normal(r, kx.data(), 8 * kn);
         std::vector<block_q8_K> xq(static_cast<size_t>(8 * knb));
