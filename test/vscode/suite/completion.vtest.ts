@@ -9,14 +9,14 @@ import * as vscode from 'vscode';
 
 import { Commands } from '../../../src/common/ids';
 import type { CompletionParams } from '../../../src/common/protocol';
-import { closeAllEditors, openFile, readyEngine, sleep, waitFor } from './helpers';
+import { closeAllEditors, openFile, placeCursor, readyEngine, sleep, waitFor } from './helpers';
 
 const SOURCE = 'def add(a, b):\n    """Add two numbers."""\n    total = ';
 
 async function editorAtEnd(name: string, text: string): Promise<vscode.TextEditor> {
   const editor = await openFile(name, text);
   const end = editor.document.positionAt(editor.document.getText().length);
-  editor.selection = new vscode.Selection(end, end);
+  await placeCursor(editor, end);
   return editor;
 }
 
@@ -81,7 +81,7 @@ suite('inline completion (real engine)', () => {
     // Type the first character of the suggestion.
     await editor.edit((b) => b.insert(doc.positionAt(text0.length), suggestion[0]));
     const text1 = doc.getText();
-    editor.selection = new vscode.Selection(doc.positionAt(text1.length), doc.positionAt(text1.length));
+    await placeCursor(editor, doc.positionAt(text1.length));
     const served = provider.cache.get(key(text1, text1.length));
     assert.ok(served, 'the cache serves the typed-ahead position');
     assert.equal(served.typed, 1);
@@ -127,12 +127,12 @@ suite('inline completion (real engine)', () => {
     const editor = await openFile('enter.py', 'import os\n\ndef main():\n    return 0\n');
     const doc = editor.document;
     const end = doc.lineAt(2).range.end; // after "def main():"
-    editor.selection = new vscode.Selection(end, end);
+    await placeCursor(editor, end);
     provider.predictNewLine(editor);
     // Enter at once, while the prediction is computed: after the colon, one level deeper
     await editor.edit((b) => b.insert(end, '\n    '));
     const pos = doc.positionAt(doc.offsetAt(end) + 5);
-    editor.selection = new vscode.Selection(pos, pos);
+    await placeCursor(editor, pos);
     // a warm-up ending now, on the new and still blank line, asks again: the prediction must go on
     provider.predictNewLine(editor);
     const items = await provider.provideInlineCompletionItems(
@@ -153,7 +153,7 @@ suite('inline completion (real engine)', () => {
     if (first) assert.equal(items?.[0]?.insertText, first);
     // a line the cursor does not end: no prediction
     const mid = doc.lineAt(0).range.start.translate(0, 3);
-    editor.selection = new vscode.Selection(mid, mid);
+    await placeCursor(editor, mid);
     const before = labels.length;
     provider.predictNewLine(editor);
     await sleep(300);
@@ -170,23 +170,33 @@ suite('inline completion (real engine)', () => {
     const config = vscode.workspace.getConfiguration('smallthinker');
     // 1 ms: the first token with text ends the first request, so there is always more to grow
     await config.update('completion.firstLineMs', 1, vscode.ConfigurationTarget.Global);
+    // the continuations sent for this file, with their cancellation tokens
+    const engine = api.engine;
+    const aheads: vscode.CancellationToken[] = [];
+    const complete = engine.complete;
+    engine.complete = function (this: typeof engine, params, token, options) {
+      if (params.prompt.fileName.endsWith('grow.py') && options?.label?.startsWith('completion ahead') && token) aheads.push(token);
+      return complete.call(this, params, token, options);
+    };
     try {
       const editor = await editorAtEnd('grow.py', 'import sys\n\ndef run(args):\n    value = ');
       const doc = editor.document;
       const text = doc.getText();
-      const items = await waitFor(
-        'a first-line suggestion',
-        () =>
-          provider.provideInlineCompletionItems(
-            doc,
-            doc.positionAt(text.length),
-            { triggerKind: vscode.InlineCompletionTriggerKind.Automatic, selectedCompletionInfo: undefined },
-            new vscode.CancellationTokenSource().token,
-          ),
-        60_000,
-      );
+      const ask = () =>
+        provider.provideInlineCompletionItems(
+          doc,
+          doc.positionAt(text.length),
+          { triggerKind: vscode.InlineCompletionTriggerKind.Automatic, selectedCompletionInfo: undefined },
+          new vscode.CancellationTokenSource().token,
+        );
+      const items = await waitFor('a first-line suggestion', ask, 60_000);
       const first = String(items[0].insertText);
       assert.ok(first.trim().length > 0);
+      // The editor asks again at the same position while the continuation is computed (it does,
+      // e.g. when the suggestion is rendered): the continuation goes on.
+      const ahead = await waitFor('the continuation to be sent', () => aheads[0], 10_000, 2);
+      const again = await ask();
+      assert.equal(again?.[0]?.insertText, first, 'the first line is served again');
       // The continuation arrives and the cached suggestion becomes first line + continuation.
       const key = { document: doc.uri.toString(), prefix: text, suffix: '' };
       const grown = await waitFor(
@@ -198,9 +208,11 @@ suite('inline completion (real engine)', () => {
         60_000,
       );
       assert.ok(grown.startsWith(first), `"${grown}" continues "${first}"`);
+      assert.equal(ahead.isCancellationRequested, false, 'the continuation was not cancelled by the request at its position');
       // and the continuation alone serves the position after accepting the first line
       assert.equal(provider.cache.get({ ...key, prefix: text + first })?.candidates[0], grown.slice(first.length));
     } finally {
+      engine.complete = complete;
       await config.update('completion.firstLineMs', undefined, vscode.ConfigurationTarget.Global);
     }
   });

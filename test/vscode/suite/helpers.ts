@@ -63,6 +63,26 @@ export function workspaceDir(): string {
   return folder.uri.fsPath;
 }
 
+/**
+ * Moves the cursor to `position` and waits until the extension host has delivered the selection
+ * change (the extension's own listener, registered first, has run). Set by the API the change
+ * arrives asynchronously with the kind Command, which the extension takes for a move by hand: one
+ * delivered late cancels work a test started after setting the cursor.
+ */
+export async function placeCursor(editor: vscode.TextEditor, position: vscode.Position): Promise<void> {
+  const selection = editor.selection;
+  if (selection.isEmpty && selection.active.isEqual(position)) return;
+  let listener: vscode.Disposable | undefined;
+  const delivered = new Promise<void>((resolve) => {
+    listener = vscode.window.onDidChangeTextEditorSelection((e) => {
+      if (e.textEditor.document === editor.document && e.selections[0]?.active.isEqual(position)) resolve();
+    });
+  });
+  editor.selection = new vscode.Selection(position, position);
+  await Promise.race([delivered, sleep(5000)]);
+  listener?.dispose();
+}
+
 /** Writes a file into the workspace and opens it in an editor. */
 export async function openFile(name: string, text: string): Promise<vscode.TextEditor> {
   const file = path.join(workspaceDir(), name);

@@ -112,8 +112,11 @@ export interface ProviderEvents {
 export class CompletionProvider implements vscode.InlineCompletionItemProvider, vscode.Disposable {
   readonly cache = new CompletionCache();
   private ahead: vscode.CancellationTokenSource | undefined;
-  /** Where the suggestion that `ahead` continues is shown. */
-  private aheadAt: { document: string; offset: number } | undefined;
+  /**
+   * Where the suggestion that `ahead` continues is shown, and what it computes (a request served
+   * there again leaves it running when it would start the same computation).
+   */
+  private aheadAt: { document: string; offset: number; version: number; prefix: string; suffix: string; grow: boolean } | undefined;
   /** Per document: the last suggestion shown that is only a first line (to grow when served again). */
   private readonly firstLines = new Map<string, { prefixLength: number; text: string }>();
   private readonly events: ProviderEvents = { manualTriggerPending: false, growPending: false };
@@ -149,7 +152,10 @@ export class CompletionProvider implements vscode.InlineCompletionItemProvider, 
     context: vscode.InlineCompletionContext,
     token: vscode.CancellationToken,
   ): Promise<vscode.InlineCompletionItem[] | undefined> {
-    this.cancelAhead();
+    // (a request at the position of the suggestion being continued may show it again: items() then
+    // leaves that computation running; anywhere else it is stale)
+    const aheadAt = this.aheadAt;
+    if (aheadAt?.document !== document.uri.toString() || aheadAt.offset !== document.offsetAt(position)) this.cancelAhead();
     const config = completionConfig();
     const grow = this.events.growPending;
     this.events.growPending = false;
@@ -263,9 +269,19 @@ export class CompletionProvider implements vscode.InlineCompletionItemProvider, 
     const { prefix, suffix } = at;
     const nextPrefix = prefix + shown;
     const docKey = document.uri.toString();
+    const version = document.version;
+    const a = this.aheadAt;
+    const underWay =
+      a?.document === docKey &&
+      a.offset === at.cursor &&
+      a.version === version &&
+      a.prefix === nextPrefix &&
+      a.suffix === suffix &&
+      a.grow === grow;
+    if (underWay) return;
+    this.cancelAhead();
     const cached = this.cache.get({ document: docKey, prefix: nextPrefix, suffix });
     if (cached && !grow) return;
-    const version = document.version;
     const grown = (rest: readonly string[]): void => {
       if (!grow || !rest[0] || document.version !== version) return;
       const editor = vscode.window.activeTextEditor;
@@ -282,18 +298,27 @@ export class CompletionProvider implements vscode.InlineCompletionItemProvider, 
     }
     const source = new vscode.CancellationTokenSource();
     this.ahead = source;
-    this.aheadAt = { document: docKey, offset: at.cursor };
+    this.aheadAt = { document: docKey, offset: at.cursor, version, prefix: nextPrefix, suffix, grow };
+    const settled = (): void => {
+      if (this.ahead !== source) return;
+      this.ahead = undefined;
+      this.aheadAt = undefined;
+      source.dispose();
+    };
     // Let the editor render the suggestion first.
     setTimeout(() => {
-      if (source.token.isCancellationRequested || document.version !== version) return;
+      if (source.token.isCancellationRequested || document.version !== version) return settled();
       const params = this.params(document, nextPrefix, suffix, config, 1);
       this.engine.complete(params, source.token, { record: false, label: `completion ahead ${displayName(document)}` }).then(
         (result) => {
-          if (source.token.isCancellationRequested) return;
+          const cancelled = source.token.isCancellationRequested;
+          settled();
+          if (cancelled) return;
           this.cache.put({ document: docKey, prefix: nextPrefix, suffix }, result.candidates);
           grown(result.candidates);
         },
         (err: unknown) => {
+          settled();
           if (!isCancellation(err)) this.log.debug(`completion ahead failed: ${errorMessage(err)}`);
         },
       );
