@@ -33,15 +33,26 @@ inline typename I::V unpack_scale(const typename I::V (&p)[12], int j, bool min)
     return I::or_(I::srli32(p[j + 4], 4), I::slli32(I::srli32(p[j], 6), 4));
 }
 
-// Prefetches step `step`'s share (of kSteps in a super-block) of the kLines cache lines at `ahead`,
-// spread over the block's steps, not issued at once (53 at once stalled the loop on its outstanding
-// misses: the Q6_K tile runs 1.05-1.28x faster, from DRAM and from cache, 1 and 64 tokens; AVX2, Zen 3).
-template <int kLines, int kSteps>
+// Prefetches step `step`'s share (of kSteps) of the kLines cache lines at `ahead`, spread over the
+// steps, not issued at once (53 at once stalled the loop on its outstanding misses: the Q6_K tile ran
+// 1.05-1.28x faster, from DRAM and from cache, 1 and 64 tokens; AVX2, Zen 3).
+// AVX2 reads a group of 16 rows in two passes (8 rows each); prefetching only in the first pass, a
+// block or two ahead, left DRAM idle during the second. There every step of both passes fetches its
+// share of the next group's block (non-temporal: T0 into L1 evicted the lines the second pass
+// rereads): one token from DRAM, Q4_K 1.25x, Q6_K 1.17x (64 tokens: no slower; from cache, Q6_K 0.8x:
+// decoding reads these matrices from DRAM). Zen 3, one-thread kernel bench, alternating binaries.
+template <int kLines, int kSteps, bool kNonTemporal = false>
 inline void prefetch_share(const uint8_t* ahead, int step) {
     constexpr int kPer = (kLines + kSteps - 1) / kSteps;
 #pragma GCC unroll 4
     for (int l = kPer * step; l < kPer * step + kPer; ++l)
-        if (l < kLines) _mm_prefetch(reinterpret_cast<const char*>(ahead + 64 * l), _MM_HINT_T0);
+        if (l < kLines) {
+            const char* p = reinterpret_cast<const char*>(ahead + 64 * l);
+            if constexpr (kNonTemporal)
+                _mm_prefetch(p, _MM_HINT_NTA);
+            else
+                _mm_prefetch(p, _MM_HINT_T0);
+        }
 }
 
 inline int32_t load_i32(const int8_t* p) {
@@ -63,9 +74,10 @@ void q4k_tile(int64_t nb, const uint8_t* grp, const block_q8_K* const* xt, float
         for (int t = 0; t < T; ++t) acc[t] = I::fzero();
         for (int64_t b = 0; b < nb; ++b) {
             const uint8_t* blk = grp + static_cast<size_t>(b) * kQ4Kx16BlockBytes;
-            const uint8_t* ahead = blk + kPrefetchBlocks * kQ4Kx16BlockBytes;
-            if (half == 0)  // the second half's bytes share the first half's cache lines (spread as Q6_K's: no faster here)
+            if constexpr (I::kHalves == 1) {  // (spread as Q6_K's: no faster)
+                const uint8_t* ahead = blk + kPrefetchBlocks * kQ4Kx16BlockBytes;
                 for (int l = 0; l < 36; ++l) _mm_prefetch(reinterpret_cast<const char*>(ahead + 64 * l), _MM_HINT_T0);
+            }
             V p[12];
 #pragma GCC unroll 12
             for (int k = 0; k < 12; ++k) p[k] = I::load_scales(blk + 64 + 16 * k + lane0);
@@ -90,6 +102,7 @@ void q4k_tile(int64_t nb, const uint8_t* grp, const block_q8_K* const* xt, float
                 for (int t = 0; t < T; ++t) lo_acc[t] = hi_acc[t] = I::set1(0);
 #pragma GCC unroll 8
                 for (int k = 0; k < 8; ++k) {
+                    if constexpr (I::kHalves == 2) prefetch_share<36, 64, true>(blk + nb * kQ4Kx16BlockBytes, 32 * half + 8 * g + k);
                     const V raw = I::load(blk + 256 + 64 * (8 * g + k) + 4 * lane0);
                     const V lo = I::and_(raw, m4);
                     const V hi = I::and_(I::srli16(raw, 4), m4);
@@ -135,7 +148,6 @@ void q6k_tile(int64_t nb, const uint8_t* grp, const block_q8_K* const* xt, float
         for (int t = 0; t < T; ++t) acc[t] = I::fzero();
         for (int64_t b = 0; b < nb; ++b) {
             const uint8_t* blk = grp + static_cast<size_t>(b) * kQ6Kx16BlockBytes;
-            const uint8_t* ahead = blk + kPrefetchBlocks * kQ6Kx16BlockBytes;
             V isum[T];
 #pragma GCC unroll 4
             for (int t = 0; t < T; ++t) isum[t] = I::set1(0);
@@ -155,7 +167,10 @@ void q6k_tile(int64_t nb, const uint8_t* grp, const block_q8_K* const* xt, float
 #pragma GCC unroll 4
                     for (int kk = 0; kk < 4; ++kk) {
                         const int k = 4 * sub + kk;
-                        if (half == 0) prefetch_share<53, 16>(ahead, 8 * h + k);
+                        if constexpr (I::kHalves == 1)
+                            prefetch_share<53, 16>(blk + kPrefetchBlocks * kQ6Kx16BlockBytes, 8 * h + k);
+                        else
+                            prefetch_share<53, 32, true>(blk + nb * kQ6Kx16BlockBytes, 16 * half + 8 * h + k);
                         const V A = I::load(blk + 288 + 64 * (16 * h + k) + 4 * lane0);
                         const V B = I::load(blk + 288 + 64 * (16 * h + 8 + k) + 4 * lane0);
                         const V H = I::load(blk + 288 + 2048 + 64 * (8 * h + k) + 4 * lane0);
