@@ -59,7 +59,7 @@ void check_attn_scores(const KernelSet& ks) {
     std::string detail;
     int cases = 0;
     for (int64_t d : {1, 7, 8, 15, 16, 17, 40, 64, 80, 128, 129, 256}) {
-        for (int64_t nq : {1, 2, 3, 4, 5, 8, 17}) {
+        for (int64_t nq : {1, 2, 3, 4, 5, 6, 7, 8, 12, 13, 17}) {
             for (int64_t nk : {1, 3, 4, 5, 64, 67, 130}) {
                 if (!ok) break;
                 auto r = rng_for(fmt("attn_scores %" PRId64 " %" PRId64, d, nq), nk);
@@ -104,7 +104,7 @@ void check_attn_pv(const KernelSet& ks) {
     std::string detail;
     int cases = 0;
     for (int64_t d : {1, 7, 8, 15, 16, 17, 40, 64, 80, 128, 129, 256}) {
-        for (int64_t nq : {1, 2, 3, 4, 5, 9}) {
+        for (int64_t nq : {1, 2, 3, 4, 5, 6, 7, 9, 12, 13}) {
             for (int64_t nk : {1, 2, 5, 64, 257, 600}) {
                 if (!ok) break;
                 auto r = rng_for(fmt("attn_pv %" PRId64 " %" PRId64, d, nq), nk);
