@@ -8,6 +8,7 @@
 // A benchmark, not a test: it asserts nothing about the times.
 //
 // Usage: npm run bench:ghost -- [--model FILE] [--positions 20] [--pause-ms 1000] [--threads 2] [--type q4_0]
+//        [--set smallthinker.completion.debounceMs=0 ...] (settings to try; values are JSON or strings)
 //        (default model: the 4B shapes, llama-quantize Q4_0 of the generated Q8_0 file, as `npm run bench`)
 import fs from 'node:fs';
 import os from 'node:os';
@@ -22,10 +23,11 @@ import { makeTempDir, removeTempDir } from '../test/harness/tempDirs.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
-const USAGE = 'usage: npm run bench:ghost -- [--model FILE] [--positions N] [--pause-ms MS] [--threads N] [--type q4_0|q8_0|...]';
+const USAGE =
+  'usage: npm run bench:ghost -- [--model FILE] [--positions N] [--pause-ms MS] [--threads N] [--type q4_0|q8_0|...] [--set KEY=VALUE ...]';
 
 function parseArgs(argv) {
-  const o = { positions: 20, pauseMs: 1000, threads: 2, type: 'q4_0', model: undefined };
+  const o = { positions: 20, pauseMs: 1000, threads: 2, type: 'q4_0', model: undefined, settings: {} };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -37,7 +39,19 @@ function parseArgs(argv) {
     else if (a === '--pause-ms') o.pauseMs = Number(value());
     else if (a === '--threads') o.threads = Number(value());
     else if (a === '--type') o.type = value().toLowerCase();
-    else if (a === '--help' || a === '-h') {
+    else if (a === '--set') {
+      const kv = value();
+      const eq = kv.indexOf('=');
+      if (eq <= 0) throw new Error(`--set wants KEY=VALUE, got ${kv}\n${USAGE}`);
+      const raw = kv.slice(eq + 1);
+      let parsed;
+      try {
+        parsed = JSON.parse(raw);
+      } catch {
+        parsed = raw;
+      }
+      o.settings[kv.slice(0, eq)] = parsed;
+    } else if (a === '--help' || a === '-h') {
       console.log(USAGE);
       process.exit(0);
     } else throw new Error(`unknown argument ${a}\n${USAGE}`);
@@ -171,6 +185,7 @@ async function main() {
   await ensureLayout(model);
   const ws = makeWorkspace();
   console.log(`model ${path.basename(model)}; ${os.cpus()[0]?.model ?? 'cpu'}, ${os.cpus().length} cores; threads ${o.threads}`);
+  if (Object.keys(o.settings).length > 0) console.log(`settings tried: ${JSON.stringify(o.settings)}`);
   const wb = await openWorkbench({
     fakeEngine: false,
     workspace: ws.dir,
@@ -182,6 +197,7 @@ async function main() {
       'smallthinker.model.path': model,
       'smallthinker.engine.threads': o.threads,
       'editor.inlineSuggest.enabled': true,
+      ...o.settings,
     },
   });
   const results = [];
@@ -270,6 +286,7 @@ async function main() {
         cores: os.cpus().length,
         threads: o.threads,
         pauseMs: o.pauseMs,
+        settings: o.settings,
         results,
         summary: { n: times.length, min: times[0], median: quantile(times, 0.5), p95: quantile(times, 0.95), max: times[times.length - 1] },
       },

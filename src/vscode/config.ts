@@ -62,7 +62,7 @@ export function completionConfig(): CompletionConfig {
     enabled: get(Settings.completionEnabled, true),
     languages: get<Record<string, boolean>>(Settings.completionLanguages, { '*': true }),
     trigger: trigger === 'manual' ? 'manual' : 'automatic',
-    debounceMs: Math.max(0, get(Settings.completionDebounceMs, 40)),
+    debounceMs: Math.max(0, get(Settings.completionDebounceMs, 0)),
     maxTokens: Math.max(1, get(Settings.completionMaxTokens, 96)),
     timeBudgetMs: Math.max(50, get(Settings.completionTimeBudgetMs, 1500)),
     firstLineMs: Math.max(0, get(Settings.completionFirstLineMs, 80)),
