@@ -196,6 +196,7 @@ export class CompletionProvider implements vscode.InlineCompletionItemProvider, 
     if (config.contextChunks) await this.context.pollClipboard();
     if (token.isCancellationRequested) return undefined;
 
+    this.cancelAhead(); // (the engine is asked here: a continuation of what was shown would only delay it)
     const params = this.params(document, prefix, suffix, config, invoked ? config.candidates : 1);
     // Typed: the first line at once, the rest ahead (a manual request waits for whole candidates).
     // (firstLineMs: decoding after which a first line that has not ended shows as it is, then grows;
