@@ -9,7 +9,7 @@ import * as vscode from 'vscode';
 
 import { Commands } from '../../../src/common/ids';
 import type { CompletionParams } from '../../../src/common/protocol';
-import { closeAllEditors, openFile, placeCursor, readyEngine, sleep, waitFor } from './helpers';
+import { closeAllEditors, openFile, placeCursor, readyEngine, recordCompletions, sleep, waitFor } from './helpers';
 
 const SOURCE = 'def add(a, b):\n    """Add two numbers."""\n    total = ';
 
@@ -105,24 +105,20 @@ suite('inline completion (real engine)', () => {
     const editorConfig = vscode.workspace.getConfiguration('editor');
     await editorConfig.update('inlineSuggest.enabled', false, vscode.ConfigurationTarget.Global);
     // the requests sent for this file, and by whom (the provider's own are labelled "completion enter.py:<line>")
-    const engine = api.engine;
-    const labels: string[] = [];
-    const complete = engine.complete;
-    engine.complete = function (this: typeof engine, params, token, options) {
-      if (params.prompt.fileName.endsWith('enter.py')) labels.push(options?.label ?? 'completion');
-      return complete.call(this, params, token, options);
-    };
+    const recorded = recordCompletions(api);
     try {
-      await predictedEnter(provider, labels);
+      await predictedEnter(provider, () =>
+        recorded.sent.filter((c) => c.params.prompt.fileName.endsWith('enter.py')).map((c) => c.options?.label ?? 'completion'),
+      );
     } finally {
-      engine.complete = complete;
+      recorded.restore();
       await editorConfig.update('inlineSuggest.enabled', undefined, vscode.ConfigurationTarget.Global);
     }
   });
 
   async function predictedEnter(
     provider: NonNullable<ReturnType<Awaited<ReturnType<typeof readyEngine>>['testing']['completionProvider']>>,
-    labels: string[],
+    labels: () => string[],
   ) {
     const editor = await openFile('enter.py', 'import os\n\ndef main():\n    return 0\n');
     const doc = editor.document;
@@ -142,8 +138,8 @@ suite('inline completion (real engine)', () => {
       new vscode.CancellationTokenSource().token,
     );
     assert.ok(
-      labels.length > 0 && labels.every((l) => l.startsWith('completion for a new line')),
-      `served by the prediction: ${labels.join('; ')}`,
+      labels().length > 0 && labels().every((l) => l.startsWith('completion for a new line')),
+      `served by the prediction: ${labels().join('; ')}`,
     );
     const text = doc.getText();
     const offset = doc.offsetAt(pos);
@@ -154,11 +150,13 @@ suite('inline completion (real engine)', () => {
     // a line the cursor does not end: no prediction
     const mid = doc.lineAt(0).range.start.translate(0, 3);
     await placeCursor(editor, mid);
-    const before = labels.length;
+    const before = labels().length;
     provider.predictNewLine(editor);
     await sleep(300);
     assert.deepEqual(
-      labels.slice(before).filter((l) => l.startsWith('completion for a new line')),
+      labels()
+        .slice(before)
+        .filter((l) => l.startsWith('completion for a new line')),
       [],
     );
   }
@@ -171,13 +169,9 @@ suite('inline completion (real engine)', () => {
     // 1 ms: the first token with text ends the first request, so there is always more to grow
     await config.update('completion.firstLineMs', 1, vscode.ConfigurationTarget.Global);
     // the continuations sent for this file, with their cancellation tokens
-    const engine = api.engine;
-    const aheads: vscode.CancellationToken[] = [];
-    const complete = engine.complete;
-    engine.complete = function (this: typeof engine, params, token, options) {
-      if (params.prompt.fileName.endsWith('grow.py') && options?.label?.startsWith('completion ahead') && token) aheads.push(token);
-      return complete.call(this, params, token, options);
-    };
+    const recorded = recordCompletions(api);
+    const aheads = () =>
+      recorded.sent.filter((c) => c.params.prompt.fileName.endsWith('grow.py') && c.options?.label?.startsWith('completion ahead'));
     try {
       const editor = await editorAtEnd('grow.py', 'import sys\n\ndef run(args):\n    value = ');
       const doc = editor.document;
@@ -194,7 +188,7 @@ suite('inline completion (real engine)', () => {
       assert.ok(first.trim().length > 0);
       // The editor asks again at the same position while the continuation is computed (it does,
       // e.g. when the suggestion is rendered): the continuation goes on.
-      const ahead = await waitFor('the continuation to be sent', () => aheads[0], 10_000, 2);
+      const ahead = await waitFor('the continuation to be sent', () => aheads()[0]?.token, 10_000, 2);
       const again = await ask();
       assert.equal(again?.[0]?.insertText, first, 'the first line is served again');
       // The continuation arrives and the cached suggestion becomes first line + continuation.
@@ -212,7 +206,7 @@ suite('inline completion (real engine)', () => {
       // and the continuation alone serves the position after accepting the first line
       assert.equal(provider.cache.get({ ...key, prefix: text + first })?.candidates[0], grown.slice(first.length));
     } finally {
-      engine.complete = complete;
+      recorded.restore();
       await config.update('completion.firstLineMs', undefined, vscode.ConfigurationTarget.Global);
     }
   });
@@ -224,13 +218,8 @@ suite('inline completion (real engine)', () => {
     const config = vscode.workspace.getConfiguration('smallthinker');
     // 1 ms: the first token with text ends the first request, so the suggestion then grows
     await config.update('completion.firstLineMs', 1, vscode.ConfigurationTarget.Global);
-    const engine = api.engine;
-    const sent: CompletionParams[] = [];
-    const complete = engine.complete;
-    engine.complete = function (this: typeof engine, params, ...rest) {
-      sent.push(params);
-      return complete.call(this, params, ...rest);
-    };
+    const recorded = recordCompletions(api);
+    const sent = (): CompletionParams[] => recorded.sent.map((c) => c.params);
     try {
       // "w" typed after "return ", the widget's selected item is "width" (it replaces the "w").
       const editor = await editorAtEnd('widget.py', 'def area(width, height):\n    """The area."""\n    return w');
@@ -248,7 +237,7 @@ suite('inline completion (real engine)', () => {
         );
 
       // Requests by prompt (the editor may ask for the document itself too, e.g. once the suggestion grew)
-      const asked = (end: string): number => sent.filter((p) => p.prompt.prefix.endsWith(end)).length;
+      const asked = (end: string): number => sent().filter((p) => p.prompt.prefix.endsWith(end)).length;
       const items = await ask('width');
       assert.ok(items && items.length > 0, 'a suggestion beside the suggest widget');
       assert.equal(asked('    return width'), 1, 'the engine was asked with the selected item in the text');
@@ -257,7 +246,7 @@ suite('inline completion (real engine)', () => {
       assert.ok(items[0].range?.isEqual(range), `the item replaces the selected item's range (${JSON.stringify(items[0].range)})`);
       assert.ok(insert.startsWith('width') && insert.length > 'width'.length, `"${insert}" extends "width"`);
       // The prompt is the text as if "width" were inserted; the scheduler key is the document.
-      const params = sent.find((p) => p.prompt.prefix.endsWith('    return width'))!;
+      const params = sent().find((p) => p.prompt.prefix.endsWith('    return width'))!;
       assert.equal(params.documentId, doc.uri.toString());
       assert.equal(params.prompt.prefix, before + 'width');
       assert.equal(params.prompt.suffix, '');
@@ -285,7 +274,7 @@ suite('inline completion (real engine)', () => {
       assert.equal(asked('    return while'), 1, 'another selected item is another request');
       for (const item of other ?? []) assert.ok(String(item.insertText).startsWith('while'), String(item.insertText));
     } finally {
-      engine.complete = complete;
+      recorded.restore();
       await config.update('completion.firstLineMs', undefined, vscode.ConfigurationTarget.Global);
     }
   });

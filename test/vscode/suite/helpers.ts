@@ -63,6 +63,30 @@ export function workspaceDir(): string {
   return folder.uri.fsPath;
 }
 
+type CompleteFn = ExtensionApi['engine']['complete'];
+
+/** One completion request the extension sent to the engine. */
+export interface SentCompletion {
+  params: Parameters<CompleteFn>[0];
+  token: Parameters<CompleteFn>[1];
+  options: Parameters<CompleteFn>[2];
+}
+
+/**
+ * Records the completion requests the extension sends to the engine (they still run) until
+ * `restore` is called; `sent` lists them in order.
+ */
+export function recordCompletions(api: ExtensionApi): { sent: SentCompletion[]; restore(): void } {
+  const engine = api.engine;
+  const sent: SentCompletion[] = [];
+  const complete = engine.complete;
+  engine.complete = function (this: typeof engine, params, token, options) {
+    sent.push({ params, token, options });
+    return complete.call(this, params, token, options);
+  };
+  return { sent, restore: () => (engine.complete = complete) };
+}
+
 /**
  * Moves the cursor to `position` and waits until the extension host has delivered the selection
  * change (the extension's own listener, registered first, has run). Set by the API the change
