@@ -378,39 +378,51 @@ inline __m512 sum16x16(const __m512 (&a)[16]) {
                          _mm512_shuffle_f32x4(z[0], z[1], _MM_SHUFFLE(3, 1, 3, 1)));
 }
 
-// Q queries x K keys (Q, K <= 4): the 16 accumulators are reduced together by sum16x16, so
-// accumulator qi*4 + kk lands in lane qi*4 + kk.
+// Q queries (<= 8) x K keys (<= 2): each key chunk is converted from fp16 once for all the tile's
+// queries (a grouped-query head's 6 or 7 queries share its keys); the 16 accumulators are reduced
+// together by sum16x16, so accumulator qi * K + kk lands in that lane (every accumulator's lanes
+// are added by the same tree, whatever the tile's shape).
 template <int Q, int K>
 void scores_tile(int64_t d, const float* q, int64_t ldq, const uint16_t* k, int64_t ldk, float scale, float* s, int64_t lds) {
+    constexpr int kAcc = Q * K;
     __m512 acc[16];
 #pragma GCC unroll 16
     for (int i = 0; i < 16; ++i) acc[i] = _mm512_setzero_ps();
     for (int64_t c = 0; c < d; c += 16) {
         const __mmask16 m = d - c >= 16 ? static_cast<__mmask16>(0xffff) : tail16(d - c);
         __m512 kv[K];
-#pragma GCC unroll 4
+#pragma GCC unroll 2
         for (int kk = 0; kk < K; ++kk) kv[kk] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, k + kk * ldk + c));
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int qi = 0; qi < Q; ++qi) {
             const __m512 qv = _mm512_maskz_loadu_ps(m, q + qi * ldq + c);
-#pragma GCC unroll 4
-            for (int kk = 0; kk < K; ++kk) acc[qi * 4 + kk] = _mm512_fmadd_ps(qv, kv[kk], acc[qi * 4 + kk]);
+#pragma GCC unroll 2
+            for (int kk = 0; kk < K; ++kk) acc[qi * K + kk] = _mm512_fmadd_ps(qv, kv[kk], acc[qi * K + kk]);
         }
     }
     alignas(64) float r[16];
     _mm512_store_ps(r, _mm512_mul_ps(sum16x16(acc), _mm512_set1_ps(scale)));
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int qi = 0; qi < Q; ++qi)
-#pragma GCC unroll 4
-        for (int kk = 0; kk < K; ++kk) s[qi * lds + kk] = r[qi * 4 + kk];
+#pragma GCC unroll 2
+        for (int kk = 0; kk < K; ++kk) s[qi * lds + kk] = r[qi * K + kk];
+    (void)kAcc;
+}
+
+// The keys of a position are one short row in the cache's ring: rows this far ahead are
+// prefetched (the hardware prefetcher does not follow rows a few hundred bytes apart).
+constexpr int64_t kKeysAhead = 16;
+
+inline void prefetch_rows(const uint16_t* row, int rows, int64_t ld, int64_t d) {
+    for (int r = 0; r < rows; ++r)
+        for (int64_t b = 0; b < 2 * d; b += 64) _mm_prefetch(reinterpret_cast<const char*>(row + r * ld) + b, _MM_HINT_T0);
 }
 
 using ScoresTile = void (*)(int64_t, const float*, int64_t, const uint16_t*, int64_t, float, float*, int64_t);
-constexpr ScoresTile kScoresTiles[4][4] = {
-    {scores_tile<1, 1>, scores_tile<1, 2>, scores_tile<1, 3>, scores_tile<1, 4>},
-    {scores_tile<2, 1>, scores_tile<2, 2>, scores_tile<2, 3>, scores_tile<2, 4>},
-    {scores_tile<3, 1>, scores_tile<3, 2>, scores_tile<3, 3>, scores_tile<3, 4>},
-    {scores_tile<4, 1>, scores_tile<4, 2>, scores_tile<4, 3>, scores_tile<4, 4>},
+constexpr ScoresTile kScoresTiles[8][2] = {
+    {scores_tile<1, 1>, scores_tile<1, 2>}, {scores_tile<2, 1>, scores_tile<2, 2>}, {scores_tile<3, 1>, scores_tile<3, 2>},
+    {scores_tile<4, 1>, scores_tile<4, 2>}, {scores_tile<5, 1>, scores_tile<5, 2>}, {scores_tile<6, 1>, scores_tile<6, 2>},
+    {scores_tile<7, 1>, scores_tile<7, 2>}, {scores_tile<8, 1>, scores_tile<8, 2>},
 };
 
 // Keys in blocks of 64 (their fp16 rows stay in L1 while every query tile passes over them).
@@ -418,58 +430,65 @@ void attn_scores_f16(int64_t d, int64_t nq, const float* q, int64_t ldq, int64_t
                      int64_t lds) {
     for (int64_t j0 = 0; j0 < nk; j0 += 64) {
         const int64_t j1 = nk - j0 < 64 ? nk : j0 + 64;
-        for (int64_t i = 0; i < nq; i += 4) {
-            const int qn = static_cast<int>(nq - i < 4 ? nq - i : 4);
-            for (int64_t j = j0; j < j1; j += 4) {
-                const int kn = static_cast<int>(j1 - j < 4 ? j1 - j : 4);
+        for (int64_t i = 0; i < nq; i += 8) {
+            const int qn = static_cast<int>(nq - i < 8 ? nq - i : 8);
+            for (int64_t j = j0; j < j1; j += 2) {
+                const int kn = static_cast<int>(j1 - j < 2 ? j1 - j : 2);
+                if (i == 0) prefetch_rows(k + (j + kKeysAhead) * ldk, 2, ldk, d);
                 kScoresTiles[qn - 1][kn - 1](d, q + i * ldq, ldq, k + j * ldk, ldk, scale, s + i * lds + j, lds);
             }
         }
     }
 }
 
-// Q queries x 64 output columns (4 vectors, masked past d) over nk value rows.
+// Q queries (<= 8) x 32 output columns (2 vectors, masked past d) over nk value rows: each value
+// chunk is converted once for all the tile's queries (as the scores' tiles).
+// pf_bytes: the first pass over the rows also prefetches this many bytes of the row kKeysAhead
+// further on (0: none).
 template <int Q>
-void pv_tile(int64_t d, const float* p, int64_t ldp, int64_t nk, const uint16_t* v, int64_t ldv, float* o, int64_t ldo) {
-    __mmask16 m[4];
-    for (int c = 0; c < 4; ++c) {
+void pv_tile(int64_t d, const float* p, int64_t ldp, int64_t nk, const uint16_t* v, int64_t ldv, float* o, int64_t ldo, int64_t pf_bytes) {
+    __mmask16 m[2];
+    for (int c = 0; c < 2; ++c) {
         const int64_t left = d - 16 * c;
         m[c] = left >= 16 ? static_cast<__mmask16>(0xffff) : left <= 0 ? static_cast<__mmask16>(0) : tail16(left);
     }
-    __m512 acc[Q][4];
-#pragma GCC unroll 4
-    for (int qi = 0; qi < Q; ++qi)
-#pragma GCC unroll 4
-        for (int c = 0; c < 4; ++c) acc[qi][c] = _mm512_setzero_ps();
+    __m512 acc[Q][2];
+#pragma GCC unroll 8
+    for (int qi = 0; qi < Q; ++qi) acc[qi][0] = acc[qi][1] = _mm512_setzero_ps();
     for (int64_t j = 0; j < nk; ++j) {
-        __m512 vv[4];
-#pragma GCC unroll 4
-        for (int c = 0; c < 4; ++c) vv[c] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m[c], v + j * ldv + 16 * c));
-#pragma GCC unroll 4
+        for (int64_t b = 0; b < pf_bytes; b += 64) _mm_prefetch(reinterpret_cast<const char*>(v + (j + kKeysAhead) * ldv) + b, _MM_HINT_T0);
+        __m512 vv[2];
+#pragma GCC unroll 2
+        for (int c = 0; c < 2; ++c) vv[c] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m[c], v + j * ldv + 16 * c));
+#pragma GCC unroll 8
         for (int qi = 0; qi < Q; ++qi) {
             const __m512 pb = _mm512_set1_ps(p[qi * ldp + j]);
-#pragma GCC unroll 4
-            for (int c = 0; c < 4; ++c) acc[qi][c] = _mm512_fmadd_ps(pb, vv[c], acc[qi][c]);
+#pragma GCC unroll 2
+            for (int c = 0; c < 2; ++c) acc[qi][c] = _mm512_fmadd_ps(pb, vv[c], acc[qi][c]);
         }
     }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int qi = 0; qi < Q; ++qi)
-#pragma GCC unroll 4
-        for (int c = 0; c < 4; ++c) {
+#pragma GCC unroll 2
+        for (int c = 0; c < 2; ++c) {
             float* dst = o + qi * ldo + 16 * c;
             if (m[c]) _mm512_mask_storeu_ps(dst, m[c], _mm512_add_ps(_mm512_maskz_loadu_ps(m[c], dst), acc[qi][c]));
         }
 }
 
+using PvTile = void (*)(int64_t, const float*, int64_t, int64_t, const uint16_t*, int64_t, float*, int64_t, int64_t);
+constexpr PvTile kPvTiles[8] = {pv_tile<1>, pv_tile<2>, pv_tile<3>, pv_tile<4>, pv_tile<5>, pv_tile<6>, pv_tile<7>, pv_tile<8>};
+
 // Value rows in blocks of 256 (in L1/L2 while the query tiles pass over them).
 void attn_pv_f16(int64_t d, int64_t nq, const float* p, int64_t ldp, int64_t nk, const uint16_t* v, int64_t ldv, float* o, int64_t ldo) {
     for (int64_t j0 = 0; j0 < nk; j0 += 256) {
         const int64_t jn = nk - j0 < 256 ? nk - j0 : 256;
-        for (int64_t c = 0; c < d; c += 64) {
-            int64_t i = 0;
-            for (; i + 4 <= nq; i += 4) pv_tile<4>(d - c, p + i * ldp + j0, ldp, jn, v + j0 * ldv + c, ldv, o + i * ldo + c, ldo);
-            for (; i < nq; ++i) pv_tile<1>(d - c, p + i * ldp + j0, ldp, jn, v + j0 * ldv + c, ldv, o + i * ldo + c, ldo);
-        }
+        for (int64_t c = 0; c < d; c += 32)
+            for (int64_t i = 0; i < nq; i += 8) {
+                const int qn = static_cast<int>(nq - i < 8 ? nq - i : 8);
+                kPvTiles[qn - 1](d - c, p + i * ldp + j0, ldp, jn, v + j0 * ldv + c, ldv, o + i * ldo + c, ldo,
+                                 c == 0 && i == 0 ? 2 * d : 0);
+            }
     }
 }
 

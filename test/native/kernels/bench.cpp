@@ -1,4 +1,4 @@
-// Kernel tests, --bench: single-thread GB/s of weight bytes per usable ISA for the dots and the
+// Kernel tests, --bench[=dots|sparse|x16|kquants|attention]: single-thread GB/s of weight bytes per usable ISA for the dots and the
 // k-quant matrix kernels (1 and 8 tokens, weights from DRAM), and ns per quantize_row_q8_0 (use the -O3 build: test/native/build_kernels_test.sh --release).
 #include <chrono>
 #include <cstdint>
@@ -258,6 +258,51 @@ int run_bench(const char* only) {
                 std::printf("bench %-16s %-11s %lldx1536 x %lld tokens: %7.2f GB/s  (%.1f ns/row)\n", fmt("mul_%s_q8_K", tr.name).c_str(),
                             isa_name(isa), static_cast<long long>(krows), static_cast<long long>(nt),
                             static_cast<double>(w.size()) / t / 1e9, t * 1e9 / static_cast<double>(krows));
+            }
+        }
+    }
+
+    // Attention while decoding: one token's grouped-query heads (6 queries per KV head: the 4B; 7:
+    // the 21B) over 2,500 cached positions of fp16 keys and values in the cache's ring layout (a
+    // position's row holds every KV head: 2 x 128 and 4 x 128 elements), 32 such layers in turn (as
+    // a token's layers: ~40-80 MB, from DRAM), scores, softmax and values; ms per token.
+    if (want("attention")) {
+        constexpr int64_t d = 128, nk = 2500, layers = 32;
+        for (int64_t gqa : {6, 7}) {
+            const int64_t nkv = gqa == 6 ? 2 : 4, ld = nkv * d;
+            std::vector<uint16_t> k(static_cast<size_t>(layers * nk * ld)), v(k.size());
+            for (auto* c : {&k, &v})
+                for (uint16_t& h : *c) h = fp32_to_fp16(static_cast<float>(normal(r)));
+            std::vector<float> q(static_cast<size_t>(gqa * d)), s(static_cast<size_t>(gqa * nk)), o(static_cast<size_t>(gqa * d));
+            gen_normal(r, q.data(), gqa * d);
+            for (Isa isa : isas) {
+                const KernelSet& ks = *compiled_set(isa);
+                double ts = 0, tp = 0, best = 1e30;  // the best pass's parts
+                const double t = best_seconds(
+                    [&] {
+                        using clock = std::chrono::steady_clock;
+                        double a = 0, b = 0;
+                        for (int64_t l = 0; l < layers; ++l) {
+                            const uint16_t* kl = k.data() + static_cast<size_t>(l * nk * ld);
+                            const uint16_t* vl = v.data() + static_cast<size_t>(l * nk * ld);
+                            const auto t0 = clock::now();
+                            ks.attn_scores_f16(d, gqa, q.data(), d, nk, kl, ld, 0.0883883476f, s.data(), nk);
+                            for (int64_t i = 0; i < gqa; ++i) ks.softmax_f16r(nk, s.data() + i * nk);
+                            const auto t1 = clock::now();
+                            std::fill(o.begin(), o.end(), 0.0f);
+                            ks.attn_pv_f16(d, gqa, s.data(), nk, nk, vl, ld, o.data(), d);
+                            a += std::chrono::duration<double>(t1 - t0).count();
+                            b += std::chrono::duration<double>(clock::now() - t1).count();
+                        }
+                        if (a + b < best) best = a + b, ts = a, tp = b;
+                    },
+                    isa == Isa::Scalar ? 0.2 : 1.0);
+                std::printf(
+                    "bench attention %-11s %lld queries x %lld positions x %lld layers: %.2f ms per token (scores+softmax %.2f, values "
+                    "%.2f)\n",
+                    isa_name(isa), static_cast<long long>(gqa), static_cast<long long>(nk), static_cast<long long>(layers), t * 1e3,
+                    ts * 1e3, tp * 1e3);
+                g_sink = o[0];
             }
         }
     }
