@@ -206,3 +206,25 @@ export function missingModelMessage(modelPath: string): string {
     'Choose a GGUF file you have, download a model, or follow the walkthrough to get started.'
   );
 }
+
+/** What a load's progress notification says: its title, its line, and how far it is (0-100). */
+export interface LoadNoticeView {
+  title: string;
+  message: string;
+  percentage: number;
+}
+
+/**
+ * The progress notification of a load that takes a while (the engine starting, then the model
+ * loading: "42% · laying out"), or undefined for any other state (the notification then ends).
+ */
+export function loadNoticeView(status: EngineStateView): LoadNoticeView | undefined {
+  if (status.kind === 'starting') return { title: `${NAME}: loading the model`, message: 'starting the engine', percentage: 0 };
+  if (status.kind !== 'loading') return undefined;
+  const percentage = Math.max(0, Math.min(100, Math.round(status.percentage ?? 0)));
+  return {
+    title: `${NAME}: loading ${modelDisplayName(status.modelPath)}`,
+    message: `${percentage}%${status.message ? ` · ${status.message}` : ''}`,
+    percentage,
+  };
+}

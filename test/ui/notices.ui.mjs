@@ -2,7 +2,8 @@
 // (issue 17): the proposal notification ends when the proposal is accepted from the diff and no
 // selection is left; the statistics are a list that Enter only closes, and Reset asks with Keep
 // first; the status menu opens on a harmless row; the status item is there while the engine starts
-// and shows the load as a percentage with its phase; the chat says what happens before the first word.
+// and shows the load as a percentage with its phase, as does a notification that ends with the load;
+// the chat says what happens before the first word.
 import assert from 'node:assert/strict';
 
 import { proposeDocumentation, sendChat } from '../harness/ui.mjs';
@@ -12,6 +13,17 @@ async function focusedRow(wb) {
   const row = wb.page.locator('.quick-input-widget .quick-input-list .monaco-list-row.focused').first();
   await row.waitFor({ state: 'visible', timeout: 15_000 });
   return (await row.getAttribute('aria-label')) ?? '';
+}
+
+/** The focused row once it matches `re` (a picked row opens the next list a moment later). */
+async function focusedRowMatching(wb, re, timeoutMs = 10_000) {
+  const until = Date.now() + timeoutMs;
+  let label = await focusedRow(wb);
+  while (!re.test(label) && Date.now() < until) {
+    await wb.page.waitForTimeout(100);
+    label = await focusedRow(wb);
+  }
+  return label;
 }
 
 /** Clicks the quick input row whose aria-label starts with `label`. */
@@ -90,7 +102,7 @@ export const tests = [
       // Reset asks, and Enter keeps them.
       await wb.runCommand('SmallThinker: Show Completion Statistics');
       await pickRow(wb, 'Reset Statistics');
-      assert.match(await focusedRow(wb), /Keep the Statistics/);
+      assert.match(await focusedRowMatching(wb, /Keep the Statistics/), /Keep the Statistics/);
       await wb.screenshot('statistics-reset-asks');
       await wb.press('Enter');
       await wb.page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: 10_000 });
@@ -119,7 +131,7 @@ export const tests = [
     },
   },
   {
-    name: 'the status item is there while the engine starts, then shows the load as a percentage with its phase',
+    name: 'the status item is there while the engine starts, then shows the load as a percentage with its phase; so does a notification, gone when loaded',
     timeoutMs: 150_000,
     async run(ui) {
       const wb = await ui.open({
@@ -132,8 +144,21 @@ export const tests = [
       const loading = await wb.waitForStatusBarItem(/SmallThinker: loading \d+%, laying out/, { timeoutMs: 30_000 });
       assert.match(loading.text, /SmallThinker \d+%/);
       ui.log(`while loading: "${loading.text}" (${loading.label})`);
+      // A load that takes a while also has a notification with the percentage and the phase...
+      const toast = wb.page.locator('.notification-toast', { hasText: 'SmallThinker: loading' });
+      await toast
+        .locator('.notification-list-item-message', { hasText: /\d+% · laying out/ })
+        .waitFor({ state: 'visible', timeout: 30_000 });
+      ui.log(`notification: "${((await toast.first().textContent()) ?? '').trim()}"`);
       await wb.screenshot('status-loading');
       await wb.waitForStatusBarItem(/SmallThinker Fake/, { timeoutMs: 60_000 });
+      // ...which ends with the load: gone from the screen and from the notification centre.
+      await toast.first().waitFor({ state: 'hidden', timeout: 10_000 });
+      await wb.runCommand('Notifications: Show Notifications');
+      await wb.page.waitForTimeout(500);
+      const centre = (await wb.page.locator('.notifications-center').allTextContents()).join(' ');
+      assert.ok(!centre.includes('SmallThinker: loading'), `a finished load's notification stayed: "${centre}"`);
+      await wb.press('Escape');
     },
   },
   {

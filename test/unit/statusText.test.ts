@@ -10,6 +10,7 @@ import {
   formatAge,
   formatMs,
   formatTokensPerS,
+  loadNoticeView,
   missingModelMessage,
   modelDisplayName,
   statusView,
@@ -152,4 +153,21 @@ test('a missing model file: the message names the path and the setting', () => {
   const message = missingModelMessage('/home/me/models/SmallThinker-4B-A0.6B-Instruct.Q4_0.gguf');
   assert.match(message, /the model file \/home\/me\/models\/SmallThinker-4B-A0\.6B-Instruct\.Q4_0\.gguf was not found/);
   assert.match(message, /smallthinker\.model\.path/);
+});
+
+test('a load`s notification: the engine starting, then the percentage and phase; none in any other state', () => {
+  assert.deepEqual(loadNoticeView({ kind: 'starting' }), {
+    title: 'SmallThinker: loading the model',
+    message: 'starting the engine',
+    percentage: 0,
+  });
+  const loading = loadNoticeView({ kind: 'loading', modelPath: '/m/SmallThinker-4B.Q4_0.gguf', percentage: 41.6, message: 'laying out' });
+  assert.equal(loading?.title, 'SmallThinker: loading SmallThinker-4B.Q4_0');
+  assert.equal(loading?.message, '42% · laying out');
+  assert.equal(loading?.percentage, 42);
+  assert.equal(loadNoticeView({ kind: 'loading', modelPath: '/m/a.gguf', percentage: 130 })?.message, '100%');
+  assert.equal(loadNoticeView({ kind: 'loading', modelPath: '/m/a.gguf' })?.percentage, 0);
+  assert.equal(loadNoticeView({ kind: 'ready', modelPath: '/m/a.gguf', model, loadMs: 80 }), undefined);
+  assert.equal(loadNoticeView({ kind: 'error', message: 'bad magic' }), undefined);
+  assert.equal(loadNoticeView({ kind: 'noModel', message: 'No model is set.' }), undefined);
 });

@@ -1,6 +1,7 @@
 // The status bar item (engine state, model, last completion latency and speed, cache reuse) and
 // its menu of common actions, plus the Show Engine Log, Restart Engine and Toggle Inline
-// Completion commands. The text itself comes from src/common/statusText.ts.
+// Completion commands, and a load's progress notification (loadNotice.ts). The text itself comes
+// from src/common/statusText.ts.
 import * as vscode from 'vscode';
 
 import { Commands, Settings } from '../../../common/ids';
@@ -10,6 +11,7 @@ import { statusView } from '../../../common/statusText';
 import { affects, completionConfig, updateSetting } from '../../config';
 import { errorMessage } from '../../engineService';
 import type { Services } from '../../services';
+import { registerLoadNotice } from './loadNotice';
 
 const EXTENSION_SETTINGS_QUERY = '@ext:smallthinker-code.smallthinker-code';
 
@@ -54,6 +56,7 @@ export function registerStatus(context: vscode.ExtensionContext, services: Servi
   };
   update();
   item.show();
+  registerLoadNotice(context, engine);
   // The tooltip dates the last completion ("2 min ago"): keep that true while nothing else changes.
   const ageTimer = setInterval(() => {
     if (engine.status.kind === 'ready' && engine.lastCompletion) update();
