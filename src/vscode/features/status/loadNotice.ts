@@ -42,9 +42,12 @@ export function registerLoadNotice(context: vscode.ExtensionContext, engine: Sta
       report(engine.status);
       return new Promise<void>((resolve) => {
         follow = (status) => {
-          if (report(status)) return;
+          // Another model's load (the setting changed meanwhile) gets its own notification, titled with it.
+          const other = status.kind === 'loading' && loadNoticeView(status)?.title !== first.title;
+          if (!other && report(status)) return;
           follow = undefined;
           resolve();
+          if (other) open();
         };
       });
     });
