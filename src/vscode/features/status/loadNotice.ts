@@ -15,7 +15,17 @@ interface StatusSource {
   readonly onDidChangeStatus: vscode.Event<EngineStatus>;
 }
 
-export function registerLoadNotice(context: vscode.ExtensionContext, engine: StatusSource, delayMs = LOAD_NOTICE_DELAY_MS): void {
+/** How the notification is shown: vscode.window.withProgress (tests pass a recorder). */
+type ShowProgress = <R>(
+  options: vscode.ProgressOptions,
+  task: (progress: vscode.Progress<{ message?: string; increment?: number }>) => Thenable<R>,
+) => Thenable<R>;
+
+export function registerLoadNotice(
+  context: Pick<vscode.ExtensionContext, 'subscriptions'>,
+  engine: StatusSource,
+  { delayMs = LOAD_NOTICE_DELAY_MS, withProgress = ((options, task) => vscode.window.withProgress(options, task)) as ShowProgress } = {},
+): void {
   let timer: NodeJS.Timeout | undefined;
   /** Set while the notification is up: reports a state to it, or ends it (undefined). */
   let follow: ((status: EngineStatus) => void) | undefined;
@@ -28,7 +38,7 @@ export function registerLoadNotice(context: vscode.ExtensionContext, engine: Sta
     due = engine.status.kind === 'starting';
     const first = engine.status.kind === 'loading' ? loadNoticeView(engine.status) : undefined;
     if (!first) return;
-    void vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: first.title }, (progress) => {
+    void withProgress({ location: vscode.ProgressLocation.Notification, title: first.title }, (progress) => {
       let shown = 0;
       const report = (status: EngineStatus): boolean => {
         const view = loadNoticeView(status);
