@@ -3,11 +3,17 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <new>
 #include <random>
 #include <vector>
 
 #include "harness.h"
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 namespace kt {
 namespace {
@@ -30,10 +36,43 @@ double best_seconds(F&& f, double budget_s) {
     return best;
 }
 
+// Weights as the engine maps them: its layout files are mapped in 2 MB pages (FilePmdMapped in
+// smaps), and a 4 KB-paged buffer halves a single thread's DRAM rate here (a read loop on Sapphire
+// Rapids: 15 vs 28 GB/s), so the DRAM passes would measure page walks, not the kernels.
+template <class T>
+struct HugePages {
+    using value_type = T;
+    HugePages() = default;
+    template <class U>
+    HugePages(const HugePages<U>&) {}
+    T* allocate(size_t n) {
+        const size_t bytes = (n * sizeof(T) + kHuge - 1) / kHuge * kHuge;
+#if defined(__linux__)
+        void* p = nullptr;
+        if (posix_memalign(&p, kHuge, bytes) != 0) throw std::bad_alloc();
+        madvise(p, bytes, MADV_HUGEPAGE);  // a hint: without THP the pages stay 4 KB
+        return static_cast<T*>(p);
+#else
+        return static_cast<T*>(::operator new(bytes));
+#endif
+    }
+    void deallocate(T* p, size_t) {
+#if defined(__linux__)
+        std::free(p);
+#else
+        ::operator delete(p);
+#endif
+    }
+    bool operator==(const HugePages&) const { return true; }
+    bool operator!=(const HugePages&) const { return false; }
+    static constexpr size_t kHuge = size_t{2} << 20;
+};
+using Weights = std::vector<uint8_t, HugePages<uint8_t>>;
+
 // Random blocks of a quantized type, every 16-bit word that reads as an fp16 NaN/inf made finite
 // (the scales sit at different offsets per type; this bench only needs finite results).
-std::vector<uint8_t> random_blocks(std::mt19937_64& r, size_t nblocks, size_t type_size) {
-    std::vector<uint8_t> w(nblocks * type_size);
+Weights random_blocks(std::mt19937_64& r, size_t nblocks, size_t type_size) {
+    Weights w(nblocks * type_size);
     for (auto& b : w) b = static_cast<uint8_t>(r());
     for (size_t b = 0; b < nblocks; ++b) {
         uint8_t* blk = w.data() + b * type_size;
@@ -131,7 +170,7 @@ int run_bench(const char* only) {
     if (want("sparse")) {
         const int64_t ne = 160, nf = 768, nd = 1536, nbd = nd / QK4_0, nbf = nf / QK4_0;
         const size_t mat = static_cast<size_t>(nf * nbd) * sizeof(block_q4_0);
-        std::vector<uint8_t> up(ne * mat), down(ne * mat), dense(ne * mat);
+        Weights up(ne * mat), down(ne * mat), dense(ne * mat);
         for (auto* v : {&up, &down, &dense})
             for (size_t i = 0; i < v->size(); i += 2) (*v)[i] = static_cast<uint8_t>(r()), (*v)[i + 1] = static_cast<uint8_t>(r() & 0x3b);
         std::vector<uint8_t> tmp(mat);
@@ -211,7 +250,7 @@ int run_bench(const char* only) {
             const int64_t kn = 1536, knb = kn / tr.block_size;
             const size_t group_bytes = static_cast<size_t>(16 * knb) * tr.type_size;
             const int64_t ngroups = static_cast<int64_t>(bytes / static_cast<double>(group_bytes));
-            std::vector<uint8_t> w = random_blocks(r, static_cast<size_t>(ngroups * 16 * knb), tr.type_size);
+            Weights w = random_blocks(r, static_cast<size_t>(ngroups * 16 * knb), tr.type_size);
             for (int64_t g = 0; g < ngroups; ++g) scalar_set().of(xt).relayout16(w.data() + static_cast<size_t>(g) * group_bytes, knb);
             const DType at = tr.act_type;
             const size_t x_row_bytes = static_cast<size_t>(kn / type_traits(at).block_size) * type_traits(at).type_size;
@@ -241,7 +280,7 @@ int run_bench(const char* only) {
         if (!want("kquants")) break;
         const TypeTraits tr = type_traits(kt);
         const int64_t kn = 1536, knb = kn / QK_K, krows = static_cast<int64_t>(120e6 / static_cast<double>(knb * tr.type_size));
-        std::vector<uint8_t> w = random_blocks(r, static_cast<size_t>(krows * knb), tr.type_size);
+        Weights w = random_blocks(r, static_cast<size_t>(krows * knb), tr.type_size);
         std::vector<float> kx(static_cast<size_t>(8 * kn)), y(static_cast<size_t>(8 * krows));
         gen_normal(r, kx.data(), 8 * kn);
         std::vector<block_q8_K> xq(static_cast<size_t>(8 * knb));
