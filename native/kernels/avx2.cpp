@@ -461,9 +461,10 @@ void x16_tile(int64_t nb, const uint8_t* grp, const block_q8_0* const* xt, const
     for (int64_t b = 0; b < nb; ++b) {
         const uint8_t* blk = grp + static_cast<size_t>(b) * kQ4x16BlockBytes;
         // every line of the block 8 ahead (288 bytes: 5 lines): one thread then streams at about its
-        // DRAM bandwidth, where 2 lines left it at 60% (the hardware prefetcher alone does not keep up)
+        // DRAM bandwidth, where 2 lines left it at 60% (the hardware prefetcher alone does not keep up).
+        // Into L2 (T1) rather than L1: 2 threads from DRAM, Sapphire Rapids, 23-24 -> 25.7-26.7 GB/s.
 #pragma GCC unroll 5
-        for (int l = 0; l < 5; ++l) _mm_prefetch(reinterpret_cast<const char*>(blk + 8 * kQ4x16BlockBytes + 64 * l), _MM_HINT_T0);
+        for (int l = 0; l < 5; ++l) _mm_prefetch(reinterpret_cast<const char*>(blk + 8 * kQ4x16BlockBytes + 64 * l), _MM_HINT_T1);
         // int16 pairs per token and half: 16 products <= 15 * 128 each, |sum| <= 30720
         __m256i s16[T][2];
 #pragma GCC unroll 4

@@ -44,22 +44,21 @@ inline typename I::V unpack_scale(const typename I::V (&p)[12], int j, bool min)
 // 1.05-1.28x faster, from DRAM and from cache, 1 and 64 tokens; AVX2, Zen 3).
 // AVX2 reads a group of 16 rows in two passes (8 rows each); prefetching only in the first pass, a
 // block or two ahead, left DRAM idle during the second. There every step of both passes fetches its
-// share of the next group's block (non-temporal: T0 into L1 evicted the lines the second pass
-// rereads): one token from DRAM, Q4_K 1.25x, Q6_K 1.17x (64 tokens: no slower; from cache, Q6_K 0.8x:
-// decoding reads these matrices from DRAM). Zen 3, one-thread kernel bench, alternating binaries.
-// The AVX-512 tiles (one pass) prefetch into L2 (T1), not L1: the Q6_K output matrix of a 4B-shaped
-// decode took 2-6% less time, a Q4_K_M decode 5-10% (2 threads, Sapphire Rapids, alternating runs).
-template <int kLines, int kSteps, bool kNonTemporal = false>
+// share of the next group's block: one token from DRAM, Q4_K 1.25x, Q6_K 1.17x (Zen 3, one-thread
+// kernel bench, alternating binaries). Into L2 (T1): T0 into L1 evicted the lines the second pass
+// rereads (Zen 3), and non-temporal (NTA, the earlier choice) keeps them out of L2 on Intel, so the
+// second pass read DRAM again: AVX2 from DRAM, 2 threads, Sapphire Rapids, Q4_K 11.2 -> 23.5 GB/s,
+// Q6_K 9.7 -> 22.0 (a plain read loop: 28); a 4B Q4_K_M decode forced to AVX2 15-17 -> 30-31 t/s.
+// The AVX-512 tiles (one pass) prefetch into L2 (T1) too: the Q6_K output matrix of a 4B-shaped
+// decode took 2-6% less time than T0, a Q4_K_M decode 5-10% (2 threads, Sapphire Rapids).
+template <int kLines, int kSteps>
 inline void prefetch_share(const uint8_t* ahead, int step) {
     constexpr int kPer = (kLines + kSteps - 1) / kSteps;
 #pragma GCC unroll 4
     for (int l = kPer * step; l < kPer * step + kPer; ++l)
         if (l < kLines) {
             const char* p = reinterpret_cast<const char*>(ahead + 64 * l);
-            if constexpr (kNonTemporal)
-                _mm_prefetch(p, _MM_HINT_NTA);
-            else
-                _mm_prefetch(p, _MM_HINT_T1);
+            _mm_prefetch(p, _MM_HINT_T1);
         }
 }
 
@@ -109,7 +108,7 @@ void q4k_tile(int64_t nb, const uint8_t* grp, const block_q8_K* const* xt, float
 #pragma GCC unroll 8
                 for (int k = 0; k < 8; ++k) {
                     if constexpr (I::kHalves == 2)
-                        prefetch_share<36, 64, true>(blk + nb * kQ4Kx16BlockBytes, 32 * half + 8 * g + k);
+                        prefetch_share<36, 64>(blk + nb * kQ4Kx16BlockBytes, 32 * half + 8 * g + k);
                     else if ((k & 3) == 0)
                         prefetch_share<36, 8>(ahead, 2 * g + (k >> 2));
                     const V raw = I::load(blk + 256 + 64 * (8 * g + k) + 4 * lane0);
@@ -179,7 +178,7 @@ void q6k_tile(int64_t nb, const uint8_t* grp, const block_q8_K* const* xt, float
                         if constexpr (I::kHalves == 1)
                             prefetch_share<53, 16>(blk + kPrefetchBlocks * kQ6Kx16BlockBytes, 8 * h + k);
                         else
-                            prefetch_share<53, 32, true>(blk + nb * kQ6Kx16BlockBytes, 16 * half + 8 * h + k);
+                            prefetch_share<53, 32>(blk + nb * kQ6Kx16BlockBytes, 16 * half + 8 * h + k);
                         const V A = I::load(blk + 288 + 64 * (16 * h + k) + 4 * lane0);
                         const V B = I::load(blk + 288 + 64 * (16 * h + 8 + k) + 4 * lane0);
                         const V H = I::load(blk + 288 + 2048 + 64 * (8 * h + k) + 4 * lane0);
