@@ -13,13 +13,13 @@ mkdir -p build/test
 SRCS=(native/kernels/*.cpp native/core/dtype.cpp native/core/common.cpp test/native/kernels_test.cpp test/native/kernels/*.cpp)
 case "${1:-}" in
   "")
-    g++ -std=c++17 -ffp-contract=off -Inative -O1 -g -Wall -Wextra -fsanitize=address,undefined -fno-omit-frame-pointer "${SRCS[@]}" -o build/test/kernels_test
+    g++ -std=c++17 -pthread -ffp-contract=off -Inative -O1 -g -Wall -Wextra -fsanitize=address,undefined -fno-omit-frame-pointer "${SRCS[@]}" -o build/test/kernels_test
     echo "built build/test/kernels_test" ;;
   --plain)
-    g++ -std=c++17 -ffp-contract=off -Inative -O1 -g -Wall -Wextra "${SRCS[@]}" -o build/test/kernels_test_plain
+    g++ -std=c++17 -pthread -ffp-contract=off -Inative -O1 -g -Wall -Wextra "${SRCS[@]}" -o build/test/kernels_test_plain
     echo "built build/test/kernels_test_plain" ;;
   --release)
-    g++ -std=c++17 -ffp-contract=off -Inative -O3 -Wall -Wextra "${SRCS[@]}" -o build/test/kernels_test_release
+    g++ -std=c++17 -pthread -ffp-contract=off -Inative -O3 -Wall -Wextra "${SRCS[@]}" -o build/test/kernels_test_release
     echo "built build/test/kernels_test_release" ;;
   *) echo "usage: $0 [--plain|--release]" >&2; exit 2 ;;
 esac

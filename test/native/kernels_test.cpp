@@ -61,13 +61,13 @@ int main(int argc, char** argv) {
             return 0;
         } else if (std::strcmp(argv[i], "--bench") == 0) {
             bench = true;
-        } else if (std::strncmp(argv[i], "--bench=", 8) == 0) {  // one section: dots, sparse, x16 or kquants
+        } else if (std::strncmp(argv[i], "--bench=", 8) == 0) {  // one section: dots, sparse, x16, kquants, stream or attention
             bench = true;
             bench_only = argv[i] + 8;
         } else if (std::strncmp(argv[i], "--seed=", 7) == 0) {
             g_seed = std::strtoull(argv[i] + 7, nullptr, 0);
         } else {
-            std::fprintf(stderr, "usage: %s [--seed=N] [--bench[=dots|sparse|x16|kquants]]\n", argv[0]);
+            std::fprintf(stderr, "usage: %s [--seed=N] [--bench[=dots|sparse|x16|kquants|stream|attention]]\n", argv[0]);
             return 2;
         }
     }

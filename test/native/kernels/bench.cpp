@@ -1,4 +1,4 @@
-// Kernel tests, --bench[=dots|sparse|x16|kquants|attention]: single-thread GB/s of weight bytes per usable ISA for the dots and the
+// Kernel tests, --bench[=dots|sparse|x16|kquants|stream|attention]: single-thread GB/s of weight bytes per usable ISA for the dots and the
 // k-quant matrix kernels (1 and 8 tokens, weights from DRAM), and ns per quantize_row_q8_0 (use the -O3 build: test/native/build_kernels_test.sh --release).
 #include <chrono>
 #include <cstdint>
@@ -7,6 +7,7 @@
 #include <cstring>
 #include <new>
 #include <random>
+#include <thread>
 #include <vector>
 
 #include "harness.h"
@@ -81,6 +82,23 @@ Weights random_blocks(std::mt19937_64& r, size_t nblocks, size_t type_size) {
     }
     return w;
 }
+
+// A plain read of n bytes, a line at a time, prefetching into L2 2 KB ahead: what the memory gives
+// one thread, for comparison with a kernel over the same bytes.
+uint64_t read_loop(const uint8_t* p, size_t n) {
+    uint64_t s[8] = {};
+    for (size_t i = 0; i + 64 <= n; i += 64) {
+        __builtin_prefetch(p + i + 2048, 0, 2);
+        uint64_t v[8];
+        std::memcpy(v, p + i, 64);
+        for (int k = 0; k < 8; ++k) s[k] += v[k];
+    }
+    uint64_t t = 0;
+    for (uint64_t v : s) t += v;
+    return t;
+}
+
+volatile uint64_t g_sink_u;
 
 }  // namespace
 
@@ -299,6 +317,54 @@ int run_bench(const char* only) {
                             static_cast<double>(w.size()) / t / 1e9, t * 1e9 / static_cast<double>(krows));
             }
         }
+    }
+
+    // Decoding as two cores do it: two threads each streaming half of a relaid-out matrix (512 MB in 2
+    // MB pages, one token) while the other does too, against the plain read loop over the same memory
+    // in the same passes: the share of the shared bandwidth a kernel's stream gets (mean of 6 passes
+    // after 2; prefetch choices in the tiles were made with this).
+    for (DType xt : {DType::Q4_0, DType::Q4_K, DType::Q6_K}) {
+        if (!want("stream")) break;
+        const TypeTraits tr = type_traits(xt);
+        const int64_t kn = 1536, knb = kn / tr.block_size;
+        const size_t group_bytes = static_cast<size_t>(16 * knb) * tr.type_size;
+        const int64_t half = static_cast<int64_t>((size_t{256} << 20) / group_bytes);
+        Weights w = random_blocks(r, static_cast<size_t>(2 * half * 16 * knb), tr.type_size);
+        const DType at = tr.act_type;
+        const size_t x_row_bytes = static_cast<size_t>(kn / type_traits(at).block_size) * type_traits(at).type_size;
+        std::vector<float> xf(static_cast<size_t>(kn)), y(static_cast<size_t>(2 * half * 16));
+        gen_normal(r, xf.data(), kn);
+        std::vector<uint8_t> xq(x_row_bytes);
+        scalar_set().of(at).from_f32(xf.data(), xq.data(), kn);
+        std::vector<Isa> runs;
+        for (Isa isa : isas)
+            if (isa != Isa::Scalar && compiled_set(isa)->of(xt).mul_x16) runs.push_back(isa);
+        std::vector<double> kernel_gbs(runs.size(), 0.0);
+        double loop_gbs = 0;
+        const size_t half_bytes = static_cast<size_t>(half) * group_bytes;
+        const auto two_threads = [&](auto&& body) {
+            const auto t0 = std::chrono::steady_clock::now();
+            std::thread other([&] { body(1); });
+            body(0);
+            other.join();
+            return static_cast<double>(2 * half_bytes) / std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / 1e9;
+        };
+        for (int pass = 0; pass < 8; ++pass) {
+            const double l = two_threads([&](int h) { g_sink_u = g_sink_u + read_loop(w.data() + h * half_bytes, half_bytes); });
+            if (pass >= 2) loop_gbs += l / 6;
+            for (size_t i = 0; i < runs.size(); ++i) {
+                const TypeKernels& tk = compiled_set(runs[i])->of(xt);
+                const double k = two_threads([&](int h) {
+                    tk.mul_x16(kn, w.data() + h * half_bytes, group_bytes, half, xq.data(), x_row_bytes, 1, y.data() + h * half * 16,
+                               2 * half * 16);
+                });
+                if (pass >= 2) kernel_gbs[i] += k / 6;
+            }
+        }
+        for (size_t i = 0; i < runs.size(); ++i)
+            std::printf("bench stream %-6s %-11s 2 threads x 256 MB, 1 token: %6.2f GB/s, read loop %6.2f GB/s (%.0f%%)\n", tr.name,
+                        isa_name(runs[i]), kernel_gbs[i], loop_gbs, 100 * kernel_gbs[i] / loop_gbs);
+        g_sink = y[0];
     }
 
     // Attention while decoding: one token's grouped-query heads (6 queries per KV head: the 4B; 7:
