@@ -20,22 +20,6 @@ namespace moe {
 
 namespace {
 
-// Eight independent sums (the compiler vectorises them): no dependency chain limits the loads. Each
-// line is prefetched into L2 2 KB ahead, as the weight kernels do (without it one thread read about
-// half as fast on a Sapphire Rapids).
-uint64_t sum_words(const uint64_t* p, size_t n) {
-    uint64_t s[8] = {};
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __builtin_prefetch(p + i + 256, 0, 2);
-        for (int k = 0; k < 8; ++k) s[k] += p[i + k];
-    }
-    for (; i < n; ++i) s[0] += p[i];
-    uint64_t t = 0;
-    for (uint64_t v : s) t += v;
-    return t;
-}
-
 // Runs body(thread index, slice begin, slice words) on `threads` threads over `n` words.
 template <typename F>
 void on_threads(int threads, size_t n, F&& body) {
@@ -50,19 +34,37 @@ void on_threads(int threads, size_t n, F&& body) {
 
 }  // namespace
 
+// Eight independent sums (the compiler vectorises them): no dependency chain limits the loads. Each
+// line is prefetched into L2 2 KB ahead (without it one thread read about half as fast on a Sapphire
+// Rapids).
+uint64_t read_words(const uint64_t* p, size_t n) {
+    uint64_t s[8] = {};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __builtin_prefetch(p + i + 256, 0, 2);
+        for (int k = 0; k < 8; ++k) s[k] += p[i + k];
+    }
+    for (; i < n; ++i) s[0] += p[i];
+    uint64_t t = 0;
+    for (uint64_t v : s) t += v;
+    return t;
+}
+
+void* alloc_huge_pages(size_t bytes) {
+    constexpr size_t kHuge = size_t{2} << 20;
+    const size_t alloc = (std::max<size_t>(bytes, 1) + kHuge - 1) / kHuge * kHuge;
+    void* p = std::aligned_alloc(kHuge, alloc);
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    if (p) madvise(p, alloc, MADV_HUGEPAGE);  // a hint; without transparent huge pages the pages stay 4 KB
+#endif
+    return p;
+}
+
 double measure_read_bandwidth(size_t bytes, int threads, int repeats) {
     threads = std::max(1, threads);
     const size_t n = std::max<size_t>(bytes / sizeof(uint64_t), 1);
-    // In 2 MB pages where the OS gives them, as the engine's layout files are mapped: with 4 KB pages
-    // the page walks cut the rate (one thread on a Sapphire Rapids: 15 instead of 28 GB/s), and the
-    // ceiling the bench quotes read below what the kernels reach.
-    constexpr size_t kAlign = size_t{2} << 20;
-    const size_t alloc = (n * sizeof(uint64_t) + kAlign - 1) / kAlign * kAlign;
-    uint64_t* buf = static_cast<uint64_t*>(std::aligned_alloc(kAlign, alloc));
+    uint64_t* buf = static_cast<uint64_t*>(alloc_huge_pages(n * sizeof(uint64_t)));
     if (!buf) throw Error("out_of_memory", strfmt("cannot allocate %.0f MB to measure the memory bandwidth", bytes / 1e6));
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-    madvise(buf, alloc, MADV_HUGEPAGE);  // a hint; without transparent huge pages the pages stay 4 KB
-#endif
     // first touch by the threads that read it (pages local to them), with values the sum cannot skip
     on_threads(threads, n, [buf](int, size_t b, size_t len) {
         for (size_t i = 0; i < len; ++i) buf[b + i] = b + i;
@@ -71,7 +73,7 @@ double measure_read_bandwidth(size_t bytes, int threads, int repeats) {
     std::vector<uint64_t> sums(static_cast<size_t>(threads));
     for (int r = 0; r < std::max(1, repeats); ++r) {
         const auto t0 = std::chrono::steady_clock::now();
-        on_threads(threads, n, [buf, &sums](int t, size_t b, size_t len) { sums[static_cast<size_t>(t)] = sum_words(buf + b, len); });
+        on_threads(threads, n, [buf, &sums](int t, size_t b, size_t len) { sums[static_cast<size_t>(t)] = read_words(buf + b, len); });
         const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         best = std::max(best, static_cast<double>(n * sizeof(uint64_t)) / s / 1e9);
     }

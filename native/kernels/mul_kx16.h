@@ -22,11 +22,11 @@ namespace kx16 {
 
 constexpr int kTokens = 4;           // tokens per tile
 constexpr int64_t kTokenChunk = 64;  // tokens per pass over the rows
-// Super-blocks ahead. Q6_K (3360 bytes each): 2. Q4_K (2304 bytes): 1, its 36 lines spread over 8 of
-// the 32 steps of a super-block (4-5 at a time): issued all at once, 2 ahead, the AVX-512 tile streamed
-// 21.5 GB/s from DRAM with 2 threads where a plain read loop streams 29; spread, 1 ahead: 27.5-28
-// (Sapphire Rapids, 512 MB in 2 MB pages, 2 threads; spread over 4, 16 or 32 steps, or 2-3 ahead:
-// 23.6-27). Changing Q6_K's spread (16 steps) or distance was no faster.
+// Super-blocks ahead. Q6_K (3360 bytes each): 2 (prefetch_q6k_step; 1 or 3: no faster). Q4_K (2304
+// bytes): 1, its 36 lines spread over 8 of the 32 steps of a super-block (4-5 at a time): issued all
+// at once, 2 ahead, the AVX-512 tile streamed 21.5 GB/s from DRAM with 2 threads where a plain read
+// loop streams 29; spread, 1 ahead: 27.5-28 (Sapphire Rapids, 512 MB in 2 MB pages; spread over 4, 16
+// or 32 steps, or 2-3 ahead: 23.6-27).
 constexpr int64_t kPrefetchBlocks = 2;
 constexpr int64_t kQ4KPrefetchBlocks = 1;
 

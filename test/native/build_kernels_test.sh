@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 mkdir -p build/test
-SRCS=(native/kernels/*.cpp native/core/dtype.cpp native/core/common.cpp test/native/kernels_test.cpp test/native/kernels/*.cpp)
+SRCS=(native/kernels/*.cpp native/core/dtype.cpp native/core/common.cpp native/core/bandwidth.cpp test/native/kernels_test.cpp test/native/kernels/*.cpp)
 case "${1:-}" in
   "")
     g++ -std=c++17 -pthread -ffp-contract=off -Inative -O1 -g -Wall -Wextra -fsanitize=address,undefined -fno-omit-frame-pointer "${SRCS[@]}" -o build/test/kernels_test

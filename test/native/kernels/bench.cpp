@@ -10,11 +10,8 @@
 #include <thread>
 #include <vector>
 
+#include "core/bandwidth.h"
 #include "harness.h"
-
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
 
 namespace kt {
 namespace {
@@ -37,9 +34,8 @@ double best_seconds(F&& f, double budget_s) {
     return best;
 }
 
-// Weights as the engine maps them: its layout files are mapped in 2 MB pages (FilePmdMapped in
-// smaps), and a 4 KB-paged buffer halves a single thread's DRAM rate here (a read loop on Sapphire
-// Rapids: 15 vs 28 GB/s), so the DRAM passes would measure page walks, not the kernels.
+// Weights as the engine maps them, in 2 MB pages (its layout files are: FilePmdMapped in smaps); in
+// 4 KB pages the DRAM passes would measure page walks, not the kernels.
 template <class T>
 struct HugePages {
     using value_type = T;
@@ -47,26 +43,13 @@ struct HugePages {
     template <class U>
     HugePages(const HugePages<U>&) {}
     T* allocate(size_t n) {
-        const size_t bytes = (n * sizeof(T) + kHuge - 1) / kHuge * kHuge;
-#if defined(__linux__)
-        void* p = nullptr;
-        if (posix_memalign(&p, kHuge, bytes) != 0) throw std::bad_alloc();
-        madvise(p, bytes, MADV_HUGEPAGE);  // a hint: without THP the pages stay 4 KB
+        void* p = moe::alloc_huge_pages(n * sizeof(T));
+        if (!p) throw std::bad_alloc();
         return static_cast<T*>(p);
-#else
-        return static_cast<T*>(::operator new(bytes));
-#endif
     }
-    void deallocate(T* p, size_t) {
-#if defined(__linux__)
-        std::free(p);
-#else
-        ::operator delete(p);
-#endif
-    }
+    void deallocate(T* p, size_t) { std::free(p); }
     bool operator==(const HugePages&) const { return true; }
     bool operator!=(const HugePages&) const { return false; }
-    static constexpr size_t kHuge = size_t{2} << 20;
 };
 using Weights = std::vector<uint8_t, HugePages<uint8_t>>;
 
@@ -81,21 +64,6 @@ Weights random_blocks(std::mt19937_64& r, size_t nblocks, size_t type_size) {
             if ((blk[i + 1] & 0x7c) == 0x7c) blk[i + 1] &= 0x3f;
     }
     return w;
-}
-
-// A plain read of n bytes, a line at a time, prefetching into L2 2 KB ahead: what the memory gives
-// one thread, for comparison with a kernel over the same bytes.
-uint64_t read_loop(const uint8_t* p, size_t n) {
-    uint64_t s[8] = {};
-    for (size_t i = 0; i + 64 <= n; i += 64) {
-        __builtin_prefetch(p + i + 2048, 0, 2);
-        uint64_t v[8];
-        std::memcpy(v, p + i, 64);
-        for (int k = 0; k < 8; ++k) s[k] += v[k];
-    }
-    uint64_t t = 0;
-    for (uint64_t v : s) t += v;
-    return t;
 }
 
 volatile uint64_t g_sink_u;
@@ -350,7 +318,9 @@ int run_bench(const char* only) {
             return static_cast<double>(2 * half_bytes) / std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / 1e9;
         };
         for (int pass = 0; pass < 8; ++pass) {
-            const double l = two_threads([&](int h) { g_sink_u = g_sink_u + read_loop(w.data() + h * half_bytes, half_bytes); });
+            const double l = two_threads([&](int h) {
+                g_sink_u = g_sink_u + moe::read_words(reinterpret_cast<const uint64_t*>(w.data() + h * half_bytes), half_bytes / 8);
+            });
             if (pass >= 2) loop_gbs += l / 6;
             for (size_t i = 0; i < runs.size(); ++i) {
                 const TypeKernels& tk = compiled_set(runs[i])->of(xt);
