@@ -128,74 +128,108 @@ void mul_r16_512(int64_t n, const block_q4_0* w, size_t w_row_bytes, const int32
 
 // ---- nm: neuron-major, only the listed columns (the plan: sparse_plan.h)
 
-// One tile of 128 rows for T tokens: y[t * ldy + i] for i < 128 (rows tile * 128 + i).
-template <class Dp4, int T>
-void nm_tile(int64_t m, const uint8_t* w, int64_t tile, const NmPlan& p, int64_t t0, int64_t nt, float* y, int64_t ldy) {
+// F fours of listed columns of one block (4F column pointers at the chunk's first tile) over
+// ntile tiles of 128 rows, added into acc (T tokens x ntile * 128 int32 sums; token t's activation
+// bytes xb[t][f]): each column's bytes read in order, and the next fours' (pf, 4F pointers; nullptr
+// at the end) prefetched alongside. Two fours at a time halve the sums' loads and stores.
+template <class Dp4, int T, int F>
+inline void nm_fours(const uint8_t* const* c, const uint8_t* const* pf, int64_t ntile, const __m512i (*xb)[2], int32_t* acc,
+                     int64_t ld_acc) {
     const __m512i m4 = _mm512_set1_epi8(0x0f);
-    const size_t nq = p.col.size() / 4, nbl = p.blocks.size(), block_bytes = 18 * static_cast<size_t>(m);
-    const size_t at = static_cast<size_t>(tile) * 64;
-    (void)nt;
-#pragma GCC unroll 4
-    for (int t = 0; t < T; ++t)
-        for (int v = 0; v < 8; ++v) _mm512_storeu_ps(y + t * ldy + 16 * v, _mm512_setzero_ps());
-    for (size_t bi = 0; bi < nbl; ++bi) {
-        const NmPlan::Block& blk = p.blocks[bi];
-        __m512i acc[T][8];
-#pragma GCC unroll 4
-        for (int t = 0; t < T; ++t) {
-            const __m512i c = _mm512_set1_epi32(p.corr[static_cast<size_t>(t0 + t) * nbl + bi]);
-#pragma GCC unroll 8
-            for (int v = 0; v < 8; ++v) acc[t][v] = c;
-        }
-        for (size_t q = blk.q0; q < blk.q1; ++q) {
-            const uint32_t* c = &p.col[4 * q];
-            __m512i lo[4], hi[4];
+    for (int64_t tile = 0; tile < ntile; ++tile) {
+        // per four: its 4 columns' bytes per int32 lane, rows in order (nm_row), low nibbles in
+        // wv[f][0..3] (rows 0-63 of the tile), high in wv[f][4..7] (rows 64-127)
+        __m512i wv[F][8];
+#pragma GCC unroll 2
+        for (int f = 0; f < F; ++f) {
+            __m512i raw[4];
 #pragma GCC unroll 4
             for (int u = 0; u < 4; ++u) {
-                const uint8_t* src = w + c[u] + at;
-                _mm_prefetch(reinterpret_cast<const char*>(src + 64), _MM_HINT_T0);  // the next tile
-                const __m512i raw = _mm512_loadu_si512(src);
-                lo[u] = _mm512_and_si512(raw, m4);
-                hi[u] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4);
+                if (pf) _mm_prefetch(reinterpret_cast<const char*>(pf[4 * f + u] + 64 * tile), _MM_HINT_T1);
+                raw[u] = _mm512_loadu_si512(c[4 * f + u] + 64 * tile);
             }
-            // 4 columns' bytes per int32 lane, rows in order (nm_row)
-            __m512i wv[8];
-            {
-                const __m512i abl = _mm512_unpacklo_epi8(lo[0], lo[1]), abh = _mm512_unpackhi_epi8(lo[0], lo[1]);
-                const __m512i cdl = _mm512_unpacklo_epi8(lo[2], lo[3]), cdh = _mm512_unpackhi_epi8(lo[2], lo[3]);
-                wv[0] = _mm512_unpacklo_epi16(abl, cdl);
-                wv[1] = _mm512_unpackhi_epi16(abl, cdl);
-                wv[2] = _mm512_unpacklo_epi16(abh, cdh);
-                wv[3] = _mm512_unpackhi_epi16(abh, cdh);
-            }
-            {
-                const __m512i abl = _mm512_unpacklo_epi8(hi[0], hi[1]), abh = _mm512_unpackhi_epi8(hi[0], hi[1]);
-                const __m512i cdl = _mm512_unpacklo_epi8(hi[2], hi[3]), cdh = _mm512_unpackhi_epi8(hi[2], hi[3]);
-                wv[4] = _mm512_unpacklo_epi16(abl, cdl);
-                wv[5] = _mm512_unpackhi_epi16(abl, cdl);
-                wv[6] = _mm512_unpacklo_epi16(abh, cdh);
-                wv[7] = _mm512_unpackhi_epi16(abh, cdh);
-            }
+            const __m512i abl = _mm512_unpacklo_epi8(raw[0], raw[1]), abh = _mm512_unpackhi_epi8(raw[0], raw[1]);
+            const __m512i cdl = _mm512_unpacklo_epi8(raw[2], raw[3]), cdh = _mm512_unpackhi_epi8(raw[2], raw[3]);
+            const __m512i g[4] = {_mm512_unpacklo_epi16(abl, cdl), _mm512_unpackhi_epi16(abl, cdl), _mm512_unpacklo_epi16(abh, cdh),
+                                  _mm512_unpackhi_epi16(abh, cdh)};
 #pragma GCC unroll 4
-            for (int t = 0; t < T; ++t) {
-                const __m512i xb = _mm512_set1_epi32(p.xq[static_cast<size_t>(t0 + t) * nq + q]);
-#pragma GCC unroll 8
-                for (int v = 0; v < 8; ++v) acc[t][v] = Dp4::dp(acc[t][v], wv[v], xb);
+            for (int k = 0; k < 4; ++k) {
+                wv[f][k] = _mm512_and_si512(g[k], m4);
+                wv[f][4 + k] = _mm512_and_si512(_mm512_srli_epi16(g[k], 4), m4);
             }
         }
-        const uint8_t* scales = w + static_cast<size_t>(blk.b) * block_bytes + 2 * static_cast<size_t>(tile) * kNmTileRows;
-        _mm_prefetch(reinterpret_cast<const char*>(scales + 256), _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(scales + 320), _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(scales + 384), _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(scales + 448), _MM_HINT_T0);
+#pragma GCC unroll 4
+        for (int t = 0; t < T; ++t) {
+            int32_t* a = acc + t * ld_acc + tile * kNmTileRows;
 #pragma GCC unroll 8
-        for (int v = 0; v < 8; ++v) {
-            const __m512 ws = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales + 32 * v)));
+            for (int v = 0; v < 8; ++v) {
+                __m512i s = _mm512_load_si512(a + 16 * v);
+#pragma GCC unroll 2
+                for (int f = 0; f < F; ++f) s = Dp4::dp(s, wv[f][v], xb[t][f]);
+                _mm512_store_si512(a + 16 * v, s);
+            }
+        }
+    }
+}
+
+// Rows r0 .. r0 + nr (whole tiles) for T tokens from t0: block after block of the plan, each
+// block's sums (int32, per row and token) kept in L1 while its columns are read one four at a
+// time, then scaled and added to y in block order. Reading tile by tile instead (64 bytes of every
+// listed column per pass, sums in registers) jumped 768 bytes per line for the 4B's down: with two
+// threads decoding from DRAM (--bench=experts, Sapphire Rapids) its down took ~1.3x the dense
+// kernel's time at half the neurons kept; column by column, about the same time as dense.
+template <class Dp4, int T>
+void nm_rows(int64_t m, const uint8_t* w, int64_t r0, int64_t nr, const NmPlan& p, int64_t t0, float* y, int64_t ldy) {
+    const size_t nq = p.col.size() / 4, nbl = p.blocks.size(), block_bytes = 18 * static_cast<size_t>(m);
+    const int64_t ntile = nr / kNmTileRows;
+    const size_t at = static_cast<size_t>(r0 / kNmTileRows) * 64;
+    struct alignas(64) Line {
+        int32_t v[16];
+    };
+    thread_local std::vector<Line> acc_buf;
+    if (acc_buf.size() < static_cast<size_t>(T * nr / 16)) acc_buf.resize(static_cast<size_t>(T * nr / 16));
+    int32_t* acc = reinterpret_cast<int32_t*>(acc_buf.data());
+    for (int t = 0; t < T; ++t) std::fill(y + t * ldy, y + t * ldy + nr, 0.0f);
+    for (size_t bi = 0; bi < nbl; ++bi) {
+        const NmPlan::Block& blk = p.blocks[bi];
+        for (int t = 0; t < T; ++t) {
+            const __m512i c = _mm512_set1_epi32(p.corr[static_cast<size_t>(t0 + t) * nbl + bi]);
+            for (int64_t i = 0; i < nr; i += 16) _mm512_store_si512(acc + t * nr + i, c);
+        }
+        // the next block's scales, prefetched while this block's columns are read
+        const uint8_t* next_scales =
+            bi + 1 < nbl ? w + static_cast<size_t>(p.blocks[bi + 1].b) * block_bytes + 2 * static_cast<size_t>(r0) : nullptr;
+        for (size_t q = blk.q0; q < blk.q1;) {
+            const int nf = q + 2 <= blk.q1 ? 2 : 1;
+            const uint8_t* c[8];
+            const uint8_t* pf[8];
+            for (int u = 0; u < 4 * nf; ++u) c[u] = w + p.col[4 * q + static_cast<size_t>(u)] + at;
+            // the fours after these (in the next block too), as many as these
+            const size_t qn = q + static_cast<size_t>(nf), nn = std::min<size_t>(static_cast<size_t>(nf), nq - qn);
+            for (size_t u = 0; nn && u < 4 * static_cast<size_t>(nf); ++u)
+                pf[u] = w + p.col[4 * (qn + (u / 4 < nn ? u / 4 : 0)) + u % 4] + at;  // (fewer: the first again)
+            if (q == blk.q0 && next_scales)
+                for (int64_t l = 0; l < 2 * nr; l += 64) _mm_prefetch(reinterpret_cast<const char*>(next_scales + l), _MM_HINT_T1);
+            __m512i xb[T][2];
+            for (int t = 0; t < T; ++t)
+                for (int f = 0; f < nf; ++f)
+                    xb[t][f] = _mm512_set1_epi32(p.xq[static_cast<size_t>(t0 + t) * nq + q + static_cast<size_t>(f)]);
+            const uint8_t* const* pfp = nn ? pf : nullptr;
+            if (nf == 2)
+                nm_fours<Dp4, T, 2>(c, pfp, ntile, xb, acc, nr);
+            else
+                nm_fours<Dp4, T, 1>(c, pfp, ntile, xb, acc, nr);
+            q += static_cast<size_t>(nf);
+        }
+        const uint8_t* scales = w + static_cast<size_t>(blk.b) * block_bytes + 2 * static_cast<size_t>(r0);
+        for (int64_t i = 0; i < nr; i += 16) {
+            const __m512 ws = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales + 2 * i)));
 #pragma GCC unroll 4
             for (int t = 0; t < T; ++t) {
                 const __m512 pr = _mm512_mul_ps(ws, _mm512_set1_ps(p.dx[static_cast<size_t>(t0 + t) * nbl + bi]));
-                float* yv = y + t * ldy + 16 * v;
-                _mm512_storeu_ps(yv, _mm512_add_ps(_mm512_loadu_ps(yv), opaque512(_mm512_mul_ps(_mm512_cvtepi32_ps(acc[t][v]), pr))));
+                float* yv = y + t * ldy + i;
+                const __m512i a = _mm512_load_si512(acc + t * nr + i);
+                _mm512_storeu_ps(yv, _mm512_add_ps(_mm512_loadu_ps(yv), opaque512(_mm512_mul_ps(_mm512_cvtepi32_ps(a), pr))));
             }
         }
     }
@@ -207,17 +241,20 @@ void mul_nm_512(int64_t n, int64_t m, const uint8_t* w, int64_t r0, int64_t nr, 
     (void)n;
     thread_local NmPlan plan;
     nm_plan(m, cols, ncols, static_cast<const block_q8_0*>(x), x_row_bytes, nt, plan);
-    // The first tile's lines of every listed column, requested all at once (each tile prefetches
-    // the next one's as it goes): the columns are scattered, the hardware cannot see them coming.
+    // The first four's columns and the first block's scales, requested at once (each four
+    // prefetches the next one's as it goes): the columns are scattered, the hardware cannot see
+    // them coming.
     const size_t at0 = static_cast<size_t>(r0 / kNmTileRows) * 64;
-    for (uint32_t c : plan.col) _mm_prefetch(reinterpret_cast<const char*>(w + c + at0), _MM_HINT_T0);
-    for (int64_t tile = r0 / kNmTileRows; tile < (r0 + nr) / kNmTileRows; ++tile) {
-        float* yt = y + tile * kNmTileRows - r0;
-        for (int64_t t0 = 0; t0 < nt; t0 += 2) {
-            if (nt - t0 >= 2)
-                nm_tile<Dp4, 2>(m, w, tile, plan, t0, nt, yt + t0 * ldy, ldy);
-            else
-                nm_tile<Dp4, 1>(m, w, tile, plan, t0, nt, yt + t0 * ldy, ldy);
-        }
+    if (!plan.blocks.empty()) {
+        for (size_t u = 0; u < 4; ++u)
+            for (int64_t l = 0; l < nr / 2; l += 64) _mm_prefetch(reinterpret_cast<const char*>(w + plan.col[u] + at0 + l), _MM_HINT_T1);
+        const uint8_t* s0 = w + static_cast<size_t>(plan.blocks[0].b) * 18 * static_cast<size_t>(m) + 2 * static_cast<size_t>(r0);
+        for (int64_t l = 0; l < 2 * nr; l += 64) _mm_prefetch(reinterpret_cast<const char*>(s0 + l), _MM_HINT_T1);
+    }
+    for (int64_t t0 = 0; t0 < nt; t0 += 2) {
+        if (nt - t0 >= 2)
+            nm_rows<Dp4, 2>(m, w, r0, nr, plan, t0, y + t0 * ldy, ldy);
+        else
+            nm_rows<Dp4, 1>(m, w, r0, nr, plan, t0, y + t0 * ldy, ldy);
     }
 }

@@ -77,8 +77,10 @@ void TensorBinder::log_unused(const char* arch) const {
 }
 
 Layout target_layout(const Tensor& t) {
-    // Opt-in for now: on the 4B shapes (50% sparsity, 2 threads) they measured slower than the
-    // dense 16-row kernels (profile of 64 decode steps: up 161 vs 125 ms, down 193 vs 165 ms).
+    // Opt-in for now: two threads decoding the 4B's experts from DRAM (--bench=experts, Sapphire
+    // Rapids) take 1.03-1.08x the dense 16-row kernels' time at half the neurons kept (random
+    // weights), 0.90x at a third: reading a random half of the rows (864-byte runs) streams at ~2/3
+    // of a sequential read there, and relu keeps about half of a random-weight model's neurons.
     static const bool sparse = [] {
         const char* v = std::getenv("MOE_SPARSE");
         return v && *v && std::strcmp(v, "0") != 0;

@@ -1,4 +1,4 @@
-// Kernel tests, --bench[=dots|sparse|x16|kquants|stream|attention]: single-thread GB/s of weight bytes per usable ISA for the dots and the
+// Kernel tests, --bench[=dots|sparse|x16|kquants|stream|experts|attention]: single-thread GB/s of weight bytes per usable ISA for the dots and the
 // k-quant matrix kernels (1 and 8 tokens, weights from DRAM), and ns per quantize_row_q8_0 (use the -O3 build: test/native/build_kernels_test.sh --release).
 #include <chrono>
 #include <cstdint>
@@ -335,6 +335,95 @@ int run_bench(const char* only) {
             std::printf("bench stream %-6s %-11s 2 threads x 256 MB, 1 token: %6.2f GB/s, read loop %6.2f GB/s (%.0f%%)\n", tr.name,
                         isa_name(runs[i]), kernel_gbs[i], loop_gbs, 100 * kernel_gbs[i] / loop_gbs);
         g_sink = y[0];
+    }
+
+    // Experts as decoding runs them (the task path of moe_ffn): two threads, each computing whole
+    // experts in turn, gate, up and down, one token, from a region of expert extents (gate, up, down
+    // contiguous, as in a layout file; 2 x 160 experts of the 4B's shapes, 2 MB pages). Dense: the
+    // three relaid out 16 rows per block; sparse: up r16 and down neuron-major reading only the kept
+    // neurons (each expert its own random set). Mean of 6 passes, alternating the layouts.
+    if (want("experts")) {
+        const int64_t ne = 320, nf = 768, nd = 1536, nbd = nd / QK4_0, nbf = nf / QK4_0;
+        const size_t mat = static_cast<size_t>(nf * nbd) * sizeof(block_q4_0), ext = 3 * mat;
+        Weights dense(ne * ext), sparse(ne * ext);
+        for (auto* v : {&dense, &sparse})
+            for (size_t i = 0; i < v->size(); i += 2) (*v)[i] = static_cast<uint8_t>(r()), (*v)[i + 1] = static_cast<uint8_t>(r() & 0x3b);
+        std::vector<uint8_t> tmp(mat);
+        for (int64_t e = 0; e < ne; ++e) {
+            uint8_t* de = dense.data() + e * ext;
+            uint8_t* se = sparse.data() + e * ext;
+            for (int64_t g = 0; g < nf / 16; ++g) {
+                scalar_set().of(DType::Q4_0).relayout16(de + g * 16 * nbd * 18, nbd);
+                scalar_set().of(DType::Q4_0).relayout16(de + mat + g * 16 * nbd * 18, nbd);
+                scalar_set().of(DType::Q4_0).relayout16(se + g * 16 * nbd * 18, nbd);
+            }
+            for (int64_t g = 0; g < nd / 16; ++g) scalar_set().of(DType::Q4_0).relayout16(de + 2 * mat + g * 16 * nbf * 18, nbf);
+            for (int64_t row = 0; row < nf; ++row) repack_q4_0r16(se + mat + static_cast<size_t>(row * nbd) * 18, nbd);
+            std::memcpy(tmp.data(), se + 2 * mat, mat);
+            relayout_q4_0nm(tmp.data(), se + 2 * mat, nd, nf);
+        }
+        std::vector<float> xd(nd), xf(nf);
+        gen_normal(r, xd.data(), nd);
+        gen_normal(r, xf.data(), nf);
+        std::vector<block_q8_0> qd(nbd), qf(nbf);
+        scalar_set().of(DType::Q8_0).from_f32(xd.data(), qd.data(), nd);
+        scalar_set().of(DType::Q8_0).from_f32(xf.data(), qf.data(), nf);
+        for (int keep_pct : {100, 50, 33}) {
+            std::vector<std::vector<int32_t>> keep(static_cast<size_t>(ne));
+            double sparse_bytes = 0;
+            for (auto& k : keep) {
+                int32_t last_block = -1;
+                for (int32_t i = 0; i < nf; ++i)
+                    if (static_cast<int>(r() % 100) < keep_pct) {
+                        k.push_back(i);
+                        if (i / QK4_0 != last_block) sparse_bytes += 2.0 * nd, last_block = i / QK4_0;
+                    }
+                sparse_bytes += static_cast<double>(mat) + static_cast<double>(k.size()) * (static_cast<double>(nbd * 18) + nd / 2.0);
+            }
+            for (Isa isa : isas) {
+                const TypeKernels& k = compiled_set(isa)->of(DType::Q4_0);
+                if (!k.mul_r16 || !k.mul_nm || !k.mul_x16 || isa == Isa::Scalar) continue;
+                const auto two_threads = [&](auto&& body) {
+                    const auto t0 = std::chrono::steady_clock::now();
+                    std::thread other([&] { body(1); });
+                    body(0);
+                    other.join();
+                    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+                };
+                std::vector<float> y(2 * 3 * static_cast<size_t>(nd));
+                double td = 0, ts = 0;
+                for (int pass = 0; pass < 8; ++pass) {
+                    const double a = two_threads([&](int h) {
+                        float* yh = y.data() + h * 3 * nd;
+                        for (int64_t e = h; e < ne; e += 2) {
+                            const uint8_t* de = dense.data() + e * ext;
+                            k.mul_x16(nd, de, 16 * nbd * 18, nf / 16, qd.data(), 0, 1, yh, nf);
+                            k.mul_x16(nd, de + mat, 16 * nbd * 18, nf / 16, qd.data(), 0, 1, yh + nd, nf);
+                            k.mul_x16(nf, de + 2 * mat, 16 * nbf * 18, nd / 16, qf.data(), 0, 1, yh + 2 * nd, nd);
+                        }
+                    });
+                    const double b = two_threads([&](int h) {
+                        float* yh = y.data() + h * 3 * nd;
+                        for (int64_t e = h; e < ne; e += 2) {
+                            const uint8_t* se = sparse.data() + e * ext;
+                            const std::vector<int32_t>& kk = keep[static_cast<size_t>(e)];
+                            const int64_t nk = static_cast<int64_t>(kk.size());
+                            k.mul_x16(nd, se, 16 * nbd * 18, nf / 16, qd.data(), 0, 1, yh, nf);
+                            k.mul_r16(nd, se + mat, nbd * 18, kk.data(), nk, qd.data(), 0, 1, yh + nd, nf);
+                            k.mul_nm(nf, nd, se + 2 * mat, 0, nd, kk.data(), nk, qf.data(), 0, 1, yh + 2 * nd, nd);
+                        }
+                    });
+                    if (pass >= 2) td += a / 6, ts += b / 6;
+                }
+                const double db = static_cast<double>(ne * ext);
+                std::printf(
+                    "bench experts q4_0 %-11s 2 threads, %d%% kept: dense %.1f us/expert (%.2f GB/s), sparse %.1f us/expert (%.2f GB/s "
+                    "of %.0f%% of the bytes): %.2fx the time\n",
+                    isa_name(isa), keep_pct, td * 1e6 / ne * 2, db / td / 1e9, ts * 1e6 / ne * 2, sparse_bytes / ts / 1e9,
+                    100 * sparse_bytes / db, ts / td);
+                g_sink = y[0];
+            }
+        }
     }
 
     // Attention while decoding: one token's grouped-query heads (6 queries per KV head: the 4B; 7:
