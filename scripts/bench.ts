@@ -593,11 +593,13 @@ async function main(): Promise<void> {
     layoutDir: o.engines.includes('ours') || o.engines.includes('ours-free') ? o.layoutDir : undefined,
     memoryBudgetMB: o.budgetMB,
   };
+  let layoutFile: string | undefined;
   if (req.layoutDir) {
     // the one-time layout build, outside the timed runs
     const t0 = performance.now();
     const m = await loadModel(model, { layoutDir: req.layoutDir });
     const layout = m.info().layout;
+    layoutFile = layout.file || undefined;
     m.dispose();
     if (layout.error) console.log(`layout file: none (${layout.error}); our engine relays out in memory`);
     else if (layout.built)
@@ -694,6 +696,22 @@ async function main(): Promise<void> {
     }
   } finally {
     fs.rmSync(reqFile, { force: true });
+  }
+
+  // ---- where our weights sit: the read speed of the layout file's pages in the page cache, and of
+  // a fresh anonymous buffer (where llama.cpp's repacked weights live), measured now, after the runs.
+  // On a virtual machine guest memory can read at different speeds in different places (here the
+  // same layout file read 20 GB/s from one copy's pages and 34 from a fresh buffer), which moves our
+  // share of the ceiling and the ratio with it.
+  let weightsMemory: { layoutFile: string; pageCacheGBs: number; anonymousGBs: number; threads: number } | null = null;
+  if (layoutFile && !o.cold && !o.memoryLimitMB) {
+    const addon = loadAddon();
+    weightsMemory = {
+      layoutFile,
+      pageCacheGBs: addon.measureFileReadBandwidth(layoutFile, 64 * 2 ** 30, o.threads),
+      anonymousGBs: addon.measureReadBandwidth(BANDWIDTH_BYTES, o.threads),
+      threads: o.threads,
+    };
   }
 
   // ---- summary
@@ -874,6 +892,14 @@ async function main(): Promise<void> {
       console.log(
         `  bytes read per decoded token, measured: ${((c.bytesPerToken - c.expertBytes + expertBytesPerToken) / 1e6).toFixed(0)} MB (experts ${(expertBytesPerToken / 1e6).toFixed(0)} MB of it, ${(c.expertBytes / 1e6).toFixed(0)} MB when read densely)`,
       );
+    if (weightsMemory)
+      console.log(
+        `  the memory our weights sit in, read after the runs (${weightsMemory.threads} threads): the layout file's pages ${weightsMemory.pageCacheGBs.toFixed(1)} GB/s, ` +
+          `a fresh anonymous buffer (where llama.cpp's repacked weights live) ${weightsMemory.anonymousGBs.toFixed(1)} GB/s` +
+          (weightsMemory.pageCacheGBs < 0.85 * weightsMemory.anonymousGBs
+            ? ': the page cache holds our file in slower memory here, which lowers our speed and the ratio'
+            : ''),
+      );
     if (sparsity && Number.isFinite(sparsity.decode)) {
       const bytes = c.bytesPerToken - c.expertUpDownBytes * sparsity.decode;
       ceilingSparse = (bandwidthGBs * 1e9) / bytes;
@@ -894,6 +920,7 @@ async function main(): Promise<void> {
       node: process.version,
       readBandwidthGBs: measuredGBs ?? null,
       readBandwidthThreads: o.threads,
+      weightsMemory,
     },
     model: { path: model, bytes: fileSize, label },
     settings: { ...o, nCtx, nBatch: req.nBatch, decodeInput: 'tokens from a seeded RNG; each step samples greedily (discarded)' },

@@ -9,7 +9,7 @@
 //   sampler_wrap.*      Sampler and createSampler()
 //   detokenizer_wrap.*  Detokenizer (Model.createDetokenizer())
 //   workers.*           the worker-thread operations (session operations, model loading)
-//   engine_functions.*  engineInfo(), setIsa(), setLogLevel(), measureReadBandwidth() and the log sink
+//   engine_functions.*  engineInfo(), setIsa(), setLogLevel(), measureReadBandwidth(), measureFileReadBandwidth() and the log sink
 #include <napi.h>
 
 #include "addon/detokenizer_wrap.h"
@@ -41,6 +41,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
     exports.Set("setLogLevel", Napi::Function::New<set_log_level>(env, "setLogLevel"));
     exports.Set("setIsa", Napi::Function::New<set_isa>(env, "setIsa"));
     exports.Set("measureReadBandwidth", Napi::Function::New<measure_read_bandwidth>(env, "measureReadBandwidth"));
+    exports.Set("measureFileReadBandwidth", Napi::Function::New<measure_file_read_bandwidth>(env, "measureFileReadBandwidth"));
     exports.Set("createSampler", Napi::Function::New<create_sampler>(env, "createSampler"));
     return exports;
 }

@@ -1,4 +1,4 @@
-// engineInfo(), setIsa(), setLogLevel(), measureReadBandwidth() and the log sink (see engine_functions.h).
+// engineInfo(), setIsa(), setLogLevel(), measureReadBandwidth(), measureFileReadBandwidth() and the log sink (see engine_functions.h).
 #include "addon/engine_functions.h"
 
 #include <atomic>
@@ -110,6 +110,22 @@ Napi::Value measure_read_bandwidth(const Napi::CallbackInfo& info) {
     if (!(threads >= 1 && threads <= 1024 && threads == static_cast<int>(threads)))
         throw_error(env, "bad_input", "measureReadBandwidth: threads must be an integer from 1 to 1024.");
     const double gbs = guarded(env, [&] { return moe::measure_read_bandwidth(static_cast<size_t>(bytes), static_cast<int>(threads)); });
+    return Napi::Number::New(env, gbs);
+}
+
+Napi::Value measure_file_read_bandwidth(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 3 || !info[0].IsString() || !info[1].IsNumber() || !info[2].IsNumber())
+        throw type_error(env, "Expected measureFileReadBandwidth(path, maxBytes, threads).");
+    const std::string path = info[0].As<Napi::String>().Utf8Value();
+    const double bytes = info[1].As<Napi::Number>().DoubleValue();
+    const double threads = info[2].As<Napi::Number>().DoubleValue();
+    if (!(bytes >= 1 << 20 && bytes <= 1024.0 * (1ull << 30)))
+        throw_error(env, "bad_input", "measureFileReadBandwidth: maxBytes must be between 1 MiB and 1 TiB.");
+    if (!(threads >= 1 && threads <= 1024 && threads == static_cast<int>(threads)))
+        throw_error(env, "bad_input", "measureFileReadBandwidth: threads must be an integer from 1 to 1024.");
+    const double gbs =
+        guarded(env, [&] { return moe::measure_file_read_bandwidth(path, static_cast<size_t>(bytes), static_cast<int>(threads)); });
     return Napi::Number::New(env, gbs);
 }
 

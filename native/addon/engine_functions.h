@@ -16,5 +16,8 @@ Napi::Value set_log_level(const Napi::CallbackInfo& info);
 // measureReadBandwidth(bytes, threads): GB/s, best of 3 (core/bandwidth.h). Blocks the calling
 // thread for about a second; for benchmarks.
 Napi::Value measure_read_bandwidth(const Napi::CallbackInfo& info);
+// measureFileReadBandwidth(path, maxBytes, threads): the same over a file's pages, mapped as the
+// engine maps its layout files (core/bandwidth.h); for benchmarks.
+Napi::Value measure_file_read_bandwidth(const Napi::CallbackInfo& info);
 
 }  // namespace moe::addon

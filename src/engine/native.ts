@@ -324,6 +324,12 @@ export interface Addon {
    * `threads` threads. Blocks for about a second; for benchmarks.
    */
   measureReadBandwidth(bytes: number, threads: number): number;
+  /**
+   * The same read over the first `maxBytes` of a file's pages, mapped as the engine maps its
+   * layout files (shared, 2 MB pages where the system gives them): the speed of the memory the
+   * page cache holds them in. Reads the file in if it is not cached; for benchmarks.
+   */
+  measureFileReadBandwidth(path: string, maxBytes: number, threads: number): number;
 }
 
 // ---------------------------------------------------------------- loading

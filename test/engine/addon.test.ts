@@ -75,6 +75,29 @@ describe('addon', () => {
     assert.throws(() => (loadAddon().measureReadBandwidth as (b: unknown) => number)('x'), { code: 'bad_input' });
   });
 
+  it("measures the read bandwidth of a file's pages as the engine maps them, refusing what is not a file of 2 MB or more", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'moe-addon-bw-'));
+    try {
+      const file = path.join(dir, 'weights.bin');
+      fs.writeFileSync(file, Buffer.alloc(9 * 2 ** 20, 7));
+      const gbs = loadAddon().measureFileReadBandwidth(file, 64 * 2 ** 20, 2);
+      assert.ok(Number.isFinite(gbs) && gbs > 0.1 && gbs < 10_000, `${gbs} GB/s`);
+      const small = path.join(dir, 'small.bin');
+      fs.writeFileSync(small, Buffer.alloc(2 ** 20, 7));
+      assert.throws(() => loadAddon().measureFileReadBandwidth(small, 64 * 2 ** 20, 2), { code: 'io' });
+      assert.throws(() => loadAddon().measureFileReadBandwidth(path.join(dir, 'missing.bin'), 64 * 2 ** 20, 2), { code: 'io' });
+      assert.throws(() => loadAddon().measureFileReadBandwidth(dir, 64 * 2 ** 20, 2), { code: 'io' });
+      const fifo = path.join(dir, 'fifo');
+      if (spawnSync('mkfifo', [fifo]).status === 0)
+        assert.throws(() => loadAddon().measureFileReadBandwidth(fifo, 64 * 2 ** 20, 2), { code: 'io' });
+      assert.throws(() => loadAddon().measureFileReadBandwidth(file, 1000, 2), { code: 'bad_input' });
+      assert.throws(() => loadAddon().measureFileReadBandwidth(file, 2 ** 20, 0), { code: 'bad_input' });
+      assert.throws(() => (loadAddon().measureFileReadBandwidth as (p: unknown) => number)(5), { code: 'bad_input' });
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('rejects bad model files with a code', async () => {
     await rejectsWithCode(loadModel('/nonexistent/model.gguf'), 'io');
     await rejectsWithCode(loadModel(path.resolve(__dirname, '..', '..', '..', 'package.json')), 'bad_gguf');
