@@ -685,7 +685,11 @@ async function main(): Promise<void> {
           else {
             console.log(
               `${tag} pp ${fmt(result.promptTokensPerS, 1)} t/s, tg ${fmt(result.decodeTokensPerS, 1)} t/s, ttft ${fmt(result.ttftMs, 0)} ms, ` +
-                `load ${fmt(result.loadMs, 0)} ms, peak RSS ${fmt(result.memory.vmHwmKiB / 2 ** 20, 2)} GiB, other load ${other.toFixed(2)} cores${rec.noisy ? ' (NOISY)' : ''}`,
+                `load ${fmt(result.loadMs, 0)} ms, peak RSS ${fmt(result.memory.vmHwmKiB / 2 ** 20, 2)} GiB, ` +
+                (result.layoutHugePages !== null && result.layoutHugePages !== undefined
+                  ? `layout file in 2 MB pages ${(100 * result.layoutHugePages).toFixed(0)}%, `
+                  : '') +
+                `other load ${other.toFixed(2)} cores${rec.noisy ? ' (NOISY)' : ''}`,
             );
           }
           if (!rec.noisy || attempt >= o.repeatNoisy) break;

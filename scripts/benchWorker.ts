@@ -88,6 +88,8 @@ export interface WorkerResult {
   /** the first sampled token and the last one (a check that the engines agree on greedy argmax) */
   firstToken: number;
   kvBytes: number | null;
+  /** ours with a layout file: the share of it mapped with 2 MB pages at load (0..1), else null */
+  layoutHugePages: number | null;
 }
 
 export interface WorkerFailure {
@@ -147,6 +149,7 @@ interface Harness {
   expertCounts(): Float64Array | null;
   reglu(): RegluStats | null;
   kvBytes(): number | null;
+  layoutHugePages(): number | null;
   /** layers, experts and experts per token (ours) */
   expertShape(): { nLayer: number; nExpert: number; nUsed: number } | null;
   /** ours under a memory budget: the next-layer guesses so far */
@@ -207,6 +210,7 @@ async function openOurs(req: WorkerRequest, log: (s: string) => void): Promise<{
     expertCounts: () => session.expertCounts(),
     reglu: () => (reglu ? reglu() : null),
     kvBytes: () => session.kvBytes,
+    layoutHugePages: () => (layout.file && !layout.error ? layout.hugePages : null),
     expertShape() {
       const hp = model.info().hparams;
       return { nLayer: Number(hp.n_layer), nExpert: Number(hp.n_expert), nUsed: Number(hp.n_expert_used) };
@@ -272,6 +276,7 @@ async function openLlama(req: WorkerRequest, log: (s: string) => void): Promise<
     expertCounts: () => null,
     reglu: () => null,
     kvBytes: () => null,
+    layoutHugePages: () => null,
     expertShape: () => null,
     expertCache: () => null,
     guesses: () => null,
@@ -400,6 +405,7 @@ async function measure(engine: EngineName, req: WorkerRequest): Promise<WorkerRe
     expertCache,
     firstToken: p.first,
     kvBytes: h.kvBytes(),
+    layoutHugePages: h.layoutHugePages(),
   };
 }
 
