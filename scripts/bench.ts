@@ -708,7 +708,8 @@ async function main(): Promise<void> {
   // same layout file read 20 GB/s from one copy's pages and 34 from a fresh buffer), which moves our
   // share of the ceiling and the ratio with it.
   let weightsMemory: { layoutFile: string; pageCacheGBs: number; anonymousGBs: number; threads: number } | null = null;
-  if (layoutFile && !o.cold && !o.memoryLimitMB) {
+  // (not for a file over half the memory: it would be read from the disk, three times)
+  if (layoutFile && !o.cold && !o.memoryLimitMB && fs.statSync(layoutFile).size < os.totalmem() / 2) {
     const addon = loadAddon();
     weightsMemory = {
       layoutFile,
