@@ -13,12 +13,7 @@
 #include "core/common.h"
 
 #if defined(__linux__)
-#include <fcntl.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
 #endif
 
 namespace moe {
@@ -96,47 +91,8 @@ double measure_read_bandwidth(size_t bytes, int threads, int repeats) {
     return best;
 }
 
-double measure_file_read_bandwidth(const std::string& path, size_t max_bytes, int threads, int repeats) {
-    threads = std::max(1, threads);
-#if defined(__linux__)
-    constexpr size_t kHuge = size_t{2} << 20;
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);  // (a FIFO must not block the open)
-    if (fd < 0) throw Error("io", strfmt("cannot open %s: %s", path.c_str(), std::strerror(errno)));
-    struct stat st{};
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        ::close(fd);
-        throw Error("io", strfmt("%s is not a regular file", path.c_str()));
-    }
-    const size_t size = static_cast<size_t>(st.st_size);
-    const size_t bytes = std::min(size, max_bytes) / kHuge * kHuge;
-    if (bytes == 0) {
-        ::close(fd);
-        throw Error("io", strfmt("%s: too small to measure (under 2 MB)", path.c_str()));
-    }
-    // 2 MB-aligned, as the engine maps its layout files (huge folios need an aligned mapping)
-    uint8_t* area = static_cast<uint8_t*>(mmap(nullptr, bytes + kHuge, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
-    void* p = MAP_FAILED;
-    if (area != MAP_FAILED) {
-        uint8_t* aligned = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(area) + kHuge - 1) / kHuge * kHuge);
-        p = mmap(aligned, bytes, PROT_READ, MAP_SHARED | MAP_FIXED, fd, 0);
-    }
-    const int err = errno;
-    ::close(fd);
-    if (p == MAP_FAILED) {
-        if (area != MAP_FAILED) munmap(area, bytes + kHuge);
-        throw Error("io", strfmt("cannot map %s: %s", path.c_str(), std::strerror(err)));
-    }
-#if defined(MADV_HUGEPAGE)
-    (void)madvise(p, bytes, MADV_HUGEPAGE);
-#endif
-    (void)madvise(p, bytes, 22);  // MADV_POPULATE_READ (Linux 5.14): every page mapped before the passes
-    const double best = best_read(static_cast<const uint64_t*>(p), bytes / sizeof(uint64_t), threads, repeats);
-    munmap(area, bytes + kHuge);
-    return best;
-#else
-    (void)path, (void)max_bytes, (void)repeats;
-    throw Error("unsupported", "measuring a file's pages is implemented for Linux only");
-#endif
+double measure_read_bandwidth_of(const void* p, size_t bytes, int threads, int repeats) {
+    return best_read(static_cast<const uint64_t*>(p), bytes / sizeof(uint64_t), std::max(1, threads), repeats);
 }
 
 }  // namespace moe

@@ -3,7 +3,6 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
-#include <string>
 
 namespace moe {
 
@@ -13,12 +12,9 @@ namespace moe {
 // buffer cannot be allocated.
 double measure_read_bandwidth(size_t bytes, int threads, int repeats = 3);
 
-// The same read over a file's pages as a model's weights are mapped (read-only and shared, advised
-// into 2 MB pages, every page mapped first): what the memory holding them in the page cache
-// gives. On some virtual machines that differs from a fresh buffer (the same bytes read 20 vs 34
-// GB/s from two places in guest memory). Reads the file's first `max_bytes` (whole 2 MB blocks);
-// throws moe::Error("io") when it cannot be mapped.
-double measure_file_read_bandwidth(const std::string& path, size_t max_bytes, int threads, int repeats = 3);
+// The same read over memory that is already there (`bytes` at p, e.g. a mapped file's pages: on some
+// virtual machines they read slower than a fresh buffer, 20 vs 34 GB/s here): the best pass in GB/s.
+double measure_read_bandwidth_of(const void* p, size_t bytes, int threads, int repeats = 3);
 
 // `bytes` (rounded up to 2 MB) aligned to 2 MB and advised into 2 MB pages where the OS gives them, as
 // the engine's layout files are mapped: with 4 KB pages the page walks cut a thread's read rate (on a
